@@ -1,0 +1,64 @@
+# Model Safety Ops. Two commands do everything on a fresh machine (as root):
+#   make demo   set-up, lab-up, then the main job against the lab
+#   make test   set-up, lint, every test (unit, real redis-server, real lab hosts)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_HOSTS ?= 1
+PYTEST_ARGS ?=
+LABCTL := PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m labctl
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: packages $(STAMP) ## install everything (Debian packages, .venv); quick when nothing changed
+
+packages:
+	@scripts/ensure-debian-packages
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) is required" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	@touch $@
+
+lint: setup ## ruff and ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production
+
+unit: setup ## the pure unit tests only (no root, no lab)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test: setup lint ## lint and every test; brings the lab up (root) and leaves it up
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab-up: setup ## boot LAB_HOSTS lab hosts (default 1); builds the rootfs once; idempotent
+	$(LABCTL) up --hosts $(LAB_HOSTS)
+
+lab-down: setup ## power every lab host off
+	$(LABCTL) down
+
+lab-status: setup ## which lab hosts run
+	$(LABCTL) status
+
+lab-ssh: setup ## a shell on a lab host: make lab-ssh HOST=qlab1
+	$(LABCTL) ssh $(or $(HOST),qlab1)
+
+demo: setup lab-up ## set-up, lab-up, then the status of every lab host, verified from its journal
+	$(BIN)/ansible-playbook playbooks/lab_status.yml
+
+bench: setup ## benchmarks with their baselines (print figures)
+	@for bench in bench/*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+
+clean: ## remove the venv and local artifacts (the lab itself: make lab-down)
+	rm -rf $(VENV) .pytest_cache .ruff_cache reports
