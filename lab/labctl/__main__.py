@@ -18,8 +18,10 @@ from .config import LabError, load_config
 def _cmd_up(args: argparse.Namespace) -> int:
     config = load_config({**os.environ, **({"LAB_HOSTS": str(args.hosts)} if args.hosts else {})})
     for record, what in lab.up(config):
-        print(f"{record.spec.name:<8} {record.spec.address:<15} {what:<9} "
-              f"engine {record.spec.engine_head[:7]}")
+        print(
+            f"{record.spec.name:<8} {record.spec.address:<15} {what:<9} "
+            f"engine {record.spec.engine_head[:7]}"
+        )
     print(f"inventory: {config.inventory_file}")
     return 0
 
@@ -37,9 +39,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     elif not report:
         print("the lab is down")
     for host in [] if args.json else report:
-        print(f"{host['name']:<8} {host['address'] or '-':<15} "
-              f"nspawn={'up' if host['nspawn'] else 'DOWN'} "
-              f"engine={'active' if host['engine_active'] else 'NOT ACTIVE'}")
+        print(
+            f"{host['name']:<8} {host['address'] or '-':<15} "
+            f"nspawn={'up' if host['nspawn'] else 'DOWN'} "
+            f"engine={'active' if host['engine_active'] else 'NOT ACTIVE'}"
+        )
     return 0 if report and all(h["engine_active"] for h in report) else 1
 
 
@@ -50,7 +54,7 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
         raise LabError(f"no lab host named {args.host!r} (is the lab up?)")
     argv = hosts.ssh_argv(config, record.spec.address, args.command)
     if not args.command:
-        argv = argv[:-2] + ["-t"]  # an interactive login shell
+        argv = [*argv[:-2], "-t"]  # an interactive login shell
     os.execvp(argv[0], argv)
     return 1  # pragma: no cover - execvp does not return
 

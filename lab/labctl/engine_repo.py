@@ -34,8 +34,16 @@ COMMITS = (
 
 
 def _git(worktree: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    argv = ["git", "-C", str(worktree), "-c", "init.defaultBranch=" + BRANCH,
-            "-c", "commit.gpgsign=false", *args]
+    argv = [
+        "git",
+        "-C",
+        str(worktree),
+        "-c",
+        "init.defaultBranch=" + BRANCH,
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    ]
     full_env = {**os.environ, **_GIT_IDENTITY, **(env or {})}
     result = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
     if result.returncode != 0:
@@ -56,8 +64,14 @@ def build_engine_repo(config: LabConfig) -> str:
             if part == "config":
                 shutil.move(held_back, config_dir)
             _git(worktree, "add", "--all")
-            _git(worktree, "commit", "--quiet", "-m", message,
-                 env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
+            _git(
+                worktree,
+                "commit",
+                "--quiet",
+                "-m",
+                message,
+                env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date},
+            )
         head = _git(worktree, "rev-parse", "HEAD")
         if _current_head(config) != head:
             staging = config.engine_repo.with_name("engine.git.new")
@@ -71,8 +85,9 @@ def build_engine_repo(config: LabConfig) -> str:
 def _current_head(config: LabConfig) -> str | None:
     if not (config.engine_repo / "HEAD").exists():
         return None
-    result = run(["git", "--git-dir", str(config.engine_repo), "rev-parse", BRANCH],
-                 check=False, quiet=True)
+    result = run(
+        ["git", "--git-dir", str(config.engine_repo), "rev-parse", BRANCH], check=False, quiet=True
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 

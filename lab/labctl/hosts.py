@@ -21,8 +21,8 @@ from . import engine_repo
 from .config import LabConfig, LabError
 from .mounts import is_mounted, unmount_all_under
 from .network import networkd_unit, remove_stale_veth
+from .proc import run
 from .processes import MARKER, alive, lab_processes, signal_all, wait_gone
-from .proc import log, run
 from .rootfs import SERVICE_USER
 
 ENGINE_UNIT = "quantum-ai-engine.service"
@@ -65,15 +65,30 @@ def read_record(config: LabConfig, name: str) -> HostRecord | None:
 def ssh_argv(config: LabConfig, address: str, command: list[str]) -> list[str]:
     """ssh argv for one remote command; the command is quoted for the remote shell."""
     return [
-        "ssh", "-i", str(config.ssh_key),
-        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
-        "-o", f"UserKnownHostsFile={config.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "LogLevel=ERROR", f"root@{address}", "--", shlex.join(command),
+        "ssh",
+        "-i",
+        str(config.ssh_key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=3",
+        "-o",
+        f"UserKnownHostsFile={config.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{address}",
+        "--",
+        shlex.join(command),
     ]
 
 
-def ssh(config: LabConfig, address: str, command: list[str], timeout: float = 30,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def ssh(
+    config: LabConfig, address: str, command: list[str], timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return run(ssh_argv(config, address, command), timeout=timeout, check=check, quiet=True)
 
 
@@ -111,11 +126,15 @@ def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str
     """Write hostname, network, SSH and the engine into the host's root; return its host key."""
     _write(root / "etc/hostname", f"{spec.name}\n", 0o644)
     _write(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {spec.name}\n", 0o644)
-    _write(root / "etc/systemd/network/10-lab.network",
-           networkd_unit(spec.address, config.subnet.prefixlen), 0o644)
+    _write(
+        root / "etc/systemd/network/10-lab.network",
+        networkd_unit(spec.address, config.subnet.prefixlen),
+        0o644,
+    )
     _make_dir(root / "root/.ssh", 0o700)
-    _write(root / "root/.ssh/authorized_keys", config.ssh_key.with_suffix(".pub").read_text(),
-           0o600)
+    _write(
+        root / "root/.ssh/authorized_keys", config.ssh_key.with_suffix(".pub").read_text(), 0o600
+    )
     host_key = mdir / "ssh_host_ed25519_key"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name, "-f", str(host_key)])
     shutil.copy2(host_key, root / "etc/ssh/ssh_host_ed25519_key")
@@ -127,8 +146,7 @@ def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str
     _chown_tree(checkout, qt)
     engine_src = config.engine_src
     _write(root / ENGINE_ENV, (engine_src / "ai-engine.env").read_text(), 0o640, (0, qt[1]))
-    _write(root / "etc/systemd/system" / ENGINE_UNIT,
-           (engine_src / ENGINE_UNIT).read_text(), 0o644)
+    _write(root / "etc/systemd/system" / ENGINE_UNIT, (engine_src / ENGINE_UNIT).read_text(), 0o644)
     _make_dir(root / f"etc/systemd/system/{ENGINE_UNIT}.d", 0o755)
     wants = root / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
@@ -146,17 +164,26 @@ def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str
 def _start_nspawn(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> int:
     console = (mdir / "console.log").open("ab")
     argv = [
-        "systemd-nspawn", "--quiet", "--boot",
-        f"--directory={root}", f"--machine={spec.name}",
+        "systemd-nspawn",
+        "--quiet",
+        "--boot",
+        f"--directory={root}",
+        f"--machine={spec.name}",
         # No systemd on the lab's own machine: nothing to register with, no scope to create.
-        "--register=no", "--keep-unit",
+        "--register=no",
+        "--keep-unit",
         f"--network-bridge={config.bridge}",
-        "--link-journal=no", "--console=read-only",
+        "--link-journal=no",
+        "--console=read-only",
         f"--setenv={MARKER}={spec.name}",
     ]
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-        start_new_session=True, cwd="/",
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd="/",
     )
     console.close()
     return process.pid
@@ -169,8 +196,17 @@ def create(config: LabConfig, spec: HostSpec) -> HostRecord:
     upper, work, root = mdir / "upper", mdir / "work", mdir / "root"
     for directory in (upper, work, root):
         directory.mkdir(parents=True)
-    run(["mount", "-t", "overlay", "overlay", "-o",
-         f"lowerdir={spec.image},upperdir={upper},workdir={work}", str(root)])
+    run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={spec.image},upperdir={upper},workdir={work}",
+            str(root),
+        ]
+    )
     host_key = _provision(config, spec, root, mdir)
     pid = _start_nspawn(config, spec, root, mdir)
     record = HostRecord(spec, pid, host_key)
@@ -194,27 +230,44 @@ def wait_ready(config: LabConfig, record: HostRecord) -> None:
     deadline = time.monotonic() + config.boot_timeout
     while not _port_open(spec.address, 22):
         if not alive(record.nspawn_pid):
-            raise LabError(f"{spec.name}: nspawn exited during boot:\n"
-                           + _console_tail(config, spec.name))
+            raise LabError(
+                f"{spec.name}: nspawn exited during boot:\n" + _console_tail(config, spec.name)
+            )
         if time.monotonic() > deadline:
-            raise LabError(f"{spec.name}: no SSH on {spec.address} after "
-                           f"{config.boot_timeout:.0f} s:\n" + _console_tail(config, spec.name))
+            raise LabError(
+                f"{spec.name}: no SSH on {spec.address} after "
+                f"{config.boot_timeout:.0f} s:\n" + _console_tail(config, spec.name)
+            )
         time.sleep(0.25)
     remaining = max(5.0, deadline - time.monotonic())
-    state = ssh(config, spec.address, ["systemctl", "is-system-running", "--wait"],
-                timeout=remaining, check=False).stdout.strip()
+    state = ssh(
+        config,
+        spec.address,
+        ["systemctl", "is-system-running", "--wait"],
+        timeout=remaining,
+        check=False,
+    ).stdout.strip()
     if state != "running":
-        failed = ssh(config, spec.address,
-                     ["systemctl", "list-units", "--failed", "--plain", "--no-legend"],
-                     check=False).stdout.strip()
-        raise LabError(f"{spec.name}: boot finished as {state or 'unknown'!r}; "
-                       f"failed units: {failed or 'none listed'}")
-    engine = ssh(config, spec.address, ["systemctl", "is-active", ENGINE_UNIT],
-                 check=False).stdout.strip()
+        failed = ssh(
+            config,
+            spec.address,
+            ["systemctl", "list-units", "--failed", "--plain", "--no-legend"],
+            check=False,
+        ).stdout.strip()
+        raise LabError(
+            f"{spec.name}: boot finished as {state or 'unknown'!r}; "
+            f"failed units: {failed or 'none listed'}"
+        )
+    engine = ssh(
+        config, spec.address, ["systemctl", "is-active", ENGINE_UNIT], check=False
+    ).stdout.strip()
     if engine != "active":
-        journal = ssh(config, spec.address,
-                      ["journalctl", "--no-pager", "-n", "20", "-u", ENGINE_UNIT],
-                      check=False).stdout
+        journal = ssh(
+            config,
+            spec.address,
+            ["journalctl", "--no-pager", "-n", "20", "-u", ENGINE_UNIT],
+            check=False,
+        ).stdout
         raise LabError(f"{spec.name}: {ENGINE_UNIT} is {engine!r}:\n{journal}")
 
 

@@ -19,12 +19,14 @@ HEADER = (
 
 
 def render(config: LabConfig, records: list[HostRecord]) -> str:
-    ssh_args = " ".join([
-        f"-o UserKnownHostsFile={config.known_hosts}",
-        "-o StrictHostKeyChecking=yes",
-        "-o IdentitiesOnly=yes",
-        "-o ConnectTimeout=5",
-    ])
+    ssh_args = " ".join(
+        [
+            f"-o UserKnownHostsFile={config.known_hosts}",
+            "-o StrictHostKeyChecking=yes",
+            "-o IdentitiesOnly=yes",
+            "-o ConnectTimeout=5",
+        ]
+    )
     inventory = {
         "all": {
             "children": {

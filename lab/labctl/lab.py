@@ -13,8 +13,8 @@ from pathlib import Path
 
 from . import engine_repo, hosts, inventory, network, rootfs
 from .config import LabConfig, LabError
-from .processes import lab_processes, signal_all, wait_gone
 from .proc import log, run
+from .processes import lab_processes, signal_all, wait_gone
 
 REQUIRED_TOOLS = {
     "systemd-nspawn": "systemd-container",
@@ -47,8 +47,10 @@ def preflight() -> None:
     if "overlay" not in Path("/proc/filesystems").read_text():
         run(["modprobe", "overlay"], check=False, quiet=True)
         if "overlay" not in Path("/proc/filesystems").read_text():
-            raise LabError("the kernel has no overlay filesystem: lab hosts cannot get a "
-                           "writable copy of the rootfs")
+            raise LabError(
+                "the kernel has no overlay filesystem: lab hosts cannot get a "
+                "writable copy of the rootfs"
+            )
 
 
 @contextmanager
@@ -67,8 +69,20 @@ def locked(config: LabConfig) -> Iterator[None]:
 def _ensure_ssh_key(config: LabConfig) -> None:
     config.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not config.ssh_key.exists():
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "model-safety-lab",
-             "-f", str(config.ssh_key)])
+        run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "model-safety-lab",
+                "-f",
+                str(config.ssh_key),
+            ]
+        )
 
 
 def _present_machines(config: LabConfig) -> set[str]:
@@ -98,8 +112,13 @@ def up(config: LabConfig) -> list[tuple[hosts.HostRecord, str]]:
         engine_head = engine_repo.build_engine_repo(config)
         network.ensure_bridge(config)
         specs = [
-            hosts.HostSpec(name=config.host_name(i), address=str(config.host_address(i)),
-                           image=str(image), engine_head=engine_head, bridge=config.bridge)
+            hosts.HostSpec(
+                name=config.host_name(i),
+                address=str(config.host_address(i)),
+                image=str(image),
+                engine_head=engine_head,
+                bridge=config.bridge,
+            )
             for i in range(1, config.hosts + 1)
         ]
         wanted = {spec.name for spec in specs}
@@ -129,8 +148,10 @@ def up(config: LabConfig) -> list[tuple[hosts.HostRecord, str]]:
             inventory.write(config, [record for record, _ in outcome])
             raise
         inventory.write(config, [record for record, _ in outcome])
-    log(f"lab up: {len(created)} created, {len(outcome) - len(created)} unchanged "
-        f"in {time.monotonic() - started:.1f} s")
+    log(
+        f"lab up: {len(created)} created, {len(outcome) - len(created)} unchanged "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     return outcome
 
 
@@ -154,15 +175,25 @@ def status(config: LabConfig) -> list[dict[str, object]]:
     for name in sorted(_present_machines(config)):
         record = hosts.read_record(config, name)
         address = record.spec.address if record else None
-        reachable = bool(address) and hosts.ssh(
-            config, address, ["systemctl", "is-active", hosts.ENGINE_UNIT], timeout=10,
-            check=False).stdout.strip() == "active"
-        report.append({
-            "name": name,
-            "address": address,
-            "nspawn": (name, "nspawn") in running,
-            "init": (name, "init") in running,
-            "engine_active": reachable,
-            "engine_head": record.spec.engine_head if record else None,
-        })
+        reachable = (
+            bool(address)
+            and hosts.ssh(
+                config,
+                address,
+                ["systemctl", "is-active", hosts.ENGINE_UNIT],
+                timeout=10,
+                check=False,
+            ).stdout.strip()
+            == "active"
+        )
+        report.append(
+            {
+                "name": name,
+                "address": address,
+                "nspawn": (name, "nspawn") in running,
+                "init": (name, "init") in running,
+                "engine_active": reachable,
+                "engine_head": record.spec.engine_head if record else None,
+            }
+        )
     return report

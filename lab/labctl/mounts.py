@@ -18,7 +18,7 @@ def mounts() -> list[tuple[str, str, str]]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
         point = _unescape(left.split()[4])
-        fstype, _source, options = (right.split() + ["", ""])[:3]
+        fstype, _source, options = ([*right.split(), "", ""])[:3]
         found.append((point, fstype, options))
     return found
 

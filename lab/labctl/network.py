@@ -20,8 +20,16 @@ def ensure_bridge(config: LabConfig) -> None:
     if not link_exists(config.bridge):
         log(f"creating bridge {config.bridge} ({config.gateway}/{config.subnet.prefixlen})")
         run(["ip", "link", "add", "name", config.bridge, "type", "bridge"])
-    run(["ip", "address", "replace", f"{config.gateway}/{config.subnet.prefixlen}",
-         "dev", config.bridge])
+    run(
+        [
+            "ip",
+            "address",
+            "replace",
+            f"{config.gateway}/{config.subnet.prefixlen}",
+            "dev",
+            config.bridge,
+        ]
+    )
     run(["ip", "link", "set", config.bridge, "up"])
 
 

@@ -7,6 +7,7 @@ container) survives, reparented to the machine's PID 1; that marker is how lab-u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -77,7 +78,5 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
 
 def signal_all(pids: list[int], signum: signal.Signals) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass

@@ -67,8 +67,18 @@ def image_path(config: LabConfig) -> Path:
 
 def _customise(target: Path) -> None:
     """Turn a fresh debootstrap tree into a lab host image (run on the host, never in it)."""
-    run(["useradd", "--root", str(target), "--create-home", "--user-group",
-         "--shell", "/bin/bash", SERVICE_USER])
+    run(
+        [
+            "useradd",
+            "--root",
+            str(target),
+            "--create-home",
+            "--user-group",
+            "--shell",
+            "/bin/bash",
+            SERVICE_USER,
+        ]
+    )
     (target / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
     (target / "etc/ssh/sshd_config.d/10-lab.conf").write_text(SSHD_CONFIG)
     for key in (target / "etc/ssh").glob("ssh_host_*"):
@@ -108,9 +118,13 @@ def ensure_image(config: LabConfig) -> Path:
     try:
         run(
             [
-                "debootstrap", "--variant=minbase", "--components=main",
+                "debootstrap",
+                "--variant=minbase",
+                "--components=main",
                 "--include=" + ",".join(packages()),
-                config.suite, str(partial), config.mirror,
+                config.suite,
+                str(partial),
+                config.mirror,
             ],
             timeout=1800,
         )

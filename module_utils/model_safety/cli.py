@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _register(subparsers, "version", _cmd_version, "print the versions of this tool and its runtime")
+    _register(
+        subparsers, "version", _cmd_version, "print the versions of this tool and its runtime"
+    )
     return parser
 
 
