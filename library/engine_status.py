@@ -1,0 +1,330 @@
+#!/usr/bin/python
+"""Ansible module: report what the AI engine on a host is really running (read-only)."""
+
+from __future__ import annotations
+
+import traceback
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.model_safety.engine_state import (
+    DEFAULT_CHECKOUT,
+    DEFAULT_SAMPLE,
+    DEFAULT_STREAM,
+    DEFAULT_UNIT,
+    EngineStateError,
+    Runner,
+    collect_engine_status,
+)
+
+DOCUMENTATION = r"""
+---
+module: engine_status
+short_description: Report the state, proven build and telemetry of the AI engine
+description:
+  - Reads the systemd state of the engine service, the start-up lines of its current
+    invocation from the journal, the git HEAD of its checkout and the recent activity of its
+    Redis telemetry stream, and returns them with a list of O(problems).
+  - Read-only, never changes anything; works the same in check mode.
+  - Unhealthy findings (service down, build unproven or different from git HEAD, engine not
+    ready, no recent events, Redis unreachable) are returned in O(problems), they do not make
+    the module fail; the playbook decides. The module fails only on invalid options or when
+    C(systemctl show) itself fails.
+  - The build is verified fail-closed, RV(build_verified) is true only if the journal of the
+    running invocation names exactly one C(AI_ENGINE_BUILD) and it is a prefix of git HEAD.
+options:
+  service:
+    description: The systemd unit of the engine.
+    type: str
+    default: quantum-ai-engine.service
+  checkout:
+    description:
+      - Absolute path of the engine's git checkout.
+      - Trusted as a git C(safe.directory) for this one read only.
+    type: path
+    default: /home/qt/quantum_trader
+  redis_url:
+    description:
+      - URL of the Redis server holding the telemetry stream.
+      - A password in the URL is masked in all output.
+    type: str
+    default: redis://127.0.0.1:6379/0
+  stream:
+    description: The Redis stream the engine publishes its events to.
+    type: str
+    default: quantum:stream:trade.intent
+  sample:
+    description: How many of the newest stream entries the event rate is computed from (2 to 10000).
+    type: int
+    default: 200
+requirements:
+  - python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - Runs as root on the target; the checkout is read with C(git -C <checkout> rev-parse HEAD).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Read the engine status
+  engine_status:
+  register: engine_status
+
+- name: Read the status of an engine with a non-default checkout and Redis
+  engine_status:
+    service: quantum-ai-engine.service
+    checkout: /srv/quantum_trader
+    redis_url: redis://127.0.0.1:6380/0
+    stream: quantum:stream:trade.intent
+    sample: 100
+  register: engine_status
+
+- name: Fail closed when anything is not healthy
+  ansible.builtin.assert:
+    that: engine_status.problems | length == 0
+    fail_msg: "{{ engine_status.problems }}"
+"""
+
+RETURN = r"""
+service:
+  description: The systemd view of the unit (C(systemctl show)).
+  returned: always
+  type: dict
+  contains:
+    unit:
+      description: The unit name.
+      type: str
+    load_state:
+      description: LoadState, for example C(loaded) or C(not-found).
+      type: str
+    active_state:
+      description: ActiveState, for example C(active).
+      type: str
+    sub_state:
+      description: SubState, for example C(running).
+      type: str
+    main_pid:
+      description: MainPID, 0 when not running.
+      type: int
+    n_restarts:
+      description: NRestarts, automatic restarts since the unit was last started by hand.
+      type: int
+    invocation_id:
+      description: InvocationID of the current run, empty if there is none.
+      type: str
+    active_enter_timestamp:
+      description: ActiveEnterTimestamp as systemd prints it.
+      type: str
+    active_enter_monotonic_us:
+      description: ActiveEnterTimestampMonotonic, in microseconds.
+      type: int
+    result:
+      description: Result, for example C(success).
+      type: str
+  sample:
+    unit: quantum-ai-engine.service
+    load_state: loaded
+    active_state: active
+    sub_state: running
+    main_pid: 4242
+    n_restarts: 0
+    invocation_id: 0123456789abcdef0123456789abcdef
+    active_enter_timestamp: Sat 2026-01-10 12:00:00 UTC
+    active_enter_monotonic_us: 123456789
+    result: success
+startup:
+  description: What the current invocation said about itself in the journal.
+  returned: always
+  type: dict
+  contains:
+    build:
+      description: The single AI_ENGINE_BUILD value, null if missing or contradicted.
+      type: str
+    builds:
+      description: Every AI_ENGINE_BUILD value seen, in order.
+      type: list
+      elements: str
+    voting:
+      description: Voting model name to weight (a fraction).
+      type: dict
+    shadow:
+      description: Shadow model name to weight (a fraction).
+      type: dict
+    canary:
+      description: The [CANARY] line as C(model), C(weight) and C(weights); null without one.
+      type: dict
+    model_file:
+      description: The model-file line, null if there is none.
+      type: str
+    ready:
+      description: Whether the engine logged [READY].
+      type: bool
+    errors:
+      description: The [ERROR] and [FATAL] lines.
+      type: list
+      elements: str
+    anomalies:
+      description: Unparseable, duplicated or contradicting start-up lines.
+      type: list
+      elements: str
+    shadow_predictions:
+      description: Model name to the number of shadow prediction lines.
+      type: dict
+  sample:
+    build: 1a2b3c4
+    builds: [1a2b3c4]
+    voting: {xgb: 0.28125, lgbm: 0.28125, nhits: 0.3375, patchtst: 0.1}
+    shadow: {}
+    canary:
+      model: patchtst
+      weight: 0.1
+      weights: {xgb: 0.28125, lgbm: 0.28125, nhits: 0.3375, patchtst: 0.1}
+    model_file: >-
+      [PatchTST-INIT] Model file: /opt/quantum/models/patchtst.pth
+      (present, sha256 0123456789ab)
+    ready: true
+    errors: []
+    anomalies: []
+    shadow_predictions: {}
+git:
+  description: HEAD of the checkout; both values are null if it could not be read.
+  returned: always
+  type: dict
+  contains:
+    sha:
+      description: Full 40-hex SHA of HEAD.
+      type: str
+    short:
+      description: Its first 7 characters.
+      type: str
+  sample:
+    sha: 1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d
+    short: 1a2b3c4
+build_verified:
+  description: True only if the journal's single AI_ENGINE_BUILD is a prefix of git HEAD.
+  returned: always
+  type: bool
+  sample: true
+stream:
+  description: Activity of the telemetry stream; numbers are null when unknown.
+  returned: always
+  type: dict
+  contains:
+    stream:
+      description: The stream name.
+      type: str
+    length:
+      description: XLEN, 0 for a missing stream, null if Redis failed.
+      type: int
+    last_id:
+      description: Id of the newest entry.
+      type: str
+    last_event_age_s:
+      description: Age of the newest entry in seconds, by the Redis server's clock.
+      type: float
+    rate_per_s:
+      description: Events per second over the newest O(sample) entries.
+      type: float
+    sampled:
+      description: How many entries the rate was computed from.
+      type: int
+    error:
+      description: The Redis error, null if none.
+      type: str
+  sample:
+    stream: quantum:stream:trade.intent
+    length: 12000
+    last_id: 1768046400123-0
+    last_event_age_s: 0.084
+    rate_per_s: 10.02
+    sampled: 200
+    error: null
+problems:
+  description: Human-readable findings that are not healthy; empty means healthy.
+  returned: always
+  type: list
+  elements: str
+  sample: ["running build 1a2b3c4 does not match git HEAD 9f8e7d6c5b4a"]
+"""
+
+try:
+    import redis
+except ImportError:
+    REDIS_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    REDIS_IMPORT_ERROR = None
+
+REDIS_CONNECT_TIMEOUT_S = 3
+REDIS_TIMEOUT_S = 5
+
+
+def _runner(module: AnsibleModule) -> Runner:
+    """Adapt ``module.run_command`` to ``run(argv) -> (rc, stdout, stderr)``; argv lists only."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            return module.run_command(
+                argv,
+                check_rc=False,
+                environ_update={"LC_ALL": "C"},
+                expand_user_and_vars=False,
+                handle_exceptions=False,
+            )
+        except OSError as exc:
+            return 127, "", f"cannot run {argv[0]}: {exc}"
+
+    return run
+
+
+def _redis_client(module: AnsibleModule, url: str) -> redis.Redis:
+    """A client for ``url``; its password is registered so Ansible masks it everywhere."""
+    password = urlsplit(url).password
+    if password:
+        module.no_log_values.add(password)
+    try:
+        return redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
+    except ValueError as exc:
+        module.fail_json(msg=f"invalid redis_url: {exc}")
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            "service": {"type": "str", "default": DEFAULT_UNIT},
+            "checkout": {"type": "path", "default": DEFAULT_CHECKOUT},
+            "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
+            "stream": {"type": "str", "default": DEFAULT_STREAM},
+            "sample": {"type": "int", "default": DEFAULT_SAMPLE},
+        },
+        supports_check_mode=True,
+    )
+    if REDIS_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    params = module.params
+    client = _redis_client(module, params["redis_url"])
+    try:
+        status = collect_engine_status(
+            _runner(module),
+            client,
+            params["service"],
+            params["checkout"],
+            params["stream"],
+            sample=params["sample"],
+        )
+    except EngineStateError as exc:
+        module.fail_json(msg=f"cannot read the engine status: {exc}")
+    finally:
+        client.connection_pool.disconnect()
+    module.exit_json(changed=False, **status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Shared fixtures: a real redis-server (tests.redis_server) and the real lab hosts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from tests.lab_support import REPO_ROOT, TEST_DROPIN_PREFIX, LabHost
+
+sys.path.insert(0, str(REPO_ROOT / "lab"))
+
+from labctl import hosts as lab_hosts
+from labctl.config import LabConfig, load_config
+
+pytest_plugins = ["tests.redis_server"]
+
+# Three hosts: the lab must support at least three, and the fleet tests need more than one.
+LAB_TEST_HOSTS = 3
+
+
+def labctl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run the real lab CLI as `make lab-up` does."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "lab")}
+    return subprocess.run(
+        [sys.executable, "-m", "labctl", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Lab:
+    config: LabConfig
+    hosts: list[LabHost]
+    up_output: str
+
+    def host(self, name: str) -> LabHost:
+        return next(h for h in self.hosts if h.name == name)
+
+
+def bring_up() -> Lab:
+    result = labctl("up", "--hosts", str(LAB_TEST_HOSTS))
+    assert result.returncode == 0, f"lab-up failed:\n{result.stdout}\n{result.stderr}"
+    config = load_config({**os.environ, "LAB_HOSTS": str(LAB_TEST_HOSTS)})
+    hosts = []
+    for index in range(1, LAB_TEST_HOSTS + 1):
+        record = lab_hosts.read_record(config, config.host_name(index))
+        assert record is not None, f"lab-up left no record for host {index}"
+        hosts.append(LabHost(config, record.spec.name, record.spec.address))
+    return Lab(config, hosts, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (systemd-nspawn, mounts, veth); run `make test` as root")
+    return bring_up()
+
+
+@pytest.fixture
+def engine_host(lab: Lab):
+    """A lab host whose engine a test may reconfigure; put back as it was afterwards."""
+    host = lab.host(lab.config.host_name(2))
+    original_env = host.read_file("/etc/quantum/ai-engine.env")
+    yield host
+    host.write_file("/etc/quantum/ai-engine.env", original_env)
+    host.run(
+        "sh",
+        "-c",
+        f"rm -f /etc/systemd/system/quantum-ai-engine.service.d/{TEST_DROPIN_PREFIX}*.conf",
+    )
+    host.cycle()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that take the whole lab down run last, so every other lab test finds it up."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)

@@ -1,0 +1,203 @@
+"""Driving a real lab host from tests: SSH, the engine's env file, stop/start, journal, stream.
+
+Everything goes over the lab's real SSH (argv lists; the remote command is quoted with
+shlex.join), as an operator's tooling would. Each helper fails loudly with what the host said.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "lab"))
+
+from labctl import hosts as lab_hosts  # noqa: E402
+from labctl.config import LabConfig  # noqa: E402
+
+ENGINE_UNIT = lab_hosts.ENGINE_UNIT
+ENV_FILE = "/" + lab_hosts.ENGINE_ENV
+CHECKOUT = "/" + lab_hosts.ENGINE_CHECKOUT
+DROPIN_DIR = f"/etc/systemd/system/{ENGINE_UNIT}.d"
+STREAM = "quantum:stream:trade.intent"
+TRADE_DB = "/opt/quantum/data/quantum_trader.db"
+TEST_DROPIN_PREFIX = "90-test-"
+
+
+class HostCommandError(AssertionError):
+    pass
+
+
+@dataclass
+class LabHost:
+    config: LabConfig
+    name: str
+    address: str
+
+    def run(
+        self, *argv: str, check: bool = True, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            lab_hosts.ssh_argv(self.config, self.address, list(argv)),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise HostCommandError(
+                f"{self.name}: {shlex.join(argv)} exited {result.returncode}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    def out(self, *argv: str) -> str:
+        return self.run(*argv).stdout.strip()
+
+    def read_file(self, path: str) -> str:
+        return self.run("cat", path).stdout
+
+    def write_file(
+        self, path: str, content: str, mode: str = "0640", owner: str = "root:qt"
+    ) -> None:
+        """Write atomically (temp file + rename), as the real roles do."""
+        tmp = f"{path}.test-tmp"
+        self.run("sh", "-c", 'cat > "$1"', "sh", tmp, stdin=content)
+        self.run("chmod", mode, tmp)
+        self.run("chown", owner, tmp)
+        self.run("mv", "-f", tmp, path)
+
+    # The engine's service -------------------------------------------------------------
+    def show(self, *properties: str) -> dict[str, str]:
+        text = self.out("systemctl", "show", ENGINE_UNIT, "--property=" + ",".join(properties))
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    def cycle(self, expect_active: bool = True, timeout: float = 30) -> str:
+        """daemon-reload, stop, start (never restart); return the new InvocationID."""
+        self.run("systemctl", "daemon-reload")
+        self.run("systemctl", "stop", ENGINE_UNIT)
+        self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
+        started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
+        state = self.show("ActiveState", "InvocationID")
+        if expect_active and (started.returncode != 0 or state["ActiveState"] != "active"):
+            raise HostCommandError(
+                f"{self.name}: {ENGINE_UNIT} did not start: {started.stderr.strip()}\n"
+                + "\n".join(self.journal(state["InvocationID"])[-15:])
+            )
+        return state["InvocationID"]
+
+    def invocation(self) -> str:
+        return self.show("InvocationID")["InvocationID"]
+
+    def journal(self, invocation_id: str) -> list[str]:
+        return self.out(
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            ENGINE_UNIT,
+            f"_SYSTEMD_INVOCATION_ID={invocation_id}",
+        ).splitlines()
+
+    def unit_journal_since(self, cursor_time: str) -> list[str]:
+        return self.out(
+            "journalctl", "--no-pager", "-o", "cat", "-u", ENGINE_UNIT, "--since", cursor_time
+        ).splitlines()
+
+    def git_head(self) -> str:
+        return self.out(
+            "git", "-C", CHECKOUT, "-c", f"safe.directory={CHECKOUT}", "rev-parse", "HEAD"
+        )
+
+    # Telemetry ------------------------------------------------------------------------
+    def last_stream_id(self) -> str:
+        out = self.out("redis-cli", "--raw", "XREVRANGE", STREAM, "+", "-", "COUNT", "1")
+        return out.splitlines()[0] if out else "0-0"
+
+    def stream_length(self) -> int:
+        return int(self.out("redis-cli", "--raw", "XLEN", STREAM))
+
+    def events_after(self, stream_id: str, count: int = 10000) -> list[tuple[str, dict]]:
+        out = self.out(
+            "redis-cli", "--raw", "XRANGE", STREAM, f"({stream_id}", "+", "COUNT", str(count)
+        )
+        lines = out.splitlines()
+        events = []
+        for i in range(0, len(lines) - 2, 3):
+            entry_id, field, payload = lines[i : i + 3]
+            assert field == "payload", f"unexpected stream field {field!r}"
+            events.append((entry_id, json.loads(payload)))
+        return events
+
+    def wait_events(self, after: str, minimum: int, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            events = [event for _, event in self.events_after(after)]
+            if len(events) >= minimum:
+                return events
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.name}: {len(events)} events after {after} in {timeout:.0f} s, "
+                    f"wanted {minimum}"
+                )
+            time.sleep(0.5)
+
+    def sql(self, query: str) -> list[list[str]]:
+        out = self.out("sqlite3", "-readonly", "-separator", "\t", TRADE_DB, query)
+        return [line.split("\t") for line in out.splitlines()]
+
+
+def set_env_keys(text: str, changes: dict[str, str | None]) -> str:
+    """Set (or, with None, remove) KEY=VALUE lines of an env file; everything else stays."""
+    remaining = dict(changes)
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip() if "=" in line and not line.startswith("#") else None
+        if key in remaining:
+            value = remaining.pop(key)
+            if value is not None:
+                lines.append(f"{key}={value}")
+            continue
+        lines.append(line)
+    lines.extend(f"{k}={v}" for k, v in remaining.items() if v is not None)
+    return "\n".join(lines) + "\n"
+
+
+def configure(
+    host: LabHost,
+    env: dict[str, str | None] | None = None,
+    dropin: dict[str, str] | None = None,
+    expect_active: bool = True,
+) -> str:
+    """Change the engine's env file and/or add a drop-in, then stop+start it; return the
+    new InvocationID."""
+    if env:
+        current = host.read_file(ENV_FILE)
+        host.write_file(ENV_FILE, set_env_keys(current, env))
+    if dropin:
+        lines = "".join(f"Environment={key}={value}\n" for key, value in dropin.items())
+        host.write_file(
+            f"{DROPIN_DIR}/{TEST_DROPIN_PREFIX}env.conf",
+            "[Service]\n" + lines,
+            mode="0644",
+            owner="root:root",
+        )
+    return host.cycle(expect_active=expect_active)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)

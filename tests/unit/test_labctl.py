@@ -1,0 +1,136 @@
+"""labctl's pure parts: settings validation, preflight messages, inventory, mountinfo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
+
+from labctl import inventory as lab_inventory
+from labctl import lab, mounts, network, rootfs
+from labctl.config import LabError, load_config
+from labctl.hosts import HostRecord, HostSpec, ssh_argv
+from tests.lab_support import set_env_keys
+
+
+def test_defaults():
+    config = load_config({})
+    assert config.hosts == 1
+    assert str(config.host_address(1)) == "10.231.57.11"
+    assert str(config.gateway) == "10.231.57.1"
+    assert config.host_name(3) == "qlab3"
+    assert config.root == Path("/var/lib/model-safety-lab")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAB_HOSTS": "0"}, "out of range"),
+        ({"LAB_HOSTS": "21"}, "out of range"),
+        ({"LAB_HOSTS": "three"}, "not a whole number"),
+        ({"LAB_NAME_PREFIX": "Bad-Name"}, "LAB_NAME_PREFIX"),
+        ({"LAB_BRIDGE": "br;rm -rf"}, "LAB_BRIDGE"),
+        ({"LAB_SUBNET": "10.0.0.0/30"}, "too small"),
+        ({"LAB_SUBNET": "not-a-net"}, "LAB_SUBNET"),
+        ({"LAB_MIRROR": "ftp://x"}, "LAB_MIRROR"),
+        ({"LAB_ROOT": "relative/dir"}, "absolute"),
+    ],
+)
+def test_bad_settings_are_refused(env, message):
+    with pytest.raises(LabError, match=message):
+        load_config(env)
+
+
+def test_preflight_requires_root(monkeypatch):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="needs root"):
+        lab.preflight()
+
+
+def test_preflight_names_missing_packages(monkeypatch):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool == "debootstrap" else tool)
+    with pytest.raises(LabError, match="missing Debian packages: debootstrap"):
+        lab.preflight()
+
+
+def test_preflight_refuses_a_machine_without_cgroups(monkeypatch, tmp_path):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: tool)
+    monkeypatch.setattr(lab, "Path", lambda p: tmp_path if p == "/sys/fs/cgroup" else Path(p))
+    with pytest.raises(LabError, match="no usable cgroup hierarchy"):
+        lab.preflight()
+
+
+def test_recipe_hash_follows_the_package_list(monkeypatch, tmp_path):
+    config = load_config({})
+    packages = tmp_path / "packages.txt"
+    packages.write_text("systemd\n")
+    monkeypatch.setattr(rootfs, "PACKAGES_FILE", packages)
+    first = rootfs.recipe_hash(config)
+    packages.write_text("systemd\nsqlite3\n")
+    assert rootfs.recipe_hash(config) != first
+    assert rootfs.packages() == ["systemd", "sqlite3"]
+
+
+def test_the_real_package_list_has_what_the_lab_needs():
+    wanted = {
+        "systemd",
+        "openssh-server",
+        "python3",
+        "python3-numpy",
+        "python3-redis",
+        "redis-server",
+        "sqlite3",
+        "git",
+        "sudo",
+    }
+    assert wanted <= set(rootfs.packages())
+
+
+def test_inventory_groups_hosts_under_engine_with_pinned_host_keys():
+    config = load_config({"LAB_ROOT": "/srv/lab"})
+    spec = HostSpec("qlab1", "10.231.57.11", "/img", "a" * 40, "qsclab0")
+    rendered = yaml.safe_load(lab_inventory.render(config, [HostRecord(spec, 1, "KEY")]))
+    assert rendered["all"]["children"]["engine"]["hosts"] == {
+        "qlab1": {"ansible_host": "10.231.57.11"}
+    }
+    common = rendered["all"]["vars"]["ansible_ssh_common_args"]
+    assert "UserKnownHostsFile=/srv/lab/ssh/known_hosts" in common
+    assert "StrictHostKeyChecking=yes" in common
+
+
+def test_ssh_argv_quotes_the_remote_command():
+    config = load_config({})
+    argv = ssh_argv(config, "10.231.57.11", ["sh", "-c", "echo $HOME; id"])
+    assert argv[-2:] == ["--", "sh -c 'echo $HOME; id'"]
+    assert "StrictHostKeyChecking=yes" in argv
+
+
+def test_mountinfo_unescapes_mount_points(monkeypatch, tmp_path):
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "36 35 98:0 / /srv/a\\040b rw,noatime master:1 - overlay overlay "
+        "rw,lowerdir=/img,upperdir=/u,workdir=/w\n"
+        "37 35 98:0 / /srv/a\\040b/proc rw - proc proc rw\n"
+    )
+    real_path = mounts.Path
+    monkeypatch.setattr(
+        mounts, "Path", lambda p: info if p == "/proc/self/mountinfo" else real_path(p)
+    )
+    assert mounts.mounts_under(real_path("/srv/a b")) == ["/srv/a b/proc", "/srv/a b"]
+    assert mounts.overlay_lowerdirs() == {"/img"}
+
+
+def test_networkd_unit_sets_the_static_address():
+    unit = network.networkd_unit("10.231.57.12", 24)
+    assert "Name=host0" in unit and "Address=10.231.57.12/24" in unit
+
+
+def test_set_env_keys_keeps_everything_else():
+    text = "# comment\nA=1\nB=2\n\nC=3\n"
+    assert set_env_keys(text, {"B": "x", "D": "4", "C": None}) == "# comment\nA=1\nB=x\n\nD=4\n"

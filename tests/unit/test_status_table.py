@@ -1,0 +1,45 @@
+"""The ``status_table`` filter plugin is a thin alias of ``format_status_table``."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from model_safety.engine_state import format_status_table
+
+PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "status_table.py"
+
+RESULTS = {
+    "qlab1": {
+        "service": {"active_state": "active", "sub_state": "running", "n_restarts": 0},
+        "startup": {"build": "1a2b3c4", "builds": ["1a2b3c4"]},
+        "git": {"sha": "1a2b3c4" + "0" * 33, "short": "1a2b3c4"},
+        "build_verified": True,
+        "stream": {"length": 1200, "rate_per_s": 9.96, "last_event_age_s": 0.1},
+        "problems": [],
+    },
+    "qlab2": {"failed": True, "msg": "cannot read the engine status: systemctl missing"},
+}
+
+
+def load_plugin() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("status_table_plugin", PLUGIN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_filter_is_format_status_table() -> None:
+    filters = load_plugin().FilterModule().filters()
+    assert set(filters) == {"status_table"}
+    assert filters["status_table"](RESULTS) == format_status_table(RESULTS)
+
+
+def test_filter_output() -> None:
+    table = load_plugin().FilterModule().filters()["status_table"](RESULTS)
+    assert "qlab1" in table.splitlines()[2]
+    assert table.splitlines()[-1] == (
+        "  qlab2: no status: cannot read the engine status: systemctl missing"
+    )
