@@ -1,0 +1,77 @@
+"""Telemetry event payloads in the DESIGN.md schema, and their JSON encoding."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .ensemble import Decision
+from .market import FEATURE_NAMES, FLATLINE_FEATURES, Tick
+from .models import Prediction
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and 'Z', e.g. 2026-01-10T12:00:00.123Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def features_for(mode: str, tick: Tick) -> dict[str, float]:
+    """The features to publish: the tick's own, a flatline constant, or NaN everywhere."""
+    if mode == "flatline":
+        return dict(FLATLINE_FEATURES)
+    if mode == "nan":
+        return dict.fromkeys(FEATURE_NAMES, math.nan)
+    return dict(tick.features)
+
+
+def breakdown_entry(model: str, prediction: Prediction, shadow: bool) -> dict[str, Any]:
+    """One ``model_breakdown`` value; shadow models are tagged ``<name>_shadow`` + shadow."""
+    if prediction.active:
+        entry: dict[str, Any] = {"action": prediction.action, "confidence": prediction.confidence}
+    else:
+        entry = {"inactive": True, "inactive_reason": prediction.inactive_reason}
+    if shadow:
+        entry["model"] = f"{model}_shadow"
+        entry["shadow"] = True
+    else:
+        entry["model"] = model
+    return entry
+
+
+def build_payload(
+    tick: Tick,
+    predictions: Mapping[str, Prediction],
+    decision: Decision,
+    shadow: frozenset[str],
+    features: Mapping[str, float],
+    moment: datetime,
+) -> dict[str, Any]:
+    """The event dict: ensemble decision, every model's output (model order) and features."""
+    return {
+        "symbol": tick.symbol,
+        "side": decision.side,
+        "confidence": decision.confidence,
+        "price": round(tick.price, 4),
+        "consensus_count": decision.consensus_count,
+        "total_models": decision.total_models,
+        "timestamp": format_timestamp(moment),
+        "model_breakdown": {
+            name: breakdown_entry(name, prediction, name in shadow)
+            for name, prediction in predictions.items()
+        },
+        "features": dict(features),
+    }
+
+
+def encode(payload: Mapping[str, Any]) -> str:
+    """Compact JSON; NaN features are written as the bare token NaN (not strict JSON)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=True)
