@@ -33,6 +33,12 @@ class HostCommandError(AssertionError):
     pass
 
 
+@dataclass(frozen=True)
+class Started:
+    invocation: str
+    cutover: str
+
+
 @dataclass
 class LabHost:
     config: LabConfig
@@ -78,11 +84,13 @@ class LabHost:
         text = self.out("systemctl", "show", ENGINE_UNIT, "--property=" + ",".join(properties))
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
-    def cycle(self, expect_active: bool = True, timeout: float = 30) -> str:
-        """daemon-reload, stop, start (never restart); return the new InvocationID."""
+    def cycle(self, expect_active: bool = True, timeout: float = 30) -> Started:
+        """daemon-reload, stop, start (never restart); return the new invocation and the
+        stream id before it (the cutover: every later event is from the new start)."""
         self.run("systemctl", "daemon-reload")
         self.run("systemctl", "stop", ENGINE_UNIT)
         self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
+        cutover = self.last_stream_id()
         started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
         state = self.show("ActiveState", "InvocationID")
         if expect_active and (started.returncode != 0 or state["ActiveState"] != "active"):
@@ -90,7 +98,7 @@ class LabHost:
                 f"{self.name}: {ENGINE_UNIT} did not start: {started.stderr.strip()}\n"
                 + "\n".join(self.journal(state["InvocationID"])[-15:])
             )
-        return state["InvocationID"]
+        return Started(state["InvocationID"], cutover)
 
     def invocation(self) -> str:
         return self.show("InvocationID")["InvocationID"]
@@ -175,9 +183,8 @@ def configure(
     env: dict[str, str | None] | None = None,
     dropin: dict[str, str] | None = None,
     expect_active: bool = True,
-) -> str:
-    """Change the engine's env file and/or add a drop-in, then stop+start it; return the
-    new InvocationID."""
+) -> Started:
+    """Change the engine's env file and/or add a drop-in, then stop+start it."""
     if env:
         current = host.read_file(ENV_FILE)
         host.write_file(ENV_FILE, set_env_keys(current, env))

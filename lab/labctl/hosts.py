@@ -6,6 +6,7 @@ mounted root, the console log and host.json (what it was built from and its nspa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +43,15 @@ class HostSpec:
     image: str
     engine_head: str
     bridge: str
+    provisioner: str
+
+
+def provisioner_hash() -> str:
+    """Hash of the code that provisions a host: changing it rebuilds running hosts too."""
+    digest = hashlib.sha256()
+    for module in ("hosts.py", "network.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -176,6 +187,8 @@ def _start_nspawn(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> 
         "--link-journal=no",
         "--console=read-only",
         f"--setenv={MARKER}={spec.name}",
+        # The host's machine-id comes from this UUID (the image's /etc/machine-id is empty).
+        f"--uuid={uuid.uuid4()}",
     ]
     process = subprocess.Popen(
         argv,

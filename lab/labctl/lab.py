@@ -116,6 +116,7 @@ def up(config: LabConfig) -> list[tuple[hosts.HostRecord, str]]:
                 name=config.host_name(i),
                 address=str(config.host_address(i)),
                 image=str(image),
+                provisioner=hosts.provisioner_hash(),
                 engine_head=engine_head,
                 bridge=config.bridge,
             )

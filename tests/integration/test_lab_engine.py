@@ -138,9 +138,8 @@ def test_every_decision_is_written_to_trade_intents(lab):
 
 
 def test_healthy_models_pass_the_gate_thresholds(engine_host):
-    start = engine_host.last_stream_id()
-    configure(engine_host, env=FAST)
-    events = engine_host.wait_events(start, 600, timeout=30)
+    started = configure(engine_host, env=FAST)
+    events = engine_host.wait_events(started.cutover, 600, timeout=30)
     for model in ("xgb", "lgbm", "nhits", "patchtst"):
         actions, conf = model_series(events, model)
         assert max(shares(actions).values()) <= 0.70, (model, shares(actions))
@@ -150,8 +149,7 @@ def test_healthy_models_pass_the_gate_thresholds(engine_host):
 
 
 def test_collapse_behaviours_produce_the_collapse_they_name(engine_host):
-    start = engine_host.last_stream_id()
-    configure(
+    started = configure(
         engine_host,
         env={
             **FAST,
@@ -161,7 +159,7 @@ def test_collapse_behaviours_produce_the_collapse_they_name(engine_host):
             "SIM_PATCHTST": "low_spread",
         },
     )
-    events = engine_host.wait_events(start, 400, timeout=30)
+    events = engine_host.wait_events(started.cutover, 400, timeout=30)
     actions, conf = model_series(events, "xgb")
     assert set(actions) == {"BUY"} and set(conf.tolist()) == {0.5}
     actions, conf = model_series(events, "lgbm")
@@ -174,11 +172,10 @@ def test_collapse_behaviours_produce_the_collapse_they_name(engine_host):
 
 
 def test_noisy_inactive_and_flaky_behaviours(engine_host):
-    start = engine_host.last_stream_id()
-    configure(
+    started = configure(
         engine_host, env={**FAST, "SIM_XGB": "noisy", "SIM_LGBM": "inactive", "SIM_NHITS": "flaky"}
     )
-    events = engine_host.wait_events(start, 400, timeout=30)
+    events = engine_host.wait_events(started.cutover, 400, timeout=30)
     for event in events:
         validate_event(event)
     actions, _ = model_series(events, "xgb")
@@ -192,22 +189,20 @@ def test_noisy_inactive_and_flaky_behaviours(engine_host):
 
 
 def test_schedule_switches_behaviour_without_a_restart(engine_host):
-    start = engine_host.last_stream_id()
-    invocation = configure(engine_host, env={**FAST, "SIM_PATCHTST": "healthy,constant@4"})
-    events = engine_host.wait_events(start, 700, timeout=30)
+    started = configure(engine_host, env={**FAST, "SIM_PATCHTST": "healthy,constant@4"})
+    events = engine_host.wait_events(started.cutover, 700, timeout=30)
     first = event_time(events[0])
     early = [e for e in events if event_time(e) - first < 3]
     late = [e for e in events if event_time(e) - first > 5]
     assert len({e["model_breakdown"]["patchtst"]["confidence"] for e in early}) > 5
     assert {e["model_breakdown"]["patchtst"]["confidence"] for e in late} == {0.5}
-    assert engine_host.invocation() == invocation
+    assert engine_host.invocation() == started.invocation
 
 
 @pytest.mark.parametrize("mode", ["flatline", "nan"])
 def test_feature_faults(engine_host, mode):
-    start = engine_host.last_stream_id()
-    configure(engine_host, env={**FAST, "SIM_FEATURES": mode})
-    events = engine_host.wait_events(start, 50, timeout=15)
+    started = configure(engine_host, env={**FAST, "SIM_FEATURES": mode})
+    events = engine_host.wait_events(started.cutover, 50, timeout=15)
     if mode == "nan":
         assert any(math.isnan(v) for e in events for v in e["features"].values())
     else:
@@ -218,17 +213,17 @@ def test_feature_faults(engine_host, mode):
 
 
 def test_fail_start_fails_the_start(engine_host):
-    invocation = configure(engine_host, env={"SIM_FAIL_START": "1"}, expect_active=False)
+    started = configure(engine_host, env={"SIM_FAIL_START": "1"}, expect_active=False)
     state = engine_host.show("ActiveState", "Result")
     assert state["ActiveState"] in {"failed", "activating"}, state
-    lines = engine_host.journal(invocation)
+    lines = engine_host.journal(started.invocation)
     assert any(line.startswith("AI_ENGINE_BUILD: ") for line in lines)
     assert "[ERROR] simulated start failure (SIM_FAIL_START=1)" in lines
 
 
 def test_build_override_logs_a_stale_build(engine_host):
-    invocation = configure(engine_host, env={"SIM_BUILD_OVERRIDE": "deadbeef"})
-    lines = engine_host.journal(invocation)
+    started = configure(engine_host, env={"SIM_BUILD_OVERRIDE": "deadbeef"})
+    lines = engine_host.journal(started.invocation)
     assert "AI_ENGINE_BUILD: deadbeef" in lines
     assert not engine_host.git_head().startswith("deadbeef")
 
@@ -259,13 +254,12 @@ def test_silent_engine_runs_but_publishes_nothing(engine_host):
 
 
 def test_canary_variables_make_the_model_vote_with_its_weight(engine_host):
-    start = engine_host.last_stream_id()
-    invocation = configure(engine_host, env={"PATCHTST_SHADOW_ONLY": "false"}, dropin=CANARY_DROPIN)
-    lines = engine_host.journal(invocation)
+    started = configure(engine_host, env={"PATCHTST_SHADOW_ONLY": "false"}, dropin=CANARY_DROPIN)
+    lines = engine_host.journal(started.invocation)
     assert "[OK] patchtst agent loaded (weight: 10%)" in lines
     assert "[OK] xgb agent loaded (weight: 28.125%)" in lines
     assert "[OK] nhits agent loaded (weight: 33.75%)" in lines
-    events = engine_host.wait_events(start, 20, timeout=15)
+    events = engine_host.wait_events(started.cutover, 20, timeout=15)
     for event in events:
         validate_event(event)
         assert "shadow" not in event["model_breakdown"]["patchtst"]
@@ -273,22 +267,22 @@ def test_canary_variables_make_the_model_vote_with_its_weight(engine_host):
 
 
 def test_inconsistent_canary_config_is_refused(engine_host):
-    invocation = configure(engine_host, dropin=CANARY_DROPIN, expect_active=False)
+    started = configure(engine_host, dropin=CANARY_DROPIN, expect_active=False)
     assert engine_host.show("ActiveState")["ActiveState"] != "active"
-    lines = engine_host.journal(invocation)
+    lines = engine_host.journal(started.invocation)
     assert any("canary model patchtst is shadow-only" in line for line in lines), lines
 
 
 def test_faults_only_with_canary(engine_host):
     faults = {"SIM_FAULTS_ONLY_WITH_CANARY": "1", "SIM_FAIL_START": "1", "SIM_XGB": "constant"}
-    start = engine_host.last_stream_id()
-    configure(engine_host, env=faults)
-    events = engine_host.wait_events(start, 30, timeout=15)
+    started = configure(engine_host, env=faults)
+    events = engine_host.wait_events(started.cutover, 30, timeout=15)
     assert len({e["model_breakdown"]["xgb"]["confidence"] for e in events}) > 1
-    invocation = configure(
+    started = configure(
         engine_host,
         env={"PATCHTST_SHADOW_ONLY": "false"},
         dropin=CANARY_DROPIN,
         expect_active=False,
     )
-    assert "[ERROR] simulated start failure (SIM_FAIL_START=1)" in engine_host.journal(invocation)
+    lines = engine_host.journal(started.invocation)
+    assert "[ERROR] simulated start failure (SIM_FAIL_START=1)" in lines

@@ -94,7 +94,7 @@ def test_the_real_package_list_has_what_the_lab_needs():
 
 def test_inventory_groups_hosts_under_engine_with_pinned_host_keys():
     config = load_config({"LAB_ROOT": "/srv/lab"})
-    spec = HostSpec("qlab1", "10.231.57.11", "/img", "a" * 40, "qsclab0")
+    spec = HostSpec("qlab1", "10.231.57.11", "/img", "a" * 40, "qsclab0", "p" * 16)
     rendered = yaml.safe_load(lab_inventory.render(config, [HostRecord(spec, 1, "KEY")]))
     assert rendered["all"]["children"]["engine"]["hosts"] == {
         "qlab1": {"ansible_host": "10.231.57.11"}
