@@ -9,12 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.lab_support import REPO_ROOT, TEST_DROPIN_PREFIX, LabHost
-
-sys.path.insert(0, str(REPO_ROOT / "lab"))
-
 from labctl import hosts as lab_hosts
 from labctl.config import LabConfig, load_config
+from tests.lab_support import DROPIN_DIR, ENV_FILE, REPO_ROOT, TEST_DROPIN_PREFIX, LabHost
 
 pytest_plugins = ["tests.redis_server"]
 
@@ -68,14 +65,10 @@ def lab() -> Lab:
 def engine_host(lab: Lab):
     """A lab host whose engine a test may reconfigure; put back as it was afterwards."""
     host = lab.host(lab.config.host_name(2))
-    original_env = host.read_file("/etc/quantum/ai-engine.env")
+    original_env = host.read_file(ENV_FILE)
     yield host
-    host.write_file("/etc/quantum/ai-engine.env", original_env)
-    host.run(
-        "sh",
-        "-c",
-        f"rm -f /etc/systemd/system/quantum-ai-engine.service.d/{TEST_DROPIN_PREFIX}*.conf",
-    )
+    host.write_file(ENV_FILE, original_env)
+    host.run("find", DROPIN_DIR, "-name", f"{TEST_DROPIN_PREFIX}*.conf", "-delete")
     host.cycle()
 
 

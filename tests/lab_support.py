@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "lab"))
+from labctl import hosts as lab_hosts
+from labctl.config import LabConfig
 
-from labctl import hosts as lab_hosts  # noqa: E402
-from labctl.config import LabConfig  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ENGINE_UNIT = lab_hosts.ENGINE_UNIT
 ENV_FILE = "/" + lab_hosts.ENGINE_ENV

@@ -1,16 +1,11 @@
 """Unit tests for the engine simulator's configuration parsing (lab/engine/ai_engine/config.py)."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-from ai_engine.config import (  # noqa: E402
+from ai_engine.config import (
     DEFAULT_MODELS_FILE,
     ConfigError,
     display_name,
@@ -21,7 +16,7 @@ from ai_engine.config import (  # noqa: E402
     load_config,
     parse_model_weights,
 )
-from ai_engine.models import HEALTHY_SCHEDULE  # noqa: E402
+from ai_engine.models import HEALTHY_SCHEDULE
 
 MODELS = ("xgb", "lgbm", "nhits", "patchtst")
 CANARY_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"

@@ -1,14 +1,7 @@
 """Unit tests for the engine simulator's ensemble vote (hand-computed cases)."""
 
-import sys
-from pathlib import Path
-
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-from ai_engine.ensemble import Decision, model_source, vote  # noqa: E402
-from ai_engine.models import Prediction  # noqa: E402
+from ai_engine.ensemble import Decision, model_source, vote
+from ai_engine.models import Prediction
 
 WEIGHTS = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 VOTERS = ("xgb", "lgbm", "nhits")

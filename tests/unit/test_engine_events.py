@@ -4,21 +4,15 @@ import itertools
 import json
 import math
 import re
-import sys
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-from ai_engine.config import load_config  # noqa: E402
-from ai_engine.engine import Engine, benchmark  # noqa: E402
-from ai_engine.events import format_timestamp  # noqa: E402
-from ai_engine.market import FEATURE_NAMES, Market  # noqa: E402
+from ai_engine.config import load_config
+from ai_engine.engine import Engine, benchmark
+from ai_engine.events import format_timestamp
+from ai_engine.market import FEATURE_NAMES, Market
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 TOP_KEYS = [

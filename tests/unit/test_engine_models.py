@@ -1,19 +1,13 @@
 """Unit tests for the engine simulator's model behaviours, schedules and their statistics."""
 
 import statistics
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-from ai_engine.ensemble import vote  # noqa: E402
-from ai_engine.market import Market, Tick  # noqa: E402
-from ai_engine.models import (  # noqa: E402
+from ai_engine.ensemble import vote
+from ai_engine.market import Market, Tick
+from ai_engine.models import (
     BEHAVIOURS,
     HEALTHY_SCHEDULE,
     INACTIVE_REASON,

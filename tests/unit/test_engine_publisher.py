@@ -2,7 +2,6 @@
 
 import json
 import sqlite3
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-from ai_engine.config import load_config  # noqa: E402
-from ai_engine.engine import Engine, EngineEvent  # noqa: E402
-from ai_engine.publisher import (  # noqa: E402
+from ai_engine.config import load_config
+from ai_engine.engine import Engine, EngineEvent
+from ai_engine.publisher import (
     RedisSink,
     SqliteSink,
     StartupError,

@@ -6,25 +6,20 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-ENGINE_DIR = Path(__file__).resolve().parents[2] / "lab" / "engine"
-if str(ENGINE_DIR) not in sys.path:
-    sys.path.insert(0, str(ENGINE_DIR))
-
-import ai_engine.service as service  # noqa: E402
-from ai_engine.__main__ import main  # noqa: E402
-from ai_engine.config import ConfigError, EngineConfig, load_config  # noqa: E402
-from ai_engine.engine import EngineEvent  # noqa: E402
-from ai_engine.models import Prediction  # noqa: E402
-from ai_engine.notify import notify_address, sd_notify  # noqa: E402
-from ai_engine.publisher import StartupError  # noqa: E402
-from ai_engine.service import (  # noqa: E402
+import ai_engine.service as service
+from ai_engine.__main__ import main
+from ai_engine.config import ConfigError, EngineConfig, load_config
+from ai_engine.engine import EngineEvent
+from ai_engine.models import Prediction
+from ai_engine.notify import notify_address, sd_notify
+from ai_engine.publisher import StartupError
+from ai_engine.service import (
     Logger,
     Runner,
     ShadowLogger,

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 
 from labctl import inventory as lab_inventory
 from labctl import lab, mounts, network, rootfs
