@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from labctl import hosts as lab_hosts
-from labctl.config import LabConfig, load_config
-from tests.lab_support import DROPIN_DIR, ENV_FILE, REPO_ROOT, TEST_DROPIN_PREFIX, LabHost
+from labctl.config import REPO_ROOT, LabConfig, load_config
+from labctl.remote import DROPIN_DIR, ENV_FILE, TEST_DROPIN_PREFIX, LabHost
 
 pytest_plugins = ["tests.redis_server"]
 

@@ -12,8 +12,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from labctl.remote import configure, wait_for
 from tests.event_schema import validate_event
-from tests.lab_support import configure, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -286,3 +286,21 @@ def test_faults_only_with_canary(engine_host):
     )
     lines = engine_host.journal(started.invocation)
     assert "[ERROR] simulated start failure (SIM_FAIL_START=1)" in lines
+
+
+def test_patchtst_model_path_is_logged_with_its_state(engine_host):
+    started = configure(engine_host, env={"PATCHTST_MODEL_PATH": "/opt/quantum/models/none.pth"})
+    lines = engine_host.journal(started.invocation)
+    assert any(
+        line.startswith("[PatchTST-INIT] Model file: /opt/quantum/models/none.pth (missing")
+        for line in lines
+    ), lines
+    digest = engine_host.out("sha256sum", "/opt/quantum/models/patchtst.pth").split()[0]
+    started = configure(
+        engine_host, env={"PATCHTST_MODEL_PATH": "/opt/quantum/models/patchtst.pth"}
+    )
+    lines = engine_host.journal(started.invocation)
+    assert (
+        f"[PatchTST-INIT] Model file: /opt/quantum/models/patchtst.pth "
+        f"(present, sha256 {digest[:12]})" in lines
+    ), lines

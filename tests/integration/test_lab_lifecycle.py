@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl.config import REPO_ROOT
 from labctl.mounts import mounts_under
 from labctl.network import link_exists
 from labctl.processes import lab_processes, wait_gone
 from tests.conftest import LAB_TEST_HOSTS, bring_up, labctl
-from tests.lab_support import REPO_ROOT
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,7 @@ from labctl import inventory as lab_inventory
 from labctl import lab, mounts, network, rootfs
 from labctl.config import LabError, load_config
 from labctl.hosts import HostRecord, HostSpec, ssh_argv
-from tests.lab_support import set_env_keys
+from labctl.remote import set_env_keys
 
 
 def test_defaults():

@@ -1,4 +1,4 @@
-"""Driving a real lab host from tests: SSH, the engine's env file, stop/start, journal, stream.
+"""Driving a lab host's engine (tests, benchmarks): SSH, env file, stop/start, journal, stream.
 
 Everything goes over the lab's real SSH (argv lists; the remote command is quoted with
 shlex.join), as an operator's tooling would. Each helper fails loudly with what the host said.
@@ -11,12 +11,9 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from labctl import hosts as lab_hosts
-from labctl.config import LabConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from . import hosts as lab_hosts
+from .config import LabConfig
 
 ENGINE_UNIT = lab_hosts.ENGINE_UNIT
 ENV_FILE = "/" + lab_hosts.ENGINE_ENV
@@ -126,6 +123,11 @@ class LabHost:
     def last_stream_id(self) -> str:
         out = self.out("redis-cli", "--raw", "XREVRANGE", STREAM, "+", "-", "COUNT", "1")
         return out.splitlines()[0] if out else "0-0"
+
+    def entries_added(self) -> int:
+        """Entries ever added to the stream (unlike XLEN, not capped by MAXLEN trimming)."""
+        fields = self.out("redis-cli", "--raw", "XINFO", "STREAM", STREAM).splitlines()
+        return int(fields[fields.index("entries-added") + 1])
 
     def stream_length(self) -> int:
         return int(self.out("redis-cli", "--raw", "XLEN", STREAM))
