@@ -88,6 +88,10 @@ def _customise(target: Path) -> None:
     (target / "var/log/journal").mkdir(parents=True, exist_ok=True)
     # An empty machine-id makes systemd use the per-container UUID nspawn passes in.
     (target / "etc/machine-id").write_text("")
+    # systemd would copy dbus's id (made once by debootstrap) into every host: link it instead.
+    dbus_id = target / "var/lib/dbus/machine-id"
+    dbus_id.unlink(missing_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
     run(["systemctl", f"--root={target}", "enable", *ENABLED_UNITS])
     run(["systemctl", f"--root={target}", "mask", *MASKED_UNITS])
     for leftover in ("var/lib/apt/lists", "var/cache/apt/archives"):
