@@ -133,8 +133,8 @@ def _chown_tree(top: Path, owner: tuple[int, int]) -> None:
             os.lchown(Path(directory, entry), *owner)
 
 
-def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str:
-    """Write hostname, network, SSH and the engine into the host's root; return its host key."""
+def _provision_identity(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str:
+    """Hostname, address, the lab's authorized key and a new host key; return the host key."""
     _write(root / "etc/hostname", f"{spec.name}\n", 0o644)
     _write(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {spec.name}\n", 0o644)
     _write(
@@ -150,7 +150,11 @@ def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name, "-f", str(host_key)])
     shutil.copy2(host_key, root / "etc/ssh/ssh_host_ed25519_key")
     shutil.copy2(host_key.with_suffix(".pub"), root / "etc/ssh/ssh_host_ed25519_key.pub")
+    return host_key.with_suffix(".pub").read_text().split()[1]
 
+
+def _deploy_engine(config: LabConfig, root: Path) -> None:
+    """The engine as production has it: checkout, unit, env file, data and backup dirs."""
     qt = _owner_ids(root, SERVICE_USER)
     checkout = root / ENGINE_CHECKOUT
     engine_repo.clone_into(config, checkout)
@@ -169,7 +173,6 @@ def _provision(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> str
     _make_dir(root / "opt/quantum/backups", 0o755)
     _make_dir(root / "opt/quantum/backups/model_activations", 0o700)
     _make_dir(root / "var/log/quantum", 0o750)
-    return host_key.with_suffix(".pub").read_text().split()[1]
 
 
 def _start_nspawn(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> int:
@@ -220,7 +223,8 @@ def create(config: LabConfig, spec: HostSpec) -> HostRecord:
             str(root),
         ]
     )
-    host_key = _provision(config, spec, root, mdir)
+    host_key = _provision_identity(config, spec, root, mdir)
+    _deploy_engine(config, root)
     pid = _start_nspawn(config, spec, root, mdir)
     record = HostRecord(spec, pid, host_key)
     (mdir / "host.json").write_text(
