@@ -1,7 +1,8 @@
 """One lab host: an overlay on the cached image, provisioned like production, booted by nspawn.
 
 A host's directory (LAB_ROOT/machines/<name>) holds the overlay's upper and work dirs, the
-mounted root, the console log and host.json (what it was built from and its nspawn pid).
+mounted root and host.json (what it was built from and its nspawn pid). Its console log is
+kept in LAB_ROOT/logs/<name>.console.log, beyond the host's removal, to show how it ended.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class HostRecord:
 
 def machine_dir(config: LabConfig, name: str) -> Path:
     return config.machines_dir / name
+
+
+def console_log(config: LabConfig, name: str) -> Path:
+    return config.root / "logs" / f"{name}.console.log"
 
 
 def read_record(config: LabConfig, name: str) -> HostRecord | None:
@@ -176,7 +181,8 @@ def _deploy_engine(config: LabConfig, root: Path) -> None:
 
 
 def _start_nspawn(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> int:
-    console = (mdir / "console.log").open("ab")
+    console_log(config, spec.name).parent.mkdir(parents=True, exist_ok=True)
+    console = console_log(config, spec.name).open("wb")
     argv = [
         "systemd-nspawn",
         "--quiet",
@@ -189,6 +195,8 @@ def _start_nspawn(config: LabConfig, spec: HostSpec, root: Path, mdir: Path) -> 
         f"--network-bridge={config.bridge}",
         "--link-journal=no",
         "--console=read-only",
+        # SIGTERM to nspawn then powers the host off (SIGRTMIN+4), as `systemctl poweroff`.
+        "--kill-signal=SIGRTMIN+4",
         f"--setenv={MARKER}={spec.name}",
         # The host's machine-id comes from this UUID (the image's /etc/machine-id is empty).
         f"--uuid={uuid.uuid4()}",
@@ -235,7 +243,7 @@ def create(config: LabConfig, spec: HostSpec) -> HostRecord:
 
 def _console_tail(config: LabConfig, name: str, lines: int = 15) -> str:
     try:
-        text = (machine_dir(config, name) / "console.log").read_text(errors="replace")
+        text = console_log(config, name).read_text(errors="replace")
     except OSError:
         return "(no console log)"
     return "\n".join(text.splitlines()[-lines:])

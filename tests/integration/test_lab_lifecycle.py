@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl import hosts as lab_hosts
 from labctl.config import REPO_ROOT
 from labctl.mounts import mounts_under
 from labctl.network import link_exists
@@ -137,6 +138,9 @@ def test_lab_down_powers_off_cleanly_and_a_later_lab_up_works(lab):
     result = labctl("down")
     assert result.returncode == 0, result.stderr
     assert "killing" not in result.stderr, "a host did not shut down cleanly"
+    for host in lab.hosts:
+        console = lab_hosts.console_log(lab.config, host.name).read_text(errors="replace")
+        assert "System Power Off" in console, f"{host.name} did not power off:\n{console[-800:]}"
     _nothing_left(lab.config)
     again = labctl("down")
     assert again.returncode == 0 and "nothing was running" in again.stdout
