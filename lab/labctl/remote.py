@@ -12,6 +12,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from model_safety import engine_state
+
 from . import hosts as lab_hosts
 from .config import LabConfig
 
@@ -98,16 +100,13 @@ class LabHost:
     def invocation(self) -> str:
         return self.show("InvocationID")["InvocationID"]
 
+    def runner(self, argv: list[str]) -> tuple[int, str, str]:
+        """model_safety's Runner over SSH: the same readers the modules use on a host."""
+        result = self.run(*argv, check=False)
+        return result.returncode, result.stdout, result.stderr
+
     def journal(self, invocation_id: str) -> list[str]:
-        return self.out(
-            "journalctl",
-            "--no-pager",
-            "-o",
-            "cat",
-            "-u",
-            ENGINE_UNIT,
-            f"_SYSTEMD_INVOCATION_ID={invocation_id}",
-        ).splitlines()
+        return engine_state.read_journal(self.runner, ENGINE_UNIT, invocation_id)
 
     def unit_journal_since(self, cursor_time: str) -> list[str]:
         return self.out(
@@ -115,9 +114,7 @@ class LabHost:
         ).splitlines()
 
     def git_head(self) -> str:
-        return self.out(
-            "git", "-C", CHECKOUT, "-c", f"safe.directory={CHECKOUT}", "rev-parse", "HEAD"
-        )
+        return engine_state.read_git_head(self.runner, CHECKOUT)
 
     # Telemetry ------------------------------------------------------------------------
     def last_stream_id(self) -> str:
