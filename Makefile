@@ -11,11 +11,14 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_HOSTS ?= 1
 PYTEST_ARGS ?=
+REDIS_URL ?= redis://127.0.0.1:6379/0
+GATE_ARGS ?=
 LABCTL := PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m labctl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean
+.PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean \
+	quality-gate scoreboard
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +62,17 @@ demo: setup lab-up ## set-up, lab-up, then the status of every lab host, verifie
 
 bench: setup ## benchmarks with their baselines (print figures)
 	@for bench in bench/*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+
+# The URL reaches the CLI through the environment, never the recipe's command line (a password
+# in it would be echoed and visible in ps). make itself exits 2 for any non-zero exit of the
+# CLI; its "Error N" line shows the CLI's code (2 FAIL, 3 COLLECTION).
+quality-gate scoreboard: export MODEL_SAFETY_REDIS_URL = $(REDIS_URL)
+
+quality-gate: setup ## the quality gate against REDIS_URL (GATE_ARGS="--model patchtst --mode collection")
+	@$(BIN)/model-safety gate $(GATE_ARGS)
+
+scoreboard: setup ## GO / WAIT / NO-GO per model into reports/safety/scoreboard_latest.md (REDIS_URL, GATE_ARGS)
+	@$(BIN)/model-safety scoreboard $(GATE_ARGS)
 
 clean: ## remove the venv and local artifacts (the lab itself: make lab-down)
 	rm -rf $(VENV) .pytest_cache .ruff_cache reports

@@ -1,20 +1,51 @@
 """The ``model-safety`` command line.
 
-Each later capability adds a subcommand with ``_register``; every subcommand returns the
-process exit code (DESIGN.md "Modes and exit codes").
+Each capability adds a subcommand with ``_register``; every subcommand returns the process
+exit code (DESIGN.md "Modes and exit codes"):
+
+* ``gate``: 0 PASS, 2 FAIL (any blocker, too few events, Redis unreachable, any error),
+  3 COLLECTION (collection mode: data gathering, never promotes).
+* ``scoreboard``: always 0, as DESIGN.md has it: it informs and never promotes; a window
+  that cannot be read is said on the page ("SCOREBOARD unavailable") and in ``error``.
+* ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
+* ``shadow-report --model M``: 0 READY, else 2.
+
+Usage errors exit 2 as well (fail-closed). The checks import numpy and redis only when they
+run, so ``model-safety version`` stays quick and works without them.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
+from typing import Any
 
 from . import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+
+EXIT_PASS, EXIT_FAIL, EXIT_COLLECTION = 0, 2, 3
+DEFAULT_STREAM = "quantum:stream:trade.intent"
+DEFAULT_REPORT_DIR = "reports/safety"
+DEFAULT_PAGE_SIZE = 2000
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class UsageError(Exception):
+    """A bad command line (argparse's error, raised instead of exiting)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(self, message)
 
 
 def _dependency_versions() -> dict[str, str]:
@@ -34,6 +65,261 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- arguments
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value
+
+
+def _add_window_options(parser: argparse.ArgumentParser) -> None:
+    window = parser.add_argument_group("window (what is read from Redis)")
+    window.add_argument(
+        "--after",
+        metavar="CUTOVER",
+        help="only events later than this count: an ISO-8601 time with Z or an offset "
+        "(2026-01-10T12:00:00Z) or a stream id (1736510400000-0)",
+    )
+    window.add_argument(
+        "--count",
+        metavar="N",
+        type=_positive_int,
+        help="the newest N events (default 500; with --after, every later event unless given)",
+    )
+    window.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="redis://[:PASSWORD@]HOST:PORT/DB, rediss:// (TLS) or unix:///PATH "
+        "(default $MODEL_SAFETY_REDIS_URL, else redis://127.0.0.1:6379/0); a password not in "
+        "the URL comes from $MODEL_SAFETY_REDIS_PASSWORD or $REDISCLI_AUTH; never printed",
+    )
+    window.add_argument(
+        "--stream", metavar="S", default=DEFAULT_STREAM, help=f"default {DEFAULT_STREAM}"
+    )
+    window.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"connect and reply timeout (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    window.add_argument(
+        "--page-size",
+        metavar="N",
+        type=_positive_int,
+        default=DEFAULT_PAGE_SIZE,
+        help=f"entries per XRANGE page (default {DEFAULT_PAGE_SIZE})",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        default=DEFAULT_REPORT_DIR,
+        help=f"where the Markdown and JSON reports go (default {DEFAULT_REPORT_DIR})",
+    )
+    output.add_argument("--no-report", action="store_true", help="write no report files")
+    output.add_argument(
+        "--json", action="store_true", help="print the full result as one JSON object"
+    )
+
+
+def _window_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "count": args.count,
+        "after": args.after,
+        "page_size": args.page_size,
+        "timeout": args.timeout,
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100.0 * value:.1f}%"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:.3f}" if math.isfinite(value) else str(value)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return "-" if value is None else str(value)
+
+
+def _gate_summary(result: Mapping[str, Any]) -> list[str]:
+    judged = result.get("model") or "every voting model"
+    lines = [
+        f"QUALITY GATE {result.get('verdict')} (mode {result.get('mode')}, "
+        f"{result.get('event_count', 0)} events, {result.get('malformed', 0)} malformed, "
+        f"judged: {judged})"
+    ]
+    lines += [f"  blocker: {blocker}" for blocker in result.get("blockers") or []]
+    models = result.get("models") or {}
+    width = max((len(name) for name in models), default=0)
+    for name, model in models.items():
+        actions = model.get("actions") or {}
+        lines.append(
+            f"  {name:<{width}}  {'PASS' if model.get('passed') else 'FAIL'}"
+            f"{' (shadow)' if model.get('shadow') else ''}  n={model.get('n')}  "
+            + " ".join(f"{a} {_pct(actions.get(a))}" for a in ("BUY", "SELL", "HOLD"))
+            + f"  conf_std {_num(model.get('conf_std'))}"
+            f"  p10 {_num(model.get('p10'))} p90 {_num(model.get('p90'))}"
+            f"  agreement {_pct(model.get('agreement'))}"
+            f"  hard disagree {_pct(model.get('hard_disagree'))}"
+        )
+    return lines
+
+
+def _scoreboard_summary(result: Mapping[str, Any]) -> list[str]:
+    if result.get("error"):
+        return [f"SCOREBOARD unavailable: {result['error']}"]
+    models = result.get("models") or {}
+    shared = list(result.get("blockers") or [])
+    lines = [
+        f"SCOREBOARD (mode {result.get('mode', 'canary')}, {result.get('event_count', 0)} "
+        f"events, {len(models)} models)"
+    ]
+    lines += [f"  blocker: {blocker}" for blocker in shared]
+    width = max((len(name) for name in models), default=0)
+    for name, row in models.items():
+        why = [b for b in row.get("blockers") or [] if b not in shared]
+        why += [r for r in row.get("reasons") or [] if r != "gate failed"]
+        lines.append(
+            f"  {name:<{width}}  {row.get('status', '?'):<5}"
+            f"  agreement {_pct(row.get('agreement'))}"
+            f"  hard disagree {_pct(row.get('hard_disagree'))}"
+            + (f"  ({'; '.join(map(str, why))})" if why else "")
+        )
+    return lines
+
+
+def _feature_summary(result: Mapping[str, Any]) -> list[str]:
+    if result.get("error"):
+        return [f"FEATURE SANITY FAIL: {result['error']}"]
+    status = "FAIL" if result.get("exit_code", EXIT_FAIL) else "OK"
+    lines = [f"FEATURE SANITY {status}"]
+    lines += [f"  problem: {problem}" for problem in result.get("problems") or []]
+    lines += [f"  warning: {warning}" for warning in result.get("warnings") or []]
+    return lines
+
+
+def _shadow_summary(result: Mapping[str, Any]) -> list[str]:
+    lines = [f"SHADOW REPORT {result.get('model')}: {result.get('status')}"]
+    if result.get("error"):
+        lines.append(f"  error: {result['error']}")
+    for name, gate in (result.get("gates") or {}).items():
+        if isinstance(gate, Mapping):
+            lines.append(
+                f"  {name}: {gate.get('status')} (value {_shown(gate.get('value'))}, "
+                f"threshold {_shown(gate.get('threshold'))})"
+            )
+    lines += [f"  hard blocker: {b}" for b in result.get("hard_blockers") or []]
+    return lines
+
+
+SUMMARIES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+    "quality_gate": _gate_summary,
+    "scoreboard": _scoreboard_summary,
+    "feature_sanity": _feature_summary,
+    "shadow_report": _shadow_summary,
+}
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any], kind: str, code: int) -> int:
+    """Write the reports, print the result (JSON or summary), return the exit code.
+
+    A report that cannot be written turns a would-be 0 into 2: no proof, no pass.
+    """
+    from .reports import dumps, write_reports
+
+    paths: dict[str, str] = {}
+    report_error = None
+    if not args.no_report:
+        try:
+            paths = write_reports(result, kind, args.report_dir)
+        except OSError as exc:
+            report_error = f"cannot write the reports to {args.report_dir}: {exc}"
+            code = EXIT_FAIL if code == EXIT_PASS else code
+    if args.json:
+        shown = dict(result)
+        if paths:
+            shown["reports"] = paths
+        if report_error:
+            shown["report_error"] = report_error
+        print(dumps(shown))
+    else:
+        lines = SUMMARIES[kind](result)
+        if paths:
+            lines.append(f"report: {paths['markdown']} (+ .json)")
+        print("\n".join(lines))
+    if report_error:
+        print(f"model-safety: {report_error}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from .gate import exit_code
+    from .run import run_gate
+
+    result = run_gate(
+        args.redis_url, args.stream, mode=args.mode, model=args.model, **_window_kwargs(args)
+    )
+    return _finish(args, result, "quality_gate", exit_code(result))
+
+
+def _cmd_scoreboard(args: argparse.Namespace) -> int:
+    from .run import run_scoreboard
+
+    result = run_scoreboard(args.redis_url, args.stream, mode=args.mode, **_window_kwargs(args))
+    return _finish(args, result, "scoreboard", EXIT_PASS)
+
+
+def _cmd_feature_sanity(args: argparse.Namespace) -> int:
+    from .run import run_feature_sanity
+
+    result = run_feature_sanity(args.redis_url, args.stream, **_window_kwargs(args))
+    code = result.get("exit_code")
+    return _finish(args, result, "feature_sanity", EXIT_PASS if code == 0 else EXIT_FAIL)
+
+
+def _cmd_shadow_report(args: argparse.Namespace) -> int:
+    from .run import run_shadow_report
+
+    result = run_shadow_report(
+        args.redis_url, args.stream, model=args.model, **_window_kwargs(args)
+    )
+    code = EXIT_PASS if result.get("status") == "READY" and not result.get("error") else EXIT_FAIL
+    return _finish(args, result, "shadow_report", code)
+
+
 def _register(
     subparsers: argparse._SubParsersAction, name: str, handler: Handler, help_text: str
 ) -> argparse.ArgumentParser:
@@ -42,8 +328,18 @@ def _register(
     return parser
 
 
+def _add_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mode",
+        choices=("canary", "collection"),
+        default="canary",
+        help="canary (default): >= 200 events, exit 0 PASS / 2 FAIL; "
+        "collection: >= 100 events, always exit 3 (never promotes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="model-safety",
         description="Fail-closed model lifecycle checks for the AI engine.",
     )
@@ -52,12 +348,81 @@ def build_parser() -> argparse.ArgumentParser:
     _register(
         subparsers, "version", _cmd_version, "print the versions of this tool and its runtime"
     )
+    gate = _register(
+        subparsers,
+        "gate",
+        _cmd_gate,
+        "the quality gate: judge the models on the stream's events "
+        "(exit 0 PASS, 2 FAIL, 3 COLLECTION)",
+    )
+    _add_mode(gate)
+    gate.add_argument(
+        "--model", metavar="M", help="judge only this model (default: every voting model)"
+    )
+    _add_window_options(gate)
+    board = _register(
+        subparsers,
+        "scoreboard",
+        _cmd_scoreboard,
+        "GO / WAIT / NO-GO per model, also written to <report-dir>/scoreboard_latest.md",
+    )
+    _add_mode(board)
+    _add_window_options(board)
+    features = _register(
+        subparsers,
+        "feature-sanity",
+        _cmd_feature_sanity,
+        "NaN/Inf/flatline/duplicate checks of the events' features (exit 2 on a problem)",
+    )
+    _add_window_options(features)
+    shadow = _register(
+        subparsers,
+        "shadow-report",
+        _cmd_shadow_report,
+        "the four activation gates of a shadow model (exit 0 READY, else 2)",
+    )
+    shadow.add_argument("--model", metavar="M", required=True, help="the shadow model")
+    _add_window_options(shadow)
     return parser
 
 
+def _failure_json(command: str | None, reason: str) -> str:
+    """What --json prints when there is no result: a FAIL (exit 2), never a pass."""
+    from .reports import dumps
+
+    try:
+        if command == "gate":
+            from .gate import failure
+
+            return dumps(failure("canary", reason))
+    except Exception:  # the reason is what matters: exit 2 regardless
+        pass
+    return dumps({"verdict": "FAIL", "error": reason, "exit_code": EXIT_FAIL})
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
+        if "--json" in argv:
+            print(_failure_json(_command_of(argv), f"usage: {exc}"))
+        return EXIT_FAIL
+    try:
+        return args.handler(args)
+    except Exception as exc:  # fail-closed: an unexpected error is a FAIL, not a traceback
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        print(f"model-safety: {reason}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(_failure_json(args.command, reason))
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+#!/usr/bin/python
+"""Ansible module: sanity of the features in the engine's live telemetry (read-only)."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
+    prepare,
+    window_args,
+    with_reports,
+)
+
+DOCUMENTATION = r"""
+---
+module: feature_sanity
+short_description: Check the features the engine's models see for NaN, Inf, flatlines and repeats
+description:
+  - Reads a window of events from the engine's Redis telemetry stream (the newest O(count),
+    or every event after O(after)) and checks the C(features) of the events, the same result
+    as C(model-safety feature-sanity --json).
+  - Per feature, the number of NaN and Inf values, and the mean, standard deviation, minimum
+    and maximum of the finite ones. A feature with any NaN or Inf, or a flatline (standard
+    deviation below C(flatline_std), 1e-6) is a problem; so are a window without features, an
+    empty or unreadable window (fail-closed).
+  - Duplicate feature vectors among the last C(duplicate_window) (50) events, rounded to 4
+    decimals, above C(duplicate_warn_share) (50 %) are a warning, not a problem.
+  - The task fails when there is a problem (the CLI's exit code 2), unless O(report_only) is
+    set; the failure's C(msg) lists every problem and the full result is returned with it.
+  - Read-only, never changes the engine or its data; runs the same in check mode, where it
+    writes no report either.
+  - A thin wrapper over C(model_safety.run.run_feature_sanity) (the same code as the CLI).
+options:
+  after:
+    description:
+      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
+        id C(<ms>-<seq>) (exclusive); then every later event is read and O(count) does not
+        apply.
+    type: str
+  count:
+    description:
+      - The window is the newest O(count) events (after O(after), when given).
+      - Default 500 without O(after), no limit with it (every event after the cutover).
+    type: int
+  redis_url:
+    description:
+      - URL of the Redis server holding the telemetry stream (C(redis://) or C(rediss://) for
+        TLS).
+      - A password in the URL is masked in all output. Without one, the password is taken
+        from C(REDISCLI_AUTH) or C(MODEL_SAFETY_REDIS_PASSWORD) in the module's environment.
+    type: str
+    default: redis://127.0.0.1:6379/0
+  stream:
+    description: The Redis stream the engine publishes its events to.
+    type: str
+    default: quantum:stream:trade.intent
+  thresholds:
+    description:
+      - Overrides of the thresholds by name, here C(flatline_std) (1e-6),
+        C(duplicate_window) (50) and C(duplicate_warn_share) (0.50) matter; the fields of
+        C(model_safety.thresholds.Thresholds).
+      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
+        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
+        fails the task.
+    type: dict
+    default: {}
+  report_dir:
+    description:
+      - Directory on the target to write the reports to, C(feature_sanity_<UTC timestamp>.md)
+        and C(.json), mode 0640, written atomically. It must exist.
+      - Null writes no file. Check mode never writes one.
+    type: path
+  report_only:
+    description: Only report, never fail the task because of a problem.
+    type: bool
+    default: false
+requirements:
+  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+seealso:
+  - module: quality_gate
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Fail unless the newest 500 events carry sane features
+  feature_sanity:
+
+- name: Check the features since the engine's restart, report only
+  feature_sanity:
+    after: "1768046400123-0"
+    report_only: true
+  register: features
+
+- name: Show the problems
+  ansible.builtin.debug:
+    var: features.problems
+"""
+
+RETURN = r"""
+event_count:
+  description: Number of valid events in the window.
+  returned: always
+  type: int
+  sample: 500
+malformed:
+  description: Number of malformed events in the window.
+  returned: when a window was read
+  type: int
+  sample: 0
+events_without_features:
+  description: Valid events that carry no C(features).
+  returned: when a window was read
+  type: int
+  sample: 0
+features:
+  description:
+    - Per feature name, C(count), C(finite), C(missing), C(nan) and C(inf) counts, C(mean),
+      C(std), C(min), C(max) over its finite values (null when there is none) and
+      C(flatline).
+  returned: always
+  type: dict
+  sample:
+    atr_value: {count: 500, finite: 500, missing: 0, nan: 0, inf: 0, mean: 0.0123, std: 0.0021,
+                min: 0.008, max: 0.017, flatline: false}
+duplicates:
+  description:
+    - Duplicate feature vectors among the last C(window) events, C(compared), C(share) and
+      the warning C(threshold).
+  returned: when a window was read
+  type: dict
+  sample: {window: 50, compared: 50, share: 0.0, threshold: 0.5}
+window:
+  description: The stream ids bounding the window, C(first_id) and C(last_id).
+  returned: when a window was read
+  type: dict
+  sample: {first_id: 1768046400123-0, last_id: 1768046450123-0}
+source:
+  description:
+    - Where the window came from, C(redis) (the URL without its password), C(stream),
+      C(count), C(after).
+  returned: when a window was read
+  type: dict
+  sample: {redis: "redis://127.0.0.1:6379/0", stream: "quantum:stream:trade.intent"}
+error:
+  description: Why no window could be read (Redis unreachable, bad cutover, ...).
+  returned: when no window could be read
+  type: str
+  sample: "Redis at redis://127.0.0.1:6379/0 unreachable: Connection refused"
+problems:
+  description: Every problem found, each with its measured value (any one fails the task).
+  returned: always
+  type: list
+  elements: str
+  sample: ["atr_value: 500 NaN values"]
+result_warnings:
+  description:
+    - The result's C(warnings), findings that do not fail, for example a share of duplicate
+      feature vectors above the limit (renamed, C(warnings) is Ansible's own key). Each is
+      also shown as a warning of the task.
+  returned: always
+  type: list
+  elements: str
+  sample: ["duplicate feature vectors: 72.0% of the last 50 events > 50.0%"]
+exit_code:
+  description: The CLI's exit code, 0 when sane, 2 on any problem.
+  returned: always
+  type: int
+  sample: 0
+reports:
+  description: Paths of the written reports on the target, C(markdown) and C(json).
+  returned: when O(report_dir) is set and not in check mode
+  type: dict
+  sample:
+    markdown: /var/lib/model-safety/reports/feature_sanity_20260110T120000Z.md
+    json: /var/lib/model-safety/reports/feature_sanity_20260110T120000Z.json
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
+    prepare(module)
+    from ansible.module_utils.model_safety.run import run_feature_sanity
+
+    params = module.params
+    result = run_feature_sanity(params["redis_url"], params["stream"], **window_args(module))
+    result = with_reports(module, result, "feature_sanity")
+    for warning in result.get("result_warnings") or []:
+        module.warn(str(warning))
+    if result.get("exit_code") != 0 and not params["report_only"]:
+        problems = result.get("problems") or ["no problem reported, result unclear"]
+        module.fail_json(
+            msg=f"feature sanity failed ({result.get('event_count', 0)} events): "
+            + "; ".join(problems),
+            **result,
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

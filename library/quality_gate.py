@@ -1,0 +1,344 @@
+#!/usr/bin/python
+"""Ansible module: the model quality gate over the engine's live telemetry (read-only)."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
+    prepare,
+    window_args,
+    with_reports,
+)
+
+DOCUMENTATION = r"""
+---
+module: quality_gate
+short_description: Judge the engine's models on their live telemetry (the quality gate)
+description:
+  - Reads a window of events from the engine's Redis telemetry stream (the newest O(count),
+    or every event after O(after)), computes the metrics of every model and applies the gate
+    rules of DESIGN.md ("Gate rules"); returns the same result as C(model-safety gate --json).
+  - The verdict is that of O(model), or, without one, of every voting model (all must pass).
+    Fail-closed, any malformed event, too few events, an empty or unreadable window, Redis
+    being unreachable or a model that is not in the window is a blocker.
+  - In V(canary) mode the task fails unless the verdict is V(PASS) (the failure's C(msg) lists
+    every blocker, the full result is returned with it), unless O(report_only) is set.
+  - In V(collection) mode (data gathering, never promotes) the verdict is always
+    V(COLLECTION) and the task never fails; the blockers are still reported.
+  - Read-only, never changes the engine or its data; runs the same in check mode, where it
+    writes no report either.
+  - A thin wrapper over C(model_safety.run.run_gate) (the same code as the CLI).
+options:
+  mode:
+    description:
+      - V(canary) needs 200 events per judged model and gives V(PASS) or V(FAIL).
+      - V(collection) needs 100 and always gives V(COLLECTION).
+    type: str
+    choices: [canary, collection]
+    default: canary
+  model:
+    description:
+      - Judge only this model (it must be in the window), for example the canary candidate.
+      - Without it, every voting model of the window must pass.
+      - A name matching C(^[a-z][a-z0-9_]{0,31}$).
+    type: str
+  after:
+    description:
+      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
+        id C(<ms>-<seq>) (exclusive), for example the last stream id before the engine's
+        restart; then every later event is read and O(count) does not apply.
+    type: str
+  count:
+    description:
+      - The window is the newest O(count) events (after O(after), when given).
+      - Default 500 without O(after), no limit with it (every event after the cutover).
+    type: int
+  redis_url:
+    description:
+      - URL of the Redis server holding the telemetry stream (C(redis://) or C(rediss://) for
+        TLS).
+      - A password in the URL is masked in all output. Without one, the password is taken
+        from C(REDISCLI_AUTH) or C(MODEL_SAFETY_REDIS_PASSWORD) in the module's environment.
+    type: str
+    default: redis://127.0.0.1:6379/0
+  stream:
+    description: The Redis stream the engine publishes its events to.
+    type: str
+    default: quantum:stream:trade.intent
+  thresholds:
+    description:
+      - Overrides of the gate thresholds, by name, for example C(max_action_share) (0.70),
+        C(min_conf_std) (0.05), C(min_spread) (0.12), C(constant_std) (0.01),
+        C(hold_collapse_share) (0.85), C(max_inactive_share) (0.05). The names and defaults are
+        the fields of C(model_safety.thresholds.Thresholds) (README, "Quality gate").
+      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
+        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
+        fails the task.
+    type: dict
+    default: {}
+  report_dir:
+    description:
+      - Directory on the target to write the Markdown report and the JSON result to, as
+        C(quality_gate_<UTC timestamp>.md) and C(.json) (mode 0640, written atomically). It
+        must exist.
+      - Null writes no file. Check mode never writes one.
+    type: path
+  report_only:
+    description: Only report, never fail the task because of the verdict.
+    type: bool
+    default: false
+requirements:
+  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+  - The fraction values follow the DESIGN contract, percentiles are numpy's default linear
+    interpolation and standard deviations population ones.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+seealso:
+  - module: scoreboard
+  - module: feature_sanity
+  - module: shadow_report
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Gate every voting model on the newest 500 events (fails the task on FAIL)
+  quality_gate:
+
+- name: Gate the canary candidate on the events since the engine's restart, keep the reports
+  quality_gate:
+    mode: canary
+    model: patchtst
+    after: "1768046400123-0"
+    report_dir: /var/lib/model-safety/reports
+  register: gate
+
+- name: Collect data only (never fails), with a stricter spread rule
+  quality_gate:
+    mode: collection
+    count: 1000
+    thresholds:
+      min_spread: 0.15
+
+- name: Report without failing, and decide later
+  quality_gate:
+    redis_url: "redis://:{{ vault_redis_password }}@127.0.0.1:6379/0"
+    report_only: true
+  register: gate
+
+- name: Fail closed unless the gate passed
+  ansible.builtin.assert:
+    that: gate.verdict == 'PASS'
+    fail_msg: "{{ gate.blockers }}"
+"""
+
+RETURN = r"""
+verdict:
+  description: V(PASS), V(FAIL) or, in collection mode, V(COLLECTION).
+  returned: always
+  type: str
+  sample: PASS
+mode:
+  description: The mode the window was judged in.
+  returned: always
+  type: str
+  sample: canary
+model:
+  description: The model judged (O(model)), null when every voting model was.
+  returned: always
+  type: str
+  sample: patchtst
+judged:
+  description: The models whose blockers decide the verdict.
+  returned: always
+  type: list
+  elements: str
+  sample: [xgb, lgbm, nhits]
+summary:
+  description: The verdict in one line.
+  returned: always
+  type: str
+  sample: "PASS (canary): 0 blockers; judged xgb, lgbm, nhits over 500 events (0 malformed)"
+exit_code:
+  description: The CLI's exit code for this result, 0 PASS, 2 FAIL, 3 COLLECTION.
+  returned: always
+  type: int
+  sample: 0
+error:
+  description:
+    - Why no window could be judged (Redis unreachable, bad cutover, ...); it is also the only
+      blocker.
+  returned: when no window could be judged
+  type: str
+  sample: "Redis at redis://127.0.0.1:6379/0 unreachable: Connection refused"
+source:
+  description:
+    - Where the window came from, C(redis) (the URL without its password), C(stream),
+      C(count), C(after).
+  returned: when a window was read
+  type: dict
+  sample:
+    redis: redis://127.0.0.1:6379/0
+    stream: quantum:stream:trade.intent
+    count: 500
+    after: null
+event_count:
+  description: Number of valid events in the window.
+  returned: always
+  type: int
+  sample: 500
+malformed:
+  description: Number of malformed events in the window (any one blocks).
+  returned: always
+  type: int
+  sample: 0
+malformed_samples:
+  description: The first malformed events, C(stream_id) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{stream_id: 1768046400123-0, reason: unparsable JSON}]
+min_events:
+  description: Events per judged model the mode needs.
+  returned: when a window was read
+  type: int
+  sample: 200
+blockers:
+  description:
+    - Every reason for a FAIL, each with its measured value and threshold; window blockers
+      first, model blockers prefixed with the model name.
+  returned: always
+  type: list
+  elements: str
+  sample: ["xgb: action collapse: BUY 100.0% > 70.0%", "xgb: conf_std 0.000 < 0.050"]
+models:
+  description: Per model name, its metrics and its own verdict.
+  returned: always
+  type: dict
+  contains:
+    passed:
+      description: Whether the model passes every rule.
+      type: bool
+    judged:
+      description: Whether its blockers count for the verdict (O(model), or a voting model).
+      type: bool
+    shadow:
+      description: Whether the model ran in shadow mode (reported, never voting).
+      type: bool
+    n:
+      description: Events where the model was active.
+      type: int
+    inactive_share:
+      description: Share of the window where the model reported itself inactive.
+      type: float
+    actions:
+      description: Share of each action, C(BUY), C(SELL), C(HOLD).
+      type: dict
+    conf_std:
+      description: Population standard deviation of its confidence.
+      type: float
+    p10:
+      description: 10th percentile of its confidence.
+      type: float
+    p90:
+      description: 90th percentile of its confidence.
+      type: float
+    spread:
+      description: p90 - p10.
+      type: float
+    median:
+      description: Median confidence.
+      type: float
+    agreement:
+      description: Share of its events whose action equals the ensemble's C(side).
+      type: float
+    hard_disagree:
+      description: Share of its events where one is BUY and the other SELL.
+      type: float
+    blockers:
+      description: This model's blockers.
+      type: list
+      elements: str
+  sample:
+    xgb:
+      passed: true
+      shadow: false
+      n: 500
+      inactive_share: 0.0
+      actions: {BUY: 0.38, SELL: 0.31, HOLD: 0.31}
+      conf_std: 0.118
+      p10: 0.47
+      p90: 0.78
+      spread: 0.31
+      median: 0.6
+      agreement: 0.66
+      hard_disagree: 0.05
+      blockers: []
+ensemble:
+  description: Ensemble metrics, consensus distribution, side shares, payload size p95.
+  returned: when a window was read
+  type: dict
+  sample: {event_count: 500, payload_p95: 612.0, consensus: {"3/3": 0.41, "2/3": 0.47}}
+window:
+  description: The stream ids bounding the window, C(first_id) and C(last_id).
+  returned: when a window was read
+  type: dict
+  sample: {first_id: 1768046400123-0, last_id: 1768046450123-0}
+thresholds:
+  description: Every threshold the rules used, with the overrides applied.
+  returned: when a window was read
+  type: dict
+  sample: {max_action_share: 0.7, min_conf_std: 0.05, min_spread: 0.12}
+reports:
+  description: Paths of the written reports on the target, C(markdown) and C(json).
+  returned: when O(report_dir) is set and not in check mode
+  type: dict
+  sample:
+    markdown: /var/lib/model-safety/reports/quality_gate_20260110T120000Z.md
+    json: /var/lib/model-safety/reports/quality_gate_20260110T120000Z.json
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            **COMMON_ARGUMENT_SPEC,
+            "mode": {"type": "str", "choices": ["canary", "collection"], "default": "canary"},
+            "model": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    prepare(module)
+    from ansible.module_utils.model_safety.run import run_gate
+
+    params = module.params
+    result = run_gate(
+        params["redis_url"],
+        params["stream"],
+        mode=params["mode"],
+        model=params["model"],
+        **window_args(module),
+    )
+    result = with_reports(module, result, "quality_gate")
+    verdict = result.get("verdict")
+    if params["mode"] == "canary" and verdict != "PASS" and not params["report_only"]:
+        blockers = result.get("blockers") or ["no blocker reported, verdict unclear"]
+        who = f"model {params['model']}" if params["model"] else "every voting model"
+        module.fail_json(
+            msg=f"quality gate {verdict} ({params['mode']}, {who}, "
+            f"{result.get('event_count', 0)} events): " + "; ".join(blockers),
+            **result,
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

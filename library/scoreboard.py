@@ -1,0 +1,226 @@
+#!/usr/bin/python
+"""Ansible module: GO / WAIT / NO-GO per model over the engine's live telemetry (read-only)."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
+    prepare,
+    window_args,
+    with_reports,
+)
+
+DOCUMENTATION = r"""
+---
+module: scoreboard
+short_description: Score every model of the engine GO, WAIT or NO-GO on its live telemetry
+description:
+  - Reads a window of events from the engine's Redis telemetry stream (the newest O(count),
+    or every event after O(after)) and scores every model in it (DESIGN.md "Gate rules"),
+    the same result as C(model-safety scoreboard --json).
+  - V(GO) when the model passes the quality gate, agrees with the ensemble's C(side) in
+    55 % to 80 % of its events and hard-disagrees (BUY against SELL) in fewer than 20 %;
+    V(WAIT) when it passes the gate outside that range; V(NO-GO) when it fails the gate.
+  - A scoreboard reports, it never fails the task because of a V(NO-GO). The task fails only
+    when no scoreboard could be made at all (Redis unreachable, no readable window, invalid
+    options), unless O(report_only) is set.
+  - Read-only, never changes the engine or its data; runs the same in check mode, where it
+    writes no report either.
+  - A thin wrapper over C(model_safety.run.run_scoreboard) (the same code as the CLI).
+options:
+  mode:
+    description: The gate mode the models are judged in (V(canary) 200 events, V(collection) 100).
+    type: str
+    choices: [canary, collection]
+    default: canary
+  after:
+    description:
+      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
+        id C(<ms>-<seq>) (exclusive); then every later event is read and O(count) does not
+        apply.
+    type: str
+  count:
+    description:
+      - The window is the newest O(count) events (after O(after), when given).
+      - Default 500 without O(after), no limit with it (every event after the cutover).
+    type: int
+  redis_url:
+    description:
+      - URL of the Redis server holding the telemetry stream (C(redis://) or C(rediss://) for
+        TLS).
+      - A password in the URL is masked in all output. Without one, the password is taken
+        from C(REDISCLI_AUTH) or C(MODEL_SAFETY_REDIS_PASSWORD) in the module's environment.
+    type: str
+    default: redis://127.0.0.1:6379/0
+  stream:
+    description: The Redis stream the engine publishes its events to.
+    type: str
+    default: quantum:stream:trade.intent
+  thresholds:
+    description:
+      - Overrides of the thresholds by name, for example C(go_agreement_low) (0.55),
+        C(go_agreement_high) (0.80), C(go_max_hard_disagree) (0.20) or any gate threshold;
+        the fields of C(model_safety.thresholds.Thresholds).
+      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
+        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
+        fails the task.
+    type: dict
+    default: {}
+  report_dir:
+    description:
+      - Directory on the target to write the reports to, C(scoreboard_<UTC timestamp>.md) and
+        C(.json), and C(scoreboard_latest.md) (replaced), mode 0640, written atomically. It
+        must exist.
+      - Null writes no file. Check mode never writes one.
+    type: path
+  report_only:
+    description: Only report, never fail the task, not even when no scoreboard could be made.
+    type: bool
+    default: false
+requirements:
+  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+seealso:
+  - module: quality_gate
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Score every model on the newest 500 events and keep the reports
+  scoreboard:
+    report_dir: /var/lib/model-safety/reports
+  register: board
+
+- name: Show each model's status
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.status }}"
+  loop: "{{ board.models | dict2items }}"
+
+- name: Score the events since a restart, with a wider agreement band
+  scoreboard:
+    after: "2026-01-10T12:00:00Z"
+    thresholds:
+      go_agreement_high: 0.85
+"""
+
+RETURN = r"""
+mode:
+  description: The gate mode the models were judged in.
+  returned: always
+  type: str
+  sample: canary
+event_count:
+  description: Number of valid events in the window.
+  returned: always
+  type: int
+  sample: 500
+malformed:
+  description: Number of malformed events in the window (any one makes every model NO-GO).
+  returned: always
+  type: int
+  sample: 0
+blockers:
+  description: Window blockers (they make every model NO-GO), each with its measured value.
+  returned: always
+  type: list
+  elements: str
+  sample: ["window: 150 events < 200 required (canary)"]
+models:
+  description:
+    - Per model name, its status and the metrics it was scored on (the same metrics as the
+      quality gate's RV(quality_gate#module:models)).
+  returned: always
+  type: dict
+  contains:
+    status:
+      description: V(GO), V(WAIT) or V(NO-GO).
+      type: str
+    passed:
+      description: Whether the model passes the quality gate.
+      type: bool
+    shadow:
+      description: Whether the model ran in shadow mode.
+      type: bool
+    agreement:
+      description: Share of its events whose action equals the ensemble's C(side).
+      type: float
+    hard_disagree:
+      description: Share of its events where one is BUY and the other SELL.
+      type: float
+    blockers:
+      description: Its gate blockers (why NO-GO), window blockers included.
+      type: list
+      elements: str
+    reasons:
+      description: Why it is not GO, for example where its agreement is outside the GO range.
+      type: list
+      elements: str
+  sample:
+    xgb: {status: GO, passed: true, shadow: false, agreement: 0.66, hard_disagree: 0.05,
+          blockers: [], reasons: []}
+    patchtst: {status: NO-GO, passed: false, shadow: true, agreement: 0.41, hard_disagree: 0.12,
+               blockers: ["conf_std 0.031 < 0.050"], reasons: [gate failed]}
+counts:
+  description: How many models have each status.
+  returned: when a window was read
+  type: dict
+  sample: {GO: 2, WAIT: 1, NO-GO: 1}
+exit_code:
+  description: The CLI's exit code, 0, or 2 when no scoreboard could be made.
+  returned: always
+  type: int
+  sample: 0
+error:
+  description: Why no scoreboard could be made (Redis unreachable, bad cutover, ...).
+  returned: when no window could be read
+  type: str
+  sample: "Redis at redis://127.0.0.1:6379/0 unreachable: Connection refused"
+reports:
+  description:
+    - Paths of the written reports on the target, C(markdown) and C(json), and C(latest),
+      the path of C(scoreboard_latest.md).
+  returned: when O(report_dir) is set and not in check mode
+  type: dict
+  sample:
+    markdown: /var/lib/model-safety/reports/scoreboard_20260110T120000Z.md
+    json: /var/lib/model-safety/reports/scoreboard_20260110T120000Z.json
+    latest: /var/lib/model-safety/reports/scoreboard_latest.md
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            **COMMON_ARGUMENT_SPEC,
+            "mode": {"type": "str", "choices": ["canary", "collection"], "default": "canary"},
+        },
+        supports_check_mode=True,
+    )
+    prepare(module)
+    from ansible.module_utils.model_safety.run import run_scoreboard
+
+    params = module.params
+    result = run_scoreboard(
+        params["redis_url"], params["stream"], mode=params["mode"], **window_args(module)
+    )
+    result = with_reports(module, result, "scoreboard")
+    if (result.get("error") or not result.get("models")) and not params["report_only"]:
+        reasons = [result["error"]] if result.get("error") else result.get("blockers") or []
+        module.fail_json(
+            msg="no scoreboard: " + "; ".join(reasons or ["no model in the window"]), **result
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""What the read-only analytics modules (quality_gate, scoreboard, feature_sanity,
+shadow_report) share: their common options, secret masking, validated thresholds, report
+writing and result hygiene. Standard library only, so that a module can still mask secrets and
+fail cleanly when numpy or redis are missing on the target.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+# Where the model_safety code finds a password when the URL has none (stream.PASSWORD_ENVS,
+# imported lazily below: this module must work without numpy/redis).
+PASSWORD_ENVS = ("MODEL_SAFETY_REDIS_PASSWORD", "REDISCLI_AUTH")
+# Keys Ansible gives a meaning to in a module's result (a non-zero "rc" fails the task, "path"
+# adds file attributes, ...); a result key of that name is returned as "result_<key>".
+RESERVED_KEYS = frozenset(
+    {
+        "changed",
+        "failed",
+        "msg",
+        "skipped",
+        "invocation",
+        "warnings",
+        "deprecations",
+        "rc",
+        "path",
+        "diff",
+        "exception",
+        "ansible_facts",
+    }
+)
+_SECRET_WORDS = ("pass", "auth", "secret", "token", "key")
+
+# Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes").
+COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "after": {"type": "str"},
+    "count": {"type": "int"},
+    "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
+    "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
+    "thresholds": {"type": "dict", "default": {}},
+    "report_dir": {"type": "path"},
+    "report_only": {"type": "bool", "default": False},
+}
+
+
+def mask_redis_password(module: Any, url: str) -> None:
+    """Register every Redis secret (the URL's password as written and decoded, secret query
+    values, the password variables of the environment) so Ansible masks it everywhere."""
+    try:
+        parts = urlsplit(url)
+        secrets = {parts.password or "", unquote(parts.password or "")}
+        secrets.update(
+            value
+            for key, value in parse_qsl(parts.query)
+            if any(word in key.lower() for word in _SECRET_WORDS)
+        )
+    except ValueError as exc:
+        module.fail_json(msg=f"invalid redis_url: {exc}")
+    secrets.update(os.environ.get(name, "") for name in PASSWORD_ENVS)
+    module.no_log_values.update(secret for secret in secrets if secret)
+
+
+def prepare(module: Any) -> None:
+    """Mask secrets first, then check that the analytics code imports and that the common
+    options are valid; fail the task with a clear message otherwise."""
+    params = module.params
+    mask_redis_password(module, params["redis_url"])
+    try:
+        from .run import RunError, validate_model
+    except ImportError:
+        module.fail_json(
+            msg="cannot import model_safety (python3-numpy and python3-redis are required)",
+            exception=traceback.format_exc(),
+        )
+    if params["count"] is not None and params["count"] < 1:
+        module.fail_json(msg=f"count must be at least 1, not {params['count']}")
+    try:
+        validate_model(params.get("model"))
+    except RunError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def thresholds_from(module: Any) -> Any:
+    """The default thresholds with the task's overrides, validated as the CLI does (names,
+    types, ranges); anything doubtful fails the task instead of becoming a blocked result."""
+    from .run import RunError, make_thresholds
+
+    try:
+        return make_thresholds(module.params["thresholds"])
+    except RunError as exc:
+        module.fail_json(msg=f"invalid thresholds: {exc}")
+
+
+def returnable(result: dict[str, Any]) -> dict[str, Any]:
+    """The result with keys Ansible reserves renamed, ready for exit_json/fail_json."""
+    return {f"result_{k}" if k in RESERVED_KEYS else k: v for k, v in result.items()}
+
+
+def with_reports(module: Any, result: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The returnable result, with the paths of the reports when they were written (only when
+    asked and not in check mode; a report that cannot be written fails the task)."""
+    from .reports import write_reports
+
+    report_dir = module.params["report_dir"]
+    returned = returnable(result)
+    if report_dir and not module.check_mode:
+        try:
+            returned["reports"] = write_reports(result, kind, report_dir)
+        except OSError as exc:
+            module.fail_json(msg=f"cannot write the reports to {report_dir}: {exc}", **returned)
+    return returned
+
+
+def window_args(module: Any) -> dict[str, Any]:
+    """The keyword arguments every run_* function takes, from the task's options."""
+    params = module.params
+    return {
+        "count": params["count"],
+        "after": params["after"] or None,
+        "thresholds": thresholds_from(module),
+    }

@@ -1,0 +1,297 @@
+"""One call per check: read the window from Redis, judge it, return the result as a dict.
+
+This is what the CLI and the Ansible modules call. Operational failures never raise: bad
+arguments, an unreachable Redis, a timeout, a missing stream, a parse or internal error all
+become a result that blocks (the gate's FAIL, an ``error`` with ``exit_code`` 2 for the
+others), with a readable reason in which no password ever appears.
+
+``client_or_url`` is a redis-py client (used as is, left open) or a URL / None (a client is
+made by :func:`.stream.connect`, honouring ``$MODEL_SAFETY_REDIS_URL`` and the password
+variables, and closed afterwards). ``count`` is the newest N events; None means 500 without
+``after``, and no limit with it. ``after`` is the ``--after`` text (ISO-8601 time or stream
+id). ``thresholds`` is a :class:`.thresholds.Thresholds`, or a mapping of overrides of its
+defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .features import feature_sanity
+from .gate import evaluate, failure
+from .scoreboard import scoreboard
+from .shadow import shadow_report
+from .stream import (
+    DEFAULT_COUNT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_STREAM,
+    DEFAULT_TIMEOUT_S,
+    StreamError,
+    connect,
+    describe_client,
+    parse_cutover,
+    read_window,
+    redact_url,
+    resolve_url,
+    scrub,
+    url_secrets,
+)
+from .thresholds import MODES, Thresholds
+
+MODEL_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class RunError(Exception):
+    """A reason to block before any verdict: bad input, Redis failing, ..."""
+
+
+@dataclasses.dataclass
+class _Source:
+    client: Any
+    owned: bool
+    description: str
+    secrets: list[str]
+
+
+def validate_model(model: str | None) -> str | None:
+    """``model`` if it is None or a valid model name (``^[a-z][a-z0-9_]{0,31}$``), else raise."""
+    if model is not None and (not isinstance(model, str) or not MODEL_RE.fullmatch(model)):
+        raise RunError(f"not a valid model name (^[a-z][a-z0-9_]{{0,31}}$): {model!r}")
+    return model
+
+
+def make_thresholds(thresholds: Thresholds | Mapping[str, Any] | None) -> Thresholds:
+    """A Thresholds from None (the DESIGN defaults), an instance, or a mapping of overrides
+    (validated by :meth:`.thresholds.Thresholds.with_overrides`); RunError when invalid."""
+    if thresholds is None:
+        return Thresholds()
+    if isinstance(thresholds, Thresholds):
+        return thresholds
+    if not isinstance(thresholds, Mapping):
+        raise RunError(f"thresholds must be a mapping of overrides, not {type(thresholds)}")
+    try:
+        return Thresholds().with_overrides(thresholds)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"bad thresholds: {exc}") from None
+
+
+def _count(count: int | None, after: str | None) -> int | None:
+    if count is None:
+        return None if after is not None else DEFAULT_COUNT
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise RunError(f"count must be a positive integer, not {count!r}")
+    return count
+
+
+def _open(client_or_url: Any, env: Mapping[str, str] | None, timeout: float) -> _Source:
+    env = os.environ if env is None else env
+    if client_or_url is None or isinstance(client_or_url, str):
+        url = resolve_url(client_or_url, env)
+        secrets = url_secrets(url, env)
+        try:
+            client = connect(url, env, timeout=timeout)
+        except StreamError as exc:
+            raise RunError(scrub(str(exc), secrets)) from None
+        return _Source(client, True, redact_url(url), secrets)
+    return _Source(client_or_url, False, describe_client(client_or_url), [])
+
+
+def source_info(
+    client_or_url: Any,
+    stream: str,
+    count: int | None,
+    after: str | None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What is (to be) read, for results and reports: the redacted URL, stream, count, after."""
+    env = os.environ if env is None else env
+    if client_or_url is None or isinstance(client_or_url, str):
+        redis_url = redact_url(resolve_url(client_or_url, env))
+    else:
+        redis_url = describe_client(client_or_url)
+    try:
+        limit = _count(count, after)
+    except RunError:
+        limit = count
+    return {"redis": redis_url, "stream": stream, "count": limit, "after": after}
+
+
+def _with_window(
+    judge: Callable[[Any], dict[str, Any]],
+    client_or_url: Any,
+    stream: str,
+    *,
+    count: int | None,
+    after: str | None,
+    page_size: int,
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """Read the window and judge it; RunError (scrubbed) for anything that went wrong."""
+    limit = _count(count, after)
+    try:
+        start = parse_cutover(after) if after is not None else None
+    except ValueError as exc:
+        raise RunError(f"bad --after: {exc}") from None
+    source = _open(client_or_url, env, timeout)
+    try:
+        window = read_window(source.client, stream, count=limit, after=start, page_size=page_size)
+        result = judge(window)
+    except (StreamError, ValueError) as exc:
+        raise RunError(scrub(str(exc), source.secrets)) from None
+    except Exception as exc:  # fail-closed: an internal error is a reason to block, not a crash
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        raise RunError(scrub(reason, source.secrets)) from None
+    finally:
+        if source.owned:
+            source.client.close()
+    result["source"] = source_info(client_or_url, stream, count, after, env)
+    return result
+
+
+def run_gate(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    mode: str = "canary",
+    model: str | None = None,
+    count: int | None = None,
+    after: str | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The quality gate's result (DESIGN.md ``--json``); never raises for operational errors."""
+    safe_mode = mode if mode in MODES else "canary"
+    safe_model = model if isinstance(model, str) and MODEL_RE.fullmatch(model) else None
+    try:
+        if mode not in MODES:
+            raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        validate_model(model)
+        limits = make_thresholds(thresholds)
+        return _with_window(
+            lambda window: evaluate(window, mode=mode, model=model, thresholds=limits),
+            client_or_url,
+            stream,
+            count=count,
+            after=after,
+            page_size=page_size,
+            timeout=timeout,
+            env=env,
+        )
+    except RunError as exc:
+        result = failure(safe_mode, str(exc), safe_model)
+        result["source"] = source_info(client_or_url, stream, count, after, env)
+        return result
+
+
+def _error_result(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"error": reason, "exit_code": 2, **extra}
+
+
+def run_scoreboard(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    mode: str = "canary",
+    count: int | None = None,
+    after: str | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """GO / WAIT / NO-GO per model; ``exit_code`` 0, or 2 with an ``error`` when unreadable."""
+    try:
+        if mode not in MODES:
+            raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        limits = make_thresholds(thresholds)
+        result = _with_window(
+            lambda window: scoreboard(window, thresholds=limits, mode=mode),
+            client_or_url,
+            stream,
+            count=count,
+            after=after,
+            page_size=page_size,
+            timeout=timeout,
+            env=env,
+        )
+    except RunError as exc:
+        info = source_info(client_or_url, stream, count, after, env)
+        return _error_result(str(exc), mode=mode, models={}, source=info)
+    result.setdefault("exit_code", 0)
+    return result
+
+
+def run_feature_sanity(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    count: int | None = None,
+    after: str | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """NaN/Inf/flatline per feature; ``exit_code`` 2 on a problem or an error, else 0."""
+    try:
+        limits = make_thresholds(thresholds)
+        return _with_window(
+            lambda window: feature_sanity(window, thresholds=limits),
+            client_or_url,
+            stream,
+            count=count,
+            after=after,
+            page_size=page_size,
+            timeout=timeout,
+            env=env,
+        )
+    except RunError as exc:
+        info = source_info(client_or_url, stream, count, after, env)
+        return _error_result(str(exc), features={}, problems=[str(exc)], warnings=[], source=info)
+
+
+def run_shadow_report(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    model: str,
+    count: int | None = None,
+    after: str | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The four shadow gates of ``model``; ``exit_code`` 0 READY, else 2 (errors too)."""
+    try:
+        if model is None:
+            raise RunError("a shadow report needs a model")
+        validate_model(model)
+        limits = make_thresholds(thresholds)
+        return _with_window(
+            lambda window: shadow_report(window, model, thresholds=limits),
+            client_or_url,
+            stream,
+            count=count,
+            after=after,
+            page_size=page_size,
+            timeout=timeout,
+            env=env,
+        )
+    except RunError as exc:
+        safe_model = model if isinstance(model, str) and MODEL_RE.fullmatch(model) else None
+        return _error_result(
+            str(exc),
+            model=safe_model,
+            status="NOT_READY",
+            gates={},
+            hard_blockers=[str(exc)],
+            source=source_info(client_or_url, stream, count, after, env),
+        )
