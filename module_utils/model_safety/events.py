@@ -32,6 +32,8 @@ one more is malformed).
 Decoding uses the standard library's C JSON scanner (``json``). ``ujson`` is NOT used even
 where installed: Debian's python3-ujson 5.7 accepts raw control characters in strings and
 leading zeros (``01``) that ``json`` rejects, so the two would not be fail-closed alike.
+Payloads in the engine's own compact layout take a faster, equivalent route: see
+:class:`_FastPath`.
 """
 
 from __future__ import annotations
@@ -241,17 +243,169 @@ _INT16_MAX = 32767
 _INT32_MAX = 2**31 - 1
 
 
+# -- fast path for the engine's canonical layout ---------------------------------------------
+# Decoding a payload into dicts and checking them costs most of the gate's time on large
+# windows. Nearly every event is written by the engine as compact JSON in one fixed layout,
+# so a regular expression built for that layout can take the values straight from the bytes.
+
+_STRING = rb"[\x20\x21\x23-\x5b\x5d-\x7e]"  # printable ASCII but '"' and '\': no escapes
+# JSON numbers (no leading zeros, no '+'), at most 300 integer digits so that float() of the
+# text is finite exactly where json's int -> float is (huge integers go to the slow path).
+_UNSIGNED = rb"(?:0|[1-9][0-9]{0,299})(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+# A feature may be negative (but not the integer -0: json makes it 0, float() -0.0), NaN or
+# +-Infinity, as json's defaults decode them.
+_FEATURE = rb"((?!-0[,}])-?" + _UNSIGNED + rb"|NaN|-?Infinity)"
+_TOP_KEYS = ("symbol", "side", "confidence", "consensus_count", "total_models", "timestamp")
+# Bounds on hostile input: expressions built per window (the largest layout, 64 models and
+# 256 features, compiles in ~50 ms) and cached count/action combinations per layout.
+_MAX_LAYOUTS = 8
+_MAX_PLANS = 4096
+# A confidence in [0, 1] (exponent forms go to the slow path).
+_UNIT = rb"(?:0(?:\.[0-9]+)?|1(?:\.0+)?)"
+_ACTION_BYTES = {name.encode(): code for name, code in ACTION_CODES.items()}
+
+
+class _FastPath:
+    """Regular expressions that parse payloads in the engine's canonical layout.
+
+    The engine writes ``json.dumps(payload, separators=(",", ":"))`` with the keys in the
+    order of DESIGN.md "Telemetry event": symbol, side, confidence, price (optional),
+    consensus_count, total_models, timestamp, model_breakdown (each entry ``action,
+    confidence`` or ``inactive, inactive_reason``, then ``model`` and optionally
+    ``"shadow":true``) and features (optional). A *layout* is the ordered model names and
+    feature names; its expression is built from the first event of that layout that the
+    general parser accepted (so the names are already validated and counted against the
+    window's limits). :meth:`parse` returns the event's values only when the payload matches
+    that expression exactly AND passes every check of the general parser, with the values
+    that parser would produce; for anything else it returns None and the entry goes through
+    the general parser, which alone produces malformed reasons. Strings in the fast layout
+    are printable ASCII without escapes, and the timestamp is ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+    """
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple, tuple] = {}  # layout -> (fullmatch, model names, features)
+        self._match: Any = None
+        self._models: tuple[str, ...] = ()
+        self._features: tuple[str, ...] = ()
+        self._plans: dict[tuple, tuple | bool] = {}
+        self._ts_prefix = b""
+        self._ts_epoch_ms = 0
+
+    def learn(self, event: dict) -> None:
+        """Use (building it at most once) the expression of an accepted event's layout."""
+        breakdown = event["model_breakdown"]
+        features = event.get("features")
+        layout = (tuple(breakdown), None if features is None else tuple(features))
+        known = self._layouts.get(layout)
+        if known is None:
+            keys = [key for key in event if key not in ("price", "features")]
+            if keys != [*_TOP_KEYS, "model_breakdown"] or len(self._layouts) >= _MAX_LAYOUTS:
+                return
+            known = (_layout_re(*layout).fullmatch, layout[0], layout[1] or ())
+            self._layouts[layout] = known
+        if known[1:] != (self._models, self._features):
+            self._plans.clear()
+        self._match, self._models, self._features = known
+
+    def parse(self, raw: bytes) -> tuple | None:
+        """((side code, confidence, consensus, total, timestamp ms), symbol, price, model
+        values as WindowBuilder flattens them, feature names, feature values) or None."""
+        found = self._match(raw) if self._match is not None else None
+        if found is None:
+            return None
+        groups = found.groups()
+        end = len(groups) - len(self._features)
+        # side, counts, actions and shadow flags decide the model values but confidences
+        key = groups[1:2] + groups[4:6] + groups[8:end:3] + groups[10:end:3]
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
+            if len(self._plans) < _MAX_PLANS:
+                self._plans[key] = plan
+        if plan is False:
+            return None
+        side_code, consensus, total, template, all_active = plan
+        parsed = template.copy()
+        if all_active:
+            parsed[2::5] = map(float, groups[9:end:3])
+        else:
+            parsed[2::5] = [_NAN if text is None else float(text) for text in groups[9:end:3]]
+        if groups[3] is None:
+            price = _NAN
+        else:
+            price = float(groups[3])
+            if not 0.0 < price < math.inf:
+                return None
+        if groups[6] != self._ts_prefix:
+            try:
+                seconds = _epoch_seconds(groups[6].decode() + "+00:00")
+            except (ValueError, OverflowError):
+                return None
+            self._ts_prefix = groups[6]
+            self._ts_epoch_ms = int(seconds) * 1000
+        return (
+            (side_code, float(groups[2]), consensus, total, self._ts_epoch_ms + int(groups[7])),
+            groups[0].decode(),
+            price,
+            parsed,
+            self._features,
+            list(map(float, groups[end:])),
+        )
+
+    def _plan(self, key: tuple) -> tuple | bool:
+        """For a key of :meth:`parse`: side code, counts, the model values with confidence
+        slots and whether every model is active; False when the counts do not add up."""
+        count = len(self._models)
+        side_code = _ACTION_BYTES[key[0]]
+        consensus, total = int(key[1]), int(key[2])
+        voting = agreeing = 0
+        template: list = []
+        for name, action, shadow in zip(
+            self._models, key[3 : 3 + count], key[3 + count :], strict=True
+        ):
+            code = NO_ACTION if action is None else _ACTION_BYTES[action]
+            template += (name, code, _NAN, action is None, shadow is not None)
+            if action is not None and shadow is None:
+                voting += 1
+                agreeing += code == side_code
+        if total != voting or consensus != agreeing:
+            return False
+        return side_code, consensus, total, template, None not in key[3 : 3 + count]
+
+
+def _layout_re(models: tuple[str, ...], features: tuple[str, ...] | None) -> re.Pattern[bytes]:
+    """The expression of one layout (see _FastPath); names are validated, escaping is moot."""
+    entries = [
+        b'"%s":\\{(?:"action":"(BUY|SELL|HOLD)","confidence":(%s)'
+        b'|"inactive":true,"inactive_reason":"%s+"),"model":"%s*"(,"shadow":true)?\\}'
+        % (re.escape(name).encode(), _UNIT, _STRING, _STRING)
+        for name in models
+    ]
+    pattern = (
+        b'\\{"symbol":"(%s+)","side":"(BUY|SELL|HOLD)","confidence":(%s)(?:,"price":(%s))?'
+        b',"consensus_count":(0|[1-9][0-9]{0,3}),"total_models":(0|[1-9][0-9]{0,3})'
+        b',"timestamp":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\\.([0-9]{3})Z"'
+        b',"model_breakdown":\\{%s\\}' % (_STRING, _UNIT, _UNSIGNED, b",".join(entries))
+    )
+    if features is not None:
+        items = [b'"%s":%s' % (re.escape(name).encode(), _FEATURE) for name in features]
+        pattern += b',"features":\\{%s\\}' % b",".join(items)
+    return re.compile(pattern + b"\\}")
+
+
 class WindowBuilder:
     """Builds an EventWindow page by page; between pages everything is numpy columns.
 
     ``add`` takes ``(stream id, payload)`` pairs as redis returns them (bytes or str; payload
     None when the entry has no ``payload`` field). With ``newest_first=True`` every page is
     given newest first (XREVRANGE order) and each page is older than the previous one; the
-    window is still built oldest first.
+    window is still built oldest first. ``fast=False`` parses every entry with the general
+    parser only (see :class:`_FastPath`; the tests compare both).
     """
 
-    def __init__(self, newest_first: bool = False) -> None:
+    def __init__(self, newest_first: bool = False, fast: bool = True) -> None:
         self.newest_first = newest_first
+        self._fast = _FastPath() if fast else None
         self._chunks: list[_Chunk] = []
         self._merged = 0  # chunks before this index are merged groups
         self._symbols: list[str] = []
@@ -301,6 +455,8 @@ class WindowBuilder:
         ts_epoch_ms = self._ts_epoch_ms
         first_id = sid = None
         no_features: dict = {}
+        fast = self._fast
+        fast_parse = fast.parse if fast is not None else None
         for raw_id, raw in entries:
             try:
                 # stream id "<ms>-<seq>"
@@ -322,6 +478,22 @@ class WindowBuilder:
                     and len(ms) <= _MAX_MS_DIGITS
                 ):
                     raise _Bad(f"invalid stream id {_short(sid)}")
+
+                if fast_parse is not None and type(raw) is bytes:
+                    values = fast_parse(raw)
+                    if values is not None:
+                        head, symbol, price, parsed, fnames, fvalues = values
+                        code = symbol_codes.get(symbol)
+                        if code is None:
+                            code = symbol_codes[symbol] = len(symbols)
+                            symbols.append(symbol)
+                        commit((*head, int(ms), code, price, len(raw)))
+                        commit_models(parsed)
+                        commit_model_count(len(parsed) // 5)
+                        commit_feature_keys(fnames)
+                        commit_feature_values(fvalues)
+                        commit_feature_count(len(fnames))
+                        continue
 
                 # payload -> dict
                 if type(raw) is bytes:
@@ -505,6 +677,8 @@ class WindowBuilder:
             commit_feature_keys(features)
             commit_feature_values(features.values())
             commit_feature_count(len(features))
+            if fast is not None:
+                fast.learn(event)
         self._ts_prefix = ts_prefix
         self._ts_epoch_ms = ts_epoch_ms
         self._chunks.append(
