@@ -48,23 +48,6 @@ options:
         id C(<ms>-<seq>) (exclusive); then every later event is read and O(count) does not
         apply.
     type: str
-  count:
-    description:
-      - The window is the newest O(count) events (after O(after), when given).
-      - Default 500 without O(after), no limit with it (every event after the cutover).
-    type: int
-  redis_url:
-    description:
-      - URL of the Redis server holding the telemetry stream (C(redis://) or C(rediss://) for
-        TLS).
-      - A password in the URL is masked in all output. Without one, the password is taken
-        from C(REDISCLI_AUTH) or C(MODEL_SAFETY_REDIS_PASSWORD) in the module's environment.
-    type: str
-    default: redis://127.0.0.1:6379/0
-  stream:
-    description: The Redis stream the engine publishes its events to.
-    type: str
-    default: quantum:stream:trade.intent
   thresholds:
     description:
       - Overrides of the thresholds by name (those above, all fields of
@@ -84,18 +67,13 @@ options:
     description: Only report, never fail the task because the model is not ready.
     type: bool
     default: false
-requirements:
-  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
 notes:
   - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 seealso:
   - module: quality_gate
+extends_documentation_fragment:
+  - model_safety_window
 author:
   - Model Safety Ops
 """
