@@ -18,10 +18,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
+
+from .names import is_model_name
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -53,7 +56,6 @@ _UNIT_RE = re.compile(
 _INVOCATION_RE = re.compile(r"[0-9a-f]{32}")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 _BUILD_RE = re.compile(r"[0-9a-fA-F]{7,40}")
-_MODEL_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _PCT_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _STREAM_ID_RE = re.compile(r"([0-9]+)-[0-9]+")
 _STREAM_NAME_RE = re.compile(r"[!-~]{1,256}")
@@ -121,7 +123,7 @@ def validate_checkout(checkout: str) -> str:
 
 def validate_model_name(model: str) -> str:
     """Return ``model`` if it matches the contract's model-name pattern, else raise."""
-    if not isinstance(model, str) or not _MODEL_RE.fullmatch(model):
+    if not is_model_name(model):
         raise EngineStateError(f"not a valid model name: {model!r}")
     return model
 
@@ -419,6 +421,204 @@ def build_matches(build_short: str | None, full_sha: str | None) -> bool:
     if not _BUILD_RE.fullmatch(build_short) or not _SHA_RE.fullmatch(full_sha.lower()):
         return False
     return full_sha.lower().startswith(build_short.lower())
+
+
+# --------------------------------------------------------------------------- git build
+
+_SHORT_SHA_RE = re.compile(r"[0-9a-f]{4,40}")
+_GIT_MISSING_RC = 127
+
+
+def _git_argv(checkout: str, *args: str) -> list[str]:
+    """``git`` on ``checkout`` (trusted as a safe.directory for this one call), read-only:
+    ``--no-optional-locks`` keeps ``git status`` from refreshing (writing) the index."""
+    return ["git", "--no-optional-locks", "-C", checkout, "-c", "safe.directory=" + checkout, *args]
+
+
+def _git_checked(run: Runner, checkout: str, *args: str) -> str:
+    argv = _git_argv(checkout, *args)
+    rc, stdout, stderr = run(argv)
+    if rc == _GIT_MISSING_RC:
+        said = (stderr.strip() or stdout.strip() or "no output")[:_OUTPUT_EXCERPT]
+        raise EngineStateError(f"git is missing or cannot run on this host: {said}")
+    if rc != 0:
+        said = (stderr.strip() or stdout.strip() or "no output")[:_OUTPUT_EXCERPT]
+        raise EngineStateError(
+            f"{checkout} is not a readable git checkout with a commit "
+            f"(`git {' '.join(args)}` failed, rc {rc}): {said}"
+        )
+    return stdout
+
+
+def read_git_build(run: Runner, checkout: str) -> dict[str, Any]:
+    """What is deployed in ``checkout``: ``sha`` (40 hex), ``short`` (as long as
+    ``git rev-parse --short`` makes it), ``dirty`` (tracked files modified, staged or not) and
+    ``branch`` (None when HEAD is detached).
+
+    Read-only (no index refresh). Raises :class:`EngineStateError` with a clear message when
+    git is missing, ``checkout`` is not a git checkout (or has no commit), or git answers
+    something that is not a SHA.
+    """
+    validate_checkout(checkout)
+    sha = _git_checked(run, checkout, "rev-parse", "--verify", "HEAD^{commit}").strip().lower()
+    if not _SHA_RE.fullmatch(sha):
+        raise EngineStateError(f"git rev-parse HEAD in {checkout} returned {sha[:80]!r}")
+    # Abbreviating the SHA just read (not HEAD again) keeps sha and short consistent.
+    short = _git_checked(run, checkout, "rev-parse", "--short", sha).strip().lower()
+    if not _SHORT_SHA_RE.fullmatch(short) or not sha.startswith(short):
+        raise EngineStateError(
+            f"git rev-parse --short in {checkout} returned {short[:80]!r}, not a prefix of {sha}"
+        )
+    status = _git_checked(run, checkout, "status", "--porcelain", "--untracked-files=no")
+    argv = _git_argv(checkout, "symbolic-ref", "--quiet", "--short", "HEAD")
+    rc, stdout, stderr = run(argv)
+    if rc == 0 and stdout.strip():
+        branch: str | None = stdout.strip()
+    elif rc == 1 and not stdout.strip():
+        branch = None  # detached HEAD
+    else:
+        raise CommandError(argv, rc, stdout, stderr)
+    return {"sha": sha, "short": short, "dirty": bool(status.strip()), "branch": branch}
+
+
+# --------------------------------------------------------------------------- journal proof
+
+MAX_PROOF_TIMEOUT_S = 3600.0
+PROOF_POLL_INTERVAL_S = 0.5
+MAX_FORBIDDEN_LINES = 100
+
+
+def compile_patterns(
+    patterns: Iterable[str], *, literal: bool = False, what: str = "patterns"
+) -> dict[str, re.Pattern[str]]:
+    """``{pattern: compiled}`` in the given order (duplicates once); with ``literal`` each
+    pattern is a fixed string. A pattern that is not a string or not a valid regular expression
+    raises :class:`EngineStateError` naming it."""
+    compiled: dict[str, re.Pattern[str]] = {}
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise EngineStateError(f"{what}: every entry must be a non-empty string: {pattern!r}")
+        try:
+            compiled[pattern] = re.compile(re.escape(pattern) if literal else pattern)
+        except re.error as exc:
+            raise EngineStateError(
+                f"{what}: invalid regular expression {pattern!r}: {exc}"
+            ) from None
+    return compiled
+
+
+def find_journal_lines(
+    lines: Iterable[str], patterns: Mapping[str, re.Pattern[str]]
+) -> tuple[dict[str, str], list[str]]:
+    """``(matched, missing)``: each pattern to the first line it is found in (``re.search``,
+    so ``^``/``$`` anchor at the line's start and end), and the patterns found nowhere, both in
+    the order of ``patterns``."""
+    matched: dict[str, str] = {}
+    pending = dict(patterns)
+    for line in lines:
+        if not pending:
+            break
+        for pattern, regex in list(pending.items()):
+            if regex.search(line):
+                matched[pattern] = line
+                del pending[pattern]
+    in_order = {pattern: matched[pattern] for pattern in patterns if pattern in matched}
+    return in_order, list(pending)
+
+
+def find_forbidden_lines(
+    lines: Iterable[str], forbidden: Mapping[str, re.Pattern[str]], limit: int = MAX_FORBIDDEN_LINES
+) -> list[str]:
+    """The lines (at most ``limit``, oldest first) that any of the ``forbidden`` patterns finds."""
+    found: list[str] = []
+    for line in lines:
+        if len(found) >= limit:
+            break
+        if any(regex.search(line) for regex in forbidden.values()):
+            found.append(line)
+    return found
+
+
+def validate_timeout(timeout: float) -> float:
+    """Return ``timeout`` as a float if it is a finite number in 0..MAX_PROOF_TIMEOUT_S."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise EngineStateError(f"timeout must be a number of seconds: {timeout!r}")
+    if not (math.isfinite(timeout) and 0 <= timeout <= MAX_PROOF_TIMEOUT_S):
+        raise EngineStateError(f"timeout must be in 0..{MAX_PROOF_TIMEOUT_S:g} s: {timeout!r}")
+    return float(timeout)
+
+
+def prove_journal(
+    run: Runner,
+    unit: str,
+    invocation_id: str,
+    patterns: Sequence[str],
+    *,
+    forbidden: Sequence[str] = (),
+    literal: bool = False,
+    timeout: float = 30.0,
+    interval: float = PROOF_POLL_INTERVAL_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll the journal of one invocation of ``unit`` until every pattern matches a line.
+
+    Reads the journal every ``interval`` seconds until all ``patterns`` are found, a
+    ``forbidden`` line appears (no need to wait: the proof has failed) or ``timeout`` seconds
+    have passed (at least one read always happens). ``literal`` makes ``patterns`` fixed
+    strings; ``forbidden`` are always regular expressions. Returns ``proven`` (all found and
+    nothing forbidden), ``matched``, ``missing``, ``found_forbidden``, ``lines_read``,
+    ``elapsed`` (s) and ``startup`` (:func:`parse_startup` of the lines read), and ``reads``.
+    Raises :class:`EngineStateError` on bad input or when ``journalctl`` fails.
+    """
+    validate_unit(unit)
+    validate_invocation_id(invocation_id)
+    timeout = validate_timeout(timeout)
+    wanted = compile_patterns(patterns, literal=literal, what="patterns")
+    if not wanted:
+        raise EngineStateError("patterns: at least one pattern is required (nothing to prove)")
+    unwanted = compile_patterns(forbidden, what="forbidden")
+    start = clock()
+    reads = 0
+    while True:
+        lines = read_journal(run, unit, invocation_id)
+        reads += 1
+        matched, missing = find_journal_lines(lines, wanted)
+        found_forbidden = find_forbidden_lines(lines, unwanted)
+        elapsed = clock() - start
+        if not missing or found_forbidden or elapsed >= timeout:
+            break
+        sleep(max(0.0, min(interval, timeout - elapsed)))
+    return {
+        "proven": not missing and not found_forbidden,
+        "matched": matched,
+        "missing": missing,
+        "found_forbidden": found_forbidden,
+        "lines_read": len(lines),
+        "reads": reads,
+        "elapsed": round(elapsed, 3),
+        "startup": parse_startup(lines).as_dict(),
+    }
+
+
+def proof_failure_message(unit: str, invocation_id: str, proof: Mapping[str, Any]) -> str:
+    """One line saying why ``proof`` (a :func:`prove_journal` result) failed."""
+    parts = []
+    if proof["missing"]:
+        parts.append(
+            f"not found after {proof['elapsed']:g} s: "
+            + ", ".join(repr(pattern) for pattern in proof["missing"])
+        )
+    if proof["found_forbidden"]:
+        shown = [repr(line.strip()) for line in proof["found_forbidden"][:3]]
+        more = len(proof["found_forbidden"]) - len(shown)
+        parts.append(
+            "forbidden line(s) present: " + ", ".join(shown) + (f" (+{more} more)" if more else "")
+        )
+    return (
+        f"journal proof failed for invocation {invocation_id} of {unit} "
+        f"({proof['lines_read']} lines read): " + "; ".join(parts)
+    )
 
 
 # --------------------------------------------------------------------------- redis stream

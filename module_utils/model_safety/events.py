@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from .names import is_model_name
+
 __all__ = [
     "ACTIONS",
     "ACTION_CODES",
@@ -80,7 +82,6 @@ VOTER_REASON = "shadow model counted as voter"
 """Prefix of the malformed reason for events whose consensus_count/total_models include a
 shadow model; the shadow report turns those into a hard blocker."""
 
-MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 FEATURE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 _MISSING = object()
@@ -591,7 +592,7 @@ class WindowBuilder:
                 parsed = []
                 for name, entry in breakdown.items():
                     if name not in model_names:
-                        if not MODEL_NAME_RE.match(name):
+                        if not is_model_name(name):
                             raise _Bad(f"invalid model name {_short(name)}")
                         if len(model_names) >= MAX_MODELS:
                             raise _Bad(f"more than {MAX_MODELS} distinct models in the window")

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .features import feature_sanity
 from .gate import evaluate, failure
+from .names import is_model_name
 from .scoreboard import scoreboard
 from .shadow import shadow_report
 from .stream import (
@@ -42,8 +42,6 @@ from .stream import (
 )
 from .thresholds import MODES, Thresholds
 
-MODEL_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
 
 class RunError(Exception):
     """A reason to block before any verdict: bad input, Redis failing, ..."""
@@ -59,7 +57,7 @@ class _Source:
 
 def validate_model(model: str | None) -> str | None:
     """``model`` if it is None or a valid model name (``^[a-z][a-z0-9_]{0,31}$``), else raise."""
-    if model is not None and (not isinstance(model, str) or not MODEL_RE.fullmatch(model)):
+    if model is not None and not is_model_name(model):
         raise RunError(f"not a valid model name (^[a-z][a-z0-9_]{{0,31}}$): {model!r}")
     return model
 
@@ -168,7 +166,7 @@ def run_gate(
 ) -> dict[str, Any]:
     """The quality gate's result (DESIGN.md ``--json``); never raises for operational errors."""
     safe_mode = mode if mode in MODES else "canary"
-    safe_model = model if isinstance(model, str) and MODEL_RE.fullmatch(model) else None
+    safe_model = model if is_model_name(model) else None
     try:
         if mode not in MODES:
             raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
@@ -286,7 +284,7 @@ def run_shadow_report(
             env=env,
         )
     except RunError as exc:
-        safe_model = model if isinstance(model, str) and MODEL_RE.fullmatch(model) else None
+        safe_model = model if is_model_name(model) else None
         return _error_result(
             str(exc),
             model=safe_model,

@@ -131,3 +131,43 @@ def test_networkd_unit_sets_the_static_address():
 def test_set_env_keys_keeps_everything_else():
     text = "# comment\nA=1\nB=2\n\nC=3\n"
     assert set_env_keys(text, {"B": "x", "D": "4", "C": None}) == "# comment\nA=1\nB=x\n\nD=4\n"
+
+
+def _fake_boot(monkeypatch, states):
+    """wait_ready against scripted SSH answers: system states in order, one failed unit."""
+    import subprocess
+
+    from labctl import hosts
+
+    calls = []
+    answers = iter(states)
+
+    def fake_ssh(config, address, command, timeout=30, check=True):
+        calls.append(command)
+        if command[:2] == ["systemctl", "is-system-running"]:
+            out = next(answers)
+        elif command[:2] == ["systemctl", "list-units"]:
+            out = "systemd-tmpfiles-setup-dev.service loaded failed failed Create Static\n"
+        elif command[:2] == ["systemctl", "is-active"]:
+            out = "active\n"
+        else:
+            out = "journal line\n"
+        return subprocess.CompletedProcess(command, 0, out, "")
+
+    monkeypatch.setattr(hosts, "ssh", fake_ssh)
+    monkeypatch.setattr(hosts, "_port_open", lambda address, port: True)
+    spec = HostSpec("qlab1", "10.231.57.11", "/img", "a" * 40, "qsclab0", "p" * 16)
+    return hosts, HostRecord(spec, 1, "KEY"), calls
+
+
+def test_a_degraded_boot_gets_one_more_start_of_its_failed_units(monkeypatch):
+    hosts, record, calls = _fake_boot(monkeypatch, ["degraded\n", "running\n"])
+    hosts.wait_ready(load_config({}), record)
+    assert ["systemctl", "restart", "systemd-tmpfiles-setup-dev.service"] in calls
+
+
+def test_a_host_that_stays_degraded_is_refused_with_the_units_journal(monkeypatch):
+    hosts, record, _ = _fake_boot(monkeypatch, ["degraded\n", "degraded\n"])
+    with pytest.raises(LabError, match=r"systemd-tmpfiles-setup-dev\.service") as failure:
+        hosts.wait_ready(load_config({}), record)
+    assert "journal line" in str(failure.value)

@@ -1,0 +1,41 @@
+"""Filters ``canary_weights`` and ``qsc_model_weights``: the weight vector of a canary.
+
+The logic lives in ``model_safety.weights`` (the project is installed into the controller's
+virtualenv, where filter plugins run); this file only exposes it and turns its
+``WeightsError`` into ``AnsibleFilterError`` with the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from model_safety import weights
+
+
+def canary_weights(
+    baseline: Mapping[str, float], model: str, weight: Any = weights.DEFAULT_CANARY_WEIGHT
+) -> dict[str, float]:
+    """``{{ baseline | canary_weights(model, weight) }}`` -> the weights with the canary at w."""
+    try:
+        return weights.canary_weights(baseline, model, weight)
+    except weights.WeightsError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def qsc_model_weights(vector: Mapping[str, float]) -> str:
+    """``{{ vector | qsc_model_weights }}`` -> ``xgb:0.28125,...`` for QSC_MODEL_WEIGHTS."""
+    try:
+        return weights.format_weights(vector)
+    except weights.WeightsError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+class FilterModule:
+    """The canary weight filters."""
+
+    def filters(self) -> dict:
+        """Map filter names to functions."""
+        return {"canary_weights": canary_weights, "qsc_model_weights": qsc_model_weights}
