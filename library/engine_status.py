@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import traceback
-from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.model_safety.ansible_support import (
+    mask_redis_password,
+    module_runner,
+)
 from ansible.module_utils.model_safety.engine_state import (
     DEFAULT_CHECKOUT,
     DEFAULT_SAMPLE,
     DEFAULT_STREAM,
     DEFAULT_UNIT,
     EngineStateError,
-    Runner,
     collect_engine_status,
 )
 
@@ -263,29 +265,9 @@ REDIS_CONNECT_TIMEOUT_S = 3
 REDIS_TIMEOUT_S = 5
 
 
-def _runner(module: AnsibleModule) -> Runner:
-    """Adapt ``module.run_command`` to ``run(argv) -> (rc, stdout, stderr)``; argv lists only."""
-
-    def run(argv: list[str]) -> tuple[int, str, str]:
-        try:
-            return module.run_command(
-                argv,
-                check_rc=False,
-                environ_update={"LC_ALL": "C"},
-                expand_user_and_vars=False,
-                handle_exceptions=False,
-            )
-        except OSError as exc:
-            return 127, "", f"cannot run {argv[0]}: {exc}"
-
-    return run
-
-
 def _redis_client(module: AnsibleModule, url: str) -> redis.Redis:
-    """A client for ``url``; its password is registered so Ansible masks it everywhere."""
-    password = urlsplit(url).password
-    if password:
-        module.no_log_values.add(password)
+    """A client for ``url``; its secrets are registered so Ansible masks them everywhere."""
+    mask_redis_password(module, url)
     try:
         return redis.Redis.from_url(
             url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
@@ -312,7 +294,7 @@ def main() -> None:
     client = _redis_client(module, params["redis_url"])
     try:
         status = collect_engine_status(
-            _runner(module),
+            module_runner(module),
             client,
             params["service"],
             params["checkout"],

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import module_runner
 from ansible.module_utils.model_safety.engine_state import (
     DEFAULT_CHECKOUT,
     EngineStateError,
-    Runner,
     read_git_build,
 )
 
@@ -93,24 +93,6 @@ checkout:
 """
 
 
-def _runner(module: AnsibleModule) -> Runner:
-    """Adapt ``module.run_command`` to ``run(argv) -> (rc, stdout, stderr)``; argv lists only."""
-
-    def run(argv: list[str]) -> tuple[int, str, str]:
-        try:
-            return module.run_command(
-                argv,
-                check_rc=False,
-                environ_update={"LC_ALL": "C"},
-                expand_user_and_vars=False,
-                handle_exceptions=False,
-            )
-        except OSError as exc:
-            return 127, "", f"cannot run {argv[0]}: {exc}"
-
-    return run
-
-
 def main() -> None:
     """Entry point."""
     module = AnsibleModule(
@@ -121,7 +103,7 @@ def main() -> None:
     )
     path = module.params["path"]
     try:
-        build = read_git_build(_runner(module), path)
+        build = read_git_build(module_runner(module), path)
     except EngineStateError as exc:
         module.fail_json(msg=f"cannot read the git build of {path}: {exc}", checkout=path)
     module.exit_json(changed=False, checkout=path, **build)

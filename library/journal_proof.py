@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import module_runner
 from ansible.module_utils.model_safety.engine_state import (
     DEFAULT_UNIT,
     EngineStateError,
-    Runner,
     proof_failure_message,
     prove_journal,
 )
@@ -171,24 +171,6 @@ invocation_id:
 """
 
 
-def _runner(module: AnsibleModule) -> Runner:
-    """Adapt ``module.run_command`` to ``run(argv) -> (rc, stdout, stderr)``; argv lists only."""
-
-    def run(argv: list[str]) -> tuple[int, str, str]:
-        try:
-            return module.run_command(
-                argv,
-                check_rc=False,
-                environ_update={"LC_ALL": "C"},
-                expand_user_and_vars=False,
-                handle_exceptions=False,
-            )
-        except OSError as exc:
-            return 127, "", f"cannot run {argv[0]}: {exc}"
-
-    return run
-
-
 def main() -> None:
     """Entry point."""
     module = AnsibleModule(
@@ -206,7 +188,7 @@ def main() -> None:
     where = {"unit": params["unit"], "invocation_id": params["invocation_id"]}
     try:
         proof = prove_journal(
-            _runner(module),
+            module_runner(module),
             params["unit"],
             params["invocation_id"],
             params["patterns"],

@@ -1,13 +1,15 @@
-"""What the read-only analytics modules (quality_gate, scoreboard, feature_sanity,
-shadow_report) share: their common options, secret masking, validated thresholds, report
-writing and result hygiene. Standard library only, so that a module can still mask secrets and
-fail cleanly when numpy or redis are missing on the target.
+"""What the project's modules share: running commands (argv lists only), secret masking,
+and for the analytics modules (quality_gate, scoreboard, feature_sanity, shadow_report) their
+common options, validated thresholds, report writing and result hygiene. Standard library only,
+so that a module can still mask secrets and fail cleanly when numpy or redis are missing on the
+target.
 """
 
 from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -44,6 +46,25 @@ COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "report_dir": {"type": "path"},
     "report_only": {"type": "bool", "default": False},
 }
+
+
+def module_runner(module: Any) -> Callable[[list[str]], tuple[int, str, str]]:
+    """Adapt ``module.run_command`` to ``run(argv) -> (rc, stdout, stderr)`` (the Runner of
+    engine_state); argv lists only, no shell, C locale, a missing program is rc 127."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            return module.run_command(
+                argv,
+                check_rc=False,
+                environ_update={"LC_ALL": "C"},
+                expand_user_and_vars=False,
+                handle_exceptions=False,
+            )
+        except OSError as exc:
+            return 127, "", f"cannot run {argv[0]}: {exc}"
+
+    return run
 
 
 def mask_redis_password(module: Any, url: str) -> None:
