@@ -71,6 +71,17 @@ options:
     description: Only report, never fail the task because of the verdict.
     type: bool
     default: false
+  wait:
+    description:
+      - Seconds (0 to 3600) to wait for the window to fill up, for a gate run right after the
+        engine (re)started. While the verdict is V(FAIL) and every blocker is only too few
+        events (or a still empty window), the window is read again every second until it
+        passes, another blocker appears or O(wait) seconds have passed; then the last result
+        is returned, with RV(waited) and RV(reads).
+      - Any other blocker (a constant model, a malformed event, Redis unreachable, ...) ends
+        the wait at once. V(0) reads once.
+    type: float
+    default: 0
 notes:
   - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
@@ -97,6 +108,12 @@ EXAMPLES = r"""
     after: "1768046400123-0"
     report_dir: /var/lib/model-safety/reports
   register: gate
+
+- name: Gate the canary right after its start, waiting up to 2 minutes for 200 events
+  quality_gate:
+    model: patchtst
+    after: "{{ engine_started_at }}"
+    wait: 120
 
 - name: Collect data only (never fails), with a stricter spread rule
   quality_gate:
@@ -274,6 +291,16 @@ thresholds:
   returned: when a window was read
   type: dict
   sample: {max_action_share: 0.7, min_conf_std: 0.05, min_spread: 0.12}
+waited:
+  description: Seconds from the first read of the window to the end of the last (see O(wait)).
+  returned: always
+  type: float
+  sample: 4.012
+reads:
+  description: How many times the window was read and judged (1 without O(wait)).
+  returned: always
+  type: int
+  sample: 5
 reports:
   description: Paths of the written reports on the target, C(markdown) and C(json).
   returned: when O(report_dir) is set and not in check mode
@@ -283,6 +310,8 @@ reports:
     json: /var/lib/model-safety/reports/quality_gate_20260110T120000Z.json
 """
 
+MAX_WAIT_S = 3600.0
+
 
 def main() -> None:
     """Entry point."""
@@ -291,16 +320,20 @@ def main() -> None:
             **COMMON_ARGUMENT_SPEC,
             "mode": {"type": "str", "choices": ["canary", "collection"], "default": "canary"},
             "model": {"type": "str"},
+            "wait": {"type": "float", "default": 0.0},
         },
         supports_check_mode=True,
     )
     prepare(module)
-    from ansible.module_utils.model_safety.run import run_gate
+    from ansible.module_utils.model_safety.run import run_gate_waiting
 
     params = module.params
-    result = run_gate(
+    if not 0 <= params["wait"] <= MAX_WAIT_S:  # also rejects NaN
+        module.fail_json(msg=f"wait must be in 0..{MAX_WAIT_S:g} s, not {params['wait']!r}")
+    result = run_gate_waiting(
         params["redis_url"],
         params["stream"],
+        wait=params["wait"],
         mode=params["mode"],
         model=params["model"],
         **window_args(module),

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -186,6 +188,56 @@ def run_gate(
         result = failure(safe_mode, str(exc), safe_model)
         result["source"] = source_info(client_or_url, stream, count, after, env)
         return result
+
+
+GATE_POLL_INTERVAL_S = 1.0
+# The gate's too-few-events blockers (gate.window_blockers / gate.model_blockers): a window
+# that is still filling up after an engine (re)start, not yet a verdict on the models.
+_TOO_FEW_EVENTS = re.compile(
+    r"(window|[a-z][a-z0-9_]{0,31}): [0-9]+ events < [0-9]+ required \(\w+\)"
+)
+_EMPTY_WINDOW = ("window: empty (no events)", "not in the window (no event reports this model)")
+
+
+def only_too_few_events(result: Mapping[str, Any]) -> bool:
+    """True when ``result`` (a :func:`run_gate` result) is a FAIL for no reason but too few
+    events: each blocker says so, or the window is still empty (then the judged model is not
+    in it yet either)."""
+    blockers = result.get("blockers") or []
+    if result.get("verdict") != "FAIL" or result.get("error") or not blockers:
+        return False
+    empty = result.get("event_count") == 0 and result.get("malformed") == 0
+    return all(
+        _TOO_FEW_EVENTS.fullmatch(blocker) or (empty and blocker.endswith(_EMPTY_WINDOW))
+        for blocker in blockers
+    )
+
+
+def run_gate_waiting(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    wait: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    **gate_args: Any,
+) -> dict[str, Any]:
+    """:func:`run_gate`, read again every second while the only blockers are too few events
+    and less than ``wait`` seconds have passed (an inconclusive window is not a failure until
+    then); any other blocker ends the wait at once. The last result is returned with
+    ``waited`` (seconds) and ``reads``; ``wait`` 0 reads once."""
+    began = clock()
+    reads = 0
+    while True:
+        result = run_gate(client_or_url, stream, **gate_args)
+        reads += 1
+        waited = clock() - began
+        if not only_too_few_events(result) or waited >= wait:
+            break
+        sleep(max(0.0, min(GATE_POLL_INTERVAL_S, wait - waited)))
+    result["waited"] = round(waited, 3)
+    result["reads"] = reads
+    return result
 
 
 def _error_result(reason: str, **extra: Any) -> dict[str, Any]:

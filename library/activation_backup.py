@@ -1,0 +1,324 @@
+#!/usr/bin/python
+"""Ansible module: back up, verify and restore the engine's env file and systemd drop-ins."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.backup import (
+    DEFAULT_DIRS,
+    DEFAULT_FILES,
+    DEFAULT_ROOT,
+    BackupError,
+    checked_details,
+    create_backup,
+    default_operator,
+    plan_backup,
+    prune,
+    read_manifest,
+    restore_backup,
+    restore_diff,
+    select_backup,
+    verify_backup,
+)
+from ansible.module_utils.model_safety.names import is_model_name
+
+DOCUMENTATION = r"""
+---
+module: activation_backup
+short_description: Back up, verify and restore the engine's configuration byte-identical
+description:
+  - With O(state=present), saves the files in O(files) and every regular file directly in each
+    directory of O(dirs) into a new backup directory C(<root>/<UTC stamp>_<model>/) (mode 0700,
+    copies mode 0600), reads every copy back, writes C(manifest.json) last and atomically (path,
+    size, SHA-256, mode, uid and gid of every file; model, weight, operator, git SHA, host), then
+    keeps only the newest O(keep) backups.
+  - A path of O(files) that does not exist is recorded as absent (for example the canary
+    drop-in that is about to be created); restoring the backup removes it.
+  - With O(state=restored), verifies the backup first (any problem refuses the restore and
+    changes nothing), writes back every file whose bytes, mode or owner differ (atomically, owner
+    and mode set before the rename), removes absent files and files added to a saved directory
+    since the backup, then checks every file against the manifest. A second restore reports
+    C(changed=false).
+  - With O(state=verified), checks the backup (manifest, every copy's size and SHA-256, no extra
+    file) and fails listing the problems. Read-only.
+  - Nothing is saved or restored through a symlink; relative paths, C(..) and special files are
+    refused. File contents are never returned or logged (env files hold secrets), only paths and
+    checksums.
+options:
+  state:
+    description:
+      - V(present) creates a backup, V(restored) restores one, V(verified) checks one.
+    type: str
+    choices: [present, restored, verified]
+    default: present
+  root:
+    description: The directory holding the backups, created with mode 0700 when missing.
+    type: path
+    default: /opt/quantum/backups/model_activations
+  model:
+    description:
+      - The model being activated, part of the backup's name (C(^[a-z][a-z0-9_]{0,31}$)).
+      - Required with O(state=present). With O(state=restored) or O(state=verified) and no
+        O(path), selects the latest backup of this model instead of the latest of any model.
+    type: str
+  weight:
+    description: The weight the change gives the model (0 to 1), recorded in the manifest.
+    type: float
+  operator:
+    description:
+      - Who makes the change, recorded in the manifest.
+      - Defaults to C(SUDO_USER), else C(USER), of the module's environment on the target, else
+        C(unknown).
+    type: str
+  git_sha:
+    description: The engine build (7 to 40 hex digits), recorded in the manifest.
+    type: str
+  files:
+    description: Absolute paths of the files to save (with O(state=present)).
+    type: list
+    elements: path
+    default: [/etc/quantum/ai-engine.env]
+  dirs:
+    description:
+      - Absolute paths of directories whose regular files are all saved (with
+        O(state=present)); subdirectories are not descended into. A missing directory is
+        recorded as missing.
+    type: list
+    elements: path
+    default: [/etc/systemd/system/quantum-ai-engine.service.d]
+  metadata:
+    description: Free-form data recorded in the manifest (for example the gate summary).
+    type: dict
+    default: {}
+  keep:
+    description: How many complete backups (of any model) O(state=present) keeps, at least 1.
+    type: int
+    default: 20
+  path:
+    description:
+      - The backup to restore or verify. Without it, the latest complete backup under O(root)
+        (of O(model) when given).
+    type: path
+notes:
+  - Backup directory names sort by time (C(20261123T180102.123456Z_patchtst)); a directory
+    without C(manifest.json) is an incomplete backup, never restored, and removed by a later
+    O(state=present) once a newer complete backup exists. Other entries of O(root) are never
+    touched.
+  - In check mode, O(state=present) reports what would be saved (RV(plan)) and pruned and
+    writes nothing; O(state=restored) reports exactly what a restore would write and remove.
+  - As for any result with a RV(path), Ansible adds the backup directory's owner, group, mode
+    and state to the result.
+  - With C(--diff), O(state=restored) shows per file its SHA-256, mode and owner before and
+    after, never its contents.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: partial
+    details: Only O(state=restored) returns a diff, of checksums, modes and owners.
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Back up the env file and the drop-ins before the canary
+  activation_backup:
+    model: patchtst
+    weight: 0.10
+    git_sha: "{{ deployed.short }}"
+    files:
+      - /etc/quantum/ai-engine.env
+      - /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf
+    dirs:
+      - /etc/systemd/system/quantum-ai-engine.service.d
+    metadata:
+      gate_verdict: PASS
+  register: backup
+
+- name: Restore that backup when the activation fails
+  activation_backup:
+    state: restored
+    path: "{{ backup.path }}"
+
+- name: Roll back to the latest backup of patchtst
+  activation_backup:
+    state: restored
+    model: patchtst
+
+- name: Check the latest backup without touching anything
+  activation_backup:
+    state: verified
+"""
+
+RETURN = r"""
+path:
+  description: The backup directory created, restored or verified (null in check mode of
+    O(state=present)).
+  returned: always
+  type: str
+  sample: /opt/quantum/backups/model_activations/20261123T180102.123456Z_patchtst
+manifest:
+  description: The backup's manifest (paths, checksums, modes, owners; never contents).
+  returned: success, with O(state=present) (not in check mode) or O(state=verified)
+  type: dict
+  sample:
+    format: 1
+    created: "2026-11-23T18:01:02.123456Z"
+    model: patchtst
+    weight: 0.1
+    operator: alice
+    git_sha: 18c7dbb
+    host: engine1
+    metadata: {}
+    dirs:
+      - {path: /etc/systemd/system/quantum-ai-engine.service.d, present: true, files: [ai.conf]}
+    files:
+      - path: /etc/quantum/ai-engine.env
+        saved_as: files/etc/quantum/ai-engine.env
+        sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+        size: 812
+        mode: 384
+        uid: 0
+        gid: 0
+      - {path: /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf, absent: true}
+plan:
+  description: What would be saved, as the manifest's C(files) and C(dirs).
+  returned: check mode of O(state=present)
+  type: dict
+  sample: {files: [{path: /etc/quantum/ai-engine.env, saved_as: files/etc/quantum/ai-engine.env,
+    sha256: 9f86..., size: 812, mode: 384, uid: 0, gid: 0}], dirs: []}
+pruned:
+  description: The old backups removed (in check mode, that would be removed).
+  returned: with O(state=present)
+  type: list
+  elements: str
+  sample: [/opt/quantum/backups/model_activations/20261001T080000.000000Z_nhits]
+restored:
+  description: The files written back (in check mode, that would be).
+  returned: with O(state=restored)
+  type: list
+  elements: str
+  sample: [/etc/quantum/ai-engine.env]
+removed:
+  description: The files (and a directory missing at backup time) removed.
+  returned: with O(state=restored)
+  type: list
+  elements: str
+  sample: [/etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf]
+unchanged:
+  description: The files of the backup that already matched it.
+  returned: with O(state=restored)
+  type: list
+  elements: str
+  sample: []
+problems:
+  description: What is wrong with the backup.
+  returned: failure of O(state=verified), or of O(state=restored) on a bad backup or restore
+  type: list
+  elements: str
+  sample: ["/etc/quantum/ai-engine.env: saved copy's sha256 differs from the manifest"]
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            "state": {
+                "type": "str",
+                "choices": ["present", "restored", "verified"],
+                "default": "present",
+            },
+            "root": {"type": "path", "default": DEFAULT_ROOT},
+            "model": {"type": "str"},
+            "weight": {"type": "float"},
+            "operator": {"type": "str"},
+            "git_sha": {"type": "str"},
+            "files": {"type": "list", "elements": "path", "default": list(DEFAULT_FILES)},
+            "dirs": {"type": "list", "elements": "path", "default": list(DEFAULT_DIRS)},
+            "metadata": {"type": "dict", "default": {}},
+            "keep": {"type": "int", "default": 20},
+            "path": {"type": "path"},
+        },
+        required_if=[("state", "present", ["model"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    model = params["model"]
+    if model is not None and not is_model_name(model):
+        module.fail_json(
+            msg=f"model {model!r} is not a valid model name (^[a-z][a-z0-9_]{{0,31}}$)"
+        )
+    if params["state"] == "present":
+        present(module)
+    path = None
+    try:
+        path = select_backup(params["root"], params["path"], model)
+        if params["state"] == "verified":
+            verified(module, path)
+        restored(module, path)
+    except BackupError as exc:
+        module.fail_json(msg=str(exc), path=path, problems=exc.problems)
+
+
+def present(module: AnsibleModule) -> None:
+    """Create, verify and prune; in check mode, report the plan and write nothing."""
+    params = module.params
+    if params["path"] is not None:
+        module.fail_json(msg="path selects a backup to restore or verify, not with state=present")
+    if params["keep"] < 1:
+        module.fail_json(msg=f"keep must be at least 1, not {params['keep']}")
+    root = params["root"]
+    details = {
+        "weight": params["weight"],
+        "operator": params["operator"] or default_operator(os.environ),
+        "git_sha": params["git_sha"],
+        "metadata": params["metadata"],
+    }
+    try:
+        if module.check_mode:
+            checked_details(params["model"], **details)
+            plan = plan_backup(params["files"], params["dirs"])
+            pruned = prune(root, params["keep"], check_mode=True, pending=True)
+            module.exit_json(changed=True, path=None, plan=plan, pruned=pruned)
+        backup = create_backup(
+            root,
+            params["model"],
+            params["files"],
+            params["dirs"],
+            **details,
+        )
+    except BackupError as exc:
+        module.fail_json(
+            msg=f"cannot back up for model {params['model']}: {exc}", problems=exc.problems
+        )
+    try:
+        pruned = prune(root, params["keep"])
+    except BackupError as exc:
+        module.fail_json(msg=f"backup {backup['path']} was made, but {exc}", **backup)
+    module.exit_json(changed=True, pruned=pruned, **backup)
+
+
+def verified(module: AnsibleModule, path: str) -> None:
+    """Check the backup; read-only, fails listing every problem."""
+    problems = verify_backup(path)
+    if problems:
+        module.fail_json(
+            msg=f"backup {path} is not sound: {'; '.join(problems)}", path=path, problems=problems
+        )
+    module.exit_json(changed=False, path=path, manifest=read_manifest(path))
+
+
+def restored(module: AnsibleModule, path: str) -> None:
+    """Restore the backup (or, in check mode, tell exactly what a restore would do)."""
+    result = restore_backup(path, check_mode=module.check_mode)
+    changes = result.pop("changes")
+    if module._diff:
+        result["diff"] = restore_diff(changes)
+    module.exit_json(path=path, **result)
+
+
+if __name__ == "__main__":
+    main()

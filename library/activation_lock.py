@@ -1,0 +1,199 @@
+#!/usr/bin/python
+"""Ansible module: the one-at-a-time activation lease of an engine host."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.lease import (
+    DEFAULT_LEASE_PATH,
+    DEFAULT_TTL,
+    LeaseError,
+    LeaseHeld,
+    acquire,
+    check_acquire,
+    check_release,
+    read_lease,
+    release,
+)
+
+DOCUMENTATION = r"""
+---
+module: activation_lock
+short_description: Take, release or read the one-at-a-time activation lease of an engine host
+description:
+  - Only one activation (canary, shadow, promotion, rollback) may run on an engine host at a
+    time. This module manages the file lease that says which one does.
+  - The lease is a JSON file (owner, purpose, host, pid, token, acquired, expires, ttl, times
+    in UTC) that appears whole or not at all (written aside, fsynced, hard-linked into place).
+  - With O(state=acquired) the lease is taken for O(ttl) seconds and its RV(token) returned;
+    the task fails, naming the holder, when another activation holds a valid, unexpired lease.
+    An expired lease is STALE (its holder died or forgot it) and is taken over; it is returned
+    as RV(stale).
+  - A lease that cannot be parsed is judged by its age; younger than O(ttl) it counts as held
+    (fail closed), older it is stale.
+  - With O(state=released) the lease is removed, only if O(token) holds it.
+  - With O(state=query) the lease is read, never changed.
+options:
+  path:
+    description:
+      - The lease file. Its directory is created with mode 0700 when missing; the lease has
+        mode 0600.
+      - A side file C(<path>.lock) serialises the take-over and release steps with C(flock).
+    type: path
+    default: /var/lib/model_safety/activation.lease
+  state:
+    description:
+      - V(acquired) takes the lease, V(released) gives it back, V(query) reads it.
+    type: str
+    choices: [acquired, released, query]
+    default: acquired
+  owner:
+    description:
+      - Who takes the lease, for the messages other activations get, for example
+        C(alice@ops1). Printable, at most 200 characters.
+      - Required when O(state=acquired).
+    type: str
+  purpose:
+    description:
+      - What the lease is taken for, for example C(canary patchtst). Printable, at most 200
+        characters.
+    type: str
+    default: activation
+  ttl:
+    description:
+      - How long the lease lasts, in seconds (1 to 86400); after that it is stale and the next
+        activation takes it over.
+      - With O(state=query), the age after which an unreadable lease counts as expired.
+    type: int
+    default: 1800
+  token:
+    description:
+      - The RV(token) returned when the lease was acquired (32 lowercase hex digits).
+      - Required when O(state=released).
+    type: str
+notes:
+  - Check mode changes nothing. O(state=acquired) then reports whether the lease could be
+    taken (and fails the same way when it is held), with C(changed=true) and RV(token) null;
+    O(state=released) reports whether it would be released.
+  - Releasing a lease that does not exist succeeds with C(changed=false) (a second release is
+    harmless); a lease held with another token fails the task and is left alone.
+  - Ansible adds the lease file's owner, group, mode and size to the result when it exists.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: Take the activation lease (fails if another activation runs)
+  activation_lock:
+    owner: "{{ lookup('env', 'USER') }}@{{ lookup('pipe', 'hostname') }}"
+    purpose: "canary {{ model }}"
+    ttl: 3600
+  register: activation_lease
+
+- name: Give it back when the activation is over
+  activation_lock:
+    state: released
+    token: "{{ activation_lease.token }}"
+
+- name: Who holds it?
+  activation_lock:
+    state: query
+  register: current_lease
+"""
+
+RETURN = r"""
+token:
+  description: The token of the lease taken, needed to release it; null in check mode.
+  returned: state=acquired
+  type: str
+  sample: 3f0c8e2a9b1d4c6e8f0a2b4c6d8e0f1a
+lease:
+  description:
+    - The lease taken (O(state=acquired)) or found (O(state=query)), null when there is none
+      or in check mode.
+    - A lease found but unreadable is C({corrupt, problem, content, modified}).
+    - With O(state=query) it also has C(expired).
+  returned: state=acquired or state=query
+  type: dict
+  sample:
+    owner: alice@ops1
+    purpose: canary patchtst
+    host: engine1
+    pid: 4242
+    token: 3f0c8e2a9b1d4c6e8f0a2b4c6d8e0f1a
+    acquired: "2026-01-10T12:00:00Z"
+    expires: "2026-01-10T12:30:00Z"
+    ttl: 1800
+stale:
+  description: The expired (or old unreadable) lease that was, or would be, taken over; null.
+  returned: state=acquired
+  type: dict
+  sample: null
+held:
+  description: True when a lease is held (not expired; an unreadable lease younger than O(ttl)).
+  returned: state=query
+  type: bool
+  sample: false
+status:
+  description: V(released), or V(not_held) when there was no lease to release.
+  returned: state=released
+  type: str
+  sample: released
+holder:
+  description: The lease of the activation that holds it, when the task fails because of it.
+  returned: failure
+  type: dict
+path:
+  description: The lease file.
+  returned: always
+  type: str
+  sample: /var/lib/model_safety/activation.lease
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": DEFAULT_LEASE_PATH},
+            "state": {
+                "type": "str",
+                "choices": ["acquired", "released", "query"],
+                "default": "acquired",
+            },
+            "owner": {"type": "str"},
+            "purpose": {"type": "str", "default": "activation"},
+            "ttl": {"type": "int", "default": DEFAULT_TTL},
+            "token": {"type": "str"},
+        },
+        required_if=[("state", "acquired", ["owner"]), ("state", "released", ["token"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    path, state = params["path"], params["state"]
+    try:
+        if state == "query":
+            lease = read_lease(path, ttl=params["ttl"])
+            module.exit_json(
+                changed=False, path=path, lease=lease, held=bool(lease and not lease["expired"])
+            )
+        if state == "acquired":
+            take = check_acquire if module.check_mode else acquire
+            taken = take(path, params["owner"], params["purpose"], params["ttl"])
+            module.exit_json(changed=True, path=path, **taken)
+        give_back = check_release if module.check_mode else release
+        status = give_back(path, params["token"])
+        module.exit_json(changed=status == "released", path=path, status=status)
+    except LeaseHeld as exc:
+        module.fail_json(msg=f"another activation holds {path}: {exc}", path=path, holder=exc.lease)
+    except LeaseError as exc:
+        module.fail_json(msg=f"activation lease {path}: {exc}", path=path, holder=exc.lease)
+
+
+if __name__ == "__main__":
+    main()

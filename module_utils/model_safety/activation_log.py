@@ -1,0 +1,249 @@
+"""The activation log: one JSON object per line, appended, never rewritten.
+
+DESIGN.md puts it at ``/var/log/quantum/qsc_canary.jsonl``. Each record has an ``event`` (one
+of EVENTS) and a ``ts`` (UTC, ``2026-01-10T12:00:00.123Z``; added when missing); every other
+key is the caller's (model, weight, sha, gate summary, rollback command, ...).
+
+Appending is safe against concurrent writers and crashes:
+
+* the whole line (JSON, ASCII only, no newline inside, then ``\\n``) goes out in one
+  ``os.write`` on an ``O_APPEND`` descriptor (looping only on a short write), then ``fsync``;
+* appenders hold an exclusive ``flock`` of the file while they look at its last byte and
+  write, so two of them never both repair the same torn line;
+* a crash in the middle of a write leaves at most a torn LAST line; the next append first
+  writes ``\\n`` (in the same write as its record) so the new record stands on its own line,
+  and ``read_records`` reports the torn fragment instead of failing.
+
+Standard library only (runs on the target through AnsiballZ).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
+EVENTS = (
+    "activation",
+    "activation_failed",
+    "rollback",
+    "rollback_failed",
+    "shadow",
+    "promotion",
+    "promotion_failed",
+    "monitor_violation",
+)
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+# Enough of a broken line to recognise it in a problem report.
+_EXCERPT = 120
+
+_TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+_MODE_RE = re.compile(r"0?[0-7]{3}")
+
+
+class ActivationLogError(Exception):
+    """A record that cannot be logged, or a log that cannot be written."""
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """``now`` (default: the current time) as ``2026-01-10T12:00:00.123Z``."""
+    moment = datetime.now(UTC) if now is None else now
+    if moment.tzinfo is None:
+        raise ActivationLogError("now must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_mode(mode: object) -> int:
+    """The permission bits of ``mode``: an octal string (``"0640"``, ``"640"``) or an int
+    (YAML's ``0640`` already read as octal). Writable by others is refused: anyone could
+    then forge the record of an activation."""
+    if isinstance(mode, str) and _MODE_RE.fullmatch(mode):
+        bits = int(mode, 8)
+    elif isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o777:
+        bits = mode
+    else:
+        raise ActivationLogError(f"mode must be octal permission bits such as '0640': {mode!r}")
+    if bits & 0o002:
+        raise ActivationLogError(f"mode {bits:04o} would let anyone write the activation log")
+    return bits
+
+
+def resolve_group(group: str | None) -> int:
+    """The gid of ``group`` (a name or a number), -1 (unchanged) when None."""
+    if group is None:
+        return -1
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise ActivationLogError(f"no such group: {group!r}") from None
+
+
+def _is_utc_time(value: object) -> bool:
+    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value[:-1] + "+00:00")
+    except ValueError:
+        return False
+    return True
+
+
+def format_line(record: Mapping[str, Any], now: datetime | None = None) -> tuple[dict, str]:
+    """Validate ``record`` and return it (with ``ts`` first when it was added) and its line."""
+    if not isinstance(record, Mapping):
+        raise ActivationLogError(f"a record must be a mapping, not {type(record).__name__}")
+    bad_keys = [key for key in record if not isinstance(key, str)]
+    if bad_keys:
+        raise ActivationLogError(f"record keys must be strings: {bad_keys!r}")
+    event = record.get("event")
+    if event not in EVENTS:
+        raise ActivationLogError(f"event must be one of {', '.join(EVENTS)}: {event!r}")
+    complete = dict(record) if "ts" in record else {"ts": utc_timestamp(now), **record}
+    if not _is_utc_time(complete["ts"]):
+        raise ActivationLogError(
+            f"ts must be a UTC time like 2026-01-10T12:00:00.123Z: {complete['ts']!r}"
+        )
+    try:
+        text = json.dumps(
+            complete, sort_keys=False, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise ActivationLogError(f"record is not loggable as JSON: {exc}") from None
+    return complete, text + "\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _ensure_directory(path: str) -> None:
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+        os.chmod(directory, DIR_MODE)
+
+
+def _open_for_append(path: str, mode: int, gid: int) -> tuple[int, bool]:
+    """An O_APPEND descriptor of ``path`` (readable, for the last byte) and whether it was
+    created; a new file gets ``mode`` (umask aside) and ``gid``."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            try:
+                return os.open(path, flags), False
+            except FileNotFoundError:
+                continue  # removed between the two opens (log rotation): create it
+        try:
+            os.fchmod(fd, mode)
+            if gid != -1:
+                os.fchown(fd, -1, gid)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd, True
+
+
+def append_record(
+    path: str,
+    record: Mapping[str, Any],
+    *,
+    mode: object = FILE_MODE,
+    group: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Append ``record`` as one line; return ``{"record", "line", "created", "repaired"}``
+    (``repaired``: a torn last line was ended first)."""
+    complete, line = format_line(record, now)
+    bits = parse_mode(mode)
+    gid = resolve_group(group)
+    try:
+        _ensure_directory(path)
+        fd, created = _open_for_append(path, bits, gid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            repaired = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+            _write_all(fd, (b"\n" if repaired else b"") + line.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_directory(os.path.dirname(path) or ".")
+    except OSError as exc:
+        raise ActivationLogError(f"cannot append to {path}: {exc}") from None
+    return {"record": complete, "line": line.rstrip("\n"), "created": created, "repaired": repaired}
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(path: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every record of the log, oldest first, and the problems: lines that are not a JSON
+    object, each named by its line number (a torn last line among them). A missing log has
+    no records and no problems."""
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise ActivationLogError(f"cannot read {path}: {exc}") from None
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    lines = content.split(b"\n")
+    torn = lines.pop() if lines else b""  # what follows the last newline: normally empty
+    numbered = list(enumerate(lines, start=1))
+    torn_number = len(lines) + 1
+    if torn:
+        numbered.append((torn_number, torn))
+    for number, raw in numbered:
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            kind = (
+                "torn last line (no newline at the end)" if number == torn_number else "unreadable"
+            )
+            excerpt = raw[:_EXCERPT].decode("utf-8", "replace")
+            problems.append(f"line {number}: {kind}: {exc}: {excerpt!r}")
+            continue
+        records.append(record)
+    return records, problems
+
+
+def last_record(
+    path: str, event: str | Iterable[str] | None = None, model: str | None = None
+) -> dict[str, Any] | None:
+    """The newest record of ``event`` (one event or several) for ``model`` (None: any), or
+    None. Unreadable lines are skipped; ``read_records`` lists them."""
+    events = {event} if isinstance(event, str) else None if event is None else set(event)
+    unknown = sorted(events - set(EVENTS)) if events else []
+    if unknown:
+        raise ActivationLogError(f"unknown event(s): {', '.join(unknown)}")
+    records, _ = read_records(path)
+    for record in reversed(records):
+        if (events is None or record.get("event") in events) and (
+            model is None or record.get("model") == model
+        ):
+            return record
+    return None

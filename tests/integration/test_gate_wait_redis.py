@@ -1,0 +1,115 @@
+"""run_gate_waiting against a real redis-server: the gate waits for a window that is still
+filling up after an engine (re)start, and only for that (reference engine events)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from model_safety.run import only_too_few_events, run_gate_waiting
+from tests.integration.test_gate_cli import BASE_MS, add, engine_payloads
+from tests.redis_server import RedisServer, free_port
+
+CUTOVER = f"{BASE_MS - 1}-0"  # just before the first event
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    connection = redis_server.client()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def key(client: redis.Redis) -> Iterator[str]:
+    name = f"wait:{uuid.uuid4().hex}"
+    yield name
+    client.delete(name)
+
+
+def test_a_window_that_fills_up_during_the_wait_passes(client, key) -> None:
+    healthy = engine_payloads(250)
+    client.xadd(key, {"payload": "{}"}, id=f"{BASE_MS - 1}-0")  # before the cutover: not read
+
+    def engine_publishes() -> None:
+        other = redis.Redis(connection_pool=client.connection_pool)
+        time.sleep(0.3)
+        add(other, key, healthy[:120])
+        time.sleep(1.2)
+        add(other, key, healthy[120:], first=120)
+
+    publisher = threading.Thread(target=engine_publishes)
+    publisher.start()
+    result = run_gate_waiting(client, key, wait=10, model="xgb", after=CUTOVER)
+    publisher.join()
+    assert result["verdict"] == "PASS", result["blockers"]
+    assert result["event_count"] == 250
+    assert result["reads"] >= 3  # empty, then 120 events, then all of them
+    assert 1.0 <= result["waited"] < 5
+
+
+def test_a_constant_model_fails_without_waiting(client, key) -> None:
+    add(client, key, engine_payloads(50, (("SIM_XGB", "constant"),)))
+    started = time.monotonic()
+    result = run_gate_waiting(client, key, wait=10, model="xgb", after=CUTOVER)
+    assert time.monotonic() - started < 1
+    assert result["verdict"] == "FAIL" and result["reads"] == 1 and result["waited"] < 1
+    assert "xgb: 50 events < 200 required (canary)" in result["blockers"]
+    assert any(b.startswith("xgb: constant output") for b in result["blockers"])
+
+
+def test_too_few_events_until_the_timeout_fail(client, key) -> None:
+    add(client, key, engine_payloads(50))
+    result = run_gate_waiting(client, key, wait=2.0, after=CUTOVER)
+    assert result["verdict"] == "FAIL"
+    assert result["blockers"][0] == "window: 50 events < 200 required (canary)"
+    assert only_too_few_events(result)
+    assert 2.0 <= result["waited"] < 3.0 and result["reads"] == 3
+
+
+def test_redis_down_fails_without_waiting() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = run_gate_waiting(url, "s", wait=10, after=CUTOVER, timeout=1)
+    assert result["verdict"] == "FAIL" and result["reads"] == 1 and result["waited"] < 2
+    assert not only_too_few_events(result)
+
+
+def test_no_wait_reads_once(client, key) -> None:
+    add(client, key, engine_payloads(50))
+    result = run_gate_waiting(client, key, after=CUTOVER)
+    assert (result["verdict"], result["reads"]) == ("FAIL", 1)
+
+
+@pytest.mark.parametrize(
+    ("result", "waits"),
+    [
+        ({"verdict": "FAIL", "event_count": 9, "malformed": 0, "blockers": [
+            "window: 9 events < 200 required (canary)", "xgb: 9 events < 200 required (canary)"
+        ]}, True),
+        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "blockers": [
+            "window: empty (no events)", "patchtst: not in the window (no event reports this model)"
+        ]}, True),
+        ({"verdict": "FAIL", "event_count": 9, "malformed": 0, "blockers": [
+            "window: 9 events < 200 required (canary)",
+            "patchtst: not in the window (no event reports this model)",
+        ]}, False),
+        ({"verdict": "FAIL", "event_count": 9, "malformed": 1, "blockers": [
+            "window: 1 malformed event (first 1-0: unparsable JSON)",
+            "window: 9 events < 200 required (canary)",
+        ]}, False),
+        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "error": "x", "blockers": [
+            "window: empty (no events)"
+        ]}, False),
+        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "blockers": []}, False),
+        ({"verdict": "COLLECTION", "event_count": 9, "malformed": 0, "blockers": [
+            "window: 9 events < 100 required (collection)"
+        ]}, False),
+    ],
+)  # fmt: skip
+def test_only_too_few_events(result: dict, waits: bool) -> None:
+    assert only_too_few_events(result) is waits

@@ -1,0 +1,516 @@
+"""Unit tests of activation backups (model_safety.backup) on real files in tmp_path: a round
+trip is byte-identical (contents, mode, owner), tampered backups are refused and change
+nothing, retention, path safety, check mode and idempotence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from model_safety import backup as bk
+
+T0 = dt.datetime(2026, 11, 23, 18, 1, 2, 123456, tzinfo=dt.UTC)
+SECRET = b"QT_API_SECRET=hunter2\nAI_ENGINE_WEIGHTS=xgb:0.25\n"
+
+
+class Host:
+    """A fake engine host in tmp_path: env file, drop-in dir, backup root."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.env = base / "etc/quantum/ai-engine.env"
+        self.dropins = base / "etc/systemd/system/quantum-ai-engine.service.d"
+        self.canary = self.dropins / "qsc_canary.conf"
+        self.root = base / "backups"
+        self.env.parent.mkdir(parents=True)
+        self.dropins.mkdir(parents=True)
+        self.env.write_bytes(SECRET)
+        os.chmod(self.env, 0o640)
+        os.chown(self.env, 0, 4242)
+        (self.dropins / "10-limits.conf").write_bytes(b"[Service]\nLimitNOFILE=65536\n")
+
+    def backup(self, model: str = "patchtst", when: dt.datetime = T0, **kwargs) -> dict:
+        return bk.create_backup(
+            str(self.root),
+            model,
+            [str(self.env), str(self.canary)],
+            [str(self.dropins)],
+            now=when,
+            **kwargs,
+        )
+
+    def snapshot(self) -> dict[str, tuple[bytes, int, int, int]]:
+        """Every file under the host's etc with its bytes, mode, uid, gid."""
+        found = {}
+        for path in sorted((self.base / "etc").rglob("*")):
+            if path.is_file():
+                st = path.lstat()
+                found[str(path)] = (
+                    path.read_bytes(),
+                    stat.S_IMODE(st.st_mode),
+                    st.st_uid,
+                    st.st_gid,
+                )
+        return found
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    if os.geteuid() != 0:
+        pytest.skip("restoring owners needs root")
+    return Host(tmp_path)
+
+
+def change_everything(host: Host) -> None:
+    host.env.write_bytes(b"QT_API_SECRET=other\n")
+    os.chmod(host.env, 0o600)
+    os.chown(host.env, 1000, 1000)
+    host.canary.write_bytes(b"[Service]\nEnvironment=AI_CANARY=patchtst\n")
+    (host.dropins / "10-limits.conf").unlink()
+    (host.dropins / "20-extra.conf").write_bytes(b"[Service]\n")
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_create_layout_manifest_and_modes(host):
+    result = host.backup(weight=0.1, operator="alice", git_sha="18C7DBB", metadata={"gate": "PASS"})
+    path = Path(result["path"])
+    assert path.parent == host.root
+    assert path.name == "20261123T180102.123456Z_patchtst"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(host.root.stat().st_mode) == 0o700
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest == result["manifest"]
+    assert stat.S_IMODE((path / "manifest.json").stat().st_mode) == 0o600
+    assert {k: manifest[k] for k in ("format", "created", "model", "weight", "operator")} == {
+        "format": 1,
+        "created": "2026-11-23T18:01:02.123456Z",
+        "model": "patchtst",
+        "weight": 0.1,
+        "operator": "alice",
+    }
+    assert manifest["git_sha"] == "18c7dbb" and manifest["metadata"] == {"gate": "PASS"}
+    assert manifest["host"] and isinstance(manifest["host"], str)
+    assert manifest["dirs"] == [
+        {"path": str(host.dropins), "present": True, "files": ["10-limits.conf"]}
+    ]
+    env_entry, canary_entry, limits_entry = manifest["files"]
+    assert canary_entry == {"path": str(host.canary), "absent": True}
+    assert env_entry == {
+        "path": str(host.env),
+        "saved_as": "files" + str(host.env),
+        "sha256": hashlib.sha256(SECRET).hexdigest(),
+        "size": len(SECRET),
+        "mode": 0o640,
+        "uid": 0,
+        "gid": 4242,
+    }
+    assert limits_entry["path"] == str(host.dropins / "10-limits.conf")
+    copy = path / env_entry["saved_as"]
+    assert copy.read_bytes() == SECRET
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    for directory in copy.relative_to(path).parents:
+        assert stat.S_IMODE((path / directory).stat().st_mode) == 0o700
+    # Never contents in what is returned.
+    assert b"hunter2" not in json.dumps(result).encode()
+    assert bk.verify_backup(str(path)) == []
+
+
+def test_stamp_ordering_and_no_collision(host):
+    assert bk.backup_name("xgb", T0) == "20261123T180102.123456Z_xgb"
+    later = T0 + dt.timedelta(microseconds=1)
+    names = [bk.backup_name("xgb", later), bk.backup_name("xgb", T0)]
+    assert sorted(names) == [names[1], names[0]]
+    # A different time zone names the same UTC instant.
+    paris = T0.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert bk.backup_name("xgb", paris) == bk.backup_name("xgb", T0)
+    with pytest.raises(bk.BackupError, match="timezone-aware"):
+        bk.backup_name("xgb", T0.replace(tzinfo=None))
+    first = host.backup(when=T0)["path"]
+    second = host.backup(when=T0)["path"]
+    assert first != second
+    assert Path(second).name == "20261123T180102.123457Z_patchtst"
+    assert bk.list_backups(str(host.root)) == [second, first]
+
+
+def test_missing_dir_is_recorded_missing(host, tmp_path):
+    missing = tmp_path / "etc/nothing.d"
+    result = bk.create_backup(str(host.root), "xgb", [str(host.env)], [str(missing)], now=T0)
+    assert result["manifest"]["dirs"] == [{"path": str(missing), "present": False, "files": []}]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("etc/quantum/ai-engine.env", "not an absolute path"),
+        ("/etc/../etc/passwd", "contains '..'"),
+        ("/etc//quantum", "not a normalised absolute path"),
+        ("/etc/quantum/", "not a normalised absolute path"),
+        ("/", "not a normalised absolute path"),
+        ("", "non-empty path"),
+    ],
+)
+def test_bad_paths_refused(host, path, message):
+    with pytest.raises(bk.BackupError, match=message):
+        bk.create_backup(str(host.root), "xgb", [path], [], now=T0)
+    with pytest.raises(bk.BackupError, match=message):
+        bk.plan_backup([], [path])
+    assert not host.root.exists()
+
+
+def test_symlinks_and_special_files_refused(host, tmp_path):
+    link = tmp_path / "link.env"
+    link.symlink_to(host.env)
+    with pytest.raises(bk.BackupError, match=re.escape(f"{link}: {link} is a symlink")):
+        bk.create_backup(str(host.root), "xgb", [str(link)], [], now=T0)
+    linked_dir = tmp_path / "linked"
+    linked_dir.symlink_to(host.env.parent)
+    through = linked_dir / "ai-engine.env"
+    with pytest.raises(bk.BackupError, match=re.escape(f"{linked_dir} is a symlink")):
+        bk.create_backup(str(host.root), "xgb", [str(through)], [], now=T0)
+    with pytest.raises(bk.BackupError, match=re.escape(f"{linked_dir} is a symlink")):
+        bk.plan_backup([], [str(linked_dir)])
+    (host.dropins / "masked.conf").symlink_to("/dev/null")
+    with pytest.raises(bk.BackupError, match=r"masked\.conf is a symlink"):
+        host.backup()
+    (host.dropins / "masked.conf").unlink()
+    os.mkfifo(host.dropins / "pipe.conf")
+    with pytest.raises(bk.BackupError, match=r"pipe\.conf is not a regular file"):
+        host.backup()
+    with pytest.raises(bk.BackupError, match=r"pipe\.conf is not a regular file"):
+        bk.create_backup(str(host.root), "xgb", [str(host.dropins / "pipe.conf")], [], now=T0)
+    with pytest.raises(bk.BackupError, match="is not a regular file"):
+        bk.create_backup(str(host.root), "xgb", [str(host.dropins)], [], now=T0)
+    with pytest.raises(bk.BackupError, match="is not a directory"):
+        bk.create_backup(str(host.root), "xgb", [], [str(host.env)], now=T0)
+    assert not host.root.exists()
+
+
+def test_invalid_details_refused(host):
+    cases = [
+        ({"model": "PatchTST"}, "not a valid model name"),
+        ({"model": "patchtst\n"}, "not a valid model name"),
+        ({"weight": 1.5}, r"weight must be a number in \[0, 1\]"),
+        ({"weight": float("nan")}, "weight must be"),
+        ({"weight": True}, "weight must be"),
+        ({"operator": " "}, "operator must be a non-empty string"),
+        ({"git_sha": "xyz1234"}, "git_sha must be 7 to 40 hex digits"),
+        ({"git_sha": "abc12"}, "git_sha must be 7 to 40 hex digits"),
+        ({"metadata": {"bad": {1, 2}}}, "metadata is not JSON-serialisable"),
+        ({"metadata": {"nan": float("nan")}}, "metadata is not JSON-serialisable"),
+    ]
+    for kwargs, message in cases:
+        args = {"model": "patchtst", **kwargs}
+        with pytest.raises(bk.BackupError, match=message):
+            host.backup(**args)
+    with pytest.raises(bk.BackupError, match="nothing to back up"):
+        bk.create_backup(str(host.root), "xgb", [], [], now=T0)
+    with pytest.raises(bk.BackupError, match="backup root 'backups' is not an absolute path"):
+        bk.create_backup("backups", "xgb", [str(host.env)], [], now=T0)
+    assert not host.root.exists()
+
+
+def test_plan_backup_writes_nothing(host):
+    plan = bk.plan_backup([str(host.env), str(host.canary)], [str(host.dropins)])
+    assert not host.root.exists()
+    manifest = host.backup()["manifest"]
+    assert plan == {"files": manifest["files"], "dirs": manifest["dirs"]}
+
+
+def test_copy_that_does_not_read_back_is_left_without_manifest(host, monkeypatch):
+    def corrupt_write(path, data, mode):
+        Path(path).write_bytes(data[:-1])
+
+    monkeypatch.setattr(bk, "_write_new", corrupt_write)
+    with pytest.raises(bk.BackupError, match="does not read back as saved") as raised:
+        host.backup()
+    left = host.root / bk.backup_name("patchtst", T0)
+    assert str(left) in str(raised.value) and "left for inspection" in str(raised.value)
+    assert left.is_dir() and not (left / "manifest.json").exists()
+    assert raised.value.problems and "bytes, manifest" in raised.value.problems[0]
+    assert bk.list_backups(str(host.root)) == []
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def test_round_trip_is_byte_identical(host):
+    before = host.snapshot()
+    path = host.backup()["path"]
+    change_everything(host)
+    assert host.snapshot() != before
+    result = bk.restore_backup(path)
+    assert host.snapshot() == before
+    assert result["restored"] == [str(host.env), str(host.dropins / "10-limits.conf")]
+    assert result["removed"] == [str(host.canary), str(host.dropins / "20-extra.conf")]
+    assert result["unchanged"] == []
+    assert result["changed"] is True
+    assert not host.canary.exists()
+    # No temporary file is left behind.
+    assert sorted(p.name for p in host.env.parent.iterdir()) == ["ai-engine.env"]
+    again = bk.restore_backup(path)
+    assert again == {
+        "restored": [],
+        "removed": [],
+        "unchanged": [str(host.env), str(host.canary), str(host.dropins / "10-limits.conf")],
+        "changed": False,
+        "changes": [],
+    }
+
+
+def test_mode_and_owner_alone_are_restored(host):
+    path = host.backup()["path"]
+    os.chmod(host.env, 0o666)
+    result = bk.restore_backup(path)
+    assert result["restored"] == [str(host.env)]
+    assert stat.S_IMODE(host.env.stat().st_mode) == 0o640
+    os.chown(host.env, 1000, 0)
+    assert bk.restore_backup(path)["restored"] == [str(host.env)]
+    assert (host.env.stat().st_uid, host.env.stat().st_gid) == (0, 4242)
+
+
+def test_missing_parents_recreated_and_symlink_replaced(host):
+    before = host.snapshot()
+    path = host.backup()["path"]
+    host.env.unlink()
+    host.env.parent.rmdir()
+    bk.restore_backup(path)
+    assert host.snapshot() == before
+    assert stat.S_IMODE(host.env.parent.stat().st_mode) == 0o755
+    host.env.unlink()
+    host.env.symlink_to("/etc/hostname")
+    result = bk.restore_backup(path)
+    assert result["restored"] == [str(host.env)]
+    assert result["changes"][0]["before"] == {"type": "symlink"}
+    assert not host.env.is_symlink() and host.snapshot() == before
+
+
+def test_restore_refuses_symlinked_parent_and_directory_in_the_way(host, tmp_path):
+    path = host.backup()["path"]
+    real = tmp_path / "elsewhere"
+    host.env.parent.rename(real)
+    host.env.parent.symlink_to(real)
+    with pytest.raises(bk.BackupError, match=re.escape(f"{host.env.parent} is a symlink")):
+        bk.restore_backup(path)
+    host.env.parent.unlink()
+    real.rename(host.env.parent)
+    host.env.unlink()
+    host.env.mkdir()
+    (host.canary).write_bytes(b"x")
+    with pytest.raises(bk.BackupError, match="is a directory where the backup has a file"):
+        bk.restore_backup(path)
+    # Refused before anything was written or removed.
+    assert host.canary.read_bytes() == b"x"
+
+
+def test_dir_missing_at_backup_is_removed_again(host, tmp_path):
+    dropins = tmp_path / "etc/systemd/system/other.service.d"
+    canary = dropins / "qsc_canary.conf"
+    path = bk.create_backup(
+        str(host.root), "nhits", [str(host.env), str(canary)], [str(dropins)], now=T0
+    )["path"]
+    dropins.mkdir()
+    canary.write_bytes(b"[Service]\n")
+    (dropins / "stray.conf").write_bytes(b"[Service]\n")
+    preview = bk.restore_backup(path, check_mode=True)
+    assert canary.exists()
+    result = bk.restore_backup(path)
+    assert result["removed"] == [str(canary), str(dropins / "stray.conf"), str(dropins)]
+    assert preview["removed"] == result["removed"]
+    assert not dropins.exists()
+    assert bk.restore_backup(path)["changed"] is False
+
+
+def test_check_mode_reports_and_writes_nothing(host):
+    path = host.backup()["path"]
+    change_everything(host)
+    changed = host.snapshot()
+    preview = bk.restore_backup(path, check_mode=True)
+    assert host.snapshot() == changed
+    result = bk.restore_backup(path)
+    assert preview == result
+    diff = bk.restore_diff(result["changes"])
+    env_diff = diff[0]
+    old = hashlib.sha256(b"QT_API_SECRET=other\n").hexdigest()
+    new = hashlib.sha256(SECRET).hexdigest()
+    assert env_diff["before_header"] == f"{host.env} (sha256 {old}, mode 0600, owner 1000:1000)"
+    assert env_diff["after_header"] == f"{host.env} (sha256 {new}, mode 0640, owner 0:4242)"
+    assert diff[1]["after"] == "absent\n"
+    assert "hunter2" not in json.dumps(diff) and "other" not in json.dumps(diff)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        ("byte", "saved copy's sha256 differs from the manifest"),
+        ("missing", "saved copy files/.* is missing"),
+        ("extra", "extra file files/.*/stray.conf is not in the manifest"),
+        ("bad_json", "manifest.json is not valid JSON"),
+        ("no_manifest", "has no manifest.json"),
+        ("bad_saved_as", "saved_as 'files/etc/passwd' is not"),
+        ("unlisted", "10-limits.conf is listed but not saved"),
+        ("size", "saved copy has .* bytes, manifest 1"),
+        ("format", "manifest format 2 is not 1"),
+    ],
+)
+def test_tampered_backup_refuses_restore_and_changes_nothing(host, tamper, problem):
+    path = Path(host.backup()["path"])
+    env_copy = path / ("files" + str(host.env))
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if tamper == "byte":
+        data = bytearray(env_copy.read_bytes())
+        data[3] ^= 1
+        env_copy.write_bytes(bytes(data))
+    elif tamper == "missing":
+        env_copy.unlink()
+    elif tamper == "extra":
+        (env_copy.parent / "stray.conf").write_bytes(b"x")
+    elif tamper == "bad_json":
+        manifest_path.write_text("{not json")
+    elif tamper == "no_manifest":
+        manifest_path.unlink()
+    elif tamper == "bad_saved_as":
+        manifest["files"][0]["saved_as"] = "files/etc/passwd"
+    elif tamper == "unlisted":
+        manifest["files"].pop()
+    elif tamper == "size":
+        manifest["files"][0]["size"] = 1
+    elif tamper == "format":
+        manifest["format"] = 2
+    if tamper in ("bad_saved_as", "unlisted", "size", "format"):
+        manifest_path.write_text(json.dumps(manifest))
+    change_everything(host)
+    changed = host.snapshot()
+    problems = bk.verify_backup(str(path))
+    assert any(re.search(problem, p) for p in problems), problems
+    with pytest.raises(
+        bk.BackupError, match=re.escape(f"backup {path} cannot be restored")
+    ) as raised:
+        bk.restore_backup(str(path))
+    assert raised.value.problems == problems
+    with pytest.raises(bk.BackupError):
+        bk.restore_backup(str(path), check_mode=True)
+    assert host.snapshot() == changed
+
+
+def test_symlink_inside_backup_is_a_problem(host, tmp_path):
+    path = Path(host.backup()["path"])
+    env_copy = path / ("files" + str(host.env))
+    outside = tmp_path / "outside"
+    outside.write_bytes(env_copy.read_bytes())
+    env_copy.unlink()
+    env_copy.symlink_to(outside)
+    problems = bk.verify_backup(str(path))
+    assert any("is a symlink in the backup" in p for p in problems), problems
+    files = path / "files"
+    files.rename(tmp_path / "files")
+    files.symlink_to(tmp_path / "files")
+    assert "files is a symlink in the backup" in bk.verify_backup(str(path))
+
+
+def test_restored_file_that_does_not_verify_raises(host, monkeypatch):
+    path = host.backup()["path"]
+    change_everything(host)
+    real_write = bk._write_atomic
+
+    def short_write(target, data, mode, owner=None):
+        real_write(target, data[:-1], mode, owner)
+
+    monkeypatch.setattr(bk, "_write_atomic", short_write)
+    with pytest.raises(
+        bk.BackupError, match=re.escape(f"restore of {path} did not verify")
+    ) as raised:
+        bk.restore_backup(path)
+    assert any(str(host.env) in p and "sha256" in p for p in raised.value.problems)
+
+
+# --------------------------------------------------------------------------- listing, retention
+
+
+def make_backups(host: Host, specs: list[tuple[str, int]]) -> list[str]:
+    """Backups of (model, seconds after T0), returned newest first."""
+    paths = [host.backup(model, T0 + dt.timedelta(seconds=s))["path"] for model, s in specs]
+    return sorted(paths, reverse=True)
+
+
+def test_list_and_latest_with_and_without_model(host):
+    assert bk.list_backups(str(host.root)) == []
+    assert bk.latest_backup(str(host.root)) is None
+    xgb_old, patchtst, xgb_new = (
+        host.backup("xgb", T0)["path"],
+        host.backup("patchtst", T0 + dt.timedelta(seconds=1))["path"],
+        host.backup("xgb", T0 + dt.timedelta(seconds=2))["path"],
+    )
+    incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=3))
+    incomplete.mkdir()
+    (host.root / "notes.txt").write_text("not a backup")
+    (host.root / bk.backup_name("nhits", T0 + dt.timedelta(seconds=4))).symlink_to(xgb_old)
+    assert bk.list_backups(str(host.root)) == [xgb_new, patchtst, xgb_old]
+    assert bk.list_backups(str(host.root), "xgb") == [xgb_new, xgb_old]
+    assert bk.latest_backup(str(host.root)) == xgb_new
+    assert bk.latest_backup(str(host.root), "patchtst") == patchtst
+    assert bk.latest_backup(str(host.root), "lgbm") is None
+    assert bk.select_backup(str(host.root)) == xgb_new
+    assert bk.select_backup(str(host.root), model="patchtst") == patchtst
+    assert bk.select_backup(str(host.root), path=xgb_old, model="patchtst") == xgb_old
+    with pytest.raises(
+        bk.BackupError, match=re.escape(f"no backup under {host.root} for model lgbm")
+    ):
+        bk.select_backup(str(host.root), model="lgbm")
+    with pytest.raises(bk.BackupError, match="not a valid model name"):
+        bk.list_backups(str(host.root), "Bad")
+
+
+def test_prune_keeps_newest_and_removes_old_incomplete(host):
+    paths = make_backups(host, [("xgb", 0), ("patchtst", 10), ("nhits", 20), ("xgb", 30)])
+    old_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=5))
+    new_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=40))
+    old_incomplete.mkdir()
+    new_incomplete.mkdir()
+    other = host.root / "keep-me"
+    other.mkdir()
+    preview = bk.prune(str(host.root), 2, check_mode=True)
+    assert all(Path(p).exists() for p in paths)
+    removed = bk.prune(str(host.root), 2)
+    assert removed == preview == [paths[2], str(old_incomplete), paths[3]]
+    assert bk.list_backups(str(host.root)) == paths[:2]
+    assert new_incomplete.exists() and other.exists()
+    assert bk.prune(str(host.root), 2) == []
+
+
+def test_prune_pending_counts_the_backup_about_to_be_made(host):
+    paths = make_backups(host, [("xgb", 0), ("nhits", 10)])
+    newer_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=20))
+    newer_incomplete.mkdir()
+    assert bk.prune(str(host.root), 2, check_mode=True, pending=True) == [
+        str(newer_incomplete),
+        paths[1],
+    ]
+    assert bk.prune(str(host.root), 1, check_mode=True, pending=True) == [
+        str(newer_incomplete),
+        *paths,
+    ]
+    assert len(list(host.root.iterdir())) == 3
+
+
+@pytest.mark.parametrize("keep", [0, -1, True, 1.5])
+def test_prune_keep_must_be_at_least_one(host, keep):
+    make_backups(host, [("xgb", 0)])
+    with pytest.raises(bk.BackupError, match="keep must be an integer of at least 1"):
+        bk.prune(str(host.root), keep)
+    assert len(bk.list_backups(str(host.root))) == 1
+
+
+def test_default_operator():
+    assert bk.default_operator({"SUDO_USER": "alice", "USER": "root"}) == "alice"
+    assert bk.default_operator({"USER": "bob"}) == "bob"
+    assert bk.default_operator({"SUDO_USER": "", "USER": ""}) == "unknown"
