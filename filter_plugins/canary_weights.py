@@ -1,4 +1,5 @@
-"""Filters ``canary_weights`` and ``qsc_model_weights``: the weight vector of a canary.
+"""Filters ``canary_weights``, ``qsc_model_weights`` and ``qsc_weights_differences``: the
+weight vector of a canary, as deployed and as proven.
 
 The logic lives in ``model_safety.weights`` (the project is installed into the controller's
 virtualenv, where filter plugins run); this file only exposes it and turns its
@@ -33,9 +34,20 @@ def qsc_model_weights(vector: Mapping[str, float]) -> str:
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def qsc_weights_differences(
+    actual: Mapping[str, float], expected: Mapping[str, float], tolerance: float = 1e-6
+) -> list[str]:
+    """``{{ running | qsc_weights_differences(deployed) }}`` -> why they differ ([] if equal)."""
+    return weights.weights_differences(actual, expected, tolerance)
+
+
 class FilterModule:
     """The canary weight filters."""
 
     def filters(self) -> dict:
         """Map filter names to functions."""
-        return {"canary_weights": canary_weights, "qsc_model_weights": qsc_model_weights}
+        return {
+            "canary_weights": canary_weights,
+            "qsc_model_weights": qsc_model_weights,
+            "qsc_weights_differences": qsc_weights_differences,
+        }

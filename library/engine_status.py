@@ -128,6 +128,16 @@ service:
     result:
       description: Result, for example C(success).
       type: str
+    uptime_s:
+      description:
+        - Seconds since the current start (from the target's monotonic clock), null when the
+          unit is not active.
+      type: float
+    active_since:
+      description:
+        - When the current start became active, UTC ISO-8601 with C(Z); null when the unit
+          is not active. Usable as the gate's cutover (O(quality_gate.after)).
+      type: str
   sample:
     unit: quantum-ai-engine.service
     load_state: loaded
@@ -139,6 +149,8 @@ service:
     active_enter_timestamp: Sat 2026-01-10 12:00:00 UTC
     active_enter_monotonic_us: 123456789
     result: success
+    uptime_s: 3600.125
+    active_since: "2026-01-10T12:00:00.000Z"
 startup:
   description: What the current invocation said about itself in the journal.
   returned: always

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from . import hosts, lab
+from . import hosts, lab, remote
 from .config import LabError, load_config
 
 
@@ -59,6 +59,17 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
     return 1  # pragma: no cover - execvp does not return
 
 
+def _cmd_reset(args: argparse.Namespace) -> int:
+    config = load_config()
+    for name in args.host:
+        record = hosts.read_record(config, name)
+        if record is None:
+            raise LabError(f"no lab host named {name!r} (is the lab up?)")
+        started = remote.LabHost(config, name, record.spec.address).reset()
+        print(f"{name:<8} reset, engine started as invocation {started.invocation}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     ssh.add_argument("host")
     ssh.add_argument("command", nargs=argparse.REMAINDER)
     ssh.set_defaults(handler=_cmd_ssh)
+    reset = commands.add_parser(
+        "reset", help="put hosts' engines back as lab-up made them (env, drop-ins, activations)"
+    )
+    reset.add_argument("host", nargs="+")
+    reset.set_defaults(handler=_cmd_reset)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -24,6 +24,14 @@ DROPIN_DIR = f"/etc/systemd/system/{ENGINE_UNIT}.d"
 STREAM = "quantum:stream:trade.intent"
 TRADE_DB = "/opt/quantum/data/quantum_trader.db"
 TEST_DROPIN_PREFIX = "90-test-"
+# What activations leave on a host (inventory/group_vars/engine.yml): lease, backups, log,
+# gate reports. A reset removes it all.
+ACTIVATION_STATE = (
+    "/var/lib/model_safety",
+    "/opt/quantum/backups/model_activations",
+    "/var/log/quantum/qsc_canary.jsonl",
+    "/var/log/quantum/safety",
+)
 
 
 class HostCommandError(AssertionError):
@@ -96,6 +104,17 @@ class LabHost:
                 + "\n".join(self.journal(state["InvocationID"])[-15:])
             )
         return Started(state["InvocationID"], cutover)
+
+    def reset(self, env: dict[str, str | None] | None = None) -> Started:
+        """Put the engine back as lab-up made it, then start it afresh: the lab's env file
+        (with ``env`` changes on top), no drop-in, no activation state (lease, backups, log,
+        reports)."""
+        self.run("rm", "-rf", "--", *ACTIVATION_STATE)
+        self.run("mkdir", "-p", DROPIN_DIR)
+        self.run("find", DROPIN_DIR, "-mindepth", "1", "-delete")
+        pristine = (self.config.engine_src / "ai-engine.env").read_text()
+        self.write_file(ENV_FILE, set_env_keys(pristine, env) if env else pristine)
+        return self.cycle()
 
     def invocation(self) -> str:
         return self.show("InvocationID")["InvocationID"]

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -225,6 +226,33 @@ def read_service_state(run: Runner, unit: str) -> ServiceState:
     """Read the state of ``unit`` with ``systemctl show``; raise on bad input or failure."""
     argv = ["systemctl", "show", validate_unit(unit), "--property=" + ",".join(SHOW_PROPERTIES)]
     return service_state_from_properties(unit, parse_systemctl_show(_run_checked(run, argv)))
+
+
+def utc_iso(epoch: float) -> str:
+    """``epoch`` as UTC ISO-8601 with milliseconds and ``Z`` (the telemetry's timestamp form)."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def service_uptime(
+    service: ServiceState,
+    monotonic_now: float | None = None,
+    wall_now: float | None = None,
+) -> dict[str, Any]:
+    """How long the current start has been up, and when it began in UTC.
+
+    Computed from ActiveEnterTimestampMonotonic and this host's monotonic clock (what systemd
+    uses), so neither the host's time zone nor ``systemctl``'s timestamp format matters. Both
+    values are None when the unit is not active.
+    """
+    if service.active_state != "active" or service.active_enter_monotonic_us <= 0:
+        return {"uptime_s": None, "active_since": None}
+    monotonic_now = (
+        time.clock_gettime(time.CLOCK_MONOTONIC) if monotonic_now is None else monotonic_now
+    )
+    wall_now = time.time() if wall_now is None else wall_now
+    uptime = max(0.0, monotonic_now - service.active_enter_monotonic_us / 1e6)
+    return {"uptime_s": round(uptime, 3), "active_since": utc_iso(wall_now - uptime)}
 
 
 def read_journal(run: Runner, unit: str, invocation_id: str) -> list[str]:
@@ -780,7 +808,7 @@ def collect_engine_status(
     git, git_problems = _git_of(run, checkout)
     stream_info, stream_problems = _stream_of(redis_client, stream, sample, max_event_age_s)
     return {
-        "service": service.as_dict(),
+        "service": {**service.as_dict(), **service_uptime(service)},
         "startup": startup.as_dict(),
         "git": git,
         "build_verified": build_matches(startup.build, git["sha"]),

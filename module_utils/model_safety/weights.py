@@ -33,6 +33,7 @@ __all__ = [
     "parse_weights",
     "validate_model_name",
     "validate_weight",
+    "weights_differences",
 ]
 
 DEFAULT_CANARY_WEIGHT = 0.10
@@ -248,3 +249,24 @@ def parse_weights(text: Any, models: Iterable[str]) -> dict[str, float]:
     if missing:
         raise WeightsError(f"{where}: missing models {', '.join(missing)}")
     return _validate_vector({name: parsed[name] for name in configured}, where)
+
+
+def weights_differences(
+    actual: Mapping[str, float], expected: Mapping[str, float], tolerance: float = 1e-6
+) -> list[str]:
+    """Why two weight vectors differ (empty when the same models have weights within
+    ``tolerance``): the proof that the engine runs the weights that were deployed."""
+    if not isinstance(actual, Mapping) or not isinstance(expected, Mapping):
+        return [f"cannot compare {actual!r} with {expected!r}: both must be mappings"]
+    problems = [f"{name}: missing" for name in expected if name not in actual]
+    problems += [f"{name}: unexpected" for name in actual if name not in expected]
+    for name in expected:
+        if name in actual:
+            try:
+                gap = abs(_number(name, actual[name]) - _number(name, expected[name]))
+            except WeightsError as exc:
+                problems.append(str(exc))
+                continue
+            if gap > tolerance:
+                problems.append(f"{name}: {actual[name]!r} != {expected[name]!r}")
+    return problems

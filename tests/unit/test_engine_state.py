@@ -662,3 +662,28 @@ def test_format_status_table_shows_conflicting_builds() -> None:
     journal = [*STARTUP_CANARY, "AI_ENGINE_BUILD: 9f8e7d6"]
     status = collect(healthy_run(journal=journal), live_redis())
     assert es.format_status_table({"h": status}).splitlines()[2].split()[3] == "CONFLICT"
+
+
+def test_service_uptime_from_the_monotonic_clock():
+    state = es.service_state_from_properties(
+        "quantum-ai-engine.service",
+        {
+            "Id": "quantum-ai-engine.service",
+            "LoadState": "loaded",
+            "ActiveState": "active",
+            "SubState": "running",
+            "MainPID": "42",
+            "NRestarts": "0",
+            "InvocationID": "0" * 32,
+            "ActiveEnterTimestamp": "whatever the locale prints",
+            "ActiveEnterTimestampMonotonic": "100000000",
+            "Result": "success",
+        },
+    )
+    # Up for 25.5 s at wall time 2026-01-10T12:00:25.500Z: started at 12:00:00.000Z.
+    assert es.service_uptime(state, monotonic_now=125.5, wall_now=1768046425.5) == {
+        "uptime_s": 25.5,
+        "active_since": "2026-01-10T12:00:00.000Z",
+    }
+    stopped = es.ServiceState(**{**state.as_dict(), "active_state": "inactive"})
+    assert es.service_uptime(stopped) == {"uptime_s": None, "active_since": None}

@@ -19,6 +19,7 @@ from model_safety.weights import (
     parse_weights,
     validate_model_name,
     validate_weight,
+    weights_differences,
 )
 
 PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "canary_weights.py"
@@ -324,7 +325,7 @@ def test_format_refuses(vector: object, message: str) -> None:
 
 def test_filter_names() -> None:
     filters = load_plugin().FilterModule().filters()
-    assert set(filters) == {"canary_weights", "qsc_model_weights"}
+    assert set(filters) == {"canary_weights", "qsc_model_weights", "qsc_weights_differences"}
 
 
 def test_filters_compute_the_design_example() -> None:
@@ -375,3 +376,23 @@ def test_random_baselines_sum_and_proportions(seed: int) -> None:
         assert value == round(value, 12)
         if name != model:
             assert abs(value - baseline[name] * (1 - weight) / others) <= 1.5e-12
+
+
+def test_weights_differences_accepts_the_deployed_vector_within_tolerance():
+    deployed = canary_weights(BASELINE, "patchtst", 0.10)
+    running = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1000000001}
+    assert weights_differences(running, deployed) == []
+
+
+def test_weights_differences_names_every_difference():
+    deployed = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
+    running = {"xgb": 0.25, "lgbm": 0.26, "nhits": 0.30, "other": 0.19}
+    assert weights_differences(running, deployed) == [
+        "patchtst: missing",
+        "other: unexpected",
+        "lgbm: 0.26 != 0.25",
+    ]
+    assert weights_differences(None, deployed)[0].startswith("cannot compare")
+    assert weights_differences({**deployed, "xgb": "x"}, deployed) == [
+        "xgb must be a decimal number, got 'x'"
+    ]

@@ -1,0 +1,384 @@
+"""`ansible-playbook playbooks/canary.yml` for real, against the lab's systemd hosts.
+
+Every test starts from `LabHost.reset` (the lab's env file, no drop-in, no lease, backup or
+log, a fresh start) with the engine at 50 events/s, so the gate's 200 events come in 4 s.
+Each test compares what is on the host before and after, byte for byte: files, drop-ins,
+the engine's invocation, backups, the activation log and the lease.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labctl.config import REPO_ROOT
+from labctl.remote import DROPIN_DIR, ENV_FILE, LabHost, set_env_keys
+
+pytestmark = pytest.mark.lab
+
+ANSIBLE_BIN = Path(sys.executable).parent
+LOG = "/var/log/quantum/qsc_canary.jsonl"
+BACKUPS = "/opt/quantum/backups/model_activations"
+LEASE = "/var/lib/model_safety/activation.lease"
+CANARY_DROPIN = f"{DROPIN_DIR}/qsc_canary.conf"
+FAST = {"ENGINE_RATE": "50"}
+# DESIGN.md "Canary weights": patchtst at 0.10.
+DESIGN_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
+# The preflight wants a settled engine; the tests' fresh starts are settled after 3 s.
+SETTLED = ("-e", "activation_preflight_min_uptime=3")
+
+
+@dataclass
+class Run:
+    """A finished run; ``output`` has its whitespace collapsed, as YAML output wraps lines."""
+
+    returncode: int
+    output: str
+    seconds: float
+
+
+def playbook(*args: str, timeout: float = 600) -> Run:
+    """ansible-playbook playbooks/canary.yml ARGS from the checkout, as an operator runs it."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-playbook"), "playbooks/canary.yml", *SETTLED, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        timeout=timeout,
+        check=False,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    return Run(result.returncode, output, round(time.monotonic() - started, 1))
+
+
+def ansible_module(host: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ANSIBLE_BIN / "ansible"), host, "-m", module, "-a", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        timeout=120,
+        check=False,
+    )
+
+
+def snapshot(host: LabHost) -> dict:
+    """Everything an activation may touch on the host."""
+    dropins = host.out("ls", "-1", DROPIN_DIR).split()
+    return {
+        "env": host.read_file(ENV_FILE),
+        "env_stat": host.out("stat", "-c", "%a %U:%G", ENV_FILE),
+        "dropins": {name: host.read_file(f"{DROPIN_DIR}/{name}") for name in dropins},
+        "invocation": host.invocation(),
+        "backups": host.out("sh", "-c", f"ls {BACKUPS} 2>/dev/null || true").split(),
+        "log": host.run("cat", LOG, check=False).stdout,
+        "lease": host.run("cat", LEASE, check=False).stdout,
+    }
+
+
+def log_records(host: LabHost) -> list[dict]:
+    return [json.loads(line) for line in host.run("cat", LOG, check=False).stdout.splitlines()]
+
+
+def fresh(host: LabHost, **env: str) -> dict:
+    """Reset the host (fast engine plus ``env``), let it settle; return its snapshot."""
+    host.reset({**FAST, **env})
+    time.sleep(3)
+    return snapshot(host)
+
+
+def expected_env(before: str) -> str:
+    return set_env_keys(before, {"PATCHTST_SHADOW_ONLY": "false"})
+
+
+@pytest.fixture(scope="module")
+def hosts(lab):
+    """The lab's hosts (each test resets the ones it uses); all reset when the module ends."""
+    yield lab.hosts
+    for host in lab.hosts:
+        host.reset()
+
+
+def test_canary_on_one_host_is_proven_recorded_and_not_repeated(hosts):
+    host = hosts[0]
+    before = fresh(host)
+
+    run = playbook("-e", "model=patchtst", "--limit", host.name)
+
+    assert run.returncode == 0, run.output
+    after = snapshot(host)
+    # Env file: exactly the one key changed, every other byte kept, mode and owner kept.
+    assert after["env"] == expected_env(before["env"])
+    assert after["env_stat"] == before["env_stat"] == "640 root:qt"
+    diff = [
+        (old, new)
+        for old, new in zip(before["env"].splitlines(), after["env"].splitlines(), strict=True)
+        if old != new
+    ]
+    assert diff == [("PATCHTST_SHADOW_ONLY=true", "PATCHTST_SHADOW_ONLY=false")]
+    # Drop-in with the DESIGN weights; a new start that runs them, from the deployed build.
+    dropin = after["dropins"]["qsc_canary.conf"]
+    assert 'Environment="QSC_CANARY_MODEL=patchtst"' in dropin
+    assert 'Environment="QSC_CANARY_WEIGHT=0.1"' in dropin
+    assert f'Environment="QSC_MODEL_WEIGHTS={DESIGN_WEIGHTS}"' in dropin
+    assert after["invocation"] != before["invocation"]
+    journal = host.journal(after["invocation"])
+    assert f"AI_ENGINE_BUILD: {host.git_head()[:7]}" in journal
+    assert f"[CANARY] patchtst weight=10% weights={DESIGN_WEIGHTS}" in journal
+    # One backup, whose manifest matches the files as they were before.
+    assert len(after["backups"]) == 1 and after["backups"][0].endswith("_patchtst")
+    backup = f"{BACKUPS}/{after['backups'][0]}"
+    manifest = json.loads(host.read_file(f"{backup}/manifest.json"))
+    assert manifest["model"] == "patchtst" and manifest["weight"] == 0.1
+    assert manifest["git_sha"] == host.git_head()
+    saved = {entry["path"]: entry for entry in manifest["files"]}
+    assert saved[ENV_FILE]["sha256"] == hashlib.sha256(before["env"].encode()).hexdigest()
+    assert saved[CANARY_DROPIN].get("absent") is True
+    assert host.out("stat", "-c", "%a", backup) == "700"
+    # The activation log line, and the lease released.
+    (record,) = log_records(host)
+    assert record["event"] == "activation"
+    assert record["model"] == "patchtst" and float(record["weight"]) == 0.1
+    assert record["invocation_id"] == after["invocation"]
+    assert record["git_sha"] == host.git_head()
+    assert record["backup"] == backup
+    assert int(record["gate"]["event_count"]) >= 200 and record["gate"]["verdict"] == "PASS"
+    assert record["rollback_command"].endswith(f"playbooks/rollback.yml --limit {host.name}")
+    assert after["lease"] == ""
+    assert "roll back: ansible-playbook -i" in run.output
+    print(f"\ncanary on 1 host: {run.seconds} s")
+
+    again = playbook("-e", "model=patchtst", "--limit", host.name)
+
+    assert again.returncode != 0
+    assert "one model at a time: canary patchtst is installed" in again.output
+    assert f"rollback.yml --limit {host.name}" in again.output
+    assert snapshot(host) == after
+
+
+def test_check_mode_shows_the_change_and_changes_nothing(hosts):
+    host = hosts[1]
+    before = fresh(host)
+
+    run = playbook("-e", "model=patchtst", "--limit", host.name, "--check", "--diff")
+
+    assert run.returncode == 0, run.output
+    assert "-PATCHTST_SHADOW_ONLY=true" in run.output
+    assert "+PATCHTST_SHADOW_ONLY=false" in run.output
+    assert f'+Environment="QSC_MODEL_WEIGHTS={DESIGN_WEIGHTS}"' in run.output
+    assert "quality gate PASS for patchtst" in run.output
+    assert snapshot(host) == before
+
+
+def test_gate_fail_stops_before_anything_changes(hosts):
+    host = hosts[1]
+    before = fresh(host, SIM_PATCHTST="constant")
+
+    run = playbook("-e", "model=patchtst", "--limit", host.name)
+
+    assert run.returncode != 0
+    assert "quality gate FAIL for patchtst" in run.output
+    assert "nothing on the host was changed" in run.output
+    assert snapshot(host) == before
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"SIM_BUILD_OVERRIDE": "deadbee"}, "runs build deadbee"),
+        ({"SIM_FAIL_START": "true"}, "stop+start of quantum-ai-engine.service failed"),
+    ],
+    ids=["stale-build", "failed-start"],
+)
+def test_failure_after_the_change_restores_the_backup(hosts, fault, reason):
+    host = hosts[1]
+    # The fault only bites once a canary is configured: the state before it is healthy.
+    before = fresh(host, SIM_FAULTS_ONLY_WITH_CANARY="true", **fault)
+
+    run = playbook("-e", "model=patchtst", "--limit", host.name)
+
+    assert run.returncode != 0
+    assert reason in run.output, run.output
+    assert "restored from" in run.output and "with patchtst in shadow mode, as before" in run.output
+    after = snapshot(host)
+    assert after["env"] == before["env"]
+    assert after["env_stat"] == before["env_stat"]
+    assert after["dropins"] == before["dropins"] == {}
+    assert after["lease"] == ""
+    # The engine was started again on the old files, and proves the old build.
+    assert after["invocation"] != before["invocation"]
+    assert host.show("ActiveState")["ActiveState"] == "active"
+    journal = host.journal(after["invocation"])
+    assert f"AI_ENGINE_BUILD: {host.git_head()[:7]}" in journal
+    assert not any(line.startswith("[CANARY]") for line in journal)
+    (record,) = log_records(host)
+    assert record["event"] == "activation_failed"
+    assert reason in record["reason"] or reason in record["state"] + record["reason"]
+    assert record["backup"] == f"{BACKUPS}/{after['backups'][0]}"
+    print(f"\nrescue ({fault}): {run.seconds} s")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("-e", "model=../x"), "not a valid model name: '../x'"),
+        (("-e", "model=a;b"), "not a valid model name: 'a;b'"),
+        (("-e", "model=unknown"), "unknown model 'unknown'"),
+        (("-e", "model=patchtst", "-e", "weight=0"), "strictly between 0 and 1"),
+        (("-e", "model=patchtst", "-e", "weight=1"), "strictly between 0 and 1"),
+        (("-e", "model=patchtst", "-e", "weight=-0.1"), "strictly between 0 and 1"),
+        (("-e", "model=patchtst", "-e", "weight=abc"), "must be a decimal number, got 'abc'"),
+        ((), "not a valid model name: ''"),
+    ],
+    ids=["dotdot", "semicolon", "unknown", "w0", "w1", "negative", "abc", "missing"],
+)
+def test_bad_input_fails_before_the_host_is_touched(lab, extra, message):
+    host = lab.hosts[2]
+    before = snapshot(host)
+
+    run = playbook(*extra, "--limit", host.name)
+
+    assert run.returncode != 0
+    assert message in run.output
+    # Failed on the controller, at the very first task: no other task ran.
+    assert "Take the host's activation lease" not in run.output
+    assert snapshot(host) == before
+
+
+def test_redis_down_fails_closed_before_anything_changes(hosts):
+    host = hosts[2]
+    before = fresh(host)
+
+    # Redis unreachable from the gate (the engine's own Redis is fine): the gate FAILs.
+    run = playbook(
+        "-e",
+        "model=patchtst",
+        "--limit",
+        host.name,
+        "-e",
+        "ai_engine_redis_url=redis://127.0.0.1:1/0",
+    )
+
+    assert run.returncode != 0
+    assert "quality gate FAIL for patchtst" in run.output
+    assert "Redis at redis://127.0.0.1:1/0 unreachable" in run.output
+    assert snapshot(host) == before
+
+    # redis-server really stopped: the engine logs errors, the preflight refuses at once.
+    host.run("systemctl", "stop", "redis-server")
+    try:
+        stopped = snapshot(host)
+        run = playbook("-e", "model=patchtst", "--limit", host.name)
+        after = snapshot(host)
+    finally:
+        host.run("systemctl", "start", "redis-server")
+
+    assert run.returncode != 0
+    assert "not fit for an activation, nothing was changed" in run.output
+    assert "[ERROR] redis" in run.output
+    assert after == stopped
+
+
+def test_another_activation_holding_the_lease_is_named(hosts):
+    host = hosts[2]
+    before = fresh(host)
+    taken = ansible_module(
+        host.name,
+        "activation_lock",
+        {"path": LEASE, "owner": "alice", "purpose": "canary lgbm", "ttl": 600},
+    )
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    held = snapshot(host)
+
+    run = playbook("-e", "model=patchtst", "--limit", host.name)
+
+    assert run.returncode != 0
+    assert "held by alice for canary lgbm" in run.output
+    assert snapshot(host) == held
+    assert {k: v for k, v in held.items() if k != "lease"} == {
+        k: v for k, v in before.items() if k != "lease"
+    }
+
+
+def test_fleet_of_three_runs_the_canary_everywhere(hosts):
+    befores = {host.name: fresh(host) for host in hosts}
+
+    run = playbook("-e", "model=patchtst")
+
+    assert run.returncode == 0, run.output
+    for host in hosts:
+        after = snapshot(host)
+        assert after["env"] == expected_env(befores[host.name]["env"])
+        assert "qsc_canary.conf" in after["dropins"]
+        assert [r["event"] for r in log_records(host)] == ["activation"]
+    names = ",".join(host.name for host in hosts)
+    assert f"playbooks/rollback.yml --limit {names}" in run.output
+    print(f"\ncanary on 3 hosts: {run.seconds} s")
+
+
+def test_a_failure_in_the_fleet_stops_the_rollout(hosts):
+    first, failing, untouched = hosts
+    fresh(first)
+    before_failing = fresh(failing, SIM_FAULTS_ONLY_WITH_CANARY="true", SIM_FAIL_START="true")
+    before_untouched = fresh(untouched)
+
+    run = playbook("-e", "model=patchtst")
+
+    assert run.returncode != 0
+    assert f"hosts running the canary: {first.name}" in run.output
+    assert f"rollback.yml --limit {first.name}" in run.output
+    assert "qsc_canary.conf" in snapshot(first)["dropins"]
+    assert snapshot(failing)["env"] == before_failing["env"]
+    assert snapshot(untouched) == before_untouched
+
+
+def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
+    host = hosts[1]
+    for marker in ("TASK [ai_engine_env : Render the env file", "TASK [ai_engine_dropin : Write"):
+        before = fresh(host)
+        process = subprocess.Popen(
+            [
+                str(ANSIBLE_BIN / "ansible-playbook"),
+                "playbooks/canary.yml",
+                *SETTLED,
+                *("-e", "model=patchtst", "--limit", host.name),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(marker):
+                break
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        time.sleep(1)
+
+        after = snapshot(host)
+        assert after["env"] in (before["env"], expected_env(before["env"]))
+        dropin = after["dropins"].get("qsc_canary.conf")
+        assert dropin is None or dropin.endswith(f'QSC_MODEL_WEIGHTS={DESIGN_WEIGHTS}"\n')
+        # Ansible's atomic_move writes a .ansible_tmp* file next to the target, then renames.
+        assert host.out("find", "/etc/quantum", DROPIN_DIR, "-name", ".ansible_tmp*") == ""
+        # The killed run still holds the lease: a new one is refused until it is stale.
+        refused = playbook("-e", "model=patchtst", "--limit", host.name)
+        assert refused.returncode != 0
+        assert "another activation holds" in refused.output or "one model at a time" in (
+            refused.output
+        )
