@@ -57,8 +57,11 @@ lab-status: setup ## which lab hosts run
 lab-ssh: setup ## a shell on a lab host: make lab-ssh HOST=qlab1
 	$(LABCTL) ssh $(or $(HOST),qlab1)
 
-demo: setup lab-up ## set-up, lab-up, then the status of every lab host, verified from its journal
+demo: setup lab-up ## set-up, lab-up, then the main job: gate and canary of patchtst on the lab
+	$(LABCTL) reset
 	$(BIN)/ansible-playbook playbooks/lab_status.yml
+	$(BIN)/ansible-playbook playbooks/quality_gate.yml -e gate_model=patchtst -e gate_count=200 -e gate_wait=90
+	$(BIN)/ansible-playbook playbooks/canary.yml -e model=patchtst
 
 bench: setup ## benchmarks with their baselines (print figures)
 	@for bench in bench/*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done

@@ -40,7 +40,7 @@ options:
         mode 0600.
       - A side file C(<path>.lock) serialises the take-over and release steps with C(flock).
     type: path
-    default: /var/lib/model_safety/activation.lease
+    default: /var/lib/model-safety/activation.lease
   state:
     description:
       - V(acquired) takes the lease, V(released) gives it back, V(query) reads it.
@@ -152,7 +152,7 @@ path:
   description: The lease file.
   returned: always
   type: str
-  sample: /var/lib/model_safety/activation.lease
+  sample: /var/lib/model-safety/activation.lease
 """
 
 

@@ -61,7 +61,10 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
 
 def _cmd_reset(args: argparse.Namespace) -> int:
     config = load_config()
-    for name in args.host:
+    names = args.host or [host["name"] for host in lab.status(config) if host["nspawn"]]
+    if not names:
+        raise LabError("no lab host runs (make lab-up)")
+    for name in names:
         record = hosts.read_record(config, name)
         if record is None:
             raise LabError(f"no lab host named {name!r} (is the lab up?)")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     reset = commands.add_parser(
         "reset", help="put hosts' engines back as lab-up made them (env, drop-ins, activations)"
     )
-    reset.add_argument("host", nargs="+")
+    reset.add_argument("host", nargs="*", help="default: every running lab host")
     reset.set_defaults(handler=_cmd_reset)
     args = parser.parse_args(argv)
     try:

@@ -24,13 +24,12 @@ DROPIN_DIR = f"/etc/systemd/system/{ENGINE_UNIT}.d"
 STREAM = "quantum:stream:trade.intent"
 TRADE_DB = "/opt/quantum/data/quantum_trader.db"
 TEST_DROPIN_PREFIX = "90-test-"
-# What activations leave on a host (inventory/group_vars/engine.yml): lease, backups, log,
-# gate reports. A reset removes it all.
+# What activations leave on a host (inventory/group_vars/engine.yml): lease and gate reports
+# (/var/lib/model-safety), backups, log. A reset removes it all.
 ACTIVATION_STATE = (
-    "/var/lib/model_safety",
+    "/var/lib/model-safety",
     "/opt/quantum/backups/model_activations",
     "/var/log/quantum/qsc_canary.jsonl",
-    "/var/log/quantum/safety",
 )
 
 

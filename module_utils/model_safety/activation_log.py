@@ -28,6 +28,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .fileio import ensure_directory, fsync_directory, write_all
+from .utctime import iso_ms
+
 DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
 EVENTS = (
     "activation",
@@ -57,8 +60,7 @@ def utc_timestamp(now: datetime | None = None) -> str:
     moment = datetime.now(UTC) if now is None else now
     if moment.tzinfo is None:
         raise ActivationLogError("now must be timezone-aware")
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_ms(moment)
 
 
 def parse_mode(mode: object) -> int:
@@ -122,19 +124,6 @@ def format_line(record: Mapping[str, Any], now: datetime | None = None) -> tuple
     return complete, text + "\n"
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _ensure_directory(path: str) -> None:
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-        os.chmod(directory, DIR_MODE)
-
-
 def _open_for_append(path: str, mode: int, gid: int) -> tuple[int, bool]:
     """An O_APPEND descriptor of ``path`` (readable, for the last byte) and whether it was
     created; a new file gets ``mode`` (umask aside) and ``gid``."""
@@ -171,29 +160,22 @@ def append_record(
     bits = parse_mode(mode)
     gid = resolve_group(group)
     try:
-        _ensure_directory(path)
+        directory = os.path.dirname(path) or "."
+        ensure_directory(directory, DIR_MODE)
         fd, created = _open_for_append(path, bits, gid)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             repaired = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-            _write_all(fd, (b"\n" if repaired else b"") + line.encode("ascii"))
+            write_all(fd, (b"\n" if repaired else b"") + line.encode("ascii"))
             os.fsync(fd)
         finally:
             os.close(fd)
         if created:
-            _fsync_directory(os.path.dirname(path) or ".")
+            fsync_directory(directory)
     except OSError as exc:
         raise ActivationLogError(f"cannot append to {path}: {exc}") from None
     return {"record": complete, "line": line.rstrip("\n"), "created": created, "repaired": repaired}
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_records(path: str) -> tuple[list[dict[str, Any]], list[str]]:

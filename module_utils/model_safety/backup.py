@@ -13,7 +13,6 @@ only; every error is a :class:`BackupError` naming the path and the problem.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -24,11 +23,13 @@ import re
 import shutil
 import socket
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .fileio import fsync_directory
+from .fileio import write_atomic as _write_atomic
 from .names import is_model_name
+from .utctime import iso_us
 
 DEFAULT_ROOT = "/opt/quantum/backups/model_activations"
 DEFAULT_FILES = ("/etc/quantum/ai-engine.env",)
@@ -37,7 +38,6 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 FILES_DIR = "files"
 STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-CREATED_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 BACKUP_DIR_MODE = 0o700
 SAVED_FILE_MODE = 0o600
 RESTORED_DIR_MODE = 0o755
@@ -100,17 +100,25 @@ def _checked_path(path: object, what: str) -> str:
     return path
 
 
+def _mode_or_none(path: str, described: str | None = None) -> int | None:
+    """The st_mode of ``path`` itself (a symlink is not followed), None when it does not
+    exist; other errors raise, naming ``described`` (default: the path)."""
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise BackupError(f"cannot inspect {described or path}: {exc.strerror}") from exc
+
+
 def _refuse_symlinks(path: str, what: str) -> None:
     """Raise when ``path`` or one of its existing ancestors is a symlink."""
     current = ""
     for part in path.split("/")[1:]:
         current += "/" + part
-        try:
-            mode = os.lstat(current).st_mode
-        except (FileNotFoundError, NotADirectoryError):
+        mode = _mode_or_none(current)
+        if mode is None:
             return
-        except OSError as exc:
-            raise BackupError(f"cannot inspect {current}: {exc.strerror}") from exc
         if stat.S_ISLNK(mode):
             raise BackupError(
                 f"{what} {path}: {current} is a symlink; nothing is saved or restored through one"
@@ -151,14 +159,6 @@ def _state(data: bytes, status: os.stat_result) -> dict[str, Any]:
     }
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _make_dirs(path: str, mode: int) -> None:
     """Create ``path`` and its missing ancestors with exactly ``mode`` (whatever the umask);
     directories that exist are left as they are."""
@@ -184,40 +184,15 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_atomic(path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
-    """Replace ``path`` by ``data`` so that a crash leaves the old or the new file, never
-    half of one: a temporary file in the same directory gets the bytes, the owner and the mode
-    (chown first, it may clear set-id bits) and is fsynced before the rename."""
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if owner is not None:
-                os.fchown(handle.fileno(), *owner)
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
 # --------------------------------------------------------------------------- what is saved
 
 
 def _dir_file_names(directory: str) -> list[str] | None:
     """The regular files directly in ``directory`` (subdirectories are not descended into),
     None when it does not exist; a symlink or special file in it is refused."""
-    try:
-        mode = os.lstat(directory).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    mode = _mode_or_none(directory, f"directory {directory}")
+    if mode is None:
         return None
-    except OSError as exc:
-        raise BackupError(f"cannot inspect directory {directory}: {exc.strerror}") from exc
     if not stat.S_ISDIR(mode):
         raise BackupError(f"directory {directory} is not a directory")
     names = []
@@ -366,7 +341,7 @@ def create_backup(
             )
         manifest = {
             "format": FORMAT,
-            "created": when.strftime(CREATED_FORMAT),
+            "created": iso_us(when),
             **details,
             "host": socket.gethostname(),
             "metadata": metadata or {},
@@ -375,7 +350,7 @@ def create_backup(
         }
         encoded = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
         _write_atomic(os.path.join(path, MANIFEST), encoded, SAVED_FILE_MODE)
-        _fsync_dir(root)
+        fsync_directory(root)
     except OSError as exc:
         raise BackupError(
             f"cannot write backup {path} (left incomplete, without manifest): {exc}"
@@ -643,12 +618,9 @@ def verify_backup(path: str) -> list[str]:
 
 def _current_state(path: str) -> dict[str, Any] | None:
     """The state of ``path`` as comparable with a manifest entry; None when absent."""
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    mode = _mode_or_none(path)
+    if mode is None:
         return None
-    except OSError as exc:
-        raise BackupError(f"cannot inspect {path}: {exc.strerror}") from exc
     if stat.S_ISDIR(mode):
         raise BackupError(f"{path} is a directory where the backup has a file; not touching it")
     if not stat.S_ISREG(mode):
@@ -733,7 +705,7 @@ def _apply_restore(path: str, plan: dict[str, Any]) -> None:
     for target in plan["removals"]:
         try:
             os.unlink(target)
-            _fsync_dir(os.path.dirname(target))
+            fsync_directory(os.path.dirname(target))
         except FileNotFoundError:
             continue
         except OSError as exc:

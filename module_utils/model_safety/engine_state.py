@@ -21,11 +21,11 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from .names import is_model_name
+from .utctime import iso_ms
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -228,12 +228,6 @@ def read_service_state(run: Runner, unit: str) -> ServiceState:
     return service_state_from_properties(unit, parse_systemctl_show(_run_checked(run, argv)))
 
 
-def utc_iso(epoch: float) -> str:
-    """``epoch`` as UTC ISO-8601 with milliseconds and ``Z`` (the telemetry's timestamp form)."""
-    moment = datetime.fromtimestamp(epoch, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def service_uptime(
     service: ServiceState,
     monotonic_now: float | None = None,
@@ -252,7 +246,7 @@ def service_uptime(
     )
     wall_now = time.time() if wall_now is None else wall_now
     uptime = max(0.0, monotonic_now - service.active_enter_monotonic_us / 1e6)
-    return {"uptime_s": round(uptime, 3), "active_since": utc_iso(wall_now - uptime)}
+    return {"uptime_s": round(uptime, 3), "active_since": iso_ms(wall_now - uptime)}
 
 
 def read_journal(run: Runner, unit: str, invocation_id: str) -> list[str]:

@@ -46,7 +46,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DEFAULT_LEASE_PATH = "/var/lib/model_safety/activation.lease"
+from .fileio import ensure_directory, fsync_directory, write_atomic
+from .utctime import iso_s
+
+DEFAULT_LEASE_PATH = "/var/lib/model-safety/activation.lease"
 DEFAULT_TTL = 1800
 MIN_TTL = 1
 MAX_TTL = 86_400
@@ -132,10 +135,6 @@ def _moment(now: datetime | None) -> datetime:
     return now.astimezone(UTC)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _parse_iso(text: str) -> datetime:
     if not _ISO_Z_RE.fullmatch(text):
         raise ValueError(f"not a UTC time like 2026-01-10T12:00:00Z: {text!r}")
@@ -170,7 +169,7 @@ class _Found:
             "corrupt": True,
             "problem": self.problem,
             "content": self.content[:_EXCERPT].decode("utf-8", "replace"),
-            "modified": _iso(datetime.fromtimestamp(self.mtime, UTC)),
+            "modified": iso_s(datetime.fromtimestamp(self.mtime, UTC)),
         }
 
 
@@ -215,9 +214,9 @@ def _holder_message(found: _Found, ttl: int) -> str:
         )
     modified = datetime.fromtimestamp(found.mtime, UTC)
     return (
-        f"held by an unreadable lease written {_iso(modified)} ({found.problem}); "
+        f"held by an unreadable lease written {iso_s(modified)} ({found.problem}); "
         f"treated as held until it is {ttl} s old "
-        f"({_iso(modified + timedelta(seconds=ttl))})"
+        f"({iso_s(modified + timedelta(seconds=ttl))})"
     )
 
 
@@ -231,49 +230,16 @@ def _new_lease(owner: str, purpose: str, ttl: int, moment: datetime) -> dict[str
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "token": secrets.token_hex(16),
-        "acquired": _iso(acquired),
-        "expires": _iso(expires),
+        "acquired": iso_s(acquired),
+        "expires": iso_s(expires),
         "ttl": ttl,
     }
 
 
 def _publish(path: str, lease: Mapping[str, Any]) -> None:
     """Create ``path`` holding ``lease``, whole, or raise FileExistsError if it exists."""
-    directory = os.path.dirname(path)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{lease['token']}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LEASE_MODE)
-    try:
-        try:
-            os.fchmod(fd, LEASE_MODE)
-            _write_all(fd, (json.dumps(lease, sort_keys=True) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
-    _fsync_directory(directory)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_directory(path: str) -> None:
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-        os.chmod(directory, DIR_MODE)
+    content = (json.dumps(lease, sort_keys=True) + "\n").encode("ascii")
+    write_atomic(path, content, LEASE_MODE, replace=False)
 
 
 class _Serialised:
@@ -379,7 +345,7 @@ def acquire(
     ttl = validate_ttl(ttl)
     moment = _moment(now)
     try:
-        _ensure_directory(path)
+        ensure_directory(os.path.dirname(path), DIR_MODE)
         with _Serialised(path):
             found = _inspect(path)
             lease = _new_lease(owner, purpose, ttl, moment)
@@ -429,7 +395,7 @@ def release(path: str, token: str) -> str:
                 return "not_held"
             _refuse_foreign(path, found, token)
             os.unlink(path)
-            _fsync_directory(os.path.dirname(path))
+            fsync_directory(os.path.dirname(path))
     except OSError as exc:
         raise LeaseError(f"cannot release the lease {path}: {exc}") from None
     return "released"

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import redis
 
+from . import utctime
 from .engine_state import (
     EngineStateError,
     validate_model_name,
@@ -83,8 +84,8 @@ def cutover_bound(after: str) -> tuple[str, int]:
 
 def iso_ms(ms: int) -> str:
     """``2026-01-10T12:00:00.123Z``, the trade log's ``created_at`` format, of epoch ``ms``."""
-    moment = datetime.fromtimestamp(ms // 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    second = datetime.fromtimestamp(ms // 1000, UTC)
+    return utctime.iso_ms(second.replace(microsecond=ms % 1000 * 1000))
 
 
 def created_at_ms(text: object) -> int | None:

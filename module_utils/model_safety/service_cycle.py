@@ -32,6 +32,7 @@ from .engine_state import (
     read_service_state,
     validate_unit,
 )
+from .utctime import iso_us
 
 __all__ = [
     "CycleError",
@@ -127,9 +128,8 @@ def parse_active_enter_timestamp(text: str) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
-def format_utc(moment: datetime) -> str:
-    """``2026-11-23T18:01:02.123456Z``: ISO-8601 in UTC, always with microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# ``2026-11-23T18:01:02.123456Z``: ISO-8601 in UTC, always with microseconds.
+format_utc = iso_us
 
 
 def read_started_at(run: Runner, unit: str) -> datetime:

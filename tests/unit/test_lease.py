@@ -233,7 +233,7 @@ def test_a_malformed_token_is_refused(lease_path, token):
             attempt(lease_path, token)
 
 
-@pytest.mark.parametrize("path", ["relative.lease", "/var/lib/model_safety/", ""])
+@pytest.mark.parametrize("path", ["relative.lease", "/var/lib/model-safety/", ""])
 def test_a_bad_path_is_refused(path):
     with pytest.raises(ls.LeaseError, match="absolute file path"):
         ls.acquire(path, "alice", "canary", 60)
