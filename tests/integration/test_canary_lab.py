@@ -28,7 +28,7 @@ pytestmark = pytest.mark.lab
 ANSIBLE_BIN = Path(sys.executable).parent
 LOG = "/var/log/quantum/qsc_canary.jsonl"
 BACKUPS = "/opt/quantum/backups/model_activations"
-LEASE = "/var/lib/model_safety/activation.lease"
+LEASE = "/var/lib/model-safety/activation.lease"
 CANARY_DROPIN = f"{DROPIN_DIR}/qsc_canary.conf"
 FAST = {"ENGINE_RATE": "50"}
 # DESIGN.md "Canary weights": patchtst at 0.10.
