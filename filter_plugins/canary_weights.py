@@ -1,5 +1,5 @@
-"""Filters ``canary_weights``, ``qsc_model_weights`` and ``qsc_weights_differences``: the
-weight vector of a canary, as deployed and as proven.
+"""Filters ``canary_weights``, ``qsc_configured_model``, ``qsc_model_weights`` and
+``qsc_weights_differences``: the weight vector of a canary, as deployed and as proven.
 
 The logic lives in ``model_safety.weights`` (the project is installed into the controller's
 virtualenv, where filter plugins run); this file only exposes it and turns its
@@ -26,6 +26,16 @@ def canary_weights(
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def qsc_configured_model(baseline: Mapping[str, float], model: str) -> str:
+    """``{{ baseline | qsc_configured_model(model) }}`` -> the model, if it is a valid name and
+    one of the configured models (else the filter fails with the reason)."""
+    try:
+        weights.configured_model(baseline, model)
+    except weights.WeightsError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    return model
+
+
 def qsc_model_weights(vector: Mapping[str, float]) -> str:
     """``{{ vector | qsc_model_weights }}`` -> ``xgb:0.28125,...`` for QSC_MODEL_WEIGHTS."""
     try:
@@ -48,6 +58,7 @@ class FilterModule:
         """Map filter names to functions."""
         return {
             "canary_weights": canary_weights,
+            "qsc_configured_model": qsc_configured_model,
             "qsc_model_weights": qsc_model_weights,
             "qsc_weights_differences": qsc_weights_differences,
         }

@@ -11,16 +11,19 @@ from ansible.module_utils.model_safety.backup import (
     DEFAULT_FILES,
     DEFAULT_ROOT,
     BackupError,
+    CorruptBackup,
     checked_details,
+    checked_restoration_record,
     create_backup,
     default_operator,
+    mark_restored,
     plan_backup,
     prune,
     read_manifest,
+    require_intact,
     restore_backup,
     restore_diff,
     select_backup,
-    verify_backup,
 )
 from ansible.module_utils.model_safety.names import is_model_name
 
@@ -40,9 +43,14 @@ description:
     changes nothing), writes back every file whose bytes, mode or owner differ (atomically, owner
     and mode set before the rename), removes absent files and files added to a saved directory
     since the backup, then checks every file against the manifest. A second restore reports
-    C(changed=false).
+    C(changed=false). With O(mark_restored), a restore that changed something is recorded in
+    the backup's manifest.
   - With O(state=verified), checks the backup (manifest, every copy's size and SHA-256, no extra
     file) and fails listing the problems. Read-only.
+  - A selected backup (the latest, or the one named) that fails verification is refused with
+    O(state=restored) and O(state=verified), naming its problems and the newest intact backups
+    (RV(candidates)) for the operator to choose from; another backup is never restored in its
+    place.
   - Nothing is saved or restored through a symlink; relative paths, C(..) and special files are
     refused. File contents are never returned or logged (env files hold secrets), only paths and
     checksums.
@@ -98,16 +106,32 @@ options:
     default: 20
   path:
     description:
-      - The backup to restore or verify. Without it, the latest complete backup under O(root)
-        (of O(model) when given).
+      - The backup to restore or verify. Without it (and without O(name)), the latest complete
+        backup under O(root) (of O(model) when given).
     type: path
+  name:
+    description:
+      - The backup to restore or verify, by its directory name under O(root)
+        (C(<UTC stamp>_<model>), for example C(20261123T180102.123456Z_patchtst)); a name that
+        is not of that form (a C(/) or C(..) in it) is refused, an unknown one fails listing
+        the newest 5 backups.
+      - Not with O(path). With O(model), the backup must be of that model.
+    type: str
+  mark_restored:
+    description:
+      - With O(state=restored), a record (for example the operator and the reason) appended,
+        with its UTC time C(ts), to the C(restorations) list of the backup's C(manifest.json)
+        (rewritten atomically) when the restore changed something; a restore that changes
+        nothing marks nothing. It must not have a C(ts) key.
+    type: dict
 notes:
   - Backup directory names sort by time (C(20261123T180102.123456Z_patchtst)); a directory
     without C(manifest.json) is an incomplete backup, never restored, and removed by a later
     O(state=present) once a newer complete backup exists. Other entries of O(root) are never
     touched.
   - In check mode, O(state=present) reports what would be saved (RV(plan)) and pruned and
-    writes nothing; O(state=restored) reports exactly what a restore would write and remove.
+    writes nothing; O(state=restored) reports exactly what a restore would write and remove,
+    and marks nothing.
   - As for any result with a RV(path), Ansible adds the backup directory's owner, group, mode
     and state to the result.
   - With C(--diff), O(state=restored) shows per file its SHA-256, mode and owner before and
@@ -150,6 +174,14 @@ EXAMPLES = r"""
 - name: Check the latest backup without touching anything
   activation_backup:
     state: verified
+
+- name: Roll back to a backup chosen by name, and record it in its manifest
+  activation_backup:
+    state: restored
+    name: 20261123T180102.123456Z_patchtst
+    mark_restored:
+      operator: alice
+      reason: rollback
 """
 
 RETURN = r"""
@@ -160,7 +192,10 @@ path:
   type: str
   sample: /opt/quantum/backups/model_activations/20261123T180102.123456Z_patchtst
 manifest:
-  description: The backup's manifest (paths, checksums, modes, owners; never contents).
+  description:
+    - The backup's manifest (paths, checksums, modes, owners; never contents).
+    - A backup restored with O(mark_restored) also has C(restorations), the records with
+      their UTC time C(ts).
   returned: success, with O(state=present) (not in check mode) or O(state=verified)
   type: dict
   sample:
@@ -213,12 +248,24 @@ unchanged:
   type: list
   elements: str
   sample: []
+marked:
+  description: Whether the restore was recorded in the backup's manifest (O(mark_restored)).
+  returned: with O(state=restored)
+  type: bool
+  sample: true
 problems:
   description: What is wrong with the backup.
   returned: failure of O(state=verified), or of O(state=restored) on a bad backup or restore
   type: list
   elements: str
   sample: ["/etc/quantum/ai-engine.env: saved copy's sha256 differs from the manifest"]
+candidates:
+  description: The names of the newest intact backups (at most 5, of O(model) when given),
+    newest first, when the selected backup is corrupt.
+  returned: failure of O(state=restored) or O(state=verified) on a corrupt backup
+  type: list
+  elements: str
+  sample: [20261120T090000.000000Z_patchtst]
 """
 
 
@@ -241,8 +288,11 @@ def main() -> None:
             "metadata": {"type": "dict", "default": {}},
             "keep": {"type": "int", "default": 20},
             "path": {"type": "path"},
+            "name": {"type": "str"},
+            "mark_restored": {"type": "dict"},
         },
         required_if=[("state", "present", ["model"])],
+        mutually_exclusive=[("path", "name")],
         supports_check_mode=True,
     )
     params = module.params
@@ -251,14 +301,24 @@ def main() -> None:
         module.fail_json(
             msg=f"model {model!r} is not a valid model name (^[a-z][a-z0-9_]{{0,31}}$)"
         )
+    if params["mark_restored"] is not None:
+        if params["state"] != "restored":
+            module.fail_json(msg="mark_restored records a restore, only with state=restored")
+        try:
+            checked_restoration_record(params["mark_restored"])
+        except BackupError as exc:
+            module.fail_json(msg=f"invalid mark_restored: {exc}")
     if params["state"] == "present":
         present(module)
     path = None
     try:
-        path = select_backup(params["root"], params["path"], model)
+        path = select_backup(params["root"], params["path"], model, params["name"])
+        require_intact(path, model)
         if params["state"] == "verified":
-            verified(module, path)
+            module.exit_json(changed=False, path=path, manifest=read_manifest(path))
         restored(module, path)
+    except CorruptBackup as exc:
+        module.fail_json(msg=str(exc), path=path, problems=exc.problems, candidates=exc.candidates)
     except BackupError as exc:
         module.fail_json(msg=str(exc), path=path, problems=exc.problems)
 
@@ -266,8 +326,10 @@ def main() -> None:
 def present(module: AnsibleModule) -> None:
     """Create, verify and prune; in check mode, report the plan and write nothing."""
     params = module.params
-    if params["path"] is not None:
-        module.fail_json(msg="path selects a backup to restore or verify, not with state=present")
+    if params["path"] is not None or params["name"] is not None:
+        module.fail_json(
+            msg="path and name select a backup to restore or verify, not with state=present"
+        )
     if params["keep"] < 1:
         module.fail_json(msg=f"keep must be at least 1, not {params['keep']}")
     root = params["root"]
@@ -301,23 +363,27 @@ def present(module: AnsibleModule) -> None:
     module.exit_json(changed=True, pruned=pruned, **backup)
 
 
-def verified(module: AnsibleModule, path: str) -> None:
-    """Check the backup; read-only, fails listing every problem."""
-    problems = verify_backup(path)
-    if problems:
-        module.fail_json(
-            msg=f"backup {path} is not sound: {'; '.join(problems)}", path=path, problems=problems
-        )
-    module.exit_json(changed=False, path=path, manifest=read_manifest(path))
-
-
 def restored(module: AnsibleModule, path: str) -> None:
-    """Restore the backup (or, in check mode, tell exactly what a restore would do)."""
+    """Restore the backup (or, in check mode, tell exactly what a restore would do) and, when
+    asked and something changed, record the restore in its manifest."""
     result = restore_backup(path, check_mode=module.check_mode)
     changes = result.pop("changes")
     if module._diff:
         result["diff"] = restore_diff(changes)
-    module.exit_json(path=path, **result)
+    record = module.params["mark_restored"]
+    marked = False
+    if record is not None and result["changed"] and not module.check_mode:
+        try:
+            mark_restored(path, record)
+        except BackupError as exc:
+            module.fail_json(
+                msg=f"backup {path} was restored, but not marked restored: {exc}",
+                path=path,
+                marked=False,
+                **result,
+            )
+        marked = True
+    module.exit_json(path=path, marked=marked, **result)
 
 
 if __name__ == "__main__":

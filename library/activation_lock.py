@@ -29,6 +29,8 @@ description:
     the task fails, naming the holder, when another activation holds a valid, unexpired lease.
     An expired lease is STALE (its holder died or forgot it) and is taken over; it is returned
     as RV(stale).
+  - With O(force), a valid lease is BROKEN on purpose and taken over the same way (for an
+    emergency rollback the operator asked for); it is returned as RV(broken).
   - A lease that cannot be parsed is judged by its age; younger than O(ttl) it counts as held
     (fail closed), older it is stale.
   - With O(state=released) the lease is removed, only if O(token) holds it.
@@ -71,6 +73,12 @@ options:
       - The RV(token) returned when the lease was acquired (32 lowercase hex digits).
       - Required when O(state=released).
     type: str
+  force:
+    description:
+      - With O(state=acquired), take the lease even when another activation holds a valid one
+        (an unreadable one too), returning it as RV(broken). Only when the operator says so.
+    type: bool
+    default: false
 notes:
   - Check mode changes nothing. O(state=acquired) then reports whether the lease could be
     taken (and fails the same way when it is held), with C(changed=true) and RV(token) null;
@@ -99,6 +107,13 @@ EXAMPLES = r"""
   activation_lock:
     state: released
     token: "{{ activation_lease.token }}"
+
+- name: Emergency rollback the operator asked for, breaking whatever lease is held
+  activation_lock:
+    owner: "{{ lookup('env', 'USER') }}"
+    purpose: rollback
+    force: true
+  register: rollback_lease
 
 - name: Who holds it?
   activation_lock:
@@ -131,6 +146,11 @@ lease:
     ttl: 1800
 stale:
   description: The expired (or old unreadable) lease that was, or would be, taken over; null.
+  returned: state=acquired
+  type: dict
+  sample: null
+broken:
+  description: The valid lease that was, or would be, broken with O(force); null.
   returned: state=acquired
   type: dict
   sample: null
@@ -170,12 +190,15 @@ def main() -> None:
             "purpose": {"type": "str", "default": "activation"},
             "ttl": {"type": "int", "default": DEFAULT_TTL},
             "token": {"type": "str"},
+            "force": {"type": "bool", "default": False},
         },
         required_if=[("state", "acquired", ["owner"]), ("state", "released", ["token"])],
         supports_check_mode=True,
     )
     params = module.params
     path, state = params["path"], params["state"]
+    if params["force"] and state != "acquired":
+        module.fail_json(msg="force breaks a held lease, only with state=acquired", path=path)
     try:
         if state == "query":
             lease = read_lease(path, ttl=params["ttl"])
@@ -184,7 +207,9 @@ def main() -> None:
             )
         if state == "acquired":
             take = check_acquire if module.check_mode else acquire
-            taken = take(path, params["owner"], params["purpose"], params["ttl"])
+            taken = take(
+                path, params["owner"], params["purpose"], params["ttl"], force=params["force"]
+            )
             module.exit_json(changed=True, path=path, **taken)
         give_back = check_release if module.check_mode else release
         status = give_back(path, params["token"])

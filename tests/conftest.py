@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -51,6 +52,9 @@ def bring_up() -> Lab:
         record = lab_hosts.read_record(config, config.host_name(index))
         assert record is not None, f"lab-up left no record for host {index}"
         hosts.append(LabHost(config, record.spec.name, record.spec.address))
+    # A session killed mid-test (a canary installed, a lease held) must not decide this one.
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(LabHost.reset, hosts))
     return Lab(config, hosts, result.stdout + result.stderr)
 
 
@@ -70,6 +74,15 @@ def engine_host(lab: Lab):
     host.write_file(ENV_FILE, original_env)
     host.run("find", DROPIN_DIR, "-name", f"{TEST_DROPIN_PREFIX}*.conf", "-delete")
     host.cycle()
+
+
+@pytest.fixture(scope="module")
+def hosts(lab: Lab):
+    """The lab's hosts for the activation tests (each test resets the ones it uses); all are
+    reset when the module ends, so the next module finds them as lab-up made them."""
+    yield lab.hosts
+    for host in lab.hosts:
+        host.reset()
 
 
 def pytest_collection_modifyitems(items):

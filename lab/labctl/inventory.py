@@ -43,6 +43,9 @@ def render(config: LabConfig, records: list[HostRecord]) -> str:
                 "ansible_ssh_common_args": ssh_args,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "model_safety_lab": True,
+                # Lab engines are restarted all the time; a promotion needs them up 10 s, not
+                # the production default of 24 h (playbooks/promote.yml).
+                "model_safety_promote_min_uptime": 10,
             },
         }
     }

@@ -25,12 +25,10 @@ STREAM = "quantum:stream:trade.intent"
 TRADE_DB = "/opt/quantum/data/quantum_trader.db"
 TEST_DROPIN_PREFIX = "90-test-"
 # What activations leave on a host (inventory/group_vars/engine.yml): lease and gate reports
-# (/var/lib/model-safety), backups, log. A reset removes it all.
-ACTIVATION_STATE = (
-    "/var/lib/model-safety",
-    "/opt/quantum/backups/model_activations",
-    "/var/log/quantum/qsc_canary.jsonl",
-)
+# (/var/lib/model-safety), the log, and the backups (their directory is part of the
+# production layout and stays). A reset removes it all.
+ACTIVATION_STATE = ("/var/lib/model-safety", "/var/log/quantum/qsc_canary.jsonl")
+BACKUP_DIR = "/opt/quantum/backups/model_activations"
 
 
 class HostCommandError(AssertionError):
@@ -96,6 +94,12 @@ class LabHost:
         self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
         cutover = self.last_stream_id()
         started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
+        if started.returncode != 0 and self.show("ExecMainStatus")["ExecMainStatus"] == "219":
+            # 219/CGROUP: seen on the first stop + start after a host boots (systemd in the
+            # nspawn container could not set up the unit's cgroup once). Once more, then judge.
+            time.sleep(1)
+            self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
+            started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
         state = self.show("ActiveState", "InvocationID")
         if expect_active and (started.returncode != 0 or state["ActiveState"] != "active"):
             raise HostCommandError(
@@ -109,6 +113,7 @@ class LabHost:
         (with ``env`` changes on top), no drop-in, no activation state (lease, backups, log,
         reports)."""
         self.run("rm", "-rf", "--", *ACTIVATION_STATE)
+        self.run("find", BACKUP_DIR, "-mindepth", "1", "-delete")
         self.run("mkdir", "-p", DROPIN_DIR)
         self.run("find", DROPIN_DIR, "-mindepth", "1", "-delete")
         pristine = (self.config.engine_src / "ai-engine.env").read_text()

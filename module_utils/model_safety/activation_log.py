@@ -35,9 +35,10 @@ DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
 EVENTS = (
     "activation",
     "activation_failed",
-    "rollback",
+    "rollback_executed",
     "rollback_failed",
     "shadow",
+    "shadow_failed",
     "promotion",
     "promotion_failed",
     "monitor_violation",

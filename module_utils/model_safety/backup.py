@@ -4,7 +4,8 @@ them, restore them byte-identical (contents, mode, owner), and prune old ones.
 A backup is a directory ``<root>/<UTC stamp>_<model>/`` (mode 0700) holding each saved file
 under ``files/`` at its absolute path (mode 0600) and a ``manifest.json`` written last and
 atomically: a directory without a manifest is an incomplete backup and never restored.
-Names sort by time (``20261123T180102.123456Z_patchtst``).
+Names sort by time (``20261123T180102.123456Z_patchtst``). Each restore that changed something
+may be recorded in the manifest's optional ``restorations`` list (:func:`mark_restored`).
 
 Nothing is saved or restored through a symlink, and nothing here returns file contents (env
 files hold secrets): only paths, sizes, modes, owners and SHA-256 checksums. Standard library
@@ -52,6 +53,9 @@ _MANIFEST_KEYS = frozenset(
 )
 _SAVED_KEYS = frozenset({"path", "saved_as", "sha256", "size", "mode", "uid", "gid"})
 _STATE_KEYS = ("sha256", "size", "mode", "uid", "gid")
+RESTORATIONS = "restorations"
+# How many backup names a failure message offers to choose from.
+NAMES_SHOWN = 5
 
 
 class BackupError(Exception):
@@ -61,6 +65,15 @@ class BackupError(Exception):
     def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.problems = list(problems)
+
+
+class CorruptBackup(BackupError):
+    """The selected backup fails verification; ``candidates`` names the newest intact ones,
+    for the operator to choose from (never restored in its place)."""
+
+    def __init__(self, message: str, problems: Iterable[str], candidates: Iterable[str]) -> None:
+        super().__init__(message, problems)
+        self.candidates = list(candidates)
 
 
 # --------------------------------------------------------------------------- names and paths
@@ -407,11 +420,36 @@ def latest_backup(root: str, model: str | None = None) -> str | None:
     return backups[0] if backups else None
 
 
-def select_backup(root: str, path: str | None = None, model: str | None = None) -> str:
-    """``path`` when given, else the latest backup under ``root`` (of ``model``); raises when
+def backup_by_name(root: str, name: str) -> str:
+    """The path of the backup directory ``name`` under ``root`` (complete or not); raises,
+    listing the newest complete ones, when there is none."""
+    if not isinstance(name, str) or not _BACKUP_NAME_RE.fullmatch(name):
+        raise BackupError(
+            f"not a backup name (<UTC stamp>_<model>, like 20261123T180102.123456Z_patchtst): "
+            f"{name!r}"
+        )
+    backups = _backup_dirs(root)
+    if any(found == name for found, _, _ in backups):
+        return os.path.join(root, name)
+    newest = [found for found, _, complete in backups if complete][:NAMES_SHOWN]
+    raise BackupError(f"no backup {name} under {root}; the newest: {', '.join(newest) or 'none'}")
+
+
+def select_backup(
+    root: str, path: str | None = None, model: str | None = None, name: str | None = None
+) -> str:
+    """``path`` when given, else the backup ``name`` under ``root`` (which must be of ``model``
+    when both are given), else the latest backup under ``root`` (of ``model``); raises when
     there is none."""
     if path is not None:
+        if name is not None:
+            raise BackupError("give a backup's path or its name, not both")
         return _checked_path(path, "backup path")
+    if name is not None:
+        selected = backup_by_name(root, name)
+        if model is not None and _BACKUP_NAME_RE.fullmatch(name).group(2) != model:
+            raise BackupError(f"backup {name} is not a backup of model {model}")
+        return selected
     latest = latest_backup(root, model)
     if latest is None:
         raise BackupError(f"no backup under {root}" + (f" for model {model}" if model else ""))
@@ -444,6 +482,41 @@ def prune(root: str, keep: int, *, check_mode: bool = False, pending: bool = Fal
             except OSError as exc:
                 raise BackupError(f"cannot remove old backup {path}: {exc}") from exc
     return removed
+
+
+def intact_backups(
+    root: str, model: str | None = None, exclude: Iterable[str] = (), limit: int = NAMES_SHOWN
+) -> list[str]:
+    """The names of the newest complete backups under ``root`` (of ``model``) that verify,
+    newest first, at most ``limit``, leaving out the names in ``exclude``."""
+    skipped = set(exclude)
+    found: list[str] = []
+    for path in list_backups(root, model):
+        name = os.path.basename(path)
+        if name not in skipped and not verify_backup(path):
+            found.append(name)
+            if len(found) == limit:
+                break
+    return found
+
+
+def require_intact(path: str, model: str | None = None) -> None:
+    """Raise :class:`CorruptBackup` when the backup ``path`` fails verification, naming the
+    newest intact backups beside it (of ``model``) for the operator to choose from."""
+    problems = verify_backup(path)
+    if not problems:
+        return
+    name = os.path.basename(path)
+    try:
+        candidates = intact_backups(os.path.dirname(path), model, exclude=[name])
+    except BackupError:
+        candidates = []
+    raise CorruptBackup(
+        f"backup {name} is corrupt: {'; '.join(problems)}; nothing was changed; choose another "
+        f"with -e backup=<name> (newest intact: {candidates[0] if candidates else 'none'})",
+        problems,
+        candidates,
+    )
 
 
 # --------------------------------------------------------------------------- verification
@@ -528,9 +601,22 @@ def _dir_entry_problems(entry: object, saved: set[str]) -> list[str]:
     return problems
 
 
+def _restorations_problems(restorations: object) -> list[str]:
+    if not isinstance(restorations, list):
+        return [f"manifest {RESTORATIONS} must be a list"]
+    return [
+        f"manifest {RESTORATIONS} entry {entry!r} is not an object with a ts"
+        for entry in restorations
+        if not isinstance(entry, dict) or not isinstance(entry.get("ts"), str)
+    ]
+
+
 def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
-    if set(manifest) != _MANIFEST_KEYS:
-        return [f"manifest keys are {sorted(manifest)}, not {sorted(_MANIFEST_KEYS)}"]
+    if set(manifest) - {RESTORATIONS} != _MANIFEST_KEYS:
+        return [
+            f"manifest keys are {sorted(manifest)}, not {sorted(_MANIFEST_KEYS)} "
+            f"(and optionally {RESTORATIONS})"
+        ]
     if manifest["format"] != FORMAT:
         return [f"manifest format {manifest['format']!r} is not {FORMAT}"]
     problems = []
@@ -549,7 +635,7 @@ def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
     saved = {e["path"] for e in manifest["files"] if isinstance(e, dict) and "saved_as" in e}
     for entry in manifest["dirs"]:
         problems.extend(_dir_entry_problems(entry, saved))
-    return problems
+    return problems + _restorations_problems(manifest.get(RESTORATIONS, []))
 
 
 def _copy_problems(path: str, file_entries: list[dict[str, Any]]) -> list[str]:
@@ -761,6 +847,46 @@ def restore_backup(path: str, check_mode: bool = False) -> dict[str, Any]:
         "changed": bool(restored or removed),
         "changes": plan["changes"],
     }
+
+
+def checked_restoration_record(record: object) -> dict[str, Any]:
+    """``record`` as :func:`mark_restored` takes it: a JSON-serialisable mapping without "ts"
+    (raises otherwise)."""
+    if not isinstance(record, Mapping) or "ts" in record:
+        raise BackupError(f"a restoration record must be a mapping without ts, not {record!r}")
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BackupError(f"the restoration record is not JSON-serialisable: {exc}") from exc
+    return dict(record)
+
+
+def mark_restored(
+    path: str, record: Mapping[str, Any], now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Append ``record`` with its time ``ts`` (UTC, set here) to the ``restorations`` list of
+    the backup's manifest, rewritten atomically (mode 0600); return the entry appended.
+
+    The saved copies are not touched, so the backup still restores byte-identical. Refuses a
+    backup whose manifest has a problem and a record that is not a JSON-serialisable mapping
+    without "ts"."""
+    entry = {
+        **checked_restoration_record(record),
+        "ts": iso_us(_utc(now or dt.datetime.now(dt.UTC))),
+    }
+    manifest = read_manifest(path)
+    problems = _manifest_problems(manifest)
+    if problems:
+        raise BackupError(
+            f"backup {path} cannot be marked restored: {'; '.join(problems)}", problems
+        )
+    manifest[RESTORATIONS] = [*manifest.get(RESTORATIONS, []), entry]
+    encoded = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
+    try:
+        _write_atomic(os.path.join(path, MANIFEST), encoded, SAVED_FILE_MODE)
+    except OSError as exc:
+        raise BackupError(f"cannot mark backup {path} restored: {exc}") from exc
+    return entry
 
 
 def describe_state(state: dict[str, Any] | None) -> str:

@@ -9,7 +9,8 @@ The lease is a small JSON file::
 It outlives the process that took it (a playbook's tasks are separate processes), so it carries
 an expiry: a lease whose holder died is STALE once it expires and the next ``acquire`` takes it
 over. A lease that cannot be read is judged by its mtime instead: younger than the caller's
-ttl it counts as held (fail closed), older it is stale.
+ttl it counts as held (fail closed), older it is stale. ``acquire(..., force=True)`` BREAKS a
+held lease on purpose (an emergency rollback the operator asked for), by the same take-over.
 
 How it stays one-at-a-time:
 
@@ -271,7 +272,8 @@ class _Serialised:
 
 
 def _retire(path: str, found: _Found, token: str, ttl: int) -> None:
-    """Move the stale lease ``found`` out of the way; refuse if another file was moved."""
+    """Move the lease ``found`` (stale, or broken on purpose) out of the way; refuse if another
+    file was moved."""
     aside = f"{path}.stale-{token}"
     try:
         os.rename(path, aside)
@@ -312,32 +314,57 @@ def read_lease(path: str, now: datetime | None = None, ttl: int = DEFAULT_TTL) -
     return {**found.described(), "expired": found.expired(_moment(now), ttl)}
 
 
+def _taken_over(found: _Found | None, moment: datetime, ttl: int, force: bool) -> dict[str, Any]:
+    """``{"stale", "broken"}``: the lease ``found`` that a take-over replaces, as stale when
+    expired, as broken when held and ``force``; raise LeaseHeld when held without ``force``."""
+    if found is None:
+        return {"stale": None, "broken": None}
+    if found.expired(moment, ttl):
+        return {"stale": found.described(), "broken": None}
+    if not force:
+        raise LeaseHeld(_holder_message(found, ttl), found.described())
+    return {"stale": None, "broken": found.described()}
+
+
 def check_acquire(
-    path: str, owner: str, purpose: str, ttl: int, now: datetime | None = None
+    path: str,
+    owner: str,
+    purpose: str,
+    ttl: int,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """What ``acquire`` would do, changing nothing: raise LeaseHeld if it would be refused,
-    else return ``{"lease": None, "token": None, "stale": <lease it would take over or None>}``.
+    else return ``{"lease": None, "token": None, "stale": <expired lease it would take over>,
+    "broken": <held lease it would break (force)>}`` (None when there is none).
     """
     path = _validate_path(path)
     validate_text("owner", owner)
     validate_text("purpose", purpose)
     ttl = validate_ttl(ttl)
-    found = _inspect(path)
-    stale = None
-    if found is not None:
-        if not found.expired(_moment(now), ttl):
-            raise LeaseHeld(_holder_message(found, ttl), found.described())
-        stale = found.described()
-    return {"lease": None, "token": None, "stale": stale}
+    return {
+        "lease": None,
+        "token": None,
+        **_taken_over(_inspect(path), _moment(now), ttl, force),
+    }
 
 
 def acquire(
-    path: str, owner: str, purpose: str, ttl: int, now: datetime | None = None
+    path: str,
+    owner: str,
+    purpose: str,
+    ttl: int,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Take the lease at ``path`` for ``ttl`` seconds, or raise LeaseHeld naming its holder.
 
-    Returns ``{"lease": {...}, "token": "<32 hex>", "stale": <the stale lease taken over, or
-    None>}``; the token is what ``release`` needs.
+    An expired lease is taken over; with ``force`` a held one is too (broken on purpose).
+    Returns ``{"lease": {...}, "token": "<32 hex>", "stale": <the expired lease taken over>,
+    "broken": <the held lease broken>}`` (None when there was none); the token is what
+    ``release`` needs.
     """
     path = _validate_path(path)
     owner = validate_text("owner", owner)
@@ -349,12 +376,9 @@ def acquire(
         with _Serialised(path):
             found = _inspect(path)
             lease = _new_lease(owner, purpose, ttl, moment)
-            stale = None
+            replaced = _taken_over(found, moment, ttl, force)
             if found is not None:
-                if not found.expired(moment, ttl):
-                    raise LeaseHeld(_holder_message(found, ttl), found.described())
                 _retire(path, found, lease["token"], ttl)
-                stale = found.described()
             try:
                 _publish(path, lease)
             except FileExistsError:
@@ -366,7 +390,7 @@ def acquire(
                 ) from None
     except OSError as exc:
         raise LeaseError(f"cannot take the lease {path}: {exc}") from None
-    return {"lease": lease, "token": lease["token"], "stale": stale}
+    return {"lease": lease, "token": lease["token"], **replaced}
 
 
 def check_release(path: str, token: str) -> str:

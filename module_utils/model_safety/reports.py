@@ -23,7 +23,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-KINDS = ("quality_gate", "scoreboard", "feature_sanity", "shadow_report")
+KINDS = ("quality_gate", "scoreboard", "feature_sanity", "shadow_report", "promotion_decision")
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -390,11 +390,161 @@ def render_shadow_report(result: Mapping[str, Any], now: datetime) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# --------------------------------------------------------------------------- promotion decision
+
+
+_STRATEGY_KEYS = ("from", "to", "ladder", "allow_jump", "operator", "host")
+
+
+def _step(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " -> ".join(_step(item) for item in value) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None or value == "" else str(value)
+
+
+def _is_full_weight(value: Any) -> bool:
+    try:
+        return float(value) >= 1.0
+    except (TypeError, ValueError):
+        return False
+
+
+def _next_steps(check: Mapping[str, Any], model: str, target: str, to: Any) -> list[str]:
+    if check.get("verdict") != "GO":
+        return [
+            "Nothing was changed: the promotion stops here, the engine keeps its current "
+            "configuration and start.",
+            f"Resolve every blocker above, then run the promotion again (`ansible-playbook "
+            f"playbooks/promote.yml -e model={model}`); the check runs again first.",
+        ]
+    change = (
+        f"the canary drop-in is removed and {model} votes at its baseline weight (promoted)"
+        if _is_full_weight(to)
+        else f"the env file and the canary drop-in get {model} at weight {target}, every other "
+        "model scaled so the weights sum to 1"
+    )
+    return [
+        "No hard blocker: the promotion goes ahead on this host, nothing is changed yet.",
+        f"Backup of the env file and the drop-ins (with the git sha and checksums), then {change}.",
+        "The service is stopped and started (never restarted); the journal of that start must "
+        f"show the build and {model} voting, and new telemetry and trade intents must show "
+        f"{model} in its new role.",
+        "Any failure after the backup restores it byte-identical and proves the old start; "
+        "success is recorded in the activation log with the rollback command.",
+    ]
+
+
+def _shadow_evidence_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"## Shadow gates: {report.get('status', '-')} ({report.get('passed', '-')} pass, "
+        f"{report.get('required', '-')} required)",
+        "",
+    ]
+    rows = [
+        [name, gate.get("status", "-"), _num(gate.get("value")), _plain(gate.get("threshold"))]
+        for name, gate in (report.get("gates") or {}).items()
+        if isinstance(gate, Mapping)
+    ]
+    lines += _table(("gate", "status", "value", "threshold"), rows) if rows else ["none judged"]
+    metrics = report.get("metrics") or {}
+    if metrics:
+        lines += [
+            "",
+            f"- Active events: {_num(metrics.get('n'))}; agreement {_pct(metrics.get('agreement'))}"
+            f"; hard disagreement {_pct(metrics.get('hard_disagree'))}; conf_std "
+            f"{_num(metrics.get('conf_std'))}",
+        ]
+    return [*lines, ""]
+
+
+def _gate_evidence_lines(gate: Mapping[str, Any], model: str) -> list[str]:
+    lines = [f"## Quality gate ({gate.get('mode', '-')}): {gate.get('verdict', '-')}", ""]
+    entry = (gate.get("models") or {}).get(model)
+    if isinstance(entry, Mapping):
+        lines += _table(_MODEL_COLUMNS, [_model_row(model, entry)])
+    else:
+        lines.append("no metrics")
+    lines += ["", f"- Events: {gate.get('event_count', 0)} (minimum {gate.get('min_events')})"]
+    return [*lines, ""]
+
+
+def _ensemble_summary_lines(check: Mapping[str, Any]) -> list[str]:
+    ensemble = check.get("ensemble") or {}
+    limit = (check.get("thresholds") or {}).get("max_payload_p95")
+    consensus = ensemble.get("consensus") or {}
+    sides = ensemble.get("sides") or {}
+    return [
+        "## Ensemble",
+        "",
+        f"- Payload p95: {_num(ensemble.get('payload_p95'), 0)} bytes (blocked at >= "
+        f"{_plain(limit)}); max {_num(ensemble.get('payload_max'))} bytes",
+        "- Consensus: "
+        + (", ".join(f"{key}: {_pct(share)}" for key, share in consensus.items()) or "-"),
+        "- Sides: " + (", ".join(f"{key}: {_pct(share)}" for key, share in sides.items()) or "-"),
+        f"- Events: {_num(ensemble.get('event_count'))} valid, "
+        f"{_num(ensemble.get('malformed'))} malformed",
+        "",
+    ]
+
+
+def decision_log_markdown(
+    check: Mapping[str, Any], strategy: Mapping[str, Any], now: datetime | None = None
+) -> str:
+    """The decision log of a promotion check (:mod:`.promotion`): who, when and the strategy
+    (``from``, ``to``, ``ladder``, ``allow_jump``, ``operator``, ``host`` and ``time`` of
+    ``strategy``; the time defaults to ``now``), the verdict, every blocker, the evidence
+    (shadow gates or the gate's metrics), the ensemble and what happens next."""
+    now = now or datetime.now(UTC)
+    model = str(check.get("model") or "-")
+    source, target = (
+        _step(strategy.get("from", check.get("current_role"))),
+        _step(strategy.get("to")),
+    )
+    uptime, min_uptime = check.get("uptime_s"), check.get("min_uptime_s")
+    lines = [f"# Promotion decision: {model} {source} -> {target}", ""]
+    lines += [
+        f"- {key.replace('_', ' ').capitalize()}: {_step(strategy.get(key))}"
+        for key in _STRATEGY_KEYS
+    ]
+    lines += [
+        f"- Time (UTC): {strategy.get('time') or _iso(now)}",
+        f"- Current role: {check.get('current_role') or '-'}",
+        f"- Service uptime: {_num(uptime, 0)} s (required {_num(min_uptime, 0)} s)",
+        _events_line(check),
+        *_source_lines(check),
+        "",
+        f"## Verdict: {check.get('verdict', 'BLOCKED')}",
+        "",
+    ]
+    if check.get("error"):
+        lines += [f"- Error: {check['error']}", ""]
+    lines += ["## Blockers", "", *_bullets(check.get("blockers") or []), ""]
+    if isinstance(check.get("shadow_report"), Mapping):
+        lines += _shadow_evidence_lines(check["shadow_report"])
+    if isinstance(check.get("gate"), Mapping):
+        lines += _gate_evidence_lines(check["gate"], model)
+    lines += _ensemble_summary_lines(check)
+    lines += [
+        "## What happens next",
+        "",
+        *_bullets(_next_steps(check, model, target, strategy.get("to"))),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_promotion_decision(result: Mapping[str, Any], now: datetime) -> str:
+    """The decision log of a promotion check carrying its ``strategy``."""
+    return decision_log_markdown(result, result.get("strategy") or {}, now)
+
+
 RENDERERS = {
     "quality_gate": render_quality_gate,
     "scoreboard": render_scoreboard,
     "feature_sanity": render_feature_sanity,
     "shadow_report": render_shadow_report,
+    "promotion_decision": render_promotion_decision,
 }
 
 

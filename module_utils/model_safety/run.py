@@ -25,6 +25,7 @@ from typing import Any
 from .features import feature_sanity
 from .gate import evaluate, failure
 from .names import is_model_name
+from .promotion import blocked_check, promotion_check, validate_promotion_args
 from .scoreboard import scoreboard
 from .shadow import shadow_report
 from .stream import (
@@ -345,3 +346,45 @@ def run_shadow_report(
             hard_blockers=[str(exc)],
             source=source_info(client_or_url, stream, count, after, env),
         )
+
+
+def run_promotion_check(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    model: str,
+    current_role: str,
+    uptime_s: float,
+    min_uptime_s: float,
+    count: int | None = None,
+    after: str | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The hard blockers of promoting ``model`` from ``current_role`` (:mod:`.promotion`);
+    ``verdict`` GO (``exit_code`` 0) or BLOCKED (2), errors included (then with ``error``)."""
+    limits = Thresholds()
+    try:
+        try:
+            validate_promotion_args(model, current_role, uptime_s, min_uptime_s)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        limits = make_thresholds(thresholds)
+        return _with_window(
+            lambda window: promotion_check(
+                window, model, current_role, limits, uptime_s, min_uptime_s
+            ),
+            client_or_url,
+            stream,
+            count=count,
+            after=after,
+            page_size=page_size,
+            timeout=timeout,
+            env=env,
+        )
+    except RunError as exc:
+        result = blocked_check(str(exc), model, current_role, uptime_s, min_uptime_s, limits)
+        result["source"] = source_info(client_or_url, stream, count, after, env)
+        return result

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_CANARY_WEIGHT",
     "WeightsError",
     "canary_weights",
+    "configured_model",
     "format_weights",
     "parse_weights",
     "validate_model_name",
@@ -123,6 +124,17 @@ def _validate_baseline(baseline: Any) -> dict[str, float]:
     return weights
 
 
+def configured_model(baseline: Mapping[str, float], model: Any) -> dict[str, float]:
+    """The validated baseline, if ``model`` is a valid name and one of its models; else raise."""
+    validate_model_name(model)
+    weights = _validate_baseline(baseline)
+    if model not in weights:
+        raise WeightsError(
+            f"unknown model {model!r}: not in the baseline weights ({', '.join(weights)})"
+        )
+    return weights
+
+
 def canary_weights(
     baseline: Mapping[str, float], model: str, weight: Any = DEFAULT_CANARY_WEIGHT
 ) -> dict[str, float]:
@@ -136,13 +148,8 @@ def canary_weights(
     inside 1e-12) and each weight is within 1.5e-12 of its exact value. The order is the
     baseline's.
     """
-    validate_model_name(model)
+    weights = configured_model(baseline, model)
     w = validate_weight(weight)
-    weights = _validate_baseline(baseline)
-    if model not in weights:
-        raise WeightsError(
-            f"unknown model {model!r}: not in the baseline weights ({', '.join(weights)})"
-        )
     others = {name: value for name, value in weights.items() if name != model}
     if not others:
         raise WeightsError(

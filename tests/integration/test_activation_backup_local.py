@@ -144,8 +144,9 @@ def test_failures_name_the_path_and_the_problem(engine):
     copy.write_bytes(b"QT_API_SECRET=tampered\n")
     ok, result, output = run_module(state="verified", path=made["path"])
     assert not ok, output
-    assert result["msg"].startswith(f"backup {made['path']} is not sound:")
+    assert result["msg"].startswith(f"backup {Path(made['path']).name} is corrupt:")
     assert "saved copy has" in result["msg"] or "sha256 differs" in result["msg"]
+    assert result["msg"].endswith("(newest intact: none)") and result["candidates"] == []
     assert result["problems"]
 
     ok, result, output = run_module(root=root, model="patchtst", files=["etc/x.env"], dirs=[])
@@ -155,3 +156,78 @@ def test_failures_name_the_path_and_the_problem(engine):
     )
     ok, result, output = run_module(root=root, model="PatchTST")
     assert not ok and "model 'PatchTST' is not a valid model name" in result["msg"], output
+
+
+def test_named_restore_is_marked_once(engine):
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok, output
+    name = Path(made["path"]).name
+    root = str(engine["root"])
+    mark = {"operator": "alice", "reason": "rollback"}
+
+    engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
+    ok, preview, output = run_module(
+        "--check", state="restored", root=root, name=name, mark_restored=mark
+    )
+    assert ok and preview["changed"] is True and preview["marked"] is False, output
+    assert "restorations" not in json.loads((Path(made["path"]) / "manifest.json").read_text())
+
+    ok, restored, output = run_module(state="restored", root=root, name=name, mark_restored=mark)
+    assert ok and restored["changed"] is True and restored["marked"] is True, output
+    assert restored["path"] == made["path"] and engine["env"].read_bytes() == SECRET
+    ok, again, output = run_module(state="restored", root=root, name=name, mark_restored=mark)
+    assert ok and again["changed"] is False and again["marked"] is False, output
+
+    ok, verified, output = run_module(state="verified", root=root, name=name)
+    assert ok, output
+    (record,) = verified["manifest"]["restorations"]
+    assert {k: v for k, v in record.items() if k != "ts"} == mark
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["ts"])
+    assert {k: v for k, v in verified["manifest"].items() if k != "restorations"} == made[
+        "manifest"
+    ]
+
+
+def test_name_and_mark_restored_failures(engine):
+    root = str(engine["root"])
+    ok, made, output = run_module(**backup_args(engine))
+    name = Path(made["path"]).name
+    unknown = "20260101T000000.000000Z_patchtst"
+    for args, message in [
+        ({"name": unknown}, f"no backup {unknown} under {root}; the newest: {name}"),
+        ({"name": f"../{name}"}, "not a backup name"),
+        ({"name": name, "model": "xgb"}, f"backup {name} is not a backup of model xgb"),
+        ({"name": name, "path": made["path"]}, "parameters are mutually exclusive: path|name"),
+        ({"name": name, "mark_restored": {"ts": "x"}}, "invalid mark_restored: a restoration"),
+    ]:
+        ok, result, output = run_module(state="restored", root=root, **args)
+        assert not ok and message in result["msg"], output
+    ok, result, output = run_module(state="verified", root=root, mark_restored={"a": 1})
+    assert not ok and result["msg"] == "mark_restored records a restore, only with state=restored"
+    ok, result, output = run_module(name=name, **backup_args(engine))
+    assert not ok and "not with state=present" in result["msg"], output
+
+
+def test_a_corrupt_latest_backup_is_refused_naming_the_newest_intact(engine):
+    root = str(engine["root"])
+    ok, older, _ = run_module(**backup_args(engine))
+    engine["env"].write_bytes(b"QT_API_SECRET=newer\n")
+    ok, latest, _ = run_module(**backup_args(engine))
+    copy = Path(latest["path"]) / ("files" + str(engine["env"]))
+    copy.write_bytes(b"QT_API_SECRET=tampered\n")
+    engine["env"].write_bytes(b"QT_API_SECRET=livesecret\n")
+
+    ok, result, output = run_module(state="restored", root=root, mark_restored={"a": 1})
+    assert not ok, output
+    latest_name, older_name = Path(latest["path"]).name, Path(older["path"]).name
+    assert result["msg"] == (
+        f"backup {latest_name} is corrupt: {'; '.join(result['problems'])}; nothing was "
+        f"changed; choose another with -e backup=<name> (newest intact: {older_name})"
+    )
+    assert result["candidates"] == [older_name] and result["path"] == latest["path"]
+    assert engine["env"].read_bytes() == b"QT_API_SECRET=livesecret\n"
+    assert "restorations" not in json.loads((Path(older["path"]) / "manifest.json").read_text())
+    assert "tampered" not in output and "livesecret" not in output
+
+    ok, restored, output = run_module(state="restored", root=root, name=older_name)
+    assert ok and restored["changed"] is True and engine["env"].read_bytes() == SECRET, output

@@ -13,109 +13,43 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from labctl.config import REPO_ROOT
-from labctl.remote import DROPIN_DIR, ENV_FILE, LabHost, set_env_keys
+from labctl.remote import DROPIN_DIR, ENV_FILE, set_env_keys
+from tests.integration.lab_activation import (
+    ANSIBLE_BIN,
+    BACKUPS,
+    CANARY_DROPIN,
+    DESIGN_WEIGHTS,
+    LEASE,
+    SETTLED,
+    Run,
+    ansible_module,
+    fresh,
+    log_records,
+    playbook,
+    snapshot,
+)
 
 pytestmark = pytest.mark.lab
 
-ANSIBLE_BIN = Path(sys.executable).parent
-LOG = "/var/log/quantum/qsc_canary.jsonl"
-BACKUPS = "/opt/quantum/backups/model_activations"
-LEASE = "/var/lib/model-safety/activation.lease"
-CANARY_DROPIN = f"{DROPIN_DIR}/qsc_canary.conf"
-FAST = {"ENGINE_RATE": "50"}
-# DESIGN.md "Canary weights": patchtst at 0.10.
-DESIGN_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
-# The preflight wants a settled engine; the tests' fresh starts are settled after 3 s.
-SETTLED = ("-e", "activation_preflight_min_uptime=3")
 
-
-@dataclass
-class Run:
-    """A finished run; ``output`` has its whitespace collapsed, as YAML output wraps lines."""
-
-    returncode: int
-    output: str
-    seconds: float
-
-
-def playbook(*args: str, timeout: float = 600) -> Run:
-    """ansible-playbook playbooks/canary.yml ARGS from the checkout, as an operator runs it."""
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-playbook"), "playbooks/canary.yml", *SETTLED, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
-        timeout=timeout,
-        check=False,
-    )
-    output = " ".join((result.stdout + result.stderr).split())
-    return Run(result.returncode, output, round(time.monotonic() - started, 1))
-
-
-def ansible_module(host: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ANSIBLE_BIN / "ansible"), host, "-m", module, "-a", json.dumps(args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
-        timeout=120,
-        check=False,
-    )
-
-
-def snapshot(host: LabHost) -> dict:
-    """Everything an activation may touch on the host."""
-    dropins = host.out("ls", "-1", DROPIN_DIR).split()
-    return {
-        "env": host.read_file(ENV_FILE),
-        "env_stat": host.out("stat", "-c", "%a %U:%G", ENV_FILE),
-        "dropins": {name: host.read_file(f"{DROPIN_DIR}/{name}") for name in dropins},
-        "invocation": host.invocation(),
-        "backups": host.out("sh", "-c", f"ls {BACKUPS} 2>/dev/null || true").split(),
-        "log": host.run("cat", LOG, check=False).stdout,
-        "lease": host.run("cat", LEASE, check=False).stdout,
-    }
-
-
-def log_records(host: LabHost) -> list[dict]:
-    return [json.loads(line) for line in host.run("cat", LOG, check=False).stdout.splitlines()]
-
-
-def fresh(host: LabHost, **env: str) -> dict:
-    """Reset the host (fast engine plus ``env``), let it settle; return its snapshot."""
-    host.reset({**FAST, **env})
-    time.sleep(3)
-    return snapshot(host)
+def canary(*args: str) -> Run:
+    return playbook("canary.yml", *args)
 
 
 def expected_env(before: str) -> str:
     return set_env_keys(before, {"PATCHTST_SHADOW_ONLY": "false"})
 
 
-@pytest.fixture(scope="module")
-def hosts(lab):
-    """The lab's hosts (each test resets the ones it uses); all reset when the module ends."""
-    yield lab.hosts
-    for host in lab.hosts:
-        host.reset()
-
-
 def test_canary_on_one_host_is_proven_recorded_and_not_repeated(hosts):
     host = hosts[0]
     before = fresh(host)
 
-    run = playbook("-e", "model=patchtst", "--limit", host.name)
+    run = canary("-e", "model=patchtst", "--limit", host.name)
 
     assert run.returncode == 0, run.output
     after = snapshot(host)
@@ -160,7 +94,7 @@ def test_canary_on_one_host_is_proven_recorded_and_not_repeated(hosts):
     assert "roll back: ansible-playbook -i" in run.output
     print(f"\ncanary on 1 host: {run.seconds} s")
 
-    again = playbook("-e", "model=patchtst", "--limit", host.name)
+    again = canary("-e", "model=patchtst", "--limit", host.name)
 
     assert again.returncode != 0
     assert "one model at a time: canary patchtst is installed" in again.output
@@ -172,7 +106,7 @@ def test_check_mode_shows_the_change_and_changes_nothing(hosts):
     host = hosts[1]
     before = fresh(host)
 
-    run = playbook("-e", "model=patchtst", "--limit", host.name, "--check", "--diff")
+    run = canary("-e", "model=patchtst", "--limit", host.name, "--check", "--diff")
 
     assert run.returncode == 0, run.output
     assert "-PATCHTST_SHADOW_ONLY=true" in run.output
@@ -186,7 +120,7 @@ def test_gate_fail_stops_before_anything_changes(hosts):
     host = hosts[1]
     before = fresh(host, SIM_PATCHTST="constant")
 
-    run = playbook("-e", "model=patchtst", "--limit", host.name)
+    run = canary("-e", "model=patchtst", "--limit", host.name)
 
     assert run.returncode != 0
     assert "quality gate FAIL for patchtst" in run.output
@@ -207,11 +141,11 @@ def test_failure_after_the_change_restores_the_backup(hosts, fault, reason):
     # The fault only bites once a canary is configured: the state before it is healthy.
     before = fresh(host, SIM_FAULTS_ONLY_WITH_CANARY="true", **fault)
 
-    run = playbook("-e", "model=patchtst", "--limit", host.name)
+    run = canary("-e", "model=patchtst", "--limit", host.name)
 
     assert run.returncode != 0
     assert reason in run.output, run.output
-    assert "restored from" in run.output and "with patchtst in shadow mode, as before" in run.output
+    assert "restored from" in run.output and "with patchtst shadow again, as before" in run.output
     after = snapshot(host)
     assert after["env"] == before["env"]
     assert after["env_stat"] == before["env_stat"]
@@ -248,7 +182,7 @@ def test_bad_input_fails_before_the_host_is_touched(lab, extra, message):
     host = lab.hosts[2]
     before = snapshot(host)
 
-    run = playbook(*extra, "--limit", host.name)
+    run = canary(*extra, "--limit", host.name)
 
     assert run.returncode != 0
     assert message in run.output
@@ -262,7 +196,7 @@ def test_redis_down_fails_closed_before_anything_changes(hosts):
     before = fresh(host)
 
     # Redis unreachable from the gate (the engine's own Redis is fine): the gate FAILs.
-    run = playbook(
+    run = canary(
         "-e",
         "model=patchtst",
         "--limit",
@@ -280,7 +214,7 @@ def test_redis_down_fails_closed_before_anything_changes(hosts):
     host.run("systemctl", "stop", "redis-server")
     try:
         stopped = snapshot(host)
-        run = playbook("-e", "model=patchtst", "--limit", host.name)
+        run = canary("-e", "model=patchtst", "--limit", host.name)
         after = snapshot(host)
     finally:
         host.run("systemctl", "start", "redis-server")
@@ -302,7 +236,7 @@ def test_another_activation_holding_the_lease_is_named(hosts):
     assert taken.returncode == 0, taken.stdout + taken.stderr
     held = snapshot(host)
 
-    run = playbook("-e", "model=patchtst", "--limit", host.name)
+    run = canary("-e", "model=patchtst", "--limit", host.name)
 
     assert run.returncode != 0
     assert "held by alice for canary lgbm" in run.output
@@ -315,7 +249,7 @@ def test_another_activation_holding_the_lease_is_named(hosts):
 def test_fleet_of_three_runs_the_canary_everywhere(hosts):
     befores = {host.name: fresh(host) for host in hosts}
 
-    run = playbook("-e", "model=patchtst")
+    run = canary("-e", "model=patchtst")
 
     assert run.returncode == 0, run.output
     for host in hosts:
@@ -334,10 +268,10 @@ def test_a_failure_in_the_fleet_stops_the_rollout(hosts):
     before_failing = fresh(failing, SIM_FAULTS_ONLY_WITH_CANARY="true", SIM_FAIL_START="true")
     before_untouched = fresh(untouched)
 
-    run = playbook("-e", "model=patchtst")
+    run = canary("-e", "model=patchtst")
 
     assert run.returncode != 0
-    assert f"hosts running the canary: {first.name}" in run.output
+    assert f"hosts already changed: {first.name}" in run.output
     assert f"rollback.yml --limit {first.name}" in run.output
     assert "qsc_canary.conf" in snapshot(first)["dropins"]
     assert snapshot(failing)["env"] == before_failing["env"]
@@ -377,7 +311,7 @@ def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
         # Ansible's atomic_move writes a .ansible_tmp* file next to the target, then renames.
         assert host.out("find", "/etc/quantum", DROPIN_DIR, "-name", ".ansible_tmp*") == ""
         # The killed run still holds the lease: a new one is refused until it is stale.
-        refused = playbook("-e", "model=patchtst", "--limit", host.name)
+        refused = canary("-e", "model=patchtst", "--limit", host.name)
         assert refused.returncode != 0
         assert "another activation holds" in refused.output or "one model at a time" in (
             refused.output

@@ -106,7 +106,7 @@ def expired_tasks(paths: Paths) -> list[dict[str, Any]]:
 
 def log_tasks(paths: Paths) -> list[dict[str, Any]]:
     path = str(paths.log)
-    second = {"event": "rollback", "ts": "2026-01-10T12:00:00Z"}
+    second = {"event": "rollback_executed", "ts": "2026-01-10T12:00:00Z"}
     return [
         task("log_check", "activation_log", {"path": path, "record": RECORD}, check=True),
         task("log_dir_after_check", "ansible.builtin.stat", {"path": str(paths.log.parent)}),
@@ -286,10 +286,10 @@ def test_log_appends_and_check_mode_writes_nothing(run):
     assert stat.S_IMODE(paths.log.stat().st_mode) == 0o640
     second = results["log_second"]
     assert succeeded(second) and second["created"] is False
-    assert second["line"] == '{"event":"rollback","ts":"2026-01-10T12:00:00Z"}'
+    assert second["line"] == '{"event":"rollback_executed","ts":"2026-01-10T12:00:00Z"}'
     assert paths.log.read_text() == written["line"] + "\n" + second["line"] + "\n"
     records, problems = activation_log.read_records(str(paths.log))
-    assert problems == [] and [r["event"] for r in records] == ["activation", "rollback"]
+    assert problems == [] and [r["event"] for r in records] == ["activation", "rollback_executed"]
 
 
 def test_log_refuses_bad_records_and_options(run):

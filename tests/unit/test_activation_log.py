@@ -49,7 +49,7 @@ def test_records_read_back_in_order_and_last_record_filters(log_path):
     al.append_record(log_path, {"event": "shadow", "model": "patchtst", "ts": given_ts})
     al.append_record(log_path, {"event": "activation", "model": "patchtst", "note": "é\nx"})
     al.append_record(log_path, {"event": "activation", "model": "nhits"})
-    second = al.append_record(log_path, {"event": "rollback", "model": "patchtst"})
+    second = al.append_record(log_path, {"event": "rollback_executed", "model": "patchtst"})
     assert second["created"] is False
     lines = Path(log_path).read_bytes().split(b"\n")
     assert len(lines) == 5 and lines[-1] == b""  # four lines, newline-terminated, ASCII
@@ -57,11 +57,16 @@ def test_records_read_back_in_order_and_last_record_filters(log_path):
 
     records, problems = al.read_records(log_path)
     assert problems == []
-    assert [r["event"] for r in records] == ["shadow", "activation", "activation", "rollback"]
+    assert [r["event"] for r in records] == [
+        "shadow",
+        "activation",
+        "activation",
+        "rollback_executed",
+    ]
     assert records[0]["ts"] == given_ts and list(records[0]) == ["event", "model", "ts"]
     assert records[1]["note"] == "é\nx"  # escaped on disk, intact when read
 
-    assert al.last_record(log_path)["event"] == "rollback"
+    assert al.last_record(log_path)["event"] == "rollback_executed"
     assert al.last_record(log_path, "activation")["model"] == "nhits"
     assert al.last_record(log_path, "activation", model="patchtst")["note"] == "é\nx"
     assert al.last_record(log_path, ["shadow", "activation"], "patchtst")["event"] == "activation"
@@ -87,10 +92,10 @@ def test_a_torn_last_line_is_reported_then_repaired_by_the_next_append(log_path)
     )
     assert "rollb" in problems[0]
 
-    written = al.append_record(log_path, {"event": "rollback", "model": "patchtst"})
+    written = al.append_record(log_path, {"event": "rollback_executed", "model": "patchtst"})
     assert written["repaired"] is True
     records, problems = al.read_records(log_path)
-    assert [r["event"] for r in records] == ["activation", "rollback"]
+    assert [r["event"] for r in records] == ["activation", "rollback_executed"]
     assert len(problems) == 1 and problems[0].startswith("line 2: unreadable: ")
     assert Path(log_path).read_text().endswith(written["line"] + "\n")
     assert al.append_record(log_path, {"event": "shadow"})["repaired"] is False
@@ -98,9 +103,11 @@ def test_a_torn_last_line_is_reported_then_repaired_by_the_next_append(log_path)
 
 def test_unreadable_lines_are_reported_with_their_numbers(log_path):
     os.makedirs(os.path.dirname(log_path))
-    Path(log_path).write_bytes(b'{"event":"activation"}\n[1,2]\n\n\xff\n{"event":"rollback"}\n')
+    Path(log_path).write_bytes(
+        b'{"event":"activation"}\n[1,2]\n\n\xff\n{"event":"rollback_executed"}\n'
+    )
     records, problems = al.read_records(log_path)
-    assert [r["event"] for r in records] == ["activation", "rollback"]
+    assert [r["event"] for r in records] == ["activation", "rollback_executed"]
     assert [p.split(":")[0] for p in problems] == ["line 2", "line 3", "line 4"]
     assert "not a JSON object" in problems[0]
 

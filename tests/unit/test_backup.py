@@ -514,3 +514,176 @@ def test_default_operator():
     assert bk.default_operator({"SUDO_USER": "alice", "USER": "root"}) == "alice"
     assert bk.default_operator({"USER": "bob"}) == "bob"
     assert bk.default_operator({"SUDO_USER": "", "USER": ""}) == "unknown"
+
+
+# --------------------------------------------------------------------------- marked restored
+
+
+def test_mark_restored_appends_records_and_the_backup_stays_sound(host):
+    path = host.backup()["path"]
+    manifest_path = Path(path) / "manifest.json"
+    before = json.loads(manifest_path.read_text())
+    change_everything(host)
+    bk.restore_backup(path)
+    restored = host.snapshot()
+
+    first = bk.mark_restored(path, {"operator": "alice", "reason": "rollback"}, now=T0)
+    assert first == {"operator": "alice", "reason": "rollback", "ts": "2026-11-23T18:01:02.123456Z"}
+    later = T0 + dt.timedelta(hours=1)
+    second = bk.mark_restored(path, {"operator": "bob"}, now=later)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest == {**before, "restorations": [first, second]}
+    assert list(manifest)[-1] == "restorations"  # the rest keeps its order
+    assert stat.S_IMODE(manifest_path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(path)) == ["files", "manifest.json"]  # no temporary left
+    assert bk.verify_backup(path) == []
+    assert bk.read_manifest(path)["restorations"] == [first, second]
+
+    # Still restores byte-identical, and a restore of the restored state changes nothing.
+    change_everything(host)
+    assert bk.restore_backup(path)["changed"] is True
+    assert host.snapshot() == restored
+    assert bk.restore_backup(path)["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"ts": "x"}, "must be a mapping without ts"),
+        (["alice"], "must be a mapping without ts"),
+        ({"when": dt.datetime(2026, 1, 1)}, "not JSON-serialisable"),
+        ({"weight": float("nan")}, "not JSON-serialisable"),
+    ],
+)
+def test_mark_restored_refuses_bad_records_and_writes_nothing(host, record, message):
+    path = host.backup()["path"]
+    before = (Path(path) / "manifest.json").read_bytes()
+    with pytest.raises(bk.BackupError, match=message):
+        bk.checked_restoration_record(record)
+    with pytest.raises(bk.BackupError, match=message):
+        bk.mark_restored(path, record)
+    assert (Path(path) / "manifest.json").read_bytes() == before
+
+
+def test_mark_restored_refuses_a_bad_manifest(host, tmp_path):
+    path = host.backup()["path"]
+    manifest_path = Path(path) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = 2
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(bk.BackupError, match="cannot be marked restored: manifest format 2"):
+        bk.mark_restored(path, {"operator": "alice"})
+    assert json.loads(manifest_path.read_text()) == manifest
+    with pytest.raises(bk.BackupError, match=re.escape("has no manifest.json")):
+        bk.mark_restored(str(tmp_path), {"operator": "alice"})
+
+
+@pytest.mark.parametrize(
+    ("restorations", "problem"),
+    [
+        ({"ts": "x"}, "manifest restorations must be a list"),
+        ([{"operator": "alice"}], "restorations entry .* is not an object with a ts"),
+        (["x"], "restorations entry 'x' is not an object with a ts"),
+    ],
+)
+def test_malformed_restorations_are_a_problem(host, restorations, problem):
+    path = host.backup()["path"]
+    manifest_path = Path(path) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "restorations": restorations}))
+    problems = bk.verify_backup(path)
+    assert len(problems) == 1 and re.search(problem, problems[0]), problems
+    manifest_path.write_text(json.dumps({**manifest, "restored": []}))
+    assert bk.verify_backup(path) == [
+        f"manifest keys are {sorted([*manifest, 'restored'])}, not "
+        f"{sorted(manifest)} (and optionally restorations)"
+    ]
+
+
+# --------------------------------------------------------------------------- by name, corrupt
+
+
+def corrupt(path: str) -> None:
+    """Flip a byte of the env file's saved copy."""
+    copy = next(p for p in (Path(path) / "files").rglob("ai-engine.env"))
+    copy.write_bytes(b"X" + copy.read_bytes()[1:])
+
+
+def test_select_backup_by_name(host):
+    paths = make_backups(host, [(f"m{i}", i) for i in range(7)])
+    names = [Path(p).name for p in paths]
+    root = str(host.root)
+    assert bk.select_backup(root, name=names[3]) == paths[3]
+    assert bk.select_backup(root, name=names[3], model="m3") == paths[3]
+    with pytest.raises(bk.BackupError, match=f"backup {names[3]} is not a backup of model m4"):
+        bk.select_backup(root, name=names[3], model="m4")
+    with pytest.raises(bk.BackupError, match="give a backup's path or its name, not both"):
+        bk.select_backup(root, path=paths[0], name=names[0])
+    unknown = bk.backup_name("xgb", T0)
+    with pytest.raises(bk.BackupError) as raised:
+        bk.select_backup(root, name=unknown)
+    assert str(raised.value) == f"no backup {unknown} under {root}; the newest: " + ", ".join(
+        names[:5]
+    )
+    with pytest.raises(bk.BackupError, match=r"the newest: none$"):
+        bk.backup_by_name(str(host.base / "empty"), unknown)
+    # An incomplete backup can be named (and then fails verification).
+    incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=60))
+    incomplete.mkdir()
+    assert bk.backup_by_name(root, incomplete.name) == str(incomplete)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../20261123T180102.123456Z_xgb",
+        "x/20261123T180102.123456Z_xgb",
+        "..",
+        "latest",
+        "",
+        "20261123T180102.123456Z_xgb\n",
+        "20261123T180102.123456Z_XGB",
+        None,
+    ],
+)
+def test_bad_backup_names_are_refused(host, name):
+    host.backup("xgb", T0)
+    with pytest.raises(bk.BackupError, match="not a backup name"):
+        bk.backup_by_name(str(host.root), name)
+
+
+def test_require_intact_names_the_newest_intact_and_never_restores_them(host):
+    newest, middle, old, oldest = make_backups(
+        host, [("patchtst", 0), ("xgb", 10), ("patchtst", 20), ("patchtst", 30)]
+    )
+    bk.require_intact(newest)
+    corrupt(newest)
+    corrupt(middle)
+    change_everything(host)
+    changed = host.snapshot()
+    with pytest.raises(bk.CorruptBackup) as raised:
+        bk.require_intact(newest)
+    error = raised.value
+    name = Path(newest).name
+    assert error.problems == bk.verify_backup(newest) and error.problems
+    assert error.candidates == [Path(old).name, Path(oldest).name]
+    assert str(error) == (
+        f"backup {name} is corrupt: {'; '.join(error.problems)}; nothing was changed; choose "
+        f"another with -e backup=<name> (newest intact: {Path(old).name})"
+    )
+    with pytest.raises(bk.CorruptBackup) as raised:
+        bk.require_intact(newest, model="patchtst")
+    assert raised.value.candidates == [Path(oldest).name]
+    corrupt(oldest)
+    with pytest.raises(bk.CorruptBackup, match=r"\(newest intact: none\)$") as raised:
+        bk.require_intact(newest, model="patchtst")
+    assert raised.value.candidates == []
+    assert host.snapshot() == changed
+
+
+def test_intact_backups_limit_and_exclude(host):
+    paths = make_backups(host, [("xgb", i) for i in range(4)])
+    names = [Path(p).name for p in paths]
+    assert bk.intact_backups(str(host.root), limit=2) == names[:2]
+    assert bk.intact_backups(str(host.root), exclude=[names[0]]) == names[1:]
+    assert bk.intact_backups(str(host.root), model="nhits") == []

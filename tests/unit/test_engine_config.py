@@ -56,6 +56,7 @@ def test_defaults() -> None:
     assert config.features_mode == "healthy"
     assert (config.fail_start, config.crash_after, config.silent) == (False, None, False)
     assert config.build_override is None
+    assert (config.shadow_leak, config.payload_pad) == (False, 0)
     assert config.faults_only_with_canary is False
     assert config.faults_active is True
 
@@ -88,6 +89,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         SIM_CRASH_AFTER="12.5",
         SIM_SILENT="1",
         SIM_BUILD_OVERRIDE="DEADBEEF",
+        SIM_SHADOW_LEAK="yes",
+        SIM_PAYLOAD_PAD="1500",
     )
     assert config.rate == 2.5
     assert config.redis_url == "redis://:secret@redis.lab:6380/3"
@@ -106,6 +109,14 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert config.features_mode == "flatline"
     assert (config.fail_start, config.crash_after, config.silent) == (True, 12.5, True)
     assert config.build_override == "DEADBEEF"
+    assert (config.shadow_leak, config.payload_pad) == (True, 1500)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", 0), ("1", 1), ("007", 7), ("100000", 100_000), ("", 0)]
+)
+def test_payload_pad_range(value: str, expected: int) -> None:
+    assert load(SIM_PAYLOAD_PAD=value).payload_pad == expected
 
 
 @pytest.mark.parametrize(
@@ -182,6 +193,12 @@ def test_redis_url_forms() -> None:
         ({"SIM_BUILD_OVERRIDE": "abc"}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
         ({"SIM_BUILD_OVERRIDE": "zzzzzzz"}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
         ({"SIM_BUILD_OVERRIDE": "a" * 41}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
+        ({"SIM_SHADOW_LEAK": "on"}, "SIM_SHADOW_LEAK must be true/false, 1/0 or yes/no"),
+        ({"SIM_PAYLOAD_PAD": "100001"}, "SIM_PAYLOAD_PAD must be <= 100000, got '100001'"),
+        ({"SIM_PAYLOAD_PAD": "-1"}, "SIM_PAYLOAD_PAD must be a non-negative integer"),
+        ({"SIM_PAYLOAD_PAD": "1.5"}, "SIM_PAYLOAD_PAD must be a non-negative integer"),
+        ({"SIM_PAYLOAD_PAD": "1e3"}, "SIM_PAYLOAD_PAD must be a non-negative integer"),
+        ({"SIM_PAYLOAD_PAD": "1_000"}, "SIM_PAYLOAD_PAD must be a non-negative integer"),
         ({"SIM_FAULTS_ONLY_WITH_CANARY": "x"}, "SIM_FAULTS_ONLY_WITH_CANARY must be"),
     ],
 )
@@ -200,6 +217,10 @@ def test_at_least_one_model_must_vote() -> None:
 def test_faults_are_validated_even_when_gated_off() -> None:
     with pytest.raises(ConfigError, match="SIM_CRASH_AFTER"):
         load(SIM_FAULTS_ONLY_WITH_CANARY="1", SIM_CRASH_AFTER="never")
+    with pytest.raises(ConfigError, match="SIM_SHADOW_LEAK"):
+        load(SIM_FAULTS_ONLY_WITH_CANARY="1", SIM_SHADOW_LEAK="sometimes")
+    with pytest.raises(ConfigError, match="SIM_PAYLOAD_PAD"):
+        load(SIM_FAULTS_ONLY_WITH_CANARY="1", SIM_PAYLOAD_PAD="200000")
 
 
 # --- models file ---------------------------------------------------------------------------
@@ -234,6 +255,8 @@ def test_models_file_override_sets_order_and_weights(tmp_path: Path) -> None:
         ('{"models": {"1abc": 1.0}}', "invalid model name '1abc'"),
         ('{"models": {"' + "a" * 33 + '": 1.0}}', "invalid model name"),
         ('{"models": {"features": 1.0}}', "clashes with SIM_FEATURES"),
+        ('{"models": {"shadow_leak": 1.0}}', "clashes with SIM_SHADOW_LEAK"),
+        ('{"models": {"payload_pad": 1.0}}', "clashes with SIM_PAYLOAD_PAD"),
         ('{"models": {"xgb": "0.5", "lgbm": 0.5}}', "weight of xgb must be a number"),
         ('{"models": {"xgb": true}}', "weight of xgb must be a number"),
         ('{"models": {"xgb": 0, "lgbm": 1}}', "weight of xgb must be finite and in (0, 1]"),
@@ -362,6 +385,8 @@ FAULTS = {
     "SIM_SILENT": "1",
     "SIM_BUILD_OVERRIDE": "abcdef1",
     "SIM_FEATURES": "nan",
+    "SIM_SHADOW_LEAK": "1",
+    "SIM_PAYLOAD_PAD": "1500",
     "SIM_PATCHTST": "healthy,constant@120",
     "SIM_XGB": "inactive",
 }
@@ -374,6 +399,7 @@ def test_gated_faults_are_off_without_canary() -> None:
     assert (config.fail_start, config.crash_after, config.silent) == (False, None, False)
     assert config.build_override is None
     assert config.features_mode == "healthy"
+    assert (config.shadow_leak, config.payload_pad) == (False, 0)
     assert all(config.schedules[m] == HEALTHY_SCHEDULE for m in MODELS)
 
 
@@ -383,6 +409,7 @@ def test_gated_faults_apply_with_canary() -> None:
     assert (config.fail_start, config.crash_after, config.silent) == (True, 5.0, True)
     assert config.build_override == "abcdef1"
     assert config.features_mode == "nan"
+    assert (config.shadow_leak, config.payload_pad) == (True, 1500)
     assert config.schedules["patchtst"] == ((0.0, "healthy"), (120.0, "constant"))
     assert config.schedules["xgb"] == ((0.0, "inactive"),)
 
@@ -392,6 +419,7 @@ def test_ungated_faults_apply_without_canary() -> None:
     config = load(**env)
     assert config.faults_active is True
     assert config.fail_start is True
+    assert (config.shadow_leak, config.payload_pad) == (True, 1500)
 
 
 # --- formatting ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Unit tests for the engine simulator's ensemble vote (hand-computed cases)."""
 
-from ai_engine.ensemble import Decision, model_source, vote
+from ai_engine.ensemble import Decision, counts_with_shadow, model_source, vote
 from ai_engine.models import Prediction
 
 WEIGHTS = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
@@ -90,3 +90,26 @@ def test_no_voting_prediction_at_all() -> None:
 def test_agreeing_models_keep_model_order() -> None:
     predictions = {"nhits": p("BUY", 0.7), "xgb": p("BUY", 0.6), "lgbm": p("BUY", 0.5)}
     assert model_source(vote(predictions, WEIGHTS, VOTERS)) == "xgb,lgbm,nhits"
+
+
+def test_counts_with_shadow_add_active_shadow_models_only() -> None:
+    predictions = {
+        "xgb": p("BUY", 0.71),
+        "lgbm": p("SELL", 0.55),
+        "nhits": p("BUY", 0.60),
+        "patchtst": p("BUY", 0.62),
+    }
+    decision = vote(predictions, WEIGHTS, VOTERS)
+    assert counts_with_shadow(decision, predictions, frozenset({"patchtst"})) == (3, 4)
+    disagreeing = {**predictions, "patchtst": p("SELL", 0.9)}
+    assert counts_with_shadow(decision, disagreeing, frozenset({"patchtst"})) == (2, 4)
+    inactive = {**predictions, "patchtst": FAILED}
+    assert counts_with_shadow(decision, inactive, frozenset({"patchtst"})) == (2, 3)
+    assert counts_with_shadow(decision, predictions, frozenset()) == (2, 3)
+
+
+def test_counts_with_shadow_without_any_voting_prediction() -> None:
+    predictions = {"xgb": FAILED, "patchtst": p("HOLD", 0.4)}
+    decision = vote(predictions, WEIGHTS, ("xgb",))
+    assert decision == Decision("HOLD", 0.0, 0, 0, ())
+    assert counts_with_shadow(decision, predictions, frozenset({"patchtst"})) == (1, 1)

@@ -11,8 +11,10 @@ import pytest
 
 from ai_engine.config import load_config
 from ai_engine.engine import Engine, benchmark
+from ai_engine.ensemble import model_source
 from ai_engine.events import format_timestamp
 from ai_engine.market import FEATURE_NAMES, Market
+from model_safety.events import VOTER_REASON, parse_window
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 TOP_KEYS = [
@@ -113,6 +115,100 @@ def test_payload_json_is_compact_and_round_trips() -> None:
     event = Engine(config).step(0.0, MOMENT)
     assert " " not in event.json
     assert json.loads(event.json) == event.payload
+
+
+def stream_entries(payloads: list[str]) -> list[tuple[bytes, bytes]]:
+    return [(f"1768046400{i:03d}-0".encode(), text.encode()) for i, text in enumerate(payloads)]
+
+
+def test_shadow_leak_counts_the_shadow_model_in_the_published_counts_only() -> None:
+    env = {"ENGINE_SEED": "11", "PATCHTST_SHADOW_ONLY": "true"}
+    honest = Engine(load_config(env))
+    leaky = Engine(load_config({**env, "SIM_SHADOW_LEAK": "true"}))
+    agreeing_seen = disagreeing_seen = 0
+    for _ in range(300):
+        clean, leaked = honest.step(0.0, MOMENT), leaky.step(0.0, MOMENT)
+        assert leaked.decision == clean.decision
+        assert model_source(leaked.decision) == model_source(clean.decision)
+        assert "patchtst" not in model_source(leaked.decision)
+        shadow = leaked.payload["model_breakdown"]["patchtst"]
+        assert shadow == clean.payload["model_breakdown"]["patchtst"]
+        assert (shadow["model"], shadow["shadow"]) == ("patchtst_shadow", True)
+        agrees = shadow["action"] == leaked.decision.side
+        agreeing_seen += agrees
+        disagreeing_seen += not agrees
+        assert leaked.payload == {
+            **clean.payload,
+            "consensus_count": clean.payload["consensus_count"] + agrees,
+            "total_models": clean.payload["total_models"] + 1,
+        }
+        assert list(leaked.payload) == TOP_KEYS
+    assert agreeing_seen > 50
+    assert disagreeing_seen > 50
+
+
+def test_shadow_leak_does_not_count_an_inactive_shadow_model() -> None:
+    env = {"PATCHTST_SHADOW_ONLY": "1", "SIM_PATCHTST": "inactive"}
+    for leaked, clean in zip(
+        engine_events(50, **env, SIM_SHADOW_LEAK="1"), engine_events(50, **env), strict=True
+    ):
+        assert leaked == clean
+
+
+def test_shadow_leak_without_shadow_models_changes_nothing() -> None:
+    assert engine_events(50, SIM_SHADOW_LEAK="1") == engine_events(50)
+
+
+def test_the_gate_parses_a_leaked_event_as_the_shadow_voter_problem() -> None:
+    config = load_config(
+        {"ENGINE_SEED": "11", "PATCHTST_SHADOW_ONLY": "true", "SIM_SHADOW_LEAK": "true"}
+    )
+    engine = Engine(config)
+    window = parse_window(stream_entries([engine.step(0.0, MOMENT).json for _ in range(40)]))
+    assert window.n == 0
+    assert len(window.malformed) == 40
+    for malformed in window.malformed:
+        assert malformed.reason.startswith(f"{VOTER_REASON} (patchtst): total_models 4")
+        assert malformed.models == ("patchtst",)
+
+
+def test_the_gate_accepts_the_same_events_without_the_leak() -> None:
+    config = load_config({"ENGINE_SEED": "11", "PATCHTST_SHADOW_ONLY": "true"})
+    engine = Engine(config)
+    window = parse_window(stream_entries([engine.step(0.0, MOMENT).json for _ in range(40)]))
+    assert (window.n, window.malformed) == (40, [])
+
+
+@pytest.mark.parametrize("pad", [1, 1500, 100_000])
+def test_payload_pad_appends_a_last_top_level_field(pad: int) -> None:
+    config = load_config({"ENGINE_SEED": "11"})
+    padded_config = load_config({"ENGINE_SEED": "11", "SIM_PAYLOAD_PAD": str(pad)})
+    clean = Engine(config).step(0.0, MOMENT)
+    padded = Engine(padded_config).step(0.0, MOMENT)
+    assert list(padded.payload) == [*TOP_KEYS, "pad"]
+    assert padded.payload == {**clean.payload, "pad": "x" * pad}
+    assert padded.json == clean.json[:-1] + ',"pad":"' + "x" * pad + '"}'
+    assert len(padded.json) == len(clean.json) + len(',"pad":""') + pad
+
+
+def test_payload_pad_zero_adds_no_field() -> None:
+    assert engine_events(20, SIM_PAYLOAD_PAD="0") == engine_events(20)
+
+
+def test_the_gate_accepts_padded_events_and_counts_their_size() -> None:
+    env = {"ENGINE_SEED": "11", "PATCHTST_SHADOW_ONLY": "true"}
+    clean_engine = Engine(load_config(env))
+    padded_engine = Engine(load_config({**env, "SIM_PAYLOAD_PAD": "1500"}))
+    clean = [clean_engine.step(0.0, MOMENT).json for _ in range(30)]
+    padded = [padded_engine.step(0.0, MOMENT).json for _ in range(30)]
+    clean_window = parse_window(stream_entries(clean))
+    window = parse_window(stream_entries(padded))
+    assert (window.n, window.malformed) == (30, [])
+    assert window.payload_bytes.tolist() == [len(text) for text in padded]
+    assert all(size >= 1500 for size in window.payload_bytes.tolist())
+    assert window.side.tolist() == clean_window.side.tolist()
+    assert window.confidence.tolist() == clean_window.confidence.tolist()
+    assert window.total_models.tolist() == clean_window.total_models.tolist()
 
 
 def test_symbols_round_robin() -> None:

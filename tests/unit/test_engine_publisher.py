@@ -248,6 +248,26 @@ def test_model_source_is_empty_without_agreeing_voters(tmp_path: Path) -> None:
     assert [(r[3], r[4], r[5]) for r in rows(path)] == [("HOLD", 0.0, "")] * 3
 
 
+def test_shadow_leak_and_pad_reach_the_payload_but_not_model_source(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    env = {"PATCHTST_SHADOW_ONLY": "true", "SIM_SHADOW_LEAK": "true", "SIM_PAYLOAD_PAD": "64"}
+    events = make_events(40, **env)
+    sink = SqliteSink(path, pytest.fail)
+    sink.write(events)
+    sink.close()
+    for row, event in zip(rows(path), events, strict=True):
+        payload = json.loads(row[6])
+        assert row[6] == event.json
+        assert payload["pad"] == "x" * 64
+        assert payload["total_models"] == event.decision.total_models + 1
+        assert row[3:6] == (
+            event.decision.side,
+            event.decision.confidence,
+            ",".join(event.decision.agreeing),
+        )
+        assert "patchtst" not in row[5]
+
+
 def test_sqlite_appends_to_an_existing_table(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     for _ in range(2):

@@ -111,8 +111,22 @@ def test_startup_lines_default() -> None:
         "[OK] nhits agent loaded (weight: 30%)",
         "[OK] patchtst agent loaded (weight: 20%)",
     ]
-    assert lines[5].startswith("[CONFIG] seed=3 behaviours=xgb:healthy lgbm:healthy")
+    assert lines[5] == (
+        "[CONFIG] seed=3 behaviours=xgb:healthy lgbm:healthy nhits:healthy patchtst:healthy "
+        "features=healthy shadow_leak=off payload_pad=0 faults=on"
+    )
     assert len(lines) == 6
+
+
+def test_config_line_shows_the_payload_faults_in_force() -> None:
+    faults = {"SIM_SHADOW_LEAK": "true", "SIM_PAYLOAD_PAD": "1500", "PATCHTST_SHADOW_ONLY": "1"}
+    line = startup_lines(config(**faults))[-1]
+    assert line.endswith(" features=healthy shadow_leak=on payload_pad=1500 faults=on")
+    gated = startup_lines(config(**faults, SIM_FAULTS_ONLY_WITH_CANARY="1"))[-1]
+    assert gated.endswith(
+        " features=healthy shadow_leak=off payload_pad=0 "
+        "faults=off (SIM_FAULTS_ONLY_WITH_CANARY, no canary)"
+    )
 
 
 def test_startup_lines_shadow() -> None:
@@ -407,6 +421,25 @@ def test_run_service_config_error_exits_78(tmp_path: Path) -> None:
     code, out, err = run({"ENGINE_RATE": "fast"}, tmp_path)
     assert (code, out) == (78, [])
     assert err == ["[ERROR] config: ENGINE_RATE must be a number, got 'fast'"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"SIM_SHADOW_LEAK": "maybe"},
+            "SIM_SHADOW_LEAK must be true/false, 1/0 or yes/no, got 'maybe'",
+        ),
+        ({"SIM_PAYLOAD_PAD": "100001"}, "SIM_PAYLOAD_PAD must be <= 100000, got '100001'"),
+        ({"SIM_PAYLOAD_PAD": "-5"}, "SIM_PAYLOAD_PAD must be a non-negative integer, got '-5'"),
+    ],
+)
+def test_run_service_invalid_payload_fault_exits_78(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    code, out, err = run({**env, "SIM_FAULTS_ONLY_WITH_CANARY": "1"}, tmp_path)
+    assert (code, out) == (78, [])
+    assert err == [f"[ERROR] config: {message}"]
 
 
 def test_run_service_unreadable_build_exits_78(tmp_path: Path) -> None:

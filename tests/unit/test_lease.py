@@ -127,17 +127,71 @@ def test_an_expired_lease_is_taken_over_and_returned_as_stale(lease_path):
         "lease": None,
         "token": None,
         "stale": old["lease"],
+        "broken": None,
     }
     assert on_disk(lease_path) == old["lease"]  # the check changed nothing
 
     taken = ls.acquire(lease_path, "bob", "rollback", 60, now=later)
-    assert taken["stale"] == old["lease"]
+    assert taken["stale"] == old["lease"] and taken["broken"] is None
     assert taken["lease"]["owner"] == "bob" and taken["token"] != old["token"]
     assert on_disk(lease_path) == taken["lease"]
     assert leftovers(lease_path) == []  # the stale lease moved aside is removed
     # The old holder's token is worthless now.
     with pytest.raises(ls.LeaseError, match="held by bob for rollback"):
         ls.release(lease_path, old["token"])
+
+
+# --------------------------------------------------------------------------- breaking a lease
+
+
+def test_force_breaks_a_held_lease_and_returns_it_as_broken(lease_path):
+    held = ls.acquire(lease_path, "alice@ops1", "canary patchtst", 1800, now=T0)
+    soon = T0 + timedelta(seconds=5)
+    with pytest.raises(ls.LeaseHeld, match="held by alice@ops1 for canary patchtst"):
+        ls.acquire(lease_path, "bob", "rollback", 60, now=soon)
+    checked = ls.check_acquire(lease_path, "bob", "rollback", 60, now=soon, force=True)
+    assert checked == {"lease": None, "token": None, "stale": None, "broken": held["lease"]}
+    assert on_disk(lease_path) == held["lease"]  # the check changed nothing
+
+    taken = ls.acquire(lease_path, "bob", "rollback", 60, now=soon, force=True)
+    assert taken["broken"] == held["lease"] and taken["stale"] is None
+    assert taken["lease"]["owner"] == "bob" and taken["token"] != held["token"]
+    assert on_disk(lease_path) == taken["lease"]
+    assert leftovers(lease_path) == []
+    with pytest.raises(ls.LeaseError, match="held by bob for rollback"):
+        ls.release(lease_path, held["token"])
+    assert ls.release(lease_path, taken["token"]) == "released"
+
+
+def test_force_without_a_lease_or_with_a_stale_one_breaks_nothing(lease_path):
+    free = ls.acquire(lease_path, "alice", "canary", 60, now=T0, force=True)
+    assert free["stale"] is None and free["broken"] is None
+    later = T0 + timedelta(seconds=61)
+    taken = ls.acquire(lease_path, "bob", "rollback", 60, now=later, force=True)
+    assert taken["stale"] == free["lease"] and taken["broken"] is None
+
+
+def test_force_breaks_a_young_unreadable_lease(lease_path):
+    write_corrupt(lease_path, age=10)
+    with pytest.raises(ls.LeaseHeld):
+        ls.acquire(lease_path, "bob", "rollback", 600)
+    taken = ls.acquire(lease_path, "bob", "rollback", 600, force=True)
+    assert taken["broken"]["corrupt"] is True and taken["stale"] is None
+    assert on_disk(lease_path) == taken["lease"]
+
+
+def test_force_still_refuses_a_lease_swapped_during_the_take_over(lease_path, monkeypatch):
+    ls.acquire(lease_path, "alice", "canary", 1800, now=T0)
+    real_rename = os.rename
+
+    def swap_then_rename(src, dst):
+        Path(src).write_text(json.dumps({"swapped": True}))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(ls.os, "rename", swap_then_rename)
+    with pytest.raises(ls.LeaseHeld, match="unreadable lease"):
+        ls.acquire(lease_path, "bob", "rollback", 60, now=T0, force=True)
+    assert on_disk(lease_path) == {"swapped": True}
 
 
 def write_corrupt(path: str, age: float, content: str = '{"owner": "alice", "tok') -> None:

@@ -325,7 +325,12 @@ def test_format_refuses(vector: object, message: str) -> None:
 
 def test_filter_names() -> None:
     filters = load_plugin().FilterModule().filters()
-    assert set(filters) == {"canary_weights", "qsc_model_weights", "qsc_weights_differences"}
+    assert set(filters) == {
+        "canary_weights",
+        "qsc_configured_model",
+        "qsc_model_weights",
+        "qsc_weights_differences",
+    }
 
 
 def test_filters_compute_the_design_example() -> None:
@@ -396,3 +401,10 @@ def test_weights_differences_names_every_difference():
     assert weights_differences({**deployed, "xgb": "x"}, deployed) == [
         "xgb must be a decimal number, got 'x'"
     ]
+
+
+def test_configured_model_names_the_problem():
+    assert load_plugin().FilterModule().filters()["qsc_configured_model"](BASELINE, "xgb") == "xgb"
+    for model, message in [("../x", "not a valid model name"), ("foo", "unknown model 'foo'")]:
+        with pytest.raises(AnsibleFilterError, match=message):
+            load_plugin().FilterModule().filters()["qsc_configured_model"](BASELINE, model)

@@ -34,6 +34,7 @@ DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
 DEFAULT_SHADOW_LOG_INTERVAL = 10.0
 FEATURE_MODES = ("healthy", "flatline", "nan")
 MAX_RATE = 100_000.0
+MAX_PAYLOAD_PAD = 100_000
 WEIGHT_SUM_TOLERANCE = 1e-6
 CANARY_WEIGHT_TOLERANCE = 1e-9
 
@@ -52,6 +53,8 @@ SIM_SWITCHES = (
     "SIM_CRASH_AFTER",
     "SIM_SILENT",
     "SIM_BUILD_OVERRIDE",
+    "SIM_SHADOW_LEAK",
+    "SIM_PAYLOAD_PAD",
     "SIM_FAULTS_ONLY_WITH_CANARY",
 )
 _RESERVED_MODEL_NAMES = frozenset(s.removeprefix("SIM_").lower() for s in SIM_SWITCHES)
@@ -90,6 +93,8 @@ class EngineConfig:
     crash_after: float | None
     silent: bool
     build_override: str | None
+    shadow_leak: bool
+    payload_pad: int
     faults_only_with_canary: bool
     faults_active: bool
 
@@ -306,6 +311,13 @@ def _build_sha(key: str, value: str) -> str:
     return value
 
 
+def _payload_pad(key: str, value: str) -> int:
+    number = parse_int(key, value)
+    if number > MAX_PAYLOAD_PAD:
+        raise ConfigError(f"{key} must be <= {MAX_PAYLOAD_PAD}, got {value!r}")
+    return number
+
+
 def _features_mode(key: str, value: str) -> str:
     if value not in FEATURE_MODES:
         raise ConfigError(f"{key} must be one of {', '.join(FEATURE_MODES)}, got {value!r}")
@@ -376,6 +388,8 @@ def load_config(
     crash_after = _optional(env, "SIM_CRASH_AFTER", _positive)
     silent = _optional(env, "SIM_SILENT", parse_bool) is True
     build_override = _optional(env, "SIM_BUILD_OVERRIDE", _build_sha)
+    shadow_leak = _optional(env, "SIM_SHADOW_LEAK", parse_bool) is True
+    payload_pad = _optional(env, "SIM_PAYLOAD_PAD", _payload_pad) or 0
     gated = _optional(env, "SIM_FAULTS_ONLY_WITH_CANARY", parse_bool) is True
     faults_active = not gated or canary_model is not None
 
@@ -417,6 +431,8 @@ def load_config(
         crash_after=crash_after if faults_active else None,
         silent=silent and faults_active,
         build_override=build_override if faults_active else None,
+        shadow_leak=shadow_leak and faults_active,
+        payload_pad=payload_pad if faults_active else 0,
         faults_only_with_canary=gated,
         faults_active=faults_active,
     )

@@ -43,7 +43,16 @@ class Engine:
         predictions = {m.name: m.predict(tick.signal, elapsed) for m in self._models}
         decision = vote(predictions, config.weights, config.voters)
         features = features_for(config.features_mode, tick)
-        payload = build_payload(tick, predictions, decision, config.shadow, features, moment)
+        payload = build_payload(
+            tick,
+            predictions,
+            decision,
+            config.shadow,
+            features,
+            moment,
+            shadow_leak=config.shadow_leak,
+            pad=config.payload_pad,
+        )
         return EngineEvent(tick, predictions, decision, payload, encode(payload))
 
 

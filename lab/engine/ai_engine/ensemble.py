@@ -49,6 +49,19 @@ def vote(
     return Decision(side, confidence, len(agreeing), len(active), agreeing)
 
 
+def counts_with_shadow(
+    decision: Decision, predictions: Mapping[str, Prediction], shadow: frozenset[str]
+) -> tuple[int, int]:
+    """(consensus_count, total_models) with the active shadow models counted as voters.
+
+    The SIM_SHADOW_LEAK fault: only these published counts lie; the decision itself (side,
+    confidence, agreeing and so model_source) stays the vote of the real voters.
+    """
+    leaked = [p for m, p in predictions.items() if m in shadow and p.active]
+    agreeing = sum(p.action == decision.side for p in leaked)
+    return decision.consensus_count + agreeing, decision.total_models + len(leaked)
+
+
 def model_source(decision: Decision) -> str:
     """Comma-separated voting models that agree with the side (the SQLite model_source)."""
     return ",".join(decision.agreeing)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .ensemble import Decision
+from .ensemble import Decision, counts_with_shadow
 from .market import FEATURE_NAMES, FLATLINE_FEATURES, Tick
 from .models import Prediction
 
@@ -54,15 +54,26 @@ def build_payload(
     shadow: frozenset[str],
     features: Mapping[str, float],
     moment: datetime,
+    *,
+    shadow_leak: bool,
+    pad: int,
 ) -> dict[str, Any]:
-    """The event dict: ensemble decision, every model's output (model order) and features."""
-    return {
+    """The event dict: ensemble decision, every model's output (model order) and features.
+
+    Faults: ``shadow_leak`` counts the active shadow models in consensus_count/total_models
+    (SIM_SHADOW_LEAK); ``pad`` > 0 appends ``"pad": "x" * pad`` (SIM_PAYLOAD_PAD).
+    """
+    if shadow_leak:
+        consensus_count, total_models = counts_with_shadow(decision, predictions, shadow)
+    else:
+        consensus_count, total_models = decision.consensus_count, decision.total_models
+    payload: dict[str, Any] = {
         "symbol": tick.symbol,
         "side": decision.side,
         "confidence": decision.confidence,
         "price": round(tick.price, 4),
-        "consensus_count": decision.consensus_count,
-        "total_models": decision.total_models,
+        "consensus_count": consensus_count,
+        "total_models": total_models,
         "timestamp": format_timestamp(moment),
         "model_breakdown": {
             name: breakdown_entry(name, prediction, name in shadow)
@@ -70,6 +81,9 @@ def build_payload(
         },
         "features": dict(features),
     }
+    if pad:
+        payload["pad"] = "x" * pad
+    return payload
 
 
 def encode(payload: Mapping[str, Any]) -> str:

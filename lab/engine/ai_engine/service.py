@@ -125,10 +125,12 @@ def startup_lines(config: EngineConfig) -> list[str]:
         f"{m}:{','.join(f'{b}@{t:g}' if t else b for t, b in config.schedules[m])}"
         for m in config.models
     )
+    shadow_leak = "on" if config.shadow_leak else "off"
     faults = "on" if config.faults_active else "off (SIM_FAULTS_ONLY_WITH_CANARY, no canary)"
     lines.append(
         f"[CONFIG] seed={config.seed} behaviours={behaviours} "
-        f"features={config.features_mode} faults={faults}"
+        f"features={config.features_mode} shadow_leak={shadow_leak} "
+        f"payload_pad={config.payload_pad} faults={faults}"
     )
     return lines
 

@@ -1,0 +1,301 @@
+#!/usr/bin/python
+"""Ansible module: the hard blockers of a promotion on the host's own telemetry, and its decision
+log (read-only)."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
+    prepare,
+    window_args,
+    with_reports,
+)
+
+DOCUMENTATION = r"""
+---
+module: promotion_check
+short_description: Check the hard blockers before a model is promoted, and write the decision log
+description:
+  - Reads a window of events from the engine's Redis telemetry stream (every event after
+    O(after), normally the service's current start, or the newest O(count)) and checks the hard
+    blockers of promoting O(model) out of shadow or up the canary ladder (0.10, 0.25, 0.50, 1.0)
+    before anything changes.
+  - With O(current_role=shadow), the shadow report of the model must be V(READY) (at least 3 of
+    its 4 gates pass, or 2 of 3 with calibration deferred) with no hard blocker, the model
+    counted as a voter in any event, payload size p95 at least C(max_payload_p95) (1500 bytes),
+    hard disagreement above C(shadow_max_hard_disagree) (30 %), nothing to judge or a malformed
+    event.
+  - With O(current_role=voting) (the model is the canary and votes, the shadow report does not
+    apply), the canary-mode quality gate of the model must pass (200 events, any malformed
+    event fails it), its hard disagreement must be at most C(shadow_max_hard_disagree), the
+    payload size p95 below C(max_payload_p95), and it must vote in every event that reports it.
+  - For both, the service must have been up O(min_uptime) seconds on its current start; the
+    caller measures O(uptime_s), this module does not read systemd.
+  - The verdict is V(GO) only without any blocker, else V(BLOCKED); every blocker is a sentence
+    with the measured value and the threshold. Fail-closed, Redis being unreachable, a bad
+    cutover or an invalid O(uptime_s) is a blocker too.
+  - "The task fails when the verdict is V(BLOCKED), unless O(report_only) is set, with the C(msg)
+    C(promotion of <model> BLOCKED: <every blocker, joined by '; '>) and the whole check."
+  - Read-only, never changes the engine or its data; runs the same in check mode, where it
+    writes no decision log either.
+  - A thin wrapper over C(model_safety.run.run_promotion_check).
+options:
+  model:
+    description: The model to promote, a name matching C(^[a-z][a-z0-9_]{0,31}$).
+    type: str
+    required: true
+  current_role:
+    description:
+      - The model's role now, V(shadow) (the promotion makes it the canary) or V(voting) (it is
+        the canary and goes up the ladder).
+    type: str
+    required: true
+    choices: [shadow, voting]
+  uptime_s:
+    description:
+      - Seconds the service has been up on its current start, as the caller measured it; a
+        negative or non-finite value blocks.
+    type: float
+    required: true
+  min_uptime:
+    description:
+      - Seconds the service must have been up on its current start (stable) before a
+        promotion; less is a blocker.
+    type: float
+    default: 86400
+  after:
+    description:
+      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
+        id C(<ms>-<seq>) (exclusive), normally the service's current start; then every later
+        event is read and O(count) does not apply.
+    type: str
+  thresholds:
+    description:
+      - Overrides of the thresholds by name (fields of C(model_safety.thresholds.Thresholds)),
+        for example C(max_payload_p95) (1500), C(shadow_max_hard_disagree) (0.30),
+        C(shadow_min_agreement) (0.55), C(max_action_share) (0.70).
+      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
+        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
+        fails the task.
+    type: dict
+    default: {}
+  strategy:
+    description:
+      - What the promotion is, written into the decision log (and returned as is), with the
+        keys C(from) (V(shadow) or the current weight), C(to) (the step's weight), C(ladder),
+        C(allow_jump), C(operator), C(host) and optionally C(time) (UTC; default the time the
+        log is written).
+    type: dict
+    default: {}
+  report_dir:
+    description:
+      - Directory on the target to write the decision log to, C(promotion_decision_<UTC
+        timestamp>.md) (Markdown) and C(.json) (the whole check), mode 0640, written
+        atomically. It must exist.
+      - Null writes no file. Check mode never writes one.
+    type: path
+  report_only:
+    description: Only report, never fail the task because the verdict is V(BLOCKED).
+    type: bool
+    default: false
+notes:
+  - Writing the decision log is not reported as a change (RV(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+  - The playbook C(playbooks/promote.yml) runs this with O(report_only=true) and stops on
+    anything but V(GO) itself, after fetching the decision log.
+seealso:
+  - module: shadow_report
+  - module: quality_gate
+extends_documentation_fragment:
+  - model_safety_window
+author:
+  - Model Safety Ops
+"""
+
+EXAMPLES = r"""
+- name: May patchtst leave shadow mode (24 h up, events since the current start)?
+  promotion_check:
+    model: patchtst
+    current_role: shadow
+    after: "{{ engine_status.service.active_since }}"
+    uptime_s: "{{ engine_status.service.uptime_s }}"
+
+- name: Check the canary's next step, keep the decision log, decide in the next task
+  promotion_check:
+    model: patchtst
+    current_role: voting
+    after: "{{ engine_status.service.active_since }}"
+    uptime_s: "{{ engine_status.service.uptime_s }}"
+    min_uptime: 86400
+    report_dir: /var/lib/model-safety/reports
+    report_only: true
+    strategy:
+      from: 0.1
+      to: 0.25
+      ladder: [0.10, 0.25, 0.50, 1.0]
+      allow_jump: false
+      operator: "{{ lookup('env', 'USER') }}"
+      host: "{{ inventory_hostname }}"
+  register: promote_check
+
+- name: Stop on any hard blocker
+  ansible.builtin.assert:
+    that: promote_check.verdict == 'GO'
+    fail_msg: "{{ promote_check.blockers | join('; ') }}"
+"""
+
+RETURN = r"""
+verdict:
+  description: V(GO) without any blocker, else V(BLOCKED).
+  returned: always
+  type: str
+  sample: GO
+model:
+  description: The model checked (null when O(model) was not a valid name).
+  returned: always
+  type: str
+  sample: patchtst
+current_role:
+  description: The role it was checked in, V(shadow) or V(voting).
+  returned: always
+  type: str
+  sample: shadow
+blockers:
+  description: Every reason not to promote, each with its measured value and threshold.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "payload p95 1612 bytes >= 1500"
+    - "service up 3600 s < min_uptime 86400 s on its current start (not yet stable)"
+uptime_s:
+  description: The service's uptime the check used (null when it was not a valid number).
+  returned: always
+  type: float
+  sample: 90000.0
+min_uptime_s:
+  description: The uptime required (O(min_uptime)).
+  returned: always
+  type: float
+  sample: 86400.0
+shadow_report:
+  description:
+    - The shadow report of the model (as returned by the C(shadow_report) module), its four
+      C(gates), C(status), C(hard_blockers), C(metrics), C(ensemble).
+  returned: when O(current_role=shadow) and a window was read
+  type: dict
+  sample: {status: READY, passed: 3, required: "2 of 3 (calibration deferred)", hard_blockers: []}
+gate:
+  description:
+    - The canary-mode quality gate for the model (as returned by the C(quality_gate) module
+      given C(model)), C(verdict), C(blockers), C(models), C(ensemble).
+  returned: when O(current_role=voting) and a window was read
+  type: dict
+  sample: {verdict: PASS, mode: canary, model: patchtst, blockers: []}
+ensemble:
+  description: Ensemble metrics, C(payload_p95), C(payload_max), C(consensus), C(sides), counts.
+  returned: always
+  type: dict
+  sample: {event_count: 500, payload_p95: 612.0, consensus: {"3/3": 0.41, "2/3": 0.47}}
+event_count:
+  description: Number of valid events in the window.
+  returned: always
+  type: int
+  sample: 500
+malformed:
+  description: Number of malformed events in the window (any one blocks).
+  returned: always
+  type: int
+  sample: 0
+window:
+  description: The stream ids bounding the window, C(first_id) and C(last_id).
+  returned: always
+  type: dict
+  sample: {first_id: 1768046400123-0, last_id: 1768046450123-0}
+source:
+  description:
+    - Where the window came from, C(redis) (the URL without its password), C(stream),
+      C(count), C(after).
+  returned: always
+  type: dict
+  sample:
+    redis: redis://127.0.0.1:6379/0
+    stream: quantum:stream:trade.intent
+    count: null
+    after: "2026-01-10T12:00:00Z"
+thresholds:
+  description: Every threshold the check used, with the overrides applied.
+  returned: always
+  type: dict
+  sample: {max_payload_p95: 1500, shadow_max_hard_disagree: 0.3}
+strategy:
+  description: O(strategy), as written into the decision log.
+  returned: always
+  type: dict
+  sample: {from: shadow, to: 0.1, operator: alice, host: engine1}
+error:
+  description:
+    - Why no window could be checked (Redis unreachable, bad cutover, bad uptime, ...); it is
+      also the first blocker.
+  returned: when no window could be checked
+  type: str
+  sample: "Redis at redis://127.0.0.1:6379/0 unreachable: Connection refused"
+exit_code:
+  description: 0 for V(GO), 2 for V(BLOCKED).
+  returned: always
+  type: int
+  sample: 0
+summary:
+  description: The verdict in one line.
+  returned: always
+  type: str
+  sample: "promotion of patchtst (shadow): GO, 0 blockers; 500 events"
+reports:
+  description: Paths of the decision log on the target, C(markdown) and C(json).
+  returned: when O(report_dir) is set and not in check mode
+  type: dict
+  sample:
+    markdown: /var/lib/model-safety/reports/promotion_decision_20260110T120000Z.md
+    json: /var/lib/model-safety/reports/promotion_decision_20260110T120000Z.json
+"""
+
+
+def main() -> None:
+    """Entry point."""
+    module = AnsibleModule(
+        argument_spec={
+            **COMMON_ARGUMENT_SPEC,
+            "model": {"type": "str", "required": True},
+            "current_role": {"type": "str", "required": True, "choices": ["shadow", "voting"]},
+            "uptime_s": {"type": "float", "required": True},
+            "min_uptime": {"type": "float", "default": 86400.0},
+            "strategy": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    prepare(module)
+    from ansible.module_utils.model_safety.run import run_promotion_check
+
+    params = module.params
+    check = run_promotion_check(
+        params["redis_url"],
+        params["stream"],
+        model=params["model"],
+        current_role=params["current_role"],
+        uptime_s=params["uptime_s"],
+        min_uptime_s=params["min_uptime"],
+        **window_args(module),
+    )
+    check["strategy"] = params["strategy"]
+    result = with_reports(module, check, "promotion_decision")
+    if result.get("verdict") != "GO" and not params["report_only"]:
+        blockers = result.get("blockers") or ["no blocker reported, verdict unclear"]
+        module.fail_json(
+            msg=f"promotion of {params['model']} BLOCKED: " + "; ".join(blockers), **result
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

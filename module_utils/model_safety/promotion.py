@@ -1,0 +1,218 @@
+"""The promotion check: the hard blockers before a model moves out of shadow or up the canary
+ladder (0.10 -> 0.25 -> 0.50 -> 1.0), over the host's own telemetry since its current start.
+
+By the model's current role:
+
+* ``shadow`` (going to the first canary step): the shadow report of the model
+  (:func:`.shadow.shadow_report`) must be READY (>= 3 of its 4 gates pass, or 2 of 3 with
+  calibration DEFER) with no hard blocker (counted as a voter, payload p95 >=
+  ``max_payload_p95``, hard disagreement > ``shadow_max_hard_disagree``, nothing to judge,
+  malformed events). Evidence: ``shadow_report``.
+* ``voting`` (the canary going up the ladder; the shadow report does not apply, the model
+  votes): the canary-mode quality gate of the model must PASS (:func:`.gate.evaluate`, 200
+  events, any malformed event fails it), its hard disagreement must be <=
+  ``shadow_max_hard_disagree``, the payload p95 < ``max_payload_p95``, and it must vote in
+  every event that reports it (a shadow tag means the role is not what the caller thinks).
+  Evidence: ``gate``.
+
+For both, the service must have been up ``min_uptime_s`` seconds on its current start (the
+caller measures ``uptime_s``; nothing here reads systemd). The verdict is GO only without any
+blocker; each blocker is a sentence with the measured value and the threshold. Arguments that
+make no sense (an unknown role, a bad model name, a negative or non-finite uptime) raise
+ValueError: the caller turns that into a BLOCKED result (:func:`blocked_check`), never a GO.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from .events import EventWindow
+from .gate import evaluate, pct_pair
+from .names import is_model_name
+from .shadow import GATES, readiness, shadow_report
+from .thresholds import Thresholds
+
+__all__ = [
+    "ROLES",
+    "blocked_check",
+    "promotion_check",
+    "uptime_blockers",
+    "validate_promotion_args",
+]
+
+ROLES = ("shadow", "voting")
+VERDICTS = {"GO": 0, "BLOCKED": 2}
+"""Verdict -> exit code."""
+GATE_MODE = "canary"
+_DEFAULT = Thresholds()
+
+
+def _seconds_pair(value: float, threshold: float) -> tuple[str, str]:
+    """Both in seconds, whole unless more decimals are needed to tell them apart."""
+    digits = 0
+    while digits < 6 and f"{value:.{digits}f}" == f"{threshold:.{digits}f}" and value != threshold:
+        digits += 1
+    return f"{value:.{digits}f}", f"{threshold:.{digits}f}"
+
+
+def _finite_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
+def validate_promotion_args(
+    model: Any, current_role: Any, uptime_s: Any, min_uptime_s: Any
+) -> tuple[float, float]:
+    """(uptime_s, min_uptime_s) as floats; ValueError naming the first argument that is bad."""
+    if not is_model_name(model):
+        raise ValueError(f"not a valid model name (^[a-z][a-z0-9_]{{0,31}}$): {model!r}")
+    if current_role not in ROLES:
+        raise ValueError(f"unknown current_role {current_role!r} (one of {', '.join(ROLES)})")
+    return _finite_seconds("uptime_s", uptime_s), _finite_seconds("min_uptime_s", min_uptime_s)
+
+
+def uptime_blockers(uptime_s: float, min_uptime_s: float) -> list[str]:
+    """The service must have been up ``min_uptime_s`` seconds on its current start."""
+    if uptime_s >= min_uptime_s:
+        return []
+    value, limit = _seconds_pair(uptime_s, min_uptime_s)
+    return [f"service up {value} s < min_uptime {limit} s on its current start (not yet stable)"]
+
+
+def _shadow_blockers(report: dict[str, Any]) -> list[str]:
+    hard = list(report["hard_blockers"])
+    gates_status, passed, required = readiness(report["gates"], [])
+    if gates_status == "READY":
+        return hard
+    failed = [b for b in report["blockers"] if b not in hard]
+    summary = f"shadow report NOT_READY: {passed} of {len(GATES)} gates pass, {required} required"
+    return [*hard, summary, *failed]
+
+
+def _voting_blockers(gate: dict[str, Any], model: str, t: Thresholds) -> list[str]:
+    blockers = [f"quality gate ({GATE_MODE}): {b}" for b in gate["blockers"]]
+    if gate["verdict"] != "PASS" and not blockers:
+        blockers.append(f"quality gate ({GATE_MODE}) {gate['verdict']} with no blocker reported")
+    metrics = gate["models"][model]
+    if metrics["shadow_events"]:
+        blockers.append(
+            f"{model}: tagged shadow in {metrics['shadow_events']} of {metrics['present']} "
+            "events that report it (a voting canary votes in every event)"
+        )
+    hard_disagree = metrics["hard_disagree"]
+    if hard_disagree is not None and hard_disagree > t.shadow_max_hard_disagree:
+        shown, limit = pct_pair(hard_disagree, t.shadow_max_hard_disagree)
+        blockers.append(f"{model}: hard disagreement {shown} > {limit}")
+    p95 = gate["ensemble"]["payload_p95"]
+    if p95 is not None and p95 >= t.max_payload_p95:
+        blockers.append(f"payload p95 {p95:.0f} bytes >= {t.max_payload_p95}")
+    return blockers
+
+
+def _result(
+    model: str,
+    current_role: str,
+    blockers: list[str],
+    uptime_s: float | None,
+    min_uptime_s: float | None,
+    thresholds: Thresholds,
+    **evidence: Any,
+) -> dict[str, Any]:
+    verdict = "BLOCKED" if blockers else "GO"
+    count = len(blockers)
+    result = {
+        "verdict": verdict,
+        "model": model,
+        "current_role": current_role,
+        "blockers": blockers,
+        "uptime_s": uptime_s,
+        "min_uptime_s": min_uptime_s,
+        **evidence,
+        "thresholds": asdict(thresholds),
+        "exit_code": VERDICTS[verdict],
+    }
+    result["summary"] = (
+        f"promotion of {model} ({current_role}): {verdict}, {count} "
+        f"{'blocker' if count == 1 else 'blockers'}; {result.get('event_count', 0)} events"
+    )
+    return result
+
+
+def promotion_check(
+    window: EventWindow,
+    model: str,
+    current_role: str,
+    thresholds: Thresholds,
+    uptime_s: float,
+    min_uptime_s: float,
+) -> dict[str, Any]:
+    """GO or BLOCKED for promoting ``model`` from ``current_role`` (see the module docstring).
+
+    Keys: verdict, model, current_role, blockers, uptime_s, min_uptime_s, shadow_report
+    (role shadow) or gate (role voting; the canary-mode gate result for ``model``), ensemble,
+    event_count, malformed, window (first_id, last_id), thresholds, exit_code (0 GO, 2
+    BLOCKED), summary. ValueError for nonsensical arguments.
+    """
+    uptime, min_uptime = validate_promotion_args(model, current_role, uptime_s, min_uptime_s)
+    t = thresholds
+    evidence: dict[str, Any]
+    if current_role == "shadow":
+        report = shadow_report(window, model, thresholds=t)
+        blockers = _shadow_blockers(report)
+        evidence = {"shadow_report": report, "ensemble": report["ensemble"]}
+    else:
+        gate = evaluate(window, mode=GATE_MODE, model=model, thresholds=t)
+        blockers = _voting_blockers(gate, model, t)
+        evidence = {"gate": gate, "ensemble": gate["ensemble"]}
+    blockers += uptime_blockers(uptime, min_uptime)
+    return _result(
+        model,
+        current_role,
+        blockers,
+        uptime,
+        min_uptime,
+        t,
+        **evidence,
+        event_count=window.n,
+        malformed=len(window.malformed),
+        window={"first_id": window.first_id, "last_id": window.last_id},
+    )
+
+
+def blocked_check(
+    reason: str,
+    model: Any,
+    current_role: Any,
+    uptime_s: Any,
+    min_uptime_s: Any,
+    thresholds: Thresholds = _DEFAULT,
+) -> dict[str, Any]:
+    """BLOCKED before any window was judged (Redis unreachable, bad arguments, ...): ``reason``
+    is the first blocker (and ``error``), then the uptime blocker when the uptimes are valid."""
+    blockers = [reason]
+    try:
+        uptime = _finite_seconds("uptime_s", uptime_s)
+        min_uptime = _finite_seconds("min_uptime_s", min_uptime_s)
+    except ValueError:
+        uptime = min_uptime = None
+    else:
+        blockers += uptime_blockers(uptime, min_uptime)
+    result = _result(
+        model if is_model_name(model) else None,
+        current_role if current_role in ROLES else None,
+        blockers,
+        uptime,
+        min_uptime,
+        thresholds,
+        ensemble={},
+        event_count=0,
+        malformed=0,
+        window={"first_id": None, "last_id": None},
+    )
+    result["error"] = reason
+    return result

@@ -1,0 +1,88 @@
+"""What the activation playbooks' lab tests share: running a playbook as an operator does,
+and reading back everything an activation may touch on a lab host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.config import REPO_ROOT
+from labctl.remote import DROPIN_DIR, ENV_FILE, LabHost
+
+ANSIBLE_BIN = Path(sys.executable).parent
+LOG = "/var/log/quantum/qsc_canary.jsonl"
+BACKUPS = "/opt/quantum/backups/model_activations"
+LEASE = "/var/lib/model-safety/activation.lease"
+CANARY_DROPIN = f"{DROPIN_DIR}/qsc_canary.conf"
+FAST = {"ENGINE_RATE": "50"}
+# DESIGN.md "Canary weights": patchtst at 0.10.
+DESIGN_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
+# The preflight wants a settled engine; the tests' fresh starts are settled after 3 s.
+SETTLED = ("-e", "activation_preflight_min_uptime=3")
+
+
+@dataclass
+class Run:
+    """A finished run; ``output`` has its whitespace collapsed, as YAML output wraps lines."""
+
+    returncode: int
+    output: str
+    seconds: float
+
+
+def playbook(name: str, *args: str, timeout: float = 600) -> Run:
+    """ansible-playbook playbooks/NAME ARGS from the checkout, as an operator runs it."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", *SETTLED, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        timeout=timeout,
+        check=False,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    return Run(result.returncode, output, round(time.monotonic() - started, 1))
+
+
+def ansible_module(host: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ANSIBLE_BIN / "ansible"), host, "-m", module, "-a", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        timeout=120,
+        check=False,
+    )
+
+
+def snapshot(host: LabHost) -> dict:
+    """Everything an activation may touch on the host."""
+    dropins = host.out("ls", "-1", DROPIN_DIR).split()
+    return {
+        "env": host.read_file(ENV_FILE),
+        "env_stat": host.out("stat", "-c", "%a %U:%G", ENV_FILE),
+        "dropins": {name: host.read_file(f"{DROPIN_DIR}/{name}") for name in dropins},
+        "invocation": host.invocation(),
+        "backups": host.out("sh", "-c", f"ls {BACKUPS} 2>/dev/null || true").split(),
+        "log": host.run("cat", LOG, check=False).stdout,
+        "lease": host.run("cat", LEASE, check=False).stdout,
+    }
+
+
+def log_records(host: LabHost) -> list[dict]:
+    return [json.loads(line) for line in host.run("cat", LOG, check=False).stdout.splitlines()]
+
+
+def fresh(host: LabHost, **env: str) -> dict:
+    """Reset the host (fast engine plus ``env``), let it settle; return its snapshot."""
+    host.reset({**FAST, **env})
+    time.sleep(3)
+    return snapshot(host)

@@ -1,0 +1,154 @@
+"""`ansible-playbook playbooks/rollback.yml` for real, against the lab's systemd hosts.
+
+A canary is activated with canary.yml, then rolled back; every test compares the host's files
+byte for byte with what they were before the canary, and reads the engine's journal and new
+events to see the old config run again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from labctl.remote import ENV_FILE
+from tests.integration.lab_activation import (
+    BACKUPS,
+    Run,
+    fresh,
+    log_records,
+    playbook,
+    snapshot,
+)
+
+pytestmark = pytest.mark.lab
+
+
+def rollback(*args: str) -> Run:
+    return playbook("rollback.yml", *args)
+
+
+def canary(*args: str) -> Run:
+    run = playbook("canary.yml", "-e", "model=patchtst", *args)
+    assert run.returncode == 0, run.output
+    return run
+
+
+def manifest(host, name: str) -> dict:
+    return json.loads(host.read_file(f"{BACKUPS}/{name}/manifest.json"))
+
+
+def shadow_events_since(host, invocation: str, minimum: int = 20) -> list[dict]:
+    """Events of the start ``invocation`` (after its first line in the journal)."""
+    cutover = host.last_stream_id()
+    assert host.invocation() == invocation
+    return host.wait_events(cutover, minimum, timeout=30)
+
+
+def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
+    host = hosts[0]
+    before = fresh(host)
+    canary("--limit", host.name)
+    activated = snapshot(host)
+
+    run = rollback("--limit", host.name, "-e", 'reason="lost money"')
+
+    assert run.returncode == 0, run.output
+    after = snapshot(host)
+    assert after["env"] == before["env"] and after["env_stat"] == before["env_stat"]
+    assert after["dropins"] == before["dropins"] == {}
+    assert after["invocation"] not in (before["invocation"], activated["invocation"])
+    assert after["lease"] == ""
+    journal = host.journal(after["invocation"])
+    assert f"AI_ENGINE_BUILD: {host.git_head()[:7]}" in journal
+    assert not any(line.startswith("[CANARY]") for line in journal)
+    assert any(line.startswith("[SHADOW] patchtst agent loaded") for line in journal)
+    # The pre-canary config runs again: patchtst tagged shadow, never counted.
+    for event in shadow_events_since(host, after["invocation"]):
+        assert event["model_breakdown"]["patchtst"].get("shadow") is True
+        voters = [m for m, e in event["model_breakdown"].items() if not e.get("shadow")]
+        assert event["total_models"] == len(voters) == 3
+    (backup,) = after["backups"]
+    record = log_records(host)[-1]
+    assert record["event"] == "rollback_executed" and record["reason"] == "lost money"
+    assert record["backup"] == f"{BACKUPS}/{backup}" and record["changed"] is True
+    assert record["invocation_id"] == after["invocation"]
+    assert manifest(host, backup)["restorations"][0]["reason"] == "lost money"
+    print(f"\nrollback of 1 host: {run.seconds} s")
+
+    again = rollback("--limit", host.name, "-e", "reason=again")
+
+    assert again.returncode == 0, again.output
+    assert "nothing to change: the engine was not restarted" in again.output
+    repeated = snapshot(host)
+    assert {k: v for k, v in repeated.items() if k != "log"} == {
+        k: v for k, v in after.items() if k != "log"
+    }
+    last = log_records(host)[-1]
+    assert last["event"] == "rollback_executed" and last["changed"] is False
+    assert len(manifest(host, backup)["restorations"]) == 1
+
+
+def test_rollback_without_a_backup_changes_nothing(hosts):
+    host = hosts[1]
+    before = fresh(host)
+
+    run = rollback("--limit", host.name)
+
+    assert run.returncode != 0
+    assert "no backup under" in run.output
+    after = snapshot(host)
+    assert {k: v for k, v in after.items() if k != "log"} == {
+        k: v for k, v in before.items() if k != "log"
+    }
+    assert log_records(host)[-1]["event"] == "rollback_failed"
+
+
+def test_a_corrupt_backup_is_refused_not_skipped(hosts):
+    host = hosts[1]
+    before = fresh(host)
+    canary("--limit", host.name)
+    assert rollback("--limit", host.name).returncode == 0
+    (intact,) = snapshot(host)["backups"]
+    time.sleep(8)  # the preflight wants the engine up for a while
+    canary("--limit", host.name)
+    activated = snapshot(host)
+    newest = max(activated["backups"])
+    # One flipped byte in the saved env file of the newest backup.
+    saved = f"{BACKUPS}/{newest}/files{ENV_FILE}"
+    host.write_file(
+        saved, host.read_file(saved).replace("ENGINE_RATE", "ENGINE_RATF"), "0600", "root:root"
+    )
+
+    refused = rollback("--limit", host.name)
+
+    assert refused.returncode != 0
+    assert f"backup {newest} is corrupt" in refused.output
+    assert f"-e backup=<name> (newest intact: {intact})" in refused.output
+    assert "nothing was changed" in refused.output
+    after_refusal = snapshot(host)
+    assert after_refusal["env"] == activated["env"]
+    assert after_refusal["dropins"] == activated["dropins"]
+    assert after_refusal["invocation"] == activated["invocation"]
+
+    chosen = rollback("--limit", host.name, "-e", f"backup={intact}")
+
+    assert chosen.returncode == 0, chosen.output
+    assert snapshot(host)["env"] == before["env"]
+    assert snapshot(host)["dropins"] == {}
+
+
+def test_rollback_of_three_hosts_runs_in_parallel(hosts):
+    befores = {host.name: fresh(host) for host in hosts}
+    canary("-e", "canary_serial=3")
+
+    run = rollback("-e", "reason=fleet")
+
+    assert run.returncode == 0, run.output
+    for host in hosts:
+        after = snapshot(host)
+        assert after["env"] == befores[host.name]["env"]
+        assert after["dropins"] == {}
+        assert log_records(host)[-1]["event"] == "rollback_executed"
+    print(f"\nrollback of 3 hosts: {run.seconds} s")
