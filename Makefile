@@ -42,8 +42,13 @@ lint: setup ## ruff and ansible-lint (production profile)
 unit: setup ## the pure unit tests only (no root, no lab)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# Two lanes (pytest-xdist, one test module per lane at a time), each with three lab hosts of
+# its own; then, alone, the tests that need the whole lab (its size, lab-down, recovery).
+TEST_LANES ?= 2
+
 test: setup lint ## lint and every test; brings the lab up (root) and leaves it up
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_LANES) --dist loadfile -m "not lab_whole" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m lab_whole $(PYTEST_ARGS)
 
 lab-up: setup ## boot LAB_HOSTS lab hosts (default 1); builds the rootfs once; idempotent
 	$(LABCTL) up --hosts $(LAB_HOSTS)

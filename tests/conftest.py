@@ -18,6 +18,10 @@ pytest_plugins = ["tests.redis_server"]
 
 # Three hosts: the lab must support at least three, and the fleet tests need more than one.
 LAB_TEST_HOSTS = 3
+# `make test` runs the tests in lanes (pytest-xdist workers gw0, gw1, ...): lane k owns the lab
+# hosts 3k+1 .. 3k+3 and never touches another lane's; the lab has 3 hosts per lane.
+LANE = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+LANES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
 def labctl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -44,11 +48,17 @@ class Lab:
 
 
 def bring_up() -> Lab:
-    result = labctl("up", "--hosts", str(LAB_TEST_HOSTS))
+    """The lab with 3 hosts per lane (lab-up serialises the lanes: it holds the lab's lock),
+    and this lane's hosts, reset."""
+    size = LAB_TEST_HOSTS * LANES
+    # What the tests start (molecule's create, labctl) must keep the lab at this size.
+    os.environ["LAB_HOSTS"] = str(size)
+    result = labctl("up", "--hosts", str(size))
     assert result.returncode == 0, f"lab-up failed:\n{result.stdout}\n{result.stderr}"
-    config = load_config({**os.environ, "LAB_HOSTS": str(LAB_TEST_HOSTS)})
+    config = load_config(os.environ)
     hosts = []
-    for index in range(1, LAB_TEST_HOSTS + 1):
+    first = LANE * LAB_TEST_HOSTS + 1
+    for index in range(first, first + LAB_TEST_HOSTS):
         record = lab_hosts.read_record(config, config.host_name(index))
         assert record is not None, f"lab-up left no record for host {index}"
         hosts.append(LabHost(config, record.spec.name, record.spec.address))
@@ -68,7 +78,7 @@ def lab() -> Lab:
 @pytest.fixture
 def engine_host(lab: Lab):
     """A lab host whose engine a test may reconfigure; put back as it was afterwards."""
-    host = lab.host(lab.config.host_name(2))
+    host = lab.hosts[1]
     original_env = host.read_file(ENV_FILE)
     yield host
     host.write_file(ENV_FILE, original_env)

@@ -18,7 +18,8 @@ from labctl.network import link_exists
 from labctl.processes import lab_processes, wait_gone
 from tests.conftest import LAB_TEST_HOSTS, bring_up, labctl
 
-pytestmark = pytest.mark.lab
+# The whole lab: its size (3 hosts), every host in the inventory, lab-up and lab-down.
+pytestmark = [pytest.mark.lab, pytest.mark.lab_whole]
 
 
 def ansible(*args: str) -> subprocess.CompletedProcess[str]:

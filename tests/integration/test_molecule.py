@@ -1,7 +1,7 @@
 """Every role's molecule scenario (tests/molecule/<role>), run for real against the lab hosts.
 
 `molecule test -s <name>` from tests/ for every scenario directory but `shared`, in parallel
-lanes: one lane per host of MOLECULE_LAB_HOSTS (default "qlab1,qlab2,qlab3"); a lane runs its
+lanes: one lane per host of MOLECULE_LAB_HOSTS (default: the test lane's lab hosts); a lane runs its
 scenarios one after another with MOLECULE_LAB_HOST=<its host>, so no two scenarios ever share
 a host (each scenario resets its host in create and destroy).
 
@@ -63,8 +63,8 @@ def scenarios() -> list[str]:
     )
 
 
-def lab_hosts() -> list[str]:
-    value = os.environ.get("MOLECULE_LAB_HOSTS", "qlab1,qlab2,qlab3")
+def lab_hosts(default: list[str]) -> list[str]:
+    value = os.environ.get("MOLECULE_LAB_HOSTS") or ",".join(default)
     hosts = [host.strip() for host in value.split(",") if host.strip()]
     assert hosts, "MOLECULE_LAB_HOSTS names no host"
     assert len(set(hosts)) == len(hosts), f"MOLECULE_LAB_HOSTS names a host twice: {hosts}"
@@ -113,7 +113,7 @@ def run_lane(host: str, names: list[str], ephemeral_root: Path) -> list[Outcome]
 def test_every_molecule_scenario(lab, capsys, tmp_path: Path) -> None:
     names = scenarios()
     assert len(names) >= 10, f"expected a scenario per role, found {names}"
-    hosts = lab_hosts()
+    hosts = lab_hosts([host.name for host in lab.hosts])
     # Round robin over the lanes; a lane never has more than one scenario on its host at once.
     lanes = {host: names[index :: len(hosts)] for index, host in enumerate(hosts)}
     lanes = {host: lane for host, lane in lanes.items() if lane}

@@ -17,6 +17,7 @@ from tests.integration.lab_activation import (
     BACKUPS,
     Run,
     fresh,
+    fresh_all,
     log_records,
     playbook,
     snapshot,
@@ -111,7 +112,7 @@ def test_a_corrupt_backup_is_refused_not_skipped(hosts):
     canary("--limit", host.name)
     assert rollback("--limit", host.name).returncode == 0
     (intact,) = snapshot(host)["backups"]
-    time.sleep(8)  # the preflight wants the engine up for a while
+    time.sleep(2)  # the preflight wants the engine up for a while
     canary("--limit", host.name)
     activated = snapshot(host)
     newest = max(activated["backups"])
@@ -140,10 +141,11 @@ def test_a_corrupt_backup_is_refused_not_skipped(hosts):
 
 
 def test_rollback_of_three_hosts_runs_in_parallel(hosts):
-    befores = {host.name: fresh(host) for host in hosts}
-    canary("-e", "canary_serial=3")
+    befores = fresh_all(hosts)
+    names = ",".join(host.name for host in hosts)
+    canary("-e", "canary_serial=3", "--limit", names)
 
-    run = rollback("-e", "reason=fleet")
+    run = rollback("-e", "reason=fleet", "--limit", names)
 
     assert run.returncode == 0, run.output
     for host in hosts:
