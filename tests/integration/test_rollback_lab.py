@@ -53,6 +53,14 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
     canary("--limit", host.name)
     activated = snapshot(host)
 
+    checked = rollback("--limit", host.name, "--check", "--diff")
+
+    assert checked.returncode == 0, checked.output
+    assert f"{ENV_FILE} (sha256" in checked.output  # the diff names files, never contents
+    assert {k: v for k, v in snapshot(host).items() if k != "log"} == {
+        k: v for k, v in activated.items() if k != "log"
+    }
+
     run = rollback("--limit", host.name, "-e", 'reason="lost money"')
 
     assert run.returncode == 0, run.output

@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from labctl.config import REPO_ROOT
 from labctl.remote import DROPIN_DIR, ENV_FILE, set_env_keys
 from tests.integration.lab_activation import (
     BACKUPS,
@@ -30,7 +31,18 @@ MODEL_FILE = "/opt/quantum/models/patchtst-v2.pth"
 
 
 def promote(host, *args: str) -> Run:
-    return playbook("promote.yml", "-e", "model=patchtst", "--limit", host.name, *args)
+    # The tests' fresh starts are seconds old: 2 s of uptime instead of the lab's 10 (a later
+    # -e in args, as in the uptime test, wins).
+    return playbook(
+        "promote.yml",
+        "-e",
+        "model=patchtst",
+        "-e",
+        "promote_min_uptime=2",
+        "--limit",
+        host.name,
+        *args,
+    )
 
 
 def test_shadow_deploys_a_model_file_and_proves_it(hosts):
@@ -99,10 +111,11 @@ def test_shadow_takes_a_voting_model_out_of_the_vote(hosts):
     [
         ({"SIM_SHADOW_LEAK": "true"}, (), "shadow model counted as voter"),
         ({"SIM_PAYLOAD_PAD": "1600"}, (), "bytes >= 1500"),
+        ({"SIM_PATCHTST": "contrarian"}, (), "hard disagreement"),
         ({"SIM_PATCHTST": "constant"}, (), "NOT_READY"),
         ({}, ("-e", "promote_min_uptime=3600"), "< min_uptime 3600 s"),
     ],
-    ids=["shadow-counted-as-voter", "payload-p95", "shadow-gates", "uptime"],
+    ids=["shadow-counted-as-voter", "payload-p95", "hard-disagreement", "shadow-gates", "uptime"],
 )
 def test_every_hard_blocker_stops_the_promotion(hosts, env, args, blocker):
     host = hosts[1]
@@ -152,4 +165,8 @@ def test_the_promotion_ladder_to_the_promoted_state(hosts):
         1.0,
     ]
     assert host.read_file(ENV_FILE).count("PATCHTST_SHADOW_ONLY=false") == 1
+    decisions = sorted(
+        (REPO_ROOT / "reports" / "safety" / host.name).glob("promotion_decision_*.md")
+    )
+    assert decisions and decisions[-1].read_text().startswith("# Promotion decision: patchtst")
     print(f"\npromotion steps: {steps} s")

@@ -152,6 +152,18 @@ def test_buy_bias() -> None:
     assert statistics.pstdev(confidences(predictions)) >= 0.08
 
 
+def test_contrarian_is_healthy_on_the_opposite_signal() -> None:
+    predictions = run_behaviour("contrarian")
+    assert_valid(predictions)
+    assert max(shares(predictions).values()) <= 0.70
+    assert statistics.pstdev(confidences(predictions)) >= 0.08
+    healthy = run_behaviour("healthy")
+    opposite = sum(
+        {c.action, h.action} == {"BUY", "SELL"} for c, h in zip(predictions, healthy, strict=True)
+    )
+    assert opposite / len(predictions) > 0.45
+
+
 def test_low_spread() -> None:
     predictions = run_behaviour("low_spread")
     assert_valid(predictions)
@@ -213,6 +225,7 @@ def test_every_behaviour_is_registered() -> None:
         "constant",
         "hold_collapse",
         "buy_bias",
+        "contrarian",
         "low_spread",
         "noisy",
         "inactive",

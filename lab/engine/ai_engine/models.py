@@ -100,6 +100,12 @@ def buy_bias(signal: float, rng: random.Random) -> Prediction:
     return _predict(action, _CONF_BASE + _CONF_SLOPE * math.tanh(abs(view) / _CONF_SCALE))
 
 
+def contrarian(signal: float, rng: random.Random) -> Prediction:
+    """A healthy model with a strong view of the opposite market: as diverse and spread, but it
+    sells what the others buy (hard BUY/SELL disagreement with them about 50 %)."""
+    return healthy(-3 * signal, rng)
+
+
 def low_spread(signal: float, rng: random.Random) -> Prediction:
     """Diverse actions like a healthy model but confidence stuck in a narrow band near 0.55."""
     action = _action_for(_healthy_view(signal, rng))
@@ -128,6 +134,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "constant": constant,
     "hold_collapse": hold_collapse,
     "buy_bias": buy_bias,
+    "contrarian": contrarian,
     "low_spread": low_spread,
     "noisy": noisy,
     "inactive": inactive,
