@@ -22,8 +22,9 @@ description:
     history of every activation, rollback, shadow run, promotion and monitor violation.
   - The record must have an C(event), one of V(activation), V(activation_failed),
     V(rollback_executed), V(rollback_failed), V(shadow), V(shadow_failed), V(promotion),
-    V(promotion_failed), V(monitor_violation). C(ts) (UTC, C(2026-01-10T12:00:00.123Z)) is
-    added first when missing; a given one must have that form.
+    V(promotion_failed), V(monitoring_started), V(violation), V(monitoring_completed) (the
+    last three from C(model-safety monitor)). C(ts) (UTC, C(2026-01-10T12:00:00.123Z)) is added
+    first when missing; a given one must have that form.
   - Values must be JSON (no NaN or infinity). A bad record fails the task and writes nothing.
   - The line is written with one C(write) on an append-only descriptor, under an exclusive
     C(flock), then fsynced, so concurrent writers never interleave. A torn last line left by a

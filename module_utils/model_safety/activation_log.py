@@ -41,7 +41,9 @@ EVENTS = (
     "shadow_failed",
     "promotion",
     "promotion_failed",
-    "monitor_violation",
+    "monitoring_started",
+    "violation",
+    "monitoring_completed",
 )
 FILE_MODE = 0o640
 DIR_MODE = 0o750

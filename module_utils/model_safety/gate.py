@@ -36,6 +36,7 @@ __all__ = [
     "exit_code",
     "failure",
     "model_blockers",
+    "model_findings",
     "window_blockers",
 ]
 
@@ -68,54 +69,81 @@ def num_pair(value: float, threshold: float) -> tuple[str, str]:
     return f"{value:.{digits}f}", f"{threshold:.{digits}f}"
 
 
-def model_blockers(
+def _finding(rule: str, value: Any, threshold: Any, text: str) -> dict[str, Any]:
+    return {"rule": rule, "value": value, "threshold": threshold, "text": text}
+
+
+def model_findings(
     metrics: dict[str, Any], mode: str | Mode = "canary", thresholds: Thresholds = _DEFAULT
-) -> list[str]:
-    """Every rule ``metrics`` (from :func:`~.metrics.model_metrics`) breaks, as sentences."""
+) -> list[dict[str, Any]]:
+    """Every rule ``metrics`` (from :func:`~.metrics.model_metrics`) breaks, each as
+    ``{rule, value, threshold, text}``: the rule's name, the measured value, the threshold it
+    broke and the blocker sentence. The monitor tells rules apart by ``rule``.
+
+    Rules: ``too_few_events``, ``not_in_window``, ``no_active_events`` (nothing to judge yet),
+    ``action_collapse``, ``flat_predictions`` (conf_std), ``narrow_spread`` (p90 - p10),
+    ``constant_output``, ``hold_collapse`` and ``model_inactive``.
+    """
     spec = get_mode(mode)
     t = thresholds
-    blockers: list[str] = []
+    found: list[dict[str, Any]] = []
     if not metrics.get("in_window", True):
-        return ["not in the window (no event reports this model)"]
+        text = "not in the window (no event reports this model)"
+        return [_finding("not_in_window", 0, 1, text)]
     n = metrics["n"]
     if n < spec.min_events:
-        blockers.append(f"{n} events < {spec.min_events} required ({spec.name})")
+        text = f"{n} events < {spec.min_events} required ({spec.name})"
+        found.append(_finding("too_few_events", n, spec.min_events, text))
     if n == 0:
-        blockers.append("no active events: nothing to judge")
+        found.append(_finding("no_active_events", 0, 1, "no active events: nothing to judge"))
     else:
         for action in ACTIONS:
             share = metrics["actions"][action]
             if share > t.max_action_share:
                 value, limit = pct_pair(share, t.max_action_share)
-                blockers.append(f"action collapse: {action} {value} > {limit}")
+                text = f"action collapse: {action} {value} > {limit}"
+                found.append(_finding("action_collapse", share, t.max_action_share, text))
         conf_std, p10, p90 = metrics["conf_std"], metrics["p10"], metrics["p90"]
         if conf_std < t.min_conf_std:
             value, limit = num_pair(conf_std, t.min_conf_std)
-            blockers.append(f"conf_std {value} < {limit}")
+            text = f"conf_std {value} < {limit}"
+            found.append(_finding("flat_predictions", conf_std, t.min_conf_std, text))
         if metrics["spread"] < t.min_spread:
             value, limit = num_pair(metrics["spread"], t.min_spread)
-            blockers.append(f"spread p90-p10 {value} < {limit}")
+            text = f"spread p90-p10 {value} < {limit}"
+            found.append(_finding("narrow_spread", metrics["spread"], t.min_spread, text))
         if conf_std < t.constant_std:
             value, limit = num_pair(conf_std, t.constant_std)
-            blockers.append(f"constant output: conf_std {value} < {limit}")
+            text = f"constant output: conf_std {value} < {limit}"
+            found.append(_finding("constant_output", conf_std, t.constant_std, text))
         if p10 == p90:
-            blockers.append(f"constant output: p10 == p90 == {p10:.3f}")
+            text = f"constant output: p10 == p90 == {p10:.3f}"
+            found.append(_finding("constant_output", p90 - p10, 0.0, text))
         hold, median = metrics["actions"]["HOLD"], metrics["median"]
         if hold > t.hold_collapse_share and t.hold_median_low <= median <= t.hold_median_high:
             value, limit = pct_pair(hold, t.hold_collapse_share)
-            blockers.append(
+            text = (
                 f"HOLD collapse: HOLD {value} > {limit} with median confidence {median:.3f} "
                 f"in [{t.hold_median_low:.2f}, {t.hold_median_high:.2f}]"
             )
+            found.append(_finding("hold_collapse", hold, t.hold_collapse_share, text))
     inactive_share = metrics["inactive_share"]
     if inactive_share is not None and inactive_share > t.max_inactive_share:
         value, limit = pct_pair(inactive_share, t.max_inactive_share)
         events = metrics["n"] + metrics["inactive"] + metrics["absent"]
-        blockers.append(
+        text = (
             f"model inactive: no prediction in {value} of events > {limit} "
             f"(inactive {metrics['inactive']}, absent {metrics['absent']} of {events})"
         )
-    return blockers
+        found.append(_finding("model_inactive", inactive_share, t.max_inactive_share, text))
+    return found
+
+
+def model_blockers(
+    metrics: dict[str, Any], mode: str | Mode = "canary", thresholds: Thresholds = _DEFAULT
+) -> list[str]:
+    """Every rule ``metrics`` breaks, as sentences (the ``text`` of :func:`model_findings`)."""
+    return [finding["text"] for finding in model_findings(metrics, mode, thresholds)]
 
 
 def window_blockers(window: EventWindow, mode: str | Mode = "canary") -> list[str]:
@@ -136,9 +164,12 @@ def window_blockers(window: EventWindow, mode: str | Mode = "canary") -> list[st
     return blockers
 
 
-def _model_entry(metrics: dict[str, Any], blockers: list[str], judged: bool) -> dict[str, Any]:
+def _model_entry(
+    metrics: dict[str, Any], findings: list[dict[str, Any]], judged: bool
+) -> dict[str, Any]:
     entry = dict(metrics)
-    entry.update(passed=not blockers, judged=judged, blockers=blockers)
+    blockers = [finding["text"] for finding in findings]
+    entry.update(passed=not blockers, judged=judged, blockers=blockers, findings=findings)
     return entry
 
 
@@ -163,10 +194,10 @@ def evaluate(
     for name in window.models:
         metrics = model_metrics(window, name)
         judged = name == model if model is not None else not metrics["shadow"]
-        models[name] = _model_entry(metrics, model_blockers(metrics, spec, thresholds), judged)
+        models[name] = _model_entry(metrics, model_findings(metrics, spec, thresholds), judged)
     if model is not None and model not in models:
         metrics = model_metrics(window, model)
-        models[model] = _model_entry(metrics, model_blockers(metrics, spec, thresholds), True)
+        models[model] = _model_entry(metrics, model_findings(metrics, spec, thresholds), True)
     judged_names = [name for name, entry in models.items() if entry["judged"]]
     if not judged_names and window.n > 0:
         blockers.append("window: no voting model in the window")

@@ -206,7 +206,7 @@ def _append_many(path: str, writer: int, count: int) -> None:
     padding = "x" * (writer * 300)  # lines of different lengths, some longer than 4 KiB
     for index in range(count):
         al.append_record(
-            path, {"event": "monitor_violation", "writer": writer, "index": index, "pad": padding}
+            path, {"event": "violation", "writer": writer, "index": index, "pad": padding}
         )
 
 
@@ -229,4 +229,4 @@ def test_concurrent_appenders_never_interleave(log_path):
         mine = [r["index"] for r in records if r["writer"] == writer]
         assert mine == list(range(count))  # each writer's lines whole and in its order
     assert all(len(r["pad"]) == r["writer"] * 300 for r in records)
-    assert json.loads(Path(log_path).read_text().splitlines()[-1])["event"] == "monitor_violation"
+    assert json.loads(Path(log_path).read_text().splitlines()[-1])["event"] == "violation"

@@ -190,6 +190,7 @@ def test_redis_url_forms() -> None:
         ({"SIM_CRASH_AFTER": "0"}, "SIM_CRASH_AFTER must be > 0"),
         ({"SIM_CRASH_AFTER": "soon"}, "SIM_CRASH_AFTER must be a number"),
         ({"SIM_SILENT": "on"}, "SIM_SILENT must be true/false"),
+        ({"SIM_SILENT_AFTER": "0"}, "SIM_SILENT_AFTER must be > 0"),
         ({"SIM_BUILD_OVERRIDE": "abc"}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
         ({"SIM_BUILD_OVERRIDE": "zzzzzzz"}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
         ({"SIM_BUILD_OVERRIDE": "a" * 41}, "SIM_BUILD_OVERRIDE must be 7-40 hex"),
@@ -383,6 +384,7 @@ FAULTS = {
     "SIM_FAIL_START": "1",
     "SIM_CRASH_AFTER": "5",
     "SIM_SILENT": "1",
+    "SIM_SILENT_AFTER": "9",
     "SIM_BUILD_OVERRIDE": "abcdef1",
     "SIM_FEATURES": "nan",
     "SIM_SHADOW_LEAK": "1",
@@ -397,6 +399,7 @@ def test_gated_faults_are_off_without_canary() -> None:
     assert config.faults_only_with_canary is True
     assert config.faults_active is False
     assert (config.fail_start, config.crash_after, config.silent) == (False, None, False)
+    assert config.silent_after is None
     assert config.build_override is None
     assert config.features_mode == "healthy"
     assert (config.shadow_leak, config.payload_pad) == (False, 0)
@@ -407,6 +410,7 @@ def test_gated_faults_apply_with_canary() -> None:
     config = load(**FAULTS, QSC_CANARY_MODEL="patchtst")
     assert config.faults_active is True
     assert (config.fail_start, config.crash_after, config.silent) == (True, 5.0, True)
+    assert config.silent_after == 9.0
     assert config.build_override == "abcdef1"
     assert config.features_mode == "nan"
     assert (config.shadow_leak, config.payload_pad) == (True, 1500)

@@ -288,6 +288,15 @@ def test_runner_simulated_crash() -> None:
     assert 25 <= runner.events <= 26
 
 
+def test_runner_goes_silent_after_but_keeps_running() -> None:
+    runner, sink, _clock, out = make_runner(6.0, SIM_SILENT_AFTER="2.5", ENGINE_RATE="10")
+    runner.run()
+    assert 25 <= runner.events <= 26
+    assert max(t for t, _ in sink.events) < 2.5
+    assert runner.stop_reason is not None
+    assert "[SIM] silent from now on (SIM_SILENT_AFTER=2.5)" in out.getvalue().splitlines()
+
+
 def test_runner_stats_line_every_minute() -> None:
     runner, _sink, _clock, out = make_runner(125.0, ENGINE_RATE="4")
     runner.run()

@@ -52,6 +52,7 @@ SIM_SWITCHES = (
     "SIM_FAIL_START",
     "SIM_CRASH_AFTER",
     "SIM_SILENT",
+    "SIM_SILENT_AFTER",
     "SIM_BUILD_OVERRIDE",
     "SIM_SHADOW_LEAK",
     "SIM_PAYLOAD_PAD",
@@ -92,6 +93,7 @@ class EngineConfig:
     fail_start: bool
     crash_after: float | None
     silent: bool
+    silent_after: float | None
     build_override: str | None
     shadow_leak: bool
     payload_pad: int
@@ -387,6 +389,7 @@ def load_config(
     fail_start = _optional(env, "SIM_FAIL_START", parse_bool) is True
     crash_after = _optional(env, "SIM_CRASH_AFTER", _positive)
     silent = _optional(env, "SIM_SILENT", parse_bool) is True
+    silent_after = _optional(env, "SIM_SILENT_AFTER", _positive)
     build_override = _optional(env, "SIM_BUILD_OVERRIDE", _build_sha)
     shadow_leak = _optional(env, "SIM_SHADOW_LEAK", parse_bool) is True
     payload_pad = _optional(env, "SIM_PAYLOAD_PAD", _payload_pad) or 0
@@ -430,6 +433,7 @@ def load_config(
         fail_start=fail_start and faults_active,
         crash_after=crash_after if faults_active else None,
         silent=silent and faults_active,
+        silent_after=silent_after if faults_active else None,
         build_override=build_override if faults_active else None,
         shadow_leak=shadow_leak and faults_active,
         payload_pad=payload_pad if faults_active else 0,

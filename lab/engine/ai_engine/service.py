@@ -205,6 +205,7 @@ class Runner:
         self._stop_reason: str | None = None
         self.events = 0
         self.skipped = 0
+        self.silenced = False
 
     @property
     def dropped(self) -> int:
@@ -235,6 +236,12 @@ class Runner:
                 raise SimulatedCrash(f"simulated crash (SIM_CRASH_AFTER={config.crash_after:g})")
             count, deadline, skipped = plan_batch(now, deadline, interval, max_batch)
             self.skipped += skipped
+            if config.silent_after is not None and elapsed >= config.silent_after:
+                if not self.silenced:
+                    after = f"{config.silent_after:g}"
+                    self._log.info(f"[SIM] silent from now on (SIM_SILENT_AFTER={after})")
+                    self.silenced = True
+                count = 0
             if count:
                 self._emit(count, elapsed)
             for sink in self._sinks:

@@ -1,0 +1,394 @@
+"""The canary monitor's loop (``model-safety monitor``): probe, judge, roll back, record.
+
+Every interval, one ``playbooks/monitor_check.yml`` run (ansible-runner) probes every host
+still watched; :func:`.monitor.assess` judges each probe. A host whose violation triggers is
+rolled back at once with ``playbooks/rollback.yml`` (ansible-runner, ``--limit`` that host,
+the violations as the reason); a webhook and the logs are told, the webhook on a background
+thread so that it never delays the rollback. A host whose window ends without a violation
+completes ``safe``. State changes go to the activation log (JSON lines): ``monitoring_started``,
+``violation``, ``rollback_executed`` (violations and the runner's status) and
+``monitoring_completed``; every check to the check log.
+
+Exit codes: 0 every host completed safe, 4 at least one host rolled back (and every rollback
+proven), 2 an error: a rollback that failed, a canary that could not be watched (gone, never
+activated), the monitor refused (another one runs) or interrupted.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .activation_log import append_record
+from .monitor import (
+    ACTIVE,
+    COMPLETED,
+    ENDED,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    VIOLATION,
+    MonitorSettings,
+    assess,
+    new_state,
+    progress_line,
+    prometheus_text,
+)
+from .monitor_io import (
+    HostLocks,
+    MonitorIOError,
+    StateStore,
+    Webhook,
+    check_logger,
+    log_check,
+    redact_webhook,
+    write_textfile,
+)
+from .playbook_runner import PlaybookRun, run_playbook
+from .utctime import iso_ms
+
+EXIT_SAFE, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 2, 4
+WEBHOOK_DRAIN_S = 15.0
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    """Where the monitor finds its playbooks and keeps its files (the CLI's options)."""
+
+    settings: MonitorSettings
+    project_dir: str
+    state_dir: str
+    activation_log: str
+    check_log: str
+    inventory: str | None = None
+    limit: str | None = None
+    textfile_dir: str | None = None
+    webhook_url: str | None = None
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 2
+    check_timeout: float = 120.0
+    rollback_timeout: float = 900.0
+    keep_artifacts: int = 20
+
+
+def default_inventory(project_dir: str) -> str | None:
+    """The ``inventory`` of the project's ansible.cfg, as a path (relative to the project)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(project_dir, "ansible.cfg"))
+    value = parser.get("defaults", "inventory", fallback=None)
+    if not value:
+        return None
+    return value if os.path.isabs(value) else os.path.join(project_dir, value)
+
+
+def resolve_hosts(inventory: str | None, limit: str | None) -> list[str]:
+    """The ``engine`` hosts of ``inventory`` within ``limit`` (Ansible's own pattern rules)."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    manager = InventoryManager(loader=DataLoader(), sources=[inventory] if inventory else None)
+    if limit:
+        manager.subset(limit)
+    return [host.name for host in manager.get_hosts(pattern="engine")]
+
+
+class Monitor:
+    """One monitoring run over the canary hosts; :meth:`run` returns the exit code."""
+
+    def __init__(
+        self,
+        options: MonitorOptions,
+        *,
+        out: Callable[[str], None] = print,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.options = options
+        self.settings = options.settings
+        self.out = out
+        self.clock = clock
+        self.sleep = sleep
+        self.store = StateStore(options.state_dir)
+        self.locks = HostLocks(options.state_dir)
+        self.checks = check_logger(options.check_log)
+        self.states: dict[str, dict[str, Any]] = {}
+        self.check_number = 0
+        self.stopping = False
+        self.webhook = (
+            Webhook(
+                options.webhook_url,
+                timeout=options.webhook_timeout,
+                retries=options.webhook_retries,
+                report=lambda outcome: log_check(self.checks, outcome),
+            )
+            if options.webhook_url
+            else None
+        )
+
+    # ------------------------------------------------------------------ records
+
+    def _record(self, event: str, host: str, **fields: Any) -> None:
+        """A state change, in the activation log (and on stdout for the operator)."""
+        record = {"event": event, "host": host, "model": self.settings.model, **fields}
+        append_record(self.options.activation_log, record)
+
+    def _notify(self, event: str, host: str, **fields: Any) -> None:
+        if self.webhook:
+            self.webhook.notify(
+                {"event": event, "host": host, "model": self.settings.model, **fields}
+            )
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> int:
+        """Watch until every host has completed, been rolled back or ended."""
+        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            code = self._prepare()
+            if code is not None:
+                return code
+            return self._loop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.locks.release()
+            if self.webhook:
+                self.webhook.drain(WEBHOOK_DRAIN_S)
+
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        self.stopping = True
+
+    def _prepare(self) -> int | None:
+        options = self.options
+        for path in ("monitor_check.yml", "rollback.yml"):
+            if not os.path.isfile(os.path.join(options.project_dir, "playbooks", path)):
+                self.out(f"model-safety monitor: no playbooks/{path} in {options.project_dir}")
+                return EXIT_ERROR
+        try:
+            hosts = resolve_hosts(options.inventory, options.limit)
+        except Exception as exc:  # an unreadable inventory: nothing can be watched
+            self.out(f"model-safety monitor: cannot read the inventory: {exc}")
+            return EXIT_ERROR
+        if not hosts:
+            self.out(
+                f"model-safety monitor: no engine host in {options.inventory or 'the inventory'}"
+                + (f" matches --limit {options.limit}" if options.limit else "")
+            )
+            return EXIT_ERROR
+        try:
+            self.locks.acquire(hosts, self.settings.model)
+            now = iso_ms(self.clock())
+            for host in hosts:
+                saved = self.store.load(host, self.settings.model)
+                resumed = saved is not None and saved.get("status") == ACTIVE
+                state = saved if resumed else new_state(host, self.settings, now, None)
+                state["settings"] = self.settings.as_dict()
+                self.states[host] = state
+                self.store.save(state)
+                self._record(
+                    "monitoring_started",
+                    host,
+                    resumed=resumed,
+                    window_start=state["started_at"],
+                    checks_done=state["checks"],
+                    settings=self.settings.as_dict(),
+                    webhook=redact_webhook(options.webhook_url) if options.webhook_url else None,
+                )
+                verb = "resumed" if resumed else "started"
+                self.out(
+                    f"monitor {self.settings.model}: {verb} on {host} (window since "
+                    f"{state['started_at']}, {state['checks']} checks done)"
+                )
+        except (MonitorIOError, OSError, ValueError) as exc:
+            self.out(f"model-safety monitor: {exc}")
+            return EXIT_ERROR
+        return None
+
+    def _elapsed(self, state: Mapping[str, Any]) -> float:
+        started = _epoch(state["started_at"])
+        return max(0.0, self.clock() - started)
+
+    def _loop(self) -> int:
+        while not self.stopping:
+            watched = [host for host, state in self.states.items() if state["status"] == ACTIVE]
+            if not watched:
+                break
+            began = self.clock()
+            self._check(watched)
+            for host in watched:
+                state = self.states[host]
+                if state["status"] == ACTIVE and self._elapsed(state) >= self.settings.duration_s:
+                    state["status"] = COMPLETED
+                    self.store.save(state)
+                    self._record(
+                        "monitoring_completed",
+                        host,
+                        result="safe",
+                        checks=state["checks"],
+                        window_start=state["started_at"],
+                        duration_s=self.settings.duration_s,
+                    )
+            self._export()
+            if all(state["status"] != ACTIVE for state in self.states.values()):
+                break
+            pause = self.settings.interval_s - (self.clock() - began)
+            deadline = time.monotonic() + max(0.0, pause)
+            while not self.stopping and time.monotonic() < deadline:
+                self.sleep(min(1.0, deadline - time.monotonic()))
+        if self.stopping:
+            self.out(
+                f"monitor {self.settings.model}: stopped by a signal; the state is kept and a "
+                "restarted monitor resumes the window"
+            )
+            return EXIT_ERROR
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        statuses = {state["status"] for state in self.states.values()}
+        if statuses & {ROLLBACK_FAILED, ENDED}:
+            return EXIT_ERROR
+        return EXIT_ROLLED_BACK if ROLLED_BACK in statuses else EXIT_SAFE
+
+    def _check(self, hosts: list[str]) -> None:
+        self.check_number += 1
+        probe = run_playbook(
+            self.options.project_dir,
+            "monitor_check.yml",
+            private_dir=os.path.join(self.options.state_dir, "runner", "checks"),
+            kind="check",
+            inventory=self.options.inventory,
+            limit=",".join(hosts),
+            extravars={
+                "monitor_model": self.settings.model,
+                "monitor_after": {h: self.states[h]["cursor"] or "" for h in hosts},
+                "monitor_thresholds": dict(self.settings.thresholds),
+            },
+            collect=("canary_probe",),
+            timeout=self.options.check_timeout,
+            keep=self.options.keep_artifacts,
+        )
+        at = iso_ms(self.clock())
+        checks: dict[str, dict[str, Any]] = {}
+        to_roll_back: dict[str, list[dict[str, Any]]] = {}
+        for host in hosts:
+            result = probe.results.get(host, {}).get("canary_probe")
+            error = None
+            if result is None:
+                error = (
+                    probe.failures.get(host)
+                    or probe.failures.get("*")
+                    or (f"no probe result (ansible-runner status {probe.status}, rc {probe.rc})")
+                )
+            state, check = assess(self.states[host], result, self.settings, error)
+            state["last_check_s"] = self.clock()
+            self.states[host] = state
+            checks[host] = check
+            log_check(
+                self.checks,
+                {
+                    "check": self.check_number,
+                    "host": host,
+                    "model": self.settings.model,
+                    "runner": probe.summary(),
+                    "cursor": state["cursor"],
+                    **check,
+                },
+            )
+            if check["status"] == VIOLATION:
+                to_roll_back[host] = check["triggered"]
+                for violation in check["triggered"]:
+                    self._record("violation", host, check=self.check_number, **violation)
+                self._notify("violation", host, violations=check["triggered"])
+            elif check["status"] == "ended":
+                self._record(
+                    "monitoring_completed",
+                    host,
+                    result="ended",
+                    reason=check["reason"],
+                    checks=state["checks"],
+                )
+            self.store.save(state)
+        if to_roll_back:
+            self._roll_back(to_roll_back)
+        violations = sum(len(state["violations"]) for state in self.states.values())
+        elapsed = max((self._elapsed(self.states[h]) for h in hosts), default=0.0)
+        self.out(
+            progress_line(
+                self.settings.model,
+                elapsed,
+                self.settings.duration_s,
+                self.check_number,
+                at,
+                checks,
+                violations,
+            )
+        )
+
+    def _roll_back(self, violated: Mapping[str, list[dict[str, Any]]]) -> None:
+        reason = "monitor: " + "; ".join(
+            f"{host}: " + ", ".join(v["text"] for v in violations)
+            for host, violations in violated.items()
+        )
+        self.out(f"monitor {self.settings.model}: ROLLING BACK {', '.join(violated)}: {reason}")
+        run: PlaybookRun = run_playbook(
+            self.options.project_dir,
+            "rollback.yml",
+            private_dir=os.path.join(self.options.state_dir, "runner", "rollbacks"),
+            kind="rollback",
+            inventory=self.options.inventory,
+            limit=",".join(violated),
+            extravars={"reason": reason[:1000]},
+            timeout=self.options.rollback_timeout,
+            keep=self.options.keep_artifacts,
+        )
+        for host, violations in violated.items():
+            proven = run.status == "successful" and run.host_ok(host)
+            state = self.states[host]
+            state["status"] = ROLLED_BACK if proven else ROLLBACK_FAILED
+            state["rollback"] = run.summary()
+            self.store.save(state)
+            self._record(
+                "rollback_executed",
+                host,
+                result="rolled_back" if proven else "rollback_failed",
+                violations=violations,
+                runner=run.summary(),
+            )
+            self._notify(
+                "rollback_executed",
+                host,
+                result=state["status"],
+                violations=violations,
+                runner_status=run.status,
+            )
+            self.out(
+                f"monitor {self.settings.model}: {host} "
+                + (
+                    f"rolled back and proven in {run.seconds:.1f} s (ansible-runner {run.ident})"
+                    if proven
+                    else f"ROLLBACK FAILED (ansible-runner {run.status}, rc {run.rc}: "
+                    f"{run.failures.get(host) or run.failures}); act now: "
+                    f"ansible-playbook playbooks/rollback.yml --limit {host}"
+                )
+            )
+
+    def _export(self) -> None:
+        if not self.options.textfile_dir:
+            return
+        try:
+            write_textfile(
+                self.options.textfile_dir,
+                self.settings.model,
+                prometheus_text(self.states, self.clock()),
+            )
+        except OSError as exc:
+            log_check(self.checks, {"textfile_error": str(exc)})
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
