@@ -94,10 +94,16 @@ class LabHost:
         self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
         cutover = self.last_stream_id()
         started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
-        if started.returncode != 0 and self.show("ExecMainStatus")["ExecMainStatus"] == "219":
-            # 219/CGROUP: seen on the first stop + start after a host boots (systemd in the
-            # nspawn container could not set up the unit's cgroup once). Once more, then judge.
+        failed_once = (
+            started.returncode != 0 and self.show("ExecMainStatus")["ExecMainStatus"] == "219"
+        )
+        if failed_once or self.show("NRestarts")["NRestarts"] != "0":
+            # 219/CGROUP: systemd in the nspawn container sometimes cannot set up the unit's
+            # cgroup for a start (after a boot, or after "Failed to kill control group"); the
+            # start then fails, or Restart=on-failure restarts it and NRestarts is 1, which an
+            # activation's preflight rightly refuses. Once more from a clean stop, then judge.
             time.sleep(1)
+            self.run("systemctl", "stop", ENGINE_UNIT, check=False)
             self.run("systemctl", "reset-failed", ENGINE_UNIT, check=False)
             started = self.run("systemctl", "start", ENGINE_UNIT, check=False, timeout=timeout)
         state = self.show("ActiveState", "InvocationID")
