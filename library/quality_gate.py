@@ -261,6 +261,14 @@ models:
       description: This model's blockers.
       type: list
       elements: str
+    findings:
+      description:
+        - The same blockers as data, one per broken rule, each with C(rule) (C(action_collapse),
+          C(flat_predictions), C(narrow_spread), C(constant_output), C(hold_collapse),
+          C(model_inactive), C(too_few_events), C(not_in_window), C(no_active_events)), the
+          measured C(value), the C(threshold) and the C(text) of the blocker.
+      type: list
+      elements: dict
   sample:
     xgb:
       passed: true
