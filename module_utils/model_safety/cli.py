@@ -26,6 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__, monitor_cli
+from .argtypes import positive_float, positive_int
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -69,26 +70,6 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- arguments
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
-    return value
-
-
 def _add_window_options(parser: argparse.ArgumentParser) -> None:
     window = parser.add_argument_group("window (what is read from Redis)")
     window.add_argument(
@@ -100,7 +81,7 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
     window.add_argument(
         "--count",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         help="the newest N events (default 500; with --after, every later event unless given)",
     )
     window.add_argument(
@@ -116,14 +97,14 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
     window.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT_S,
         help=f"connect and reply timeout (default {DEFAULT_TIMEOUT_S:g})",
     )
     window.add_argument(
         "--page-size",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_PAGE_SIZE,
         help=f"entries per XRANGE page (default {DEFAULT_PAGE_SIZE})",
     )

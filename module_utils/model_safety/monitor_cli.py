@@ -14,6 +14,8 @@ import re
 import sys
 from typing import Any
 
+from .argtypes import positive_int, share
+
 DEFAULT_STATE_DIR = "/var/lib/model-safety/monitor"
 DEFAULT_ACTIVATION_LOG = "/var/log/quantum/qsc_canary.jsonl"
 DEFAULT_CHECK_LOG = "/var/log/quantum/qsc_monitor_checks.jsonl"
@@ -33,26 +35,6 @@ def parse_duration(text: str) -> float:
     if not math.isfinite(total) or total <= 0:
         raise argparse.ArgumentTypeError(f"a duration must be > 0: {text!r}")
     return total
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a share in [0, 1]: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"not a share in [0, 1]: {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(str(text), 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer >= 1: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not an integer >= 1: {text!r}")
-    return value
 
 
 def _threshold(text: str) -> tuple[str, float]:
@@ -82,26 +64,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rules.add_argument("--duration", type=parse_duration, metavar="D", help="default 6h")
     rules.add_argument("--interval", type=parse_duration, metavar="D", help="default 30s")
     rules.add_argument(
-        "--persist-checks", type=_count, metavar="N", help="checks a rule must hold (default 2)"
+        "--persist-checks",
+        type=positive_int,
+        metavar="N",
+        help="checks a rule must hold (default 2)",
     )
     rules.add_argument(
-        "--max-hard-disagree", type=_share, metavar="F", help="rule 5 limit (default 0.25)"
+        "--max-hard-disagree", type=share, metavar="F", help="rule 5 limit (default 0.25)"
     )
     rules.add_argument(
-        "--redundant-agreement", type=_share, metavar="F", help="rule 6 limit (default 0.85)"
+        "--redundant-agreement", type=share, metavar="F", help="rule 6 limit (default 0.85)"
     )
     rules.add_argument(
-        "--redundant-checks", type=_count, metavar="N", help="rule 6 checks (default 10)"
+        "--redundant-checks", type=positive_int, metavar="N", help="rule 6 checks (default 10)"
     )
     rules.add_argument(
         "--stall-checks",
-        type=_count,
+        type=positive_int,
         metavar="K",
         help="checks without new events, or without a probe result, before a rollback (default 3)",
     )
     rules.add_argument(
         "--inconclusive-checks",
-        type=_count,
+        type=positive_int,
         metavar="N",
         help="inconclusive checks (too few new events) in a row before a rollback (default 10)",
     )
@@ -110,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_threshold,
         action="append",
         metavar="NAME=VALUE",
-        help="a gate threshold override (repeatable), e.g. max_action_share=0.7",
+        help="a gate threshold override (repeatable), e.g. max_actionshare=0.7",
     )
     files = parser.add_argument_group("files and notifications")
     files.add_argument(
@@ -131,12 +116,12 @@ _CONFIG_TYPES = {
     "duration": parse_duration,
     "interval": parse_duration,
     "webhook_timeout": parse_duration,
-    "persist_checks": _count,
-    "redundant_checks": _count,
-    "stall_checks": _count,
-    "inconclusive_checks": _count,
-    "max_hard_disagree": _share,
-    "redundant_agreement": _share,
+    "persist_checks": positive_int,
+    "redundant_checks": positive_int,
+    "stall_checks": positive_int,
+    "inconclusive_checks": positive_int,
+    "max_hard_disagree": share,
+    "redundant_agreement": share,
 }
 _CONFIG_KEYS = {
     "model", "limit", "inventory", "project_dir", "state_dir", "activation_log", "check_log",

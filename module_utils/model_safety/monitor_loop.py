@@ -146,14 +146,18 @@ class Monitor:
 
     def run(self) -> int:
         """Watch until every host has completed, been rolled back or ended."""
-        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             code = self._prepare()
             if code is not None:
                 return code
             return self._loop()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self.locks.release()
             if self.webhook:
                 self.webhook.drain(WEBHOOK_DRAIN_S)
