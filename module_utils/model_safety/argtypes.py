@@ -10,11 +10,22 @@ import math
 def positive_int(text: str) -> int:
     """An integer >= 1 (decimal digits only)."""
     try:
-        value = int(text, 10)
+        value = int(str(text), 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (decimal digits only)."""
+    try:
+        value = int(str(text), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer >= 0: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not an integer >= 0: {text!r}")
     return value
 
 

@@ -249,16 +249,33 @@ def _gate_model_findings(
     findings = entry.get("findings")
     if not isinstance(findings, list):
         return False, []
-    if any(finding.get("rule") in INCONCLUSIVE_FINDINGS for finding in findings):
+    too_few = [f for f in findings if f.get("rule") in INCONCLUSIVE_FINDINGS]
+    events = gate.get("event_count") or 0
+    if too_few and events < (gate.get("min_events") or 0):
         return False, [
             _violation(f["rule"], f.get("value"), f.get("threshold"), f.get("text", ""))
-            for f in findings
-            if f.get("rule") in INCONCLUSIVE_FINDINGS
+            for f in too_few
         ]
+    # A full window says something even when the canary has too few predictions in it: it
+    # does not predict (the gate's model_inactive rule, or its absence from the window).
     found = [
         _violation(f["rule"], f.get("value"), f.get("threshold"), f.get("text", ""))
         for f in findings
+        if f.get("rule") not in INCONCLUSIVE_FINDINGS
     ]
+    if too_few and not any(f["rule"] == "model_inactive" for f in found):
+        active = entry.get("n") or 0
+        share = 1.0 - active / events if events else 1.0
+        limit = Thresholds().with_overrides(dict(settings.thresholds)).max_inactive_share
+        found.append(
+            _violation(
+                "model_inactive",
+                share,
+                limit,
+                f"model inactive: {model} predicted in {active} of {events} events "
+                f"(no prediction in {100 * share:.1f}% > {100 * limit:.1f}%)",
+            )
+        )
     malformed = gate.get("malformed") or 0
     if malformed:
         found.append(_violation("malformed_events", malformed, 0, f"{malformed} malformed events"))
@@ -328,9 +345,23 @@ def assess(
     elif baseline["invocation_id"] != new["baseline"]["invocation_id"] and (
         current == baseline["invocation_id"]
     ):
-        # A newer activation or promotion of the model (an operator's step) is the new start.
-        new["baseline"] = baseline
-        new["cursor"] = baseline.get("started_at") or new["cursor"]
+        # A newer activation or promotion of the model (an operator's step) is the new start:
+        # it is watched from its own start, with counts of its own; this check's window (read
+        # from the previous start's cursor) is not judged.
+        new.update(
+            baseline=baseline,
+            cursor=baseline.get("started_at") or new["cursor"],
+            consecutive={},
+            redundant_streak=0,
+            stalled=0,
+            inconclusive=0,
+        )
+        if not _service_findings(new, probe):
+            check["reason"] = (
+                f"new baseline: {baseline.get('event')} of {baseline.get('ts')} "
+                f"(invocation {baseline['invocation_id']})"
+            )
+            return _finish(new, check)
     # Rule 7 before the telemetry: a crashed or restarted engine's events prove nothing.
     service_violations = _service_findings(new, probe)
     if service_violations:

@@ -14,19 +14,23 @@ import re
 import sys
 from typing import Any
 
-from .argtypes import positive_int, share
+from .argtypes import non_negative_int, positive_int, share
 
 DEFAULT_STATE_DIR = "/var/lib/model-safety/monitor"
 DEFAULT_ACTIVATION_LOG = "/var/log/quantum/qsc_canary.jsonl"
 DEFAULT_CHECK_LOG = "/var/log/quantum/qsc_monitor_checks.jsonl"
 WEBHOOK_ENV = "MODEL_SAFETY_WEBHOOK_URL"
 PROJECT_ENV = "MODEL_SAFETY_PROJECT_DIR"
-_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_SECONDS_RE = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(text: str) -> float:
-    """``6h``, ``90m``, ``1h30m``, ``30s``, ``45`` (seconds) as seconds > 0."""
+    """``6h``, ``90m``, ``1h30m``, ``30s``, ``45`` (seconds) as seconds > 0; every part of a
+    compound duration has its unit (``1h30`` is refused, not read as 1 h 30 s)."""
     value = str(text).strip()
+    if _SECONDS_RE.fullmatch(value):
+        value += "s"
     match = _DURATION_RE.fullmatch(value)
     if not value or not match or not any(match.groups()):
         raise argparse.ArgumentTypeError(f"not a duration such as 6h, 90m, 1h30m, 30s: {text!r}")
@@ -109,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--webhook-url", metavar="URL", help=f"default ${WEBHOOK_ENV}; never printed"
     )
     files.add_argument("--webhook-timeout", type=parse_duration, metavar="D", help="default 5s")
-    files.add_argument("--webhook-retries", type=int, metavar="N", help="default 2")
+    files.add_argument("--webhook-retries", type=non_negative_int, metavar="N", help="default 2")
 
 
 _CONFIG_TYPES = {
@@ -122,10 +126,11 @@ _CONFIG_TYPES = {
     "inconclusive_checks": positive_int,
     "max_hard_disagree": share,
     "redundant_agreement": share,
+    "webhook_retries": non_negative_int,
 }
 _CONFIG_KEYS = {
     "model", "limit", "inventory", "project_dir", "state_dir", "activation_log", "check_log",
-    "textfile_dir", "webhook_url", "webhook_retries", "thresholds", *_CONFIG_TYPES,
+    "textfile_dir", "webhook_url", "thresholds", *_CONFIG_TYPES,
 }  # fmt: skip
 
 
@@ -164,6 +169,7 @@ def _option(args: argparse.Namespace, config: dict[str, Any], name: str, default
 def run_monitor(args: argparse.Namespace) -> int:
     """The ``monitor`` handler: build the options and run the loop."""
     from .monitor import MonitorError, MonitorSettings
+    from .monitor_io import MonitorIOError
     from .monitor_loop import Monitor, MonitorOptions, default_inventory
 
     try:
@@ -201,11 +207,10 @@ def run_monitor(args: argparse.Namespace) -> int:
             textfile_dir=_option(args, config, "textfile_dir", None),
             webhook_url=webhook_url or None,
             webhook_timeout=_option(args, config, "webhook_timeout", 5.0),
-            webhook_retries=int(_option(args, config, "webhook_retries", 2)),
+            webhook_retries=_option(args, config, "webhook_retries", 2),
         )
-        if options.webhook_retries < 0:
-            raise ValueError("webhook retries must be >= 0")
-    except (ValueError, MonitorError) as exc:
+        monitor = Monitor(options, out=lambda line: print(line, flush=True))
+    except (ValueError, OSError, MonitorError, MonitorIOError) as exc:
         print(f"model-safety monitor: {exc}", file=sys.stderr)
         return 2
-    return Monitor(options, out=lambda line: print(line, flush=True)).run()
+    return monitor.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import http.client
 import json
 import logging
 import logging.handlers
@@ -156,7 +157,7 @@ def write_textfile(directory: str, model: str, text: str) -> str:
 def redact_webhook(url: str) -> str:
     """The URL without credentials, path or query (they may carry a token)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 class Webhook:
@@ -174,7 +175,11 @@ class Webhook:
         report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
             shown = redact_webhook(url)
             raise MonitorIOError(f"webhook URL must be http(s)://host/..., got {shown}")
         self.url = url
@@ -212,7 +217,7 @@ class Webhook:
                         }
                     )
                     return
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 error = str(getattr(exc, "reason", exc))
             if attempt <= self.retries:
                 time.sleep(self.backoff * attempt)
