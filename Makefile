@@ -47,7 +47,7 @@ unit: setup ## the pure unit tests only (no root, no lab)
 TEST_LANES ?= 2
 
 test: setup lint ## lint and every test; brings the lab up (root) and leaves it up
-	$(BIN)/python -m pytest -n $(TEST_LANES) --dist loadfile -m "not lab_whole" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_LANES) --dist loadfile -m "not lab_whole" --durations=25 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m lab_whole $(PYTEST_ARGS)
 
 lab-up: setup ## boot LAB_HOSTS lab hosts (default 1); builds the rootfs once; idempotent

@@ -474,6 +474,23 @@ def _finish(new: dict, check: dict) -> tuple[dict, dict]:
     return new, check
 
 
+# rollback.yml makes its lease purpose "rollback: <reason>"; a purpose has at most 200 characters.
+ROLLBACK_REASON_MAX = 180
+
+
+def rollback_reason(violated: Mapping[str, list[Mapping[str, Any]]]) -> str:
+    """The ``reason`` given to rollback.yml: the violated rules per host, at most
+    ROLLBACK_REASON_MAX characters (it becomes the lease's purpose on each host); the measured
+    values are in the monitor's own records."""
+    reason = "monitor: " + "; ".join(
+        f"{host} " + ",".join(sorted({str(v["rule"]) for v in violations}))
+        for host, violations in violated.items()
+    )
+    if len(reason) > ROLLBACK_REASON_MAX:
+        reason = reason[: ROLLBACK_REASON_MAX - 3] + "..."
+    return reason
+
+
 def describe_check(host: str, check: Mapping[str, Any]) -> str:
     """One readable phrase for ``host``'s check (the progress line)."""
     status = check["status"]

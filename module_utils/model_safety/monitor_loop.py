@@ -37,6 +37,7 @@ from .monitor import (
     new_state,
     progress_line,
     prometheus_text,
+    rollback_reason,
 )
 from .monitor_io import (
     HostLocks,
@@ -332,11 +333,12 @@ class Monitor:
         )
 
     def _roll_back(self, violated: Mapping[str, list[dict[str, Any]]]) -> None:
-        reason = "monitor: " + "; ".join(
+        details = "; ".join(
             f"{host}: " + ", ".join(v["text"] for v in violations)
             for host, violations in violated.items()
         )
-        self.out(f"monitor {self.settings.model}: ROLLING BACK {', '.join(violated)}: {reason}")
+        self.out(f"monitor {self.settings.model}: ROLLING BACK {', '.join(violated)}: {details}")
+        reason = rollback_reason(violated)
         run: PlaybookRun = run_playbook(
             self.options.project_dir,
             "rollback.yml",
@@ -344,7 +346,7 @@ class Monitor:
             kind="rollback",
             inventory=self.options.inventory,
             limit=",".join(violated),
-            extravars={"reason": reason[:1000]},
+            extravars={"reason": reason},
             timeout=self.options.rollback_timeout,
             keep=self.options.keep_artifacts,
         )

@@ -24,6 +24,7 @@ from model_safety.monitor import (
     ENDED,
     INCONCLUSIVE_FINDINGS,
     PERSISTENT_RULES,
+    ROLLBACK_REASON_MAX,
     MonitorError,
     MonitorSettings,
     assess,
@@ -32,6 +33,7 @@ from model_safety.monitor import (
     new_state,
     progress_line,
     prometheus_text,
+    rollback_reason,
     stream_id_key,
 )
 from model_safety.thresholds import Thresholds
@@ -1149,3 +1151,13 @@ def test_prometheus_text_weight_follows_the_baseline_and_newlines_are_escaped() 
     )
     assert text.endswith("qsc_monitor_exported_timestamp_seconds 0.000\n")
     assert prometheus_text({}, 1.0) == HEADER + "qsc_monitor_exported_timestamp_seconds 1.000\n"
+
+
+def test_the_rollback_reason_names_the_rules_and_fits_a_lease_purpose() -> None:
+    violation = {"rule": "action_collapse", "text": "action collapse: BUY 96.6% > 70.0%"}
+    two = {"e1": [violation, {"rule": "hard_disagreement"}], "e2": [{"rule": "hold_collapse"}]}
+    assert rollback_reason(two) == "monitor: e1 action_collapse,hard_disagreement; e2 hold_collapse"
+    many = {f"engine-host-{n:03d}.example.com": [violation] for n in range(20)}
+    reason = rollback_reason(many)
+    assert len(reason) == ROLLBACK_REASON_MAX and reason.endswith("...")
+    assert len("rollback: " + reason) <= 200
