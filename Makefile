@@ -13,12 +13,13 @@ LAB_HOSTS ?= 1
 PYTEST_ARGS ?=
 REDIS_URL ?= redis://127.0.0.1:6379/0
 GATE_ARGS ?=
+DATASET_ARGS ?=
 LABCTL := PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m labctl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean \
-	quality-gate scoreboard
+	quality-gate scoreboard build-patchtst-dataset
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -84,3 +85,8 @@ scoreboard: setup ## GO / WAIT / NO-GO per model into reports/safety/scoreboard_
 
 clean: ## remove the venv and local artifacts (the lab itself: make lab-down)
 	rm -rf $(VENV) .pytest_cache .ruff_cache reports
+
+# DATASET_ARGS passes options through, e.g. DATASET_ARGS="--db PATH --symbols BTCUSDT --dry-run";
+# make exits 2 whenever the command does (bad input or any error; nothing is written then).
+build-patchtst-dataset: setup ## PatchTST windows (X, y) from OHLCV SQLite into data/ (DATASET_ARGS="--db PATH --dry-run")
+	$(BIN)/model-safety build-patchtst-dataset $(DATASET_ARGS)

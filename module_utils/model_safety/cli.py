@@ -10,6 +10,7 @@ exit code (DESIGN.md "Modes and exit codes"):
 * ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
 * ``shadow-report --model M``: 0 READY, else 2.
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 2 error (:mod:`.monitor_cli`).
+* ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
 
 Usage errors exit 2 as well (fail-closed). The checks import numpy and redis only when they
 run, so ``model-safety version`` stays quick and works without them.
@@ -25,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from . import __version__, monitor_cli
+from . import __version__, dataset_cli, monitor_cli
 from .argtypes import positive_float, positive_int
 
 Handler = Callable[[argparse.Namespace], int]
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument("--model", metavar="M", required=True, help="the shadow model")
     _add_window_options(shadow)
     monitor_cli.register(subparsers)
+    dataset_cli.register(subparsers)
     return parser
 
 
