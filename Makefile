@@ -43,9 +43,9 @@ lint: setup ## ruff and ansible-lint (production profile)
 unit: setup ## the pure unit tests only (no root, no lab)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-# Two lanes (pytest-xdist, one test module per lane at a time), each with three lab hosts of
+# Three lanes (pytest-xdist, one test module per lane at a time), each with three lab hosts of
 # its own; then, alone, the tests that need the whole lab (its size, lab-down, recovery).
-TEST_LANES ?= 2
+TEST_LANES ?= 3
 
 test: setup lint ## lint and every test; brings the lab up (root) and leaves it up
 	$(BIN)/python -m pytest -n $(TEST_LANES) --dist loadfile -m "not lab_whole" --durations=25 $(PYTEST_ARGS)

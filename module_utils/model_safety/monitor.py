@@ -65,6 +65,7 @@ RULES = (*PERSISTENT_RULES, "redundant", *IMMEDIATE_RULES)
 INCONCLUSIVE_FINDINGS = frozenset({"too_few_events", "not_in_window", "no_active_events"})
 
 ACTIVE = "monitoring"
+ROLLING_BACK = "rolling_back"
 COMPLETED = "completed"
 ROLLED_BACK = "rolled_back"
 ROLLBACK_FAILED = "rollback_failed"
@@ -525,7 +526,7 @@ def progress_line(
     )
 
 
-_STATUS_VALUES = (ACTIVE, COMPLETED, ROLLED_BACK, ROLLBACK_FAILED, ENDED)
+_STATUS_VALUES = (ACTIVE, ROLLING_BACK, COMPLETED, ROLLED_BACK, ROLLBACK_FAILED, ENDED)
 
 
 def _label(value: str) -> str:

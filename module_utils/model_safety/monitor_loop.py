@@ -2,12 +2,14 @@
 
 Every interval, one ``playbooks/monitor_check.yml`` run (ansible-runner) probes every host
 still watched; :func:`.monitor.assess` judges each probe. A host whose violation triggers is
-rolled back at once with ``playbooks/rollback.yml`` (ansible-runner, ``--limit`` that host,
-the violations as the reason); a webhook and the logs are told, the webhook on a background
-thread so that it never delays the rollback. A host whose window ends without a violation
-completes ``safe``. State changes go to the activation log (JSON lines): ``monitoring_started``,
-``violation``, ``rollback_executed`` (violations and the runner's status) and
-``monitoring_completed``; every check to the check log.
+rolled back at once with ``playbooks/rollback.yml`` (ansible-runner ``run_async``, ``--limit``
+the hosts violated in that check, the violated rules as the reason) while the checks of the
+other hosts go on; the monitor never exits before a rollback it started has ended and been
+recorded (a monitor killed meanwhile runs it again when restarted). A webhook and the logs are
+told, the webhook on a background thread so that it never delays the rollback. A host whose
+window ends without a violation completes ``safe``. State changes go to the activation log
+(JSON lines): ``monitoring_started``, ``violation``, ``rollback_executed`` (violations and the
+runner's status) and ``monitoring_completed``; every check to the check log.
 
 Exit codes: 0 every host completed safe, 4 at least one host rolled back (and every rollback
 proven), 2 an error: a rollback that failed, a canary that could not be watched (gone, never
@@ -31,6 +33,7 @@ from .monitor import (
     ENDED,
     ROLLBACK_FAILED,
     ROLLED_BACK,
+    ROLLING_BACK,
     VIOLATION,
     MonitorSettings,
     assess,
@@ -49,7 +52,7 @@ from .monitor_io import (
     redact_webhook,
     write_textfile,
 )
-from .playbook_runner import PlaybookRun, run_playbook
+from .playbook_runner import PlaybookJob, PlaybookRun, run_playbook
 from .utctime import iso_ms
 
 EXIT_SAFE, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 2, 4
@@ -119,6 +122,7 @@ class Monitor:
         self.states: dict[str, dict[str, Any]] = {}
         self.check_number = 0
         self.stopping = False
+        self.pending: list[tuple[PlaybookJob, dict[str, list[dict[str, Any]]]]] = []
         self.webhook = (
             Webhook(
                 options.webhook_url,
@@ -188,7 +192,7 @@ class Monitor:
             now = iso_ms(self.clock())
             for host in hosts:
                 saved = self.store.load(host, self.settings.model)
-                resumed = saved is not None and saved.get("status") == ACTIVE
+                resumed = saved is not None and saved.get("status") in (ACTIVE, ROLLING_BACK)
                 state = saved if resumed else new_state(host, self.settings, now, None)
                 state["settings"] = self.settings.as_dict()
                 self.states[host] = state
@@ -210,6 +214,15 @@ class Monitor:
         except (MonitorIOError, OSError, ValueError) as exc:
             self.out(f"model-safety monitor: {exc}")
             return EXIT_ERROR
+        interrupted = {
+            host: state["pending_violations"]
+            for host, state in self.states.items()
+            if state["status"] == ROLLING_BACK
+        }
+        if interrupted:
+            # A monitor stopped while a rollback ran: its outcome is unknown, so run it again
+            # (rolling back to the same backup twice changes nothing the second time).
+            self._start_rollback(interrupted)
         return None
 
     def _elapsed(self, state: Mapping[str, Any]) -> float:
@@ -218,31 +231,24 @@ class Monitor:
 
     def _loop(self) -> int:
         while not self.stopping:
+            self._collect_rollbacks(block=False)
             watched = [host for host, state in self.states.items() if state["status"] == ACTIVE]
-            if not watched:
+            if not watched and not self.pending:
                 break
             began = self.clock()
-            self._check(watched)
-            for host in watched:
-                state = self.states[host]
-                if state["status"] == ACTIVE and self._elapsed(state) >= self.settings.duration_s:
-                    state["status"] = COMPLETED
-                    self.store.save(state)
-                    self._record(
-                        "monitoring_completed",
-                        host,
-                        result="safe",
-                        checks=state["checks"],
-                        window_start=state["started_at"],
-                        duration_s=self.settings.duration_s,
-                    )
+            if watched:
+                self._check(watched)
+                self._complete_windows(watched)
             self._export()
-            if all(state["status"] != ACTIVE for state in self.states.values()):
-                break
-            pause = self.settings.interval_s - (self.clock() - began)
+            # A rollback runs beside the checks of the other hosts; with nothing left to
+            # check, only its end is waited for.
+            pause = self.settings.interval_s - (self.clock() - began) if watched else 0.5
             deadline = time.monotonic() + max(0.0, pause)
             while not self.stopping and time.monotonic() < deadline:
                 self.sleep(min(1.0, deadline - time.monotonic()))
+        # Never abandon a rollback: its outcome is recorded before the monitor exits.
+        self._collect_rollbacks(block=True)
+        self._export()
         if self.stopping:
             self.out(
                 f"monitor {self.settings.model}: stopped by a signal; the state is kept and a "
@@ -250,6 +256,21 @@ class Monitor:
             )
             return EXIT_ERROR
         return self._exit_code()
+
+    def _complete_windows(self, hosts: list[str]) -> None:
+        for host in hosts:
+            state = self.states[host]
+            if state["status"] == ACTIVE and self._elapsed(state) >= self.settings.duration_s:
+                state["status"] = COMPLETED
+                self.store.save(state)
+                self._record(
+                    "monitoring_completed",
+                    host,
+                    result="safe",
+                    checks=state["checks"],
+                    window_start=state["started_at"],
+                    duration_s=self.settings.duration_s,
+                )
 
     def _exit_code(self) -> int:
         statuses = {state["status"] for state in self.states.values()}
@@ -317,7 +338,7 @@ class Monitor:
                 )
             self.store.save(state)
         if to_roll_back:
-            self._roll_back(to_roll_back)
+            self._start_rollback(to_roll_back)
         violations = sum(len(state["violations"]) for state in self.states.values())
         elapsed = max((self._elapsed(self.states[h]) for h in hosts), default=0.0)
         self.out(
@@ -332,29 +353,47 @@ class Monitor:
             )
         )
 
-    def _roll_back(self, violated: Mapping[str, list[dict[str, Any]]]) -> None:
+    def _start_rollback(self, violated: Mapping[str, list[dict[str, Any]]]) -> None:
         details = "; ".join(
             f"{host}: " + ", ".join(v["text"] for v in violations)
             for host, violations in violated.items()
         )
         self.out(f"monitor {self.settings.model}: ROLLING BACK {', '.join(violated)}: {details}")
-        reason = rollback_reason(violated)
-        run: PlaybookRun = run_playbook(
+        for host, violations in violated.items():
+            state = self.states[host]
+            state.update(status=ROLLING_BACK, pending_violations=list(violations))
+            self.store.save(state)
+        job = PlaybookJob(
             self.options.project_dir,
             "rollback.yml",
             private_dir=os.path.join(self.options.state_dir, "runner", "rollbacks"),
             kind="rollback",
             inventory=self.options.inventory,
             limit=",".join(violated),
-            extravars={"reason": reason},
+            extravars={"reason": rollback_reason(violated)},
             timeout=self.options.rollback_timeout,
             keep=self.options.keep_artifacts,
+            on_status=lambda status: log_check(
+                self.checks, {"rollback": list(violated), "runner_status": status}
+            ),
         )
+        self.pending.append((job, dict(violated)))
+
+    def _collect_rollbacks(self, *, block: bool) -> None:
+        for job, violated in list(self.pending):
+            if block or job.done():
+                self.pending.remove((job, violated))
+                self._record_rollback(job.wait(), violated)
+
+    def _record_rollback(
+        self, run: PlaybookRun, violated: Mapping[str, list[dict[str, Any]]]
+    ) -> None:
         for host, violations in violated.items():
             proven = run.status == "successful" and run.host_ok(host)
             state = self.states[host]
             state["status"] = ROLLED_BACK if proven else ROLLBACK_FAILED
             state["rollback"] = run.summary()
+            state.pop("pending_violations", None)
             self.store.save(state)
             self._record(
                 "rollback_executed",

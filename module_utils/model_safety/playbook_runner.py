@@ -1,4 +1,4 @@
-"""Run one of this project's playbooks from Python through ansible-runner's API.
+"""Run this project's playbooks from Python through ansible-runner's API.
 
 ``run_async`` with a unique ident per run, an event handler that collects each host's result
 of the tasks asked for and the play's stats, a status handler, and rotated artifacts (the
@@ -60,32 +60,71 @@ def new_ident(kind: str) -> str:
     return f"{kind}-{stamp}-{secrets.token_hex(4)}"
 
 
-def run_playbook(
-    project_dir: str,
-    playbook: str,
-    *,
-    private_dir: str,
-    kind: str,
-    inventory: str | None = None,
-    limit: str | None = None,
-    extravars: Mapping[str, Any] | None = None,
-    collect: tuple[str, ...] = (),
-    timeout: float | None = None,
-    keep: int = 20,
-    on_status: Callable[[str], None] | None = None,
-) -> PlaybookRun:
-    """Run ``<project_dir>/playbooks/<playbook>`` and wait for it; ``collect`` names the task
-    actions (modules) whose per-host results are kept. Never raises for a failed run: the
-    status says it (an exception of ansible-runner itself is status ``error``)."""
-    import ansible_runner
+class PlaybookJob:
+    """One playbook run through ``ansible_runner.run_async``: started at construction, then
+    :meth:`done` (poll) or :meth:`wait`. ``collect`` names the task actions (modules) whose
+    per-host results are kept. Never raises for a failed run: the status says it (an exception
+    of ansible-runner itself is status ``error``)."""
 
-    run = PlaybookRun(ident=new_ident(kind))
+    def __init__(
+        self,
+        project_dir: str,
+        playbook: str,
+        *,
+        private_dir: str,
+        kind: str,
+        inventory: str | None = None,
+        limit: str | None = None,
+        extravars: Mapping[str, Any] | None = None,
+        collect: tuple[str, ...] = (),
+        timeout: float | None = None,
+        keep: int = 20,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        import ansible_runner
 
-    def on_event(event: Mapping[str, Any]) -> bool:
+        self.run = PlaybookRun(ident=new_ident(kind))
+        self._collect = collect
+        self._on_status = on_status
+        self._began = time.monotonic()
+        self._thread: Any = None
+        self._runner: Any = None
+        bin_dir = os.path.dirname(sys.executable)
+        try:
+            ensure_directory(private_dir, 0o700)
+            self._thread, self._runner = ansible_runner.run_async(
+                private_data_dir=private_dir,
+                project_dir=project_dir,
+                playbook=os.path.join(project_dir, "playbooks", playbook),
+                inventory=inventory,
+                limit=limit,
+                extravars=dict(extravars or {}),
+                ident=self.run.ident,
+                rotate_artifacts=keep,
+                quiet=True,
+                suppress_env_files=True,
+                timeout=int(timeout) if timeout else None,
+                envvars={
+                    "ANSIBLE_CONFIG": os.path.join(project_dir, "ansible.cfg"),
+                    # The ansible-playbook of this interpreter's environment (the venv) first.
+                    "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+                },
+                event_handler=self._on_event,
+                status_handler=self._on_status_change,
+            )
+        except Exception as exc:  # fail-closed: the caller judges a run that did not happen
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.run.status = "error"
+        self.run.failures["*"] = f"ansible-runner failed: {type(exc).__name__}: {exc}"
+
+    def _on_event(self, event: Mapping[str, Any]) -> bool:
+        run = self.run
         data = event.get("event_data") or {}
         host = data.get("host")
         kind_of = event.get("event")
-        if kind_of == "runner_on_ok" and data.get("task_action") in collect:
+        if kind_of == "runner_on_ok" and data.get("task_action") in self._collect:
             run.results.setdefault(host, {})[data["task_action"]] = data.get("res") or {}
         elif kind_of == "runner_on_failed" and not data.get("ignore_errors"):
             run.failures[host] = str((data.get("res") or {}).get("msg") or "task failed")
@@ -97,40 +136,29 @@ def run_playbook(
             }
         return True
 
-    def on_status_change(status: Mapping[str, Any], runner_config: Any = None) -> None:
-        run.statuses.append(str(status.get("status")))
-        if on_status:
-            on_status(str(status.get("status")))
+    def _on_status_change(self, status: Mapping[str, Any], runner_config: Any = None) -> None:
+        self.run.statuses.append(str(status.get("status")))
+        if self._on_status:
+            self._on_status(str(status.get("status")))
 
-    began = time.monotonic()
-    bin_dir = os.path.dirname(sys.executable)
-    try:
-        ensure_directory(private_dir, 0o700)
-        thread, runner = ansible_runner.run_async(
-            private_data_dir=private_dir,
-            project_dir=project_dir,
-            playbook=os.path.join(project_dir, "playbooks", playbook),
-            inventory=inventory,
-            limit=limit,
-            extravars=dict(extravars or {}),
-            ident=run.ident,
-            rotate_artifacts=keep,
-            quiet=True,
-            suppress_env_files=True,
-            timeout=int(timeout) if timeout else None,
-            envvars={
-                "ANSIBLE_CONFIG": os.path.join(project_dir, "ansible.cfg"),
-                # The ansible-playbook of this interpreter's environment (the venv) first.
-                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            },
-            event_handler=on_event,
-            status_handler=on_status_change,
-        )
-        thread.join()
-        run.status, run.rc = str(runner.status), runner.rc
-        run.artifacts = str(getattr(runner.config, "artifact_dir", ""))
-    except Exception as exc:  # fail-closed: the caller judges a run that did not happen
-        run.status = "error"
-        run.failures["*"] = f"ansible-runner failed: {type(exc).__name__}: {exc}"
-    run.seconds = time.monotonic() - began
-    return run
+    def done(self) -> bool:
+        """The run has ended (or never started)."""
+        return self._thread is None or not self._thread.is_alive()
+
+    def wait(self) -> PlaybookRun:
+        """Wait for the end of the run; its outcome."""
+        if self._thread is not None:
+            self._thread.join()
+            try:
+                self.run.status, self.run.rc = str(self._runner.status), self._runner.rc
+                self.run.artifacts = str(getattr(self._runner.config, "artifact_dir", ""))
+            except Exception as exc:  # fail-closed, as above
+                self._failed(exc)
+            self._thread = None
+            self.run.seconds = time.monotonic() - self._began
+        return self.run
+
+
+def run_playbook(project_dir: str, playbook: str, **options: Any) -> PlaybookRun:
+    """Run ``<project_dir>/playbooks/<playbook>`` (options of :class:`PlaybookJob`) and wait."""
+    return PlaybookJob(project_dir, playbook, **options).wait()

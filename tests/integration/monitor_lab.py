@@ -124,3 +124,12 @@ def records(run: MonitorRun, event: str, host: str) -> list[dict]:
 
 def host_checks(run: MonitorRun, host: str) -> list[dict]:
     return [c for c in run.checks if c.get("host") == host and "check" in c]
+
+
+def conclusive_checks_since(run: MonitorRun, host: str, since: float) -> list[dict]:
+    """The host's checks after ``since`` that judged something (not inconclusive)."""
+    return [
+        c
+        for c in host_checks(run, host)
+        if epoch(c["ts"]) > since and c["status"] != "inconclusive"
+    ]

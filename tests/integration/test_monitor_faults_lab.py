@@ -1,8 +1,12 @@
-"""`model-safety monitor` against faults that trigger at once or over the ensemble: a crash
-loop (rule 7), telemetry that stalls (rule 8) and a contrarian canary (rule 5), each on its
-own lab host under one monitor; every host ends byte-identical to its pre-canary state."""
+"""`model-safety monitor` against faults that trigger at once (a crash loop: rule 7; telemetry
+that stalls: rule 8) beside a healthy canary that completes its window safe; the monitor is
+killed mid-window and restarted (it resumes), and a second monitor for the same hosts is
+refused. Every rolled-back host ends byte-identical to its pre-canary state."""
 
 from __future__ import annotations
+
+import signal
+import time
 
 import pytest
 
@@ -12,15 +16,17 @@ from tests.integration.monitor_lab import (
     TURNS_BAD_AT,
     activation_started_at,
     canaries,
+    conclusive_checks_since,
     epoch,
-    host_checks,
     monitor,
+    read_jsonl,
     records,
+    start_monitor,
 )
 
 pytestmark = pytest.mark.lab
 
-# Fault -> (the rules it may trigger, the most checks after the fault until one does).
+# Fault -> (the rules it may trigger, the most judging checks after the fault until one does).
 FAULTS = {
     # Rule 7 at once: caught restarting (auto-restart) or already restarted.
     "SIM_CRASH_AFTER": (
@@ -29,38 +35,50 @@ FAULTS = {
         1,
     ),
     # Stall: one check may still see the last events, then --stall-checks 2 empty ones.
-    "SIM_SILENT_AFTER": (
-        {"SIM_SILENT_AFTER": str(TURNS_BAD_AT)},
-        {"telemetry_stalled"},
-        3,
-    ),
-    "contrarian": (
-        {"SIM_PATCHTST": f"healthy,contrarian@{TURNS_BAD_AT}"},
-        {"hard_disagreement"},
-        3,
-    ),
+    "SIM_SILENT_AFTER": ({"SIM_SILENT_AFTER": str(TURNS_BAD_AT)}, {"telemetry_stalled"}, 3),
 }
+WINDOW_S = 30
 
 
-def test_crash_stall_and_disagreement_are_rolled_back(hosts, tmp_path):
+def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resumes(hosts, tmp_path):
+    crashing, silent, healthy = hosts
     envs = [{**FAULTS_WITH_CANARY, **env} for env, _rules, _checks in FAULTS.values()]
-    befores = canaries(hosts, envs)
+    befores = canaries(hosts, [*envs, {}])
+    args = ("--limit", ",".join(host.name for host in hosts), "--duration", f"{WINDOW_S}s")
 
-    run = monitor(
-        tmp_path,
-        "--limit",
-        ",".join(host.name for host in hosts),
-        "--duration",
-        f"{TURNS_BAD_AT + 60}s",
-    )
+    first = start_monitor(tmp_path, *args)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            checks = [c for c in read_jsonl(tmp_path / "checks.jsonl") if "check" in c]
+            if len({c["check"] for c in checks}) >= 2:
+                break
+            time.sleep(0.3)
+        refused = monitor(tmp_path, *args, timeout=60)
+        assert refused.returncode == 2, refused.output
+        assert "another monitor already watches" in refused.output
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    run = monitor(tmp_path, *args)
 
     assert run.returncode == 4, run.output
-    for host, (fault, (_env, rules, most_checks)) in zip(hosts, FAULTS.items(), strict=True):
+    for host in hosts:
+        started = records(run, "monitoring_started", host.name)
+        assert [r["resumed"] for r in started] == [False, True]
+        assert started[1]["window_start"] == started[0]["window_start"]
+        assert started[1]["checks_done"] >= 2
+    for host, (fault, (_env, rules, most_checks)) in zip(
+        (crashing, silent), FAULTS.items(), strict=True
+    ):
         bad_since = activation_started_at(host) + TURNS_BAD_AT
         (rollback,) = records(run, "rollback_executed", host.name)
         assert rollback["result"] == "rolled_back", rollback
         assert {v["rule"] for v in rollback["violations"]} <= rules, rollback["violations"]
-        after_fault = [c for c in host_checks(run, host.name) if epoch(c["ts"]) > bad_since]
+        after_fault = conclusive_checks_since(run, host.name, bad_since)
         assert 1 <= len(after_fault) <= most_checks, [(c["ts"], c["status"]) for c in after_fault]
         after = snapshot(host)
         assert after["env"] == befores[host.name]["env"]
@@ -69,3 +87,11 @@ def test_crash_stall_and_disagreement_are_rolled_back(hosts, tmp_path):
             f"\n{host.name} {fault}: fault -> proven rollback "
             f"{epoch(rollback['ts']) - bad_since:.1f} s ({len(after_fault)} checks)"
         )
+    # The healthy canary: its window ran to its end across both monitors, then completed.
+    (completed,) = records(run, "monitoring_completed", healthy.name)
+    assert completed["result"] == "safe"
+    window_start = records(run, "monitoring_started", healthy.name)[0]["window_start"]
+    assert completed["window_start"] == window_start
+    assert WINDOW_S <= epoch(completed["ts"]) - epoch(window_start) < WINDOW_S + 15
+    assert not records(run, "violation", healthy.name)
+    assert "qsc_canary.conf" in snapshot(healthy)["dropins"]

@@ -1,5 +1,6 @@
 """`model-safety monitor` for real: canaries on the lab's systemd hosts whose model collapses at
-a known time, watched through ansible-runner, rolled back by playbooks/rollback.yml.
+a known time (rules 1-4), watched through ansible-runner, rolled back by playbooks/rollback.yml,
+with a webhook that never answers and the Prometheus textfile.
 
 Each host ends byte-identical to its state before the canary (env file, drop-ins); the time
 from the collapse to the proven rollback is printed (the figure of the issue's note).
@@ -7,9 +8,7 @@ from the collapse to the proven rollback is printed (the figure of the issue's n
 
 from __future__ import annotations
 
-import signal
 import socket
-import time
 
 import pytest
 
@@ -19,12 +18,10 @@ from tests.integration.monitor_lab import (
     TURNS_BAD_AT,
     activation_started_at,
     canaries,
+    conclusive_checks_since,
     epoch,
-    host_checks,
     monitor,
-    read_jsonl,
     records,
-    start_monitor,
 )
 
 pytestmark = pytest.mark.lab
@@ -78,8 +75,9 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
         for violation in rollback["violations"]:
             assert violation["count"] >= 2
             assert violation["value"] is not None and violation["threshold"] is not None
-        # Within the persist checks: at most one mixed check, then two bad ones.
-        after_collapse = [c for c in host_checks(run, host.name) if epoch(c["ts"]) > bad_since]
+        # Within the persist checks: at most one mixed check, then two bad ones (inconclusive
+        # checks, too few new events on a busy machine, judge nothing and do not count).
+        after_collapse = conclusive_checks_since(run, host.name, bad_since)
         assert 2 <= len(after_collapse) <= 3, [(c["ts"], c["status"]) for c in after_collapse]
         assert after_collapse[-1]["status"] == "violation"
         # The rollback started right after the violation, the dead webhook did not wait.
@@ -108,40 +106,3 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
     for host in hosts:
         labels = f'host="{host.name}",model="patchtst",status="rolled_back"'
         assert f"qsc_monitor_status{{{labels}}} 1" in textfile
-
-
-def test_a_killed_monitor_resumes_its_window_and_a_second_one_is_refused(hosts, tmp_path):
-    host = hosts[0]
-    canaries([host], [{}])
-    args = ("--limit", host.name, "--duration", "24s")
-    first = start_monitor(tmp_path, *args)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if len([c for c in read_jsonl(tmp_path / "checks.jsonl") if "check" in c]) >= 2:
-                break
-            time.sleep(0.5)
-        second = monitor(tmp_path, *args, timeout=60)
-        assert second.returncode == 2, second.output
-        assert f"another monitor already watches {host.name}" in second.output
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    checks_before = len([c for c in read_jsonl(tmp_path / "checks.jsonl") if "check" in c])
-
-    resumed = monitor(tmp_path, *args, timeout=120)
-
-    assert resumed.returncode == 0, resumed.output
-    started = records(resumed, "monitoring_started", host.name)
-    assert [r["resumed"] for r in started] == [False, True]
-    assert started[1]["window_start"] == started[0]["window_start"]
-    assert started[1]["checks_done"] >= 2
-    (completed,) = records(resumed, "monitoring_completed", host.name)
-    assert completed["result"] == "safe"
-    assert completed["window_start"] == started[0]["window_start"]
-    # The window was not started over: it ended 24 s after its first start.
-    assert epoch(completed["ts"]) - epoch(started[0]["window_start"]) < 24 + 10
-    assert completed["checks"] > checks_before
-    assert "qsc_canary.conf" in snapshot(host)["dropins"]
