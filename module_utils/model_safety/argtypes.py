@@ -7,26 +7,24 @@ import argparse
 import math
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (decimal digits only)."""
+def _integer(text: str, minimum: int, wanted: str) -> int:
     try:
         value = int(str(text), 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"not {wanted}: {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (decimal digits only)."""
+    return _integer(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (decimal digits only)."""
-    try:
-        value = int(str(text), 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer >= 0: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not an integer >= 0: {text!r}")
-    return value
+    return _integer(text, 0, "an integer >= 0")
 
 
 def positive_float(text: str) -> float:
