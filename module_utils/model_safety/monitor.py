@@ -479,11 +479,12 @@ def _finish(new: dict, check: dict) -> tuple[dict, dict]:
 ROLLBACK_REASON_MAX = 180
 
 
-def rollback_reason(violated: Mapping[str, list[Mapping[str, Any]]]) -> str:
-    """The ``reason`` given to rollback.yml: the violated rules per host, at most
-    ROLLBACK_REASON_MAX characters (it becomes the lease's purpose on each host); the measured
-    values are in the monitor's own records."""
-    reason = "monitor: " + "; ".join(
+def rollback_reason(violated: Mapping[str, list[Mapping[str, Any]]], rollback_id: str) -> str:
+    """The ``reason`` given to rollback.yml: ``monitor <rollback_id>:`` and the violated rules
+    per host, at most ROLLBACK_REASON_MAX characters (it becomes the lease's purpose on each
+    host, so the id names the lease of this rollback); the measured values are in the monitor's
+    own records."""
+    reason = f"monitor {rollback_id}: " + "; ".join(
         f"{host} " + ",".join(sorted({str(v["rule"]) for v in violations}))
         for host, violations in violated.items()
     )

@@ -1158,8 +1158,10 @@ def test_prometheus_text_weight_follows_the_baseline_and_newlines_are_escaped() 
 def test_the_rollback_reason_names_the_rules_and_fits_a_lease_purpose() -> None:
     violation = {"rule": "action_collapse", "text": "action collapse: BUY 96.6% > 70.0%"}
     two = {"e1": [violation, {"rule": "hard_disagreement"}], "e2": [{"rule": "hold_collapse"}]}
-    assert rollback_reason(two) == "monitor: e1 action_collapse,hard_disagreement; e2 hold_collapse"
+    assert rollback_reason(two, "ab12cd34") == (
+        "monitor ab12cd34: e1 action_collapse,hard_disagreement; e2 hold_collapse"
+    )
     many = {f"engine-host-{n:03d}.example.com": [violation] for n in range(20)}
-    reason = rollback_reason(many)
+    reason = rollback_reason(many, "ab12cd34")
     assert len(reason) == ROLLBACK_REASON_MAX and reason.endswith("...")
     assert len("rollback: " + reason) <= 200

@@ -6,6 +6,7 @@ again."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,7 +135,10 @@ def test_a_rollback_runs_beside_the_checks_of_the_other_hosts(tmp_path, fakes):
     assert code == EXIT_ROLLED_BACK
     (job,) = FakeJob.started
     assert job.playbook == "rollback.yml" and job.hosts == ["a"]
-    assert job.options["extravars"] == {"reason": "monitor: a action_collapse"}
+    reason = job.options["extravars"]["reason"]
+    assert re.fullmatch(r"monitor [0-9a-f]{8}: a action_collapse", reason), reason
+    assert job.options["extravars"]["break_lock"] is False
+    assert job.options["extravars"]["cycle"] == "changed"
     beside = [hosts for hosts, pending in fakes["checks"] if pending]
     assert beside and all(hosts == ["b"] for hosts in beside)
     assert events(tmp_path) == [
@@ -171,7 +175,7 @@ def test_a_monitor_restarted_during_a_rollback_runs_it_again(tmp_path, fakes):
     first.locks.release()
     interrupted = dict(first.states["a"])
     violation = {"rule": "action_collapse", "value": 0.97, "threshold": 0.7, "text": "t"}
-    interrupted.update(status=ROLLING_BACK, pending_violations=[violation])
+    interrupted.update(status=ROLLING_BACK, pending_violations=[violation], rollback_id="feedbeef")
     store.save(interrupted)
 
     second = Monitor(options(tmp_path, duration=0.3), out=lambda line: None)
@@ -181,6 +185,9 @@ def test_a_monitor_restarted_during_a_rollback_runs_it_again(tmp_path, fakes):
     assert code == EXIT_ROLLED_BACK
     (job,) = FakeJob.started
     assert job.hosts == ["a"]
+    # The same rollback, under its id: the lease its interrupted attempt left is its own.
+    assert job.options["extravars"]["reason"] == "monitor feedbeef: a action_collapse"
+    assert job.options["extravars"]["cycle"] == "always"
     rollbacks = [
         json.loads(line)
         for line in (tmp_path / "activation.jsonl").read_text().splitlines()
@@ -188,3 +195,77 @@ def test_a_monitor_restarted_during_a_rollback_runs_it_again(tmp_path, fakes):
     ]
     assert [(r["host"], r["violations"]) for r in rollbacks] == [("a", [violation])]
     assert store.load("a", MODEL)["status"] == "rolled_back"
+
+
+class LeaseHeldOnceJob(FakeJob):
+    """The first rollback finds the lease held by ``holder``; later ones work."""
+
+    holder = "promotion patchtst"
+
+    def wait(self) -> PlaybookRun:
+        if len(FakeJob.started) == 1:
+            message = (
+                "another activation holds /var/lib/model-safety/activation.lease: held by ops "
+                f"for {self.holder} since 2026-01-10T12:00:00Z"
+            )
+            return PlaybookRun(
+                ident="rollback-1",
+                status="failed",
+                rc=2,
+                failures={"a": message},
+                stats={"ok": {"a": 1}, "failures": {"a": 1}, "dark": {}},
+            )
+        return super().wait()
+
+    def done(self) -> bool:
+        return len(FakeJob.started) == 1 or super().done()
+
+
+def test_a_rollback_refused_for_a_held_lease_is_tried_again(tmp_path, fakes, monkeypatch):
+    monkeypatch.setattr(monitor_loop, "PlaybookJob", LeaseHeldOnceJob)
+    monkeypatch.setattr(monitor_loop, "ROLLBACK_RETRY_S", 0.1)
+    monitor = Monitor(options(tmp_path), out=lambda line: None)
+
+    def finish_the_retry() -> None:
+        while len(FakeJob.started) < 2:
+            threading.Event().wait(0.02)
+        FakeJob.started[1].finished.set()
+
+    helper = threading.Thread(target=finish_the_retry)
+    helper.start()
+    code = monitor.run()
+    helper.join(5)
+
+    assert code == EXIT_ROLLED_BACK
+    assert [job.hosts for job in FakeJob.started] == [["a"], ["a"]]
+    # Another activation's lease is waited for, never broken.
+    assert [job.options["extravars"]["break_lock"] for job in FakeJob.started] == [False, False]
+    assert events(tmp_path).count(("rollback_executed", "a")) == 1
+    checks = [json.loads(line) for line in (tmp_path / "checks.jsonl").read_text().splitlines()]
+    assert [c["attempt"] for c in checks if "rollback_retry" in c] == [1]
+
+
+def test_the_lease_of_its_own_interrupted_rollback_is_taken_over(tmp_path, fakes, monkeypatch):
+    class OwnLeaseJob(LeaseHeldOnceJob):
+        @property
+        def holder(self) -> str:
+            return "rollback: " + FakeJob.started[0].options["extravars"]["reason"]
+
+    monkeypatch.setattr(monitor_loop, "PlaybookJob", OwnLeaseJob)
+    monitor = Monitor(options(tmp_path), out=lambda line: None)
+
+    def finish_the_retry() -> None:
+        while len(FakeJob.started) < 2:
+            threading.Event().wait(0.02)
+        FakeJob.started[1].finished.set()
+
+    helper = threading.Thread(target=finish_the_retry)
+    helper.start()
+    code = monitor.run()
+    helper.join(5)
+
+    assert code == EXIT_ROLLED_BACK
+    first, second = (job.options["extravars"] for job in FakeJob.started)
+    assert (first["break_lock"], second["break_lock"]) == (False, True)
+    assert (first["cycle"], second["cycle"]) == ("changed", "always")
+    assert first["reason"] == second["reason"]
