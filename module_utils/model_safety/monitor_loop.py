@@ -298,14 +298,22 @@ class Monitor:
             return EXIT_ERROR
         return EXIT_ROLLED_BACK if ROLLED_BACK in statuses else EXIT_SAFE
 
+    def _runner_options(self, kind: str) -> dict[str, Any]:
+        """What every playbook run of this monitor shares; checks and rollbacks keep their
+        artifacts apart, so frequent checks never rotate a rollback's away."""
+        return {
+            "private_dir": os.path.join(self.options.state_dir, "runner", kind),
+            "kind": kind.rstrip("s"),
+            "inventory": self.options.inventory,
+            "keep": self.options.keep_artifacts,
+        }
+
     def _check(self, hosts: list[str]) -> None:
         self.check_number += 1
         probe = run_playbook(
             self.options.project_dir,
             "monitor_check.yml",
-            private_dir=os.path.join(self.options.state_dir, "runner", "checks"),
-            kind="check",
-            inventory=self.options.inventory,
+            **self._runner_options("checks"),
             limit=",".join(hosts),
             extravars={
                 "monitor_model": self.settings.model,
@@ -314,7 +322,6 @@ class Monitor:
             },
             collect=("canary_probe",),
             timeout=self.options.check_timeout,
-            keep=self.options.keep_artifacts,
         )
         at = iso_ms(self.clock())
         checks: dict[str, dict[str, Any]] = {}
@@ -405,9 +412,7 @@ class Monitor:
         rollback.job = PlaybookJob(
             self.options.project_dir,
             "rollback.yml",
-            private_dir=os.path.join(self.options.state_dir, "runner", "rollbacks"),
-            kind="rollback",
-            inventory=self.options.inventory,
+            **self._runner_options("rollbacks"),
             limit=",".join(hosts),
             extravars={
                 "reason": rollback_reason(rollback.violated, rollback.rollback_id),
@@ -417,7 +422,6 @@ class Monitor:
                 "cycle": "always" if rollback.interrupted or rollback.break_lock else "changed",
             },
             timeout=self.options.rollback_timeout,
-            keep=self.options.keep_artifacts,
             on_status=lambda status: log_check(
                 self.checks, {"rollback": hosts, "runner_status": status}
             ),

@@ -221,10 +221,8 @@ class LeaseHeldOnceJob(FakeJob):
         return len(FakeJob.started) == 1 or super().done()
 
 
-def test_a_rollback_refused_for_a_held_lease_is_tried_again(tmp_path, fakes, monkeypatch):
-    monkeypatch.setattr(monitor_loop, "PlaybookJob", LeaseHeldOnceJob)
-    monkeypatch.setattr(monitor_loop, "ROLLBACK_RETRY_S", 0.1)
-    monitor = Monitor(options(tmp_path), out=lambda line: None)
+def run_finishing_the_second_rollback(monitor: Monitor) -> int:
+    """monitor.run(), with the second rollback attempt ending as soon as it has started."""
 
     def finish_the_retry() -> None:
         while len(FakeJob.started) < 2:
@@ -235,6 +233,15 @@ def test_a_rollback_refused_for_a_held_lease_is_tried_again(tmp_path, fakes, mon
     helper.start()
     code = monitor.run()
     helper.join(5)
+    return code
+
+
+def test_a_rollback_refused_for_a_held_lease_is_tried_again(tmp_path, fakes, monkeypatch):
+    monkeypatch.setattr(monitor_loop, "PlaybookJob", LeaseHeldOnceJob)
+    monkeypatch.setattr(monitor_loop, "ROLLBACK_RETRY_S", 0.1)
+    monitor = Monitor(options(tmp_path), out=lambda line: None)
+
+    code = run_finishing_the_second_rollback(monitor)
 
     assert code == EXIT_ROLLED_BACK
     assert [job.hosts for job in FakeJob.started] == [["a"], ["a"]]
@@ -254,15 +261,7 @@ def test_the_lease_of_its_own_interrupted_rollback_is_taken_over(tmp_path, fakes
     monkeypatch.setattr(monitor_loop, "PlaybookJob", OwnLeaseJob)
     monitor = Monitor(options(tmp_path), out=lambda line: None)
 
-    def finish_the_retry() -> None:
-        while len(FakeJob.started) < 2:
-            threading.Event().wait(0.02)
-        FakeJob.started[1].finished.set()
-
-    helper = threading.Thread(target=finish_the_retry)
-    helper.start()
-    code = monitor.run()
-    helper.join(5)
+    code = run_finishing_the_second_rollback(monitor)
 
     assert code == EXIT_ROLLED_BACK
     first, second = (job.options["extravars"] for job in FakeJob.started)
