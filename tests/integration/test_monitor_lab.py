@@ -89,7 +89,8 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
         assert after["env"] == befores[host.name]["env"]
         assert after["dropins"] == befores[host.name]["dropins"]
         host_log = [r for r in log_records(host) if r["event"] == "rollback_executed"]
-        assert host_log and host_log[-1]["reason"].startswith("monitor: ")
+        assert host_log and host_log[-1]["reason"].startswith("monitor ")
+        assert f"{host.name} " in host_log[-1]["reason"]
         print(
             f"\n{host.name} {behaviour}: collapse -> proven rollback "
             f"{epoch(rollback['ts']) - bad_since:.1f} s (rollback run "
