@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.activation_log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
     returnable,
@@ -138,9 +139,7 @@ def main() -> None:
             "service": {"type": "str", "default": DEFAULT_UNIT},
             "baseline": {"type": "dict", "required": True},
             "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
-            "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
-            "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
-            "thresholds": {"type": "dict", "default": {}},
+            **{key: COMMON_ARGUMENT_SPEC[key] for key in ("redis_url", "stream", "thresholds")},
             "timeout": {"type": "float", "default": 10.0},
         },
         supports_check_mode=True,

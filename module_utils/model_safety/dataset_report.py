@@ -151,8 +151,8 @@ def summary_lines(
     ]
     width = max(len(symbol) for symbol in metadata["per_symbol"])
     lines += [
-        f"  {symbol:<{width}}  {row['candles']} candles, {row['gaps']} gaps "
-        f"({row['missing_candles']} missing), {row['windows']} windows, "
+        f"  {symbol:<{width}}  {row['candles']} candles, gaps {row['gaps']} "
+        f"({row['missing_candles']} missing candles), {row['windows']} windows, "
         f"WIN {_pct(row['win_share'])}"
         for symbol, row in metadata["per_symbol"].items()
     ]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .names import is_model_name
@@ -52,15 +52,6 @@ PERSISTENT_RULES = (
     "model_inactive",
     "malformed_events",
 )
-IMMEDIATE_RULES = (
-    "service_inactive",
-    "service_restarted",
-    "telemetry_stalled",
-    "telemetry_unreadable",
-    "cannot_judge",
-    "inconclusive_limit",
-)
-RULES = (*PERSISTENT_RULES, "redundant", *IMMEDIATE_RULES)
 # The gate's findings that say "nothing to judge yet", not "the model is bad".
 INCONCLUSIVE_FINDINGS = frozenset({"too_few_events", "not_in_window", "no_active_events"})
 
@@ -70,7 +61,6 @@ COMPLETED = "completed"
 ROLLED_BACK = "rolled_back"
 ROLLBACK_FAILED = "rollback_failed"
 ENDED = "ended"
-TERMINAL = frozenset({COMPLETED, ROLLED_BACK, ROLLBACK_FAILED, ENDED})
 
 # Check outcomes, from best to worst.
 OK, WARNING, INCONCLUSIVE, ERROR, VIOLATION = "ok", "warning", "inconclusive", "error", "violation"
@@ -111,20 +101,19 @@ class MonitorSettings:
             if not _is_number(value) or not 0 <= value <= 1:
                 raise MonitorError(f"{name} must be a share in [0, 1], got {value!r}")
         try:
-            Thresholds().with_overrides(dict(self.thresholds))
+            self.gate_thresholds()
         except (TypeError, ValueError) as exc:
             raise MonitorError(f"bad gate thresholds: {exc}") from None
+
+    def gate_thresholds(self) -> Thresholds:
+        """The gate's thresholds with this monitor's overrides (what the probe's gate uses)."""
+        return Thresholds().with_overrides(dict(self.thresholds))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (for the state file and the log)."""
         values = asdict(self)
         values["thresholds"] = dict(self.thresholds)
         return values
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The setting names."""
-        return tuple(item.name for item in fields(cls))
 
 
 def _is_number(value: Any) -> bool:
@@ -242,7 +231,7 @@ def _canary_of(state: dict, probe: Mapping[str, Any]) -> tuple[str | None, dict 
 
 
 def _gate_model_findings(
-    state: dict, gate: Mapping[str, Any], settings: MonitorSettings
+    gate: Mapping[str, Any], settings: MonitorSettings
 ) -> tuple[bool, list[dict]]:
     """(conclusive, findings) of the canary model in this check's gate result."""
     model = settings.model
@@ -267,7 +256,7 @@ def _gate_model_findings(
     if too_few and not any(f["rule"] == "model_inactive" for f in found):
         active = entry.get("n") or 0
         share = 1.0 - active / events if events else 1.0
-        limit = Thresholds().with_overrides(dict(settings.thresholds)).max_inactive_share
+        limit = settings.gate_thresholds().max_inactive_share
         found.append(
             _violation(
                 "model_inactive",
@@ -409,7 +398,7 @@ def assess(
         return _finish(new, check)
 
     check["events"] = gate.get("event_count") or 0
-    conclusive, findings = _gate_model_findings(new, gate, settings)
+    conclusive, findings = _gate_model_findings(gate, settings)
     if not conclusive:
         new["inconclusive"] += 1
         check.update(status=INCONCLUSIVE, findings=findings)

@@ -61,7 +61,7 @@ def test_a_build_exits_0_and_says_what_it_wrote(
     code, out, err = run_cli(capsys, *argv)
     assert (code, err) == (0, "")
     assert out.startswith("PATCHTST DATASET 20 windows (lookback 4, 7 features, horizon 1h = 1")
-    assert "  ETHUSDT  40 candles, 0 gaps (0 missing), 20 windows, WIN " in out
+    assert "  ETHUSDT  40 candles, gaps 0 (0 missing candles), 20 windows, WIN " in out
     (npz,) = os.listdir(out_dir)
     (report,) = os.listdir(report_dir)
     assert f"dataset: {out_dir / npz}\n" in out

@@ -9,6 +9,7 @@ a single number (agreement, a stream id) is the point.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -953,7 +954,7 @@ def test_settings_defaults_and_dict() -> None:
         "thresholds": {"max_action_share": 0.8},
     }
     assert json.loads(json.dumps(settings.as_dict())) == settings.as_dict()
-    assert set(MonitorSettings.names()) == set(settings.as_dict())
+    assert {item.name for item in dataclasses.fields(MonitorSettings)} == set(settings.as_dict())
     for share in (0, 1, 0.0, 1.0):
         MonitorSettings(model=MODEL, max_hard_disagree=share, redundant_agreement=share)
     MonitorSettings(model="a", duration_s=1, interval_s=0.5, persist_checks=1)
