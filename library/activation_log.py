@@ -29,6 +29,9 @@ description:
   - The line is written with one C(write) on an append-only descriptor, under an exclusive
     C(flock), then fsynced, so concurrent writers never interleave. A torn last line left by a
     crash is ended with a newline first, so the new record stands on its own line.
+  - A write that fails part-way (disk full, quota, I/O error) is truncated back before the task
+    fails, so a failed task has appended nothing and leaves no torn line; the message names the
+    error (for example C(ENOSPC)).
   - Every run appends (C(changed=true)); the log is a history, two identical records are two
     events.
 options:

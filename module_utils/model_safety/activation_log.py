@@ -10,15 +10,22 @@ Appending is safe against concurrent writers and crashes:
   ``os.write`` on an ``O_APPEND`` descriptor (looping only on a short write), then ``fsync``;
 * appenders hold an exclusive ``flock`` of the file while they look at its last byte and
   write, so two of them never both repair the same torn line;
+* a write or fsync that fails part-way (disk full, quota, I/O error) is taken back: the file
+  is truncated to its size before the append, so a failed append leaves no torn line;
 * a crash in the middle of a write leaves at most a torn LAST line; the next append first
   writes ``\\n`` (in the same write as its record) so the new record stands on its own line,
-  and ``read_records`` reports the torn fragment instead of failing.
+  and ``read_records`` reports the torn fragment instead of failing;
+* readers take a shared ``flock``, so they never see half of a line being appended;
+  ``last_record`` refuses a log whose last line is torn or unreadable: that line may be the
+  newest record, and an older one returned in its place would be wrong (a monitor's window
+  would start at the previous activation).
 
 Standard library only (runs on the target through AnsiballZ).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import grp
 import json
@@ -26,7 +33,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .fileio import ensure_directory, fsync_directory, write_all
 from .utctime import iso_ms
@@ -47,8 +54,9 @@ EVENTS = (
 )
 FILE_MODE = 0o640
 DIR_MODE = 0o750
-# Enough of a broken line to recognise it in a problem report.
+# Enough of a broken line to recognise it in a problem report; shorter in an error message.
 _EXCERPT = 120
+_SHORT_EXCERPT = 40
 
 _TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 _MODE_RE = re.compile(r"0?[0-7]{3}")
@@ -149,6 +157,37 @@ def _open_for_append(path: str, mode: int, gid: int) -> tuple[int, bool]:
         return fd, True
 
 
+def _describe(exc: OSError) -> str:
+    """``ENOSPC (No space left on device)``: the errno's name for the operator's search."""
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{name} ({exc.strerror})" if name else str(exc)
+
+
+def _write_or_take_back(fd: int, data: bytes, size: int, path: str) -> None:
+    """Append ``data`` to the locked log ``fd`` (``size`` bytes) and fsync it. When that
+    fails, truncate the file back to ``size`` (what was written part-way would be a torn line,
+    and a record whose append failed must not stay: the caller acts on the failure) and raise
+    ActivationLogError. The flock held keeps other appenders out until then."""
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    except OSError as exc:
+        failure = f"cannot append to {path}: {_describe(exc)}"
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+        except OSError as undo:
+            raise ActivationLogError(
+                f"{failure}; the part written could not be truncated away ({_describe(undo)}): "
+                "the log may end in a torn line, which last_record refuses until the next "
+                "append ends it"
+            ) from None
+        raise ActivationLogError(
+            f"{failure}; nothing was appended (the log is back to its {size} bytes)"
+        ) from None
+
+
 def append_record(
     path: str,
     record: Mapping[str, Any],
@@ -170,8 +209,8 @@ def append_record(
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             repaired = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-            write_all(fd, (b"\n" if repaired else b"") + line.encode("ascii"))
-            os.fsync(fd)
+            data = (b"\n" if repaired else b"") + line.encode("ascii")
+            _write_or_take_back(fd, data, size, path)
         finally:
             os.close(fd)
         if created:
@@ -181,52 +220,99 @@ def append_record(
     return {"record": complete, "line": line.rstrip("\n"), "created": created, "repaired": repaired}
 
 
+class _Line(NamedTuple):
+    """One line of the log: its number (from 1), the offset of its first byte, its bytes
+    (without the newline) and whether it is torn (the bytes after the last newline)."""
+
+    number: int
+    offset: int
+    raw: bytes
+    torn: bool
+
+
+def _read_lines(path: str) -> list[_Line]:
+    """The lines of the log (none when it is missing), read under a shared flock: appenders
+    hold the exclusive one while they write, so no line is seen half-written."""
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            content = handle.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ActivationLogError(f"cannot read {path}: {exc}") from None
+    lines, offset = [], 0
+    for number, raw in enumerate(content.split(b"\n"), start=1):
+        lines.append(_Line(number, offset, raw, torn=False))
+        offset += len(raw) + 1
+    after_last_newline = lines.pop()  # normally empty
+    if after_last_newline.raw:
+        lines.append(after_last_newline._replace(torn=True))
+    return lines
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    """The record of one line; ValueError when it is not a JSON object."""
+    record = json.loads(raw.decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return record
+
+
 def read_records(path: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Every record of the log, oldest first, and the problems: lines that are not a JSON
     object, each named by its line number (a torn last line among them). A missing log has
     no records and no problems."""
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read()
-    except FileNotFoundError:
-        return [], []
-    except OSError as exc:
-        raise ActivationLogError(f"cannot read {path}: {exc}") from None
     records: list[dict[str, Any]] = []
     problems: list[str] = []
-    lines = content.split(b"\n")
-    torn = lines.pop() if lines else b""  # what follows the last newline: normally empty
-    numbered = list(enumerate(lines, start=1))
-    torn_number = len(lines) + 1
-    if torn:
-        numbered.append((torn_number, torn))
-    for number, raw in numbered:
+    for line in _read_lines(path):
         try:
-            record = json.loads(raw.decode("utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+            records.append(_decode(line.raw))
         except ValueError as exc:
-            kind = (
-                "torn last line (no newline at the end)" if number == torn_number else "unreadable"
-            )
-            excerpt = raw[:_EXCERPT].decode("utf-8", "replace")
-            problems.append(f"line {number}: {kind}: {exc}: {excerpt!r}")
-            continue
-        records.append(record)
+            kind = "torn last line (no newline at the end)" if line.torn else "unreadable"
+            excerpt = line.raw[:_EXCERPT].decode("utf-8", "replace")
+            problems.append(f"line {line.number}: {kind}: {exc}: {excerpt!r}")
     return records, problems
+
+
+def _refuse_a_bad_last_line(path: str, last: _Line) -> None:
+    """Raise ActivationLogError when the log's last line is not a whole record: it may be the
+    newest one (an append cut short by a crash), so no older record may stand in for it."""
+    if last.torn:
+        kind, reason = "a torn line", "no newline at its end"
+    else:
+        try:
+            _decode(last.raw)
+        except ValueError as exc:
+            kind, reason = "an unreadable line", str(exc)
+        else:
+            return
+    excerpt = last.raw[:_SHORT_EXCERPT].decode("utf-8", "replace")
+    raise ActivationLogError(
+        f"{path} ends in {kind} (line {last.number} at byte {last.offset}, "
+        f"{len(last.raw)} bytes, {reason}; starts {excerpt!r}): the newest record cannot be "
+        "told, so none is returned"
+    )
 
 
 def last_record(
     path: str, event: str | Iterable[str] | None = None, model: str | None = None
 ) -> dict[str, Any] | None:
     """The newest record of ``event`` (one event or several) for ``model`` (None: any), or
-    None. Unreadable lines are skipped; ``read_records`` lists them."""
+    None. Unreadable lines before the last are skipped (``read_records`` lists them); a torn
+    or unreadable last line raises ActivationLogError."""
     events = {event} if isinstance(event, str) else None if event is None else set(event)
     unknown = sorted(events - set(EVENTS)) if events else []
     if unknown:
         raise ActivationLogError(f"unknown event(s): {', '.join(unknown)}")
-    records, _ = read_records(path)
-    for record in reversed(records):
+    lines = _read_lines(path)
+    if lines:
+        _refuse_a_bad_last_line(path, lines[-1])
+    for line in reversed(lines):
+        try:
+            record = _decode(line.raw)
+        except ValueError:
+            continue
         if (events is None or record.get("event") in events) and (
             model is None or record.get("model") == model
         ):

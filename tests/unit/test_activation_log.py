@@ -1,19 +1,26 @@
 """The activation log (model_safety.activation_log) on real files in tmp_path: lines written,
-read back, torn lines repaired and reported, concurrent appenders, and every refusal."""
+read back, torn lines repaired and reported (and refused by last_record, and so by the canary
+probe), failed appends taken back, concurrent appenders, and every refusal."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
 import multiprocessing
 import os
 import stat
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from model_safety import activation_log as al
+from model_safety import canary_probe
+from model_safety.engine_state import ServiceState
+from model_safety.monitor import MonitorSettings, assess, new_state
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -230,3 +237,197 @@ def test_concurrent_appenders_never_interleave(log_path):
         assert mine == list(range(count))  # each writer's lines whole and in its order
     assert all(len(r["pad"]) == r["writer"] * 300 for r in records)
     assert json.loads(Path(log_path).read_text().splitlines()[-1])["event"] == "violation"
+
+
+# --------------------------------------------------------------------------- torn last lines
+
+
+def _two_activations(log_path: str) -> dict:
+    al.append_record(log_path, {"event": "activation", "model": "patchtst", "weight": 0.1})
+    return al.append_record(log_path, {"event": "activation", "model": "patchtst", "weight": 0.2})
+
+
+def test_last_record_refuses_a_torn_last_line_that_read_records_lists(log_path):
+    newest = _two_activations(log_path)["record"]
+    size = os.path.getsize(log_path)
+    with open(log_path, "ab") as log:
+        log.write(b'{"ts":"2026-01-10T12:00:00.000Z","event":"activa')  # an append cut short
+    with pytest.raises(al.ActivationLogError) as raised:
+        al.last_record(log_path, "activation", "patchtst")
+    assert str(raised.value).startswith(
+        f"{log_path} ends in a torn line (line 3 at byte {size}, 48 bytes, no newline at its end; "
+        'starts \'{"ts":"2026-01-10T12:00:00.000Z","event"\'): '
+    )
+    records, problems = al.read_records(log_path)  # a reader that only lists records
+    assert records[-1] == newest and len(records) == 2
+    assert len(problems) == 1 and problems[0].startswith("line 3: torn last line")
+
+    al.append_record(log_path, {"event": "shadow", "model": "nhits"})  # ends the torn line
+    assert al.last_record(log_path, "activation", "patchtst") == newest
+
+
+def test_last_record_refuses_a_whole_object_without_its_newline(log_path):
+    _two_activations(log_path)
+    with open(log_path, "ab") as log:
+        log.write(b'{"event":"activation","model":"patchtst","weight":0.3}')
+    with pytest.raises(al.ActivationLogError, match="ends in a torn line"):
+        al.last_record(log_path)
+
+
+def test_last_record_refuses_an_unreadable_last_line_but_skips_earlier_ones(log_path):
+    os.makedirs(os.path.dirname(log_path))
+    Path(log_path).write_bytes(b'{"event":"activation"}\nnot json\n{"event":"shadow"}\n[1]\n')
+    with pytest.raises(al.ActivationLogError, match=r"ends in an unreadable line \(line 4 at byte"):
+        al.last_record(log_path, "activation")
+    with open(log_path, "ab") as log:
+        log.write(b'{"event":"promotion"}\n')
+    assert al.last_record(log_path, "activation") == {"event": "activation"}
+    assert al.last_record(log_path) == {"event": "promotion"}
+
+
+def test_a_reader_waits_for_an_append_in_progress(log_path):
+    _two_activations(log_path)
+    line = b'{"event":"activation","model":"patchtst","weight":0.3}\n'
+    found: list[dict | None] = []
+    with open(log_path, "ab") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # what append_record holds while it writes
+        writer.write(line[:20])
+        writer.flush()
+        reader = threading.Thread(target=lambda: found.append(al.last_record(log_path)))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive()  # it does not read the half-written line
+        writer.write(line[20:])
+        writer.flush()
+        fcntl.flock(writer, fcntl.LOCK_UN)
+    reader.join(10)
+    assert found == [json.loads(line)]
+
+
+# --------------------------------------------------------------------------- failed appends
+
+
+def _fail_part_way(code: int):
+    """A write_all that writes half of the data, then fails like a full disk would."""
+
+    def write_half(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(code, os.strerror(code))
+
+    return write_half
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+def test_an_append_that_fails_part_way_is_truncated_back(log_path, monkeypatch, code):
+    newest = _two_activations(log_path)["record"]
+    before = Path(log_path).read_bytes()
+    monkeypatch.setattr(al, "write_all", _fail_part_way(code))
+    with pytest.raises(al.ActivationLogError) as raised:
+        al.append_record(log_path, {"event": "rollback_executed", "model": "patchtst"})
+    assert str(raised.value) == (
+        f"cannot append to {log_path}: {errno.errorcode[code]} ({os.strerror(code)}); nothing "
+        f"was appended (the log is back to its {len(before)} bytes)"
+    )
+    assert Path(log_path).read_bytes() == before
+    assert al.last_record(log_path) == newest
+
+
+def test_a_failed_repairing_append_leaves_the_torn_line_as_it_was(log_path, monkeypatch):
+    _two_activations(log_path)
+    with open(log_path, "ab") as log:
+        log.write(b'{"event":"rollb')
+    before = Path(log_path).read_bytes()
+    monkeypatch.setattr(al, "write_all", _fail_part_way(errno.ENOSPC))
+    with pytest.raises(al.ActivationLogError, match="ENOSPC"):
+        al.append_record(log_path, {"event": "rollback_executed"})
+    assert Path(log_path).read_bytes() == before
+
+
+def test_an_append_that_writes_nothing_leaves_the_log(log_path, monkeypatch):
+    _two_activations(log_path)
+    before = Path(log_path).read_bytes()
+
+    def write_nothing(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(al, "write_all", write_nothing)
+    with pytest.raises(al.ActivationLogError, match=r"ENOSPC .* nothing was appended"):
+        al.append_record(log_path, {"event": "shadow"})
+    assert Path(log_path).read_bytes() == before
+
+
+def test_a_record_whose_fsync_fails_is_taken_back(log_path, monkeypatch):
+    newest = _two_activations(log_path)["record"]
+    before = Path(log_path).read_bytes()
+    real_fsync, calls = os.fsync, []
+
+    def fsync_failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_once)
+    with pytest.raises(al.ActivationLogError, match=r"EIO .* nothing was appended"):
+        al.append_record(log_path, {"event": "rollback_executed"})
+    assert len(calls) == 2  # the truncation is fsynced too
+    assert Path(log_path).read_bytes() == before
+    assert al.last_record(log_path) == newest
+
+
+def test_a_torn_line_that_cannot_be_truncated_is_said_and_refused(log_path, monkeypatch):
+    _two_activations(log_path)
+    monkeypatch.setattr(al, "write_all", _fail_part_way(errno.ENOSPC))
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "ftruncate", cannot_truncate)
+    with pytest.raises(al.ActivationLogError) as raised:
+        al.append_record(log_path, {"event": "rollback_executed", "model": "patchtst"})
+    assert "ENOSPC" in str(raised.value)
+    assert "could not be truncated away (EIO (Input/output error))" in str(raised.value)
+    with pytest.raises(al.ActivationLogError, match="ends in a torn line"):
+        al.last_record(log_path, "activation", "patchtst")
+
+
+# --------------------------------------------------------------------------- the canary probe
+
+
+def test_the_canary_probe_reports_a_torn_log_and_the_monitor_cannot_judge(log_path, monkeypatch):
+    _two_activations(log_path)
+    with open(log_path, "ab") as log:
+        log.write(b'{"event":"activation","model":"patchtst","started_at":"2026-01-10T')
+    service = ServiceState(
+        unit="quantum-ai-engine.service",
+        load_state="loaded",
+        active_state="active",
+        sub_state="running",
+        main_pid=42,
+        n_restarts=0,
+        invocation_id="0123456789abcdef0123456789abcdef",
+        active_enter_timestamp="",
+        active_enter_monotonic_us=1,
+        result="success",
+    )
+    config = {"canary": "patchtst", "canary_weight": 0.1, "voting": {}, "shadow": []}
+    monkeypatch.setattr(canary_probe, "read_service_state", lambda run, unit: service)
+    monkeypatch.setattr(canary_probe, "unit_expected_config", lambda *a: {"expected": config})
+    monkeypatch.setattr(canary_probe, "run_gate", lambda *a, **k: {"models": {}})
+    probe = canary_probe.probe_canary(
+        None,
+        None,
+        unit=service.unit,
+        baseline={},
+        model="patchtst",
+        stream="s",
+        activation_log=log_path,
+    )
+    assert probe["activation"] is None
+    assert probe["config_error"].startswith(
+        f"cannot read the activation log: {log_path} ends in a torn line (line 3 at byte"
+    )
+    settings = MonitorSettings(model="patchtst")
+    state = new_state("engine-01", settings, "2026-01-10T12:00:00.000Z", "0-0")
+    _, check = assess(state, probe, settings)
+    assert check["status"] == "error" and "ends in a torn line" in check["reason"]
