@@ -35,10 +35,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
 	@touch $@
 
-lint: setup ## ruff and ansible-lint (production profile)
+lint: setup ## ruff, ansible-lint (production profile), the module and filter docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/python scripts/check_module_docs.py
 
 unit: setup ## the pure unit tests only (no root, no lab)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

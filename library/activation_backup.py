@@ -136,12 +136,16 @@ notes:
     and state to the result.
   - With C(--diff), O(state=restored) shows per file its SHA-256, mode and owner before and
     after, never its contents.
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: partial
     details: Only O(state=restored) returns a diff, of checksums, modes and owners.
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

@@ -86,11 +86,15 @@ notes:
   - Releasing a lease that does not exist succeeds with C(changed=false) (a second release is
     harmless); a lease held with another token fails the task and is left alone.
   - Ansible adds the lease file's owner, group, mode and size to the result when it exists.
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

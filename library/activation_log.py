@@ -57,11 +57,15 @@ notes:
   - Check mode writes nothing and returns the line that would be appended (the record is
     validated, and O(group) resolved, the same way).
   - Ansible adds the log file's owner, group, mode and size to the result when it exists.
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

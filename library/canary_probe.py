@@ -20,8 +20,8 @@ DOCUMENTATION = r"""
 module: canary_probe
 short_description: Probe a canary host for the canary monitor (service, config, gate)
 description:
-  - Reads, in one task, what one check of C(model-safety monitor) needs about the canary
-    O(model) on this host, and judges nothing itself (the monitor does, on the controller):
+  - "Reads, in one task, what one check of C(model-safety monitor) needs about the canary
+    O(model) on this host, and judges nothing itself (the monitor does, on the controller):"
   - the engine service's state (active, sub-state, C(NRestarts), C(InvocationID), uptime);
   - the model configuration its unit files define (which model is the canary, its weight),
     as the C(engine_config) module computes it;
@@ -74,14 +74,18 @@ options:
     default: 10
 requirements:
   - python3-numpy and python3-redis on the target (as for C(quality_gate))
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 seealso:
-  - module: quality_gate
-  - module: engine_config
+  - module: ansible.legacy.quality_gate
+  - module: ansible.legacy.engine_config
 author:
   - Model Safety Ops
 """
@@ -104,7 +108,7 @@ service:
            invocation_id: 0123456789abcdef0123456789abcdef, uptime_s: 63.2,
            active_since: "2026-01-10T12:00:00.123Z"}
 config:
-  description: The model configuration of the unit's files (C(engine_config)'s RV(expected)).
+  description: The model configuration of the unit's files (as RV(ansible.legacy.engine_config#module:expected)).
   returned: when it could be computed
   type: dict
   sample: {canary: patchtst, canary_weight: 0.1, voting: {xgb: 0.28125}, shadow: {}}

@@ -26,8 +26,8 @@ description:
     naming no configured model, every model shadow-only, bad weights, a canary that is
     shadow-only or whose C(QSC_CANARY_WEIGHT) does not match its weight, ...), when an env file
     that is not optional is missing, or when the files cannot be read for certain.
-  - With O(startup) (the RV(startup) of C(journal_proof) or C(engine_status) for the
-    invocation to prove), compares what that start logged with the expectation and fails,
+  - With O(startup) (the RV(ansible.legacy.journal_proof#module:startup) or
+    RV(ansible.legacy.engine_status#module:startup) of the invocation to prove), compares what that start logged with the expectation and fails,
     naming every mismatch, when they differ.
   - Read-only, never changes anything; works the same in check mode.
 options:
@@ -54,11 +54,15 @@ notes:
     C(QSC_*), C(*_MODEL_PATH)), never the rest (it may hold secrets).
   - Weights logged by the engine are compared within 1e-6 (the journal shows percentages with
     four decimals).
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

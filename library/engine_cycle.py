@@ -61,11 +61,15 @@ notes:
     C(systemctl show --timestamp=us+utc --property=ActiveEnterTimestamp quantum-ai-engine.service).
   - In check mode nothing is stopped or started; the module reads the unit's current state and
     returns it with RV(would_cycle) and C(changed=true), because a real run always cycles.
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

@@ -26,10 +26,10 @@ short_description: Report the state, proven build and telemetry of the AI engine
 description:
   - Reads the systemd state of the engine service, the start-up lines of its current
     invocation from the journal, the git HEAD of its checkout and the recent activity of its
-    Redis telemetry stream, and returns them with a list of O(problems).
+    Redis telemetry stream, and returns them with a list of RV(problems).
   - Read-only, never changes anything; works the same in check mode.
   - Unhealthy findings (service down, build unproven or different from git HEAD, engine not
-    ready, no recent events, Redis unreachable) are returned in O(problems), they do not make
+    ready, no recent events, Redis unreachable) are returned in RV(problems), they do not make
     the module fail; the playbook decides. The module fails only on invalid options or when
     C(systemctl show) itself fails.
   - The build is verified fail-closed, RV(build_verified) is true only if the journal of the
@@ -63,11 +63,15 @@ requirements:
   - python3-redis (redis-py 4.3 or later) on the target
 notes:
   - Runs as root on the target; the checkout is read with C(git -C <checkout> rev-parse HEAD).
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """
@@ -136,7 +140,8 @@ service:
     active_since:
       description:
         - When the current start became active, UTC ISO-8601 with C(Z); null when the unit
-          is not active. Usable as the gate's cutover (O(quality_gate.after)).
+          is not active. Usable as the gate's cutover
+          (O(ansible.legacy.quality_gate#module:after)).
       type: str
   sample:
     unit: quantum-ai-engine.service

@@ -58,11 +58,12 @@ options:
     type: bool
     default: false
 notes:
-  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
 seealso:
-  - module: quality_gate
+  - module: ansible.legacy.quality_gate
 extends_documentation_fragment:
+  - action_common_attributes
   - model_safety_window
 author:
   - Model Safety Ops

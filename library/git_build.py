@@ -39,11 +39,15 @@ notes:
   - Commands run as argv lists, for example
     C(git --no-optional-locks -C <path> -c safe.directory=<path> rev-parse --verify HEAD^{commit}).
   - RV(dirty) looks at tracked files only (C(git status --porcelain --untracked-files=no)).
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """

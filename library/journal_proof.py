@@ -69,11 +69,15 @@ notes:
     list.
   - A well-formed invocation id that the journal does not know reads as an empty journal, so the
     proof fails when O(timeout) has passed.
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - Model Safety Ops
 """
@@ -143,8 +147,8 @@ elapsed:
   sample: 0.012
 startup:
   description:
-    - The start-up facts of the invocation, parsed from the lines read (as in the
-      C(engine_status) module's RV(startup)).
+    - The start-up facts of the invocation, parsed from the lines read (as in
+      RV(ansible.legacy.engine_status#module:startup)).
   returned: always
   type: dict
   sample:

@@ -94,14 +94,18 @@ notes:
     has not committed yet (it commits at most once a second) are not seen.
 requirements:
   - python3-redis (redis-py 4.3 or later) and python3-numpy on the target
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 seealso:
-  - module: journal_proof
-  - module: quality_gate
+  - module: ansible.legacy.journal_proof
+  - module: ansible.legacy.quality_gate
 author:
   - Model Safety Ops
 """

@@ -100,14 +100,15 @@ options:
     type: bool
     default: false
 notes:
-  - Writing the decision log is not reported as a change (RV(changed) stays false), the engine,
+  - Writing the decision log is not reported as a change (C(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
   - The playbook C(playbooks/promote.yml) runs this with O(report_only=true) and stops on
     anything but V(GO) itself, after fetching the decision log.
 seealso:
-  - module: shadow_report
-  - module: quality_gate
+  - module: ansible.legacy.shadow_report
+  - module: ansible.legacy.quality_gate
 extends_documentation_fragment:
+  - action_common_attributes
   - model_safety_window
 author:
   - Model Safety Ops

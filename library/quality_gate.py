@@ -83,15 +83,16 @@ options:
     type: float
     default: 0
 notes:
-  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
   - The fraction values follow the DESIGN contract, percentiles are numpy's default linear
     interpolation and standard deviations population ones.
 seealso:
-  - module: scoreboard
-  - module: feature_sanity
-  - module: shadow_report
+  - module: ansible.legacy.scoreboard
+  - module: ansible.legacy.feature_sanity
+  - module: ansible.legacy.shadow_report
 extends_documentation_fragment:
+  - action_common_attributes
   - model_safety_window
 author:
   - Model Safety Ops

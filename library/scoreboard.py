@@ -62,11 +62,12 @@ options:
     type: bool
     default: false
 notes:
-  - Writing the report files is not reported as a change (RV(changed) stays false), the engine,
+  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
 seealso:
-  - module: quality_gate
+  - module: ansible.legacy.quality_gate
 extends_documentation_fragment:
+  - action_common_attributes
   - model_safety_window
 author:
   - Model Safety Ops
@@ -115,7 +116,7 @@ blockers:
 models:
   description:
     - Per model name, its status and the metrics it was scored on (the same metrics as the
-      quality gate's RV(quality_gate#module:models)).
+      quality gate's RV(ansible.legacy.quality_gate#module:models)).
   returned: always
   type: dict
   contains:
