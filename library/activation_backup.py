@@ -16,6 +16,7 @@ from ansible.module_utils.model_safety.backup import (
     checked_restoration_record,
     create_backup,
     default_operator,
+    future_backups,
     mark_restored,
     plan_backup,
     prune,
@@ -45,6 +46,17 @@ description:
     since the backup, then checks every file against the manifest. A second restore reports
     C(changed=false). With O(mark_restored), a restore that changed something is recorded in
     the backup's manifest.
+  - A restore trusts the manifest with no more than it needs. It is refused, nothing changed,
+    when the manifest has a path other than the managed ones (O(files) and the files directly
+    in O(dirs)), and when it would give a file to a non-root owner other than the file's
+    current one. Set-id and sticky bits are never restored, nor write permission for others
+    (or for the group, except on a root:root file); each file restored with a narrower mode
+    than recorded is named in a warning.
+  - The backup root must be owned by root and writable by no one else (O(state=present)
+    creates it 0700); otherwise backing up and restoring are refused.
+  - A backup dated more than 5 minutes in the future (by its name) is never taken as the
+    latest, never pruned, never restored and refused by O(name); each one under O(root) is
+    named in a warning.
   - With O(state=verified), checks the backup (manifest, every copy's size and SHA-256, no extra
     file) and fails listing the problems. Read-only.
   - A selected backup (the latest, or the one named) that fails verification is refused with
@@ -84,7 +96,9 @@ options:
     description: The engine build (7 to 40 hex digits), recorded in the manifest.
     type: str
   files:
-    description: Absolute paths of the files to save (with O(state=present)).
+    description:
+      - Absolute paths of the files to save (with O(state=present)).
+      - With O(state=restored), the managed files a restore may write or remove.
     type: list
     elements: path
     default: [/etc/quantum/ai-engine.env]
@@ -93,6 +107,8 @@ options:
       - Absolute paths of directories whose regular files are all saved (with
         O(state=present)); subdirectories are not descended into. A missing directory is
         recorded as missing.
+      - With O(state=restored), the managed directories whose files a restore may write or
+        remove.
     type: list
     elements: path
     default: [/etc/systemd/system/quantum-ai-engine.service.d]
@@ -316,6 +332,8 @@ def main() -> None:
         present(module)
     path = None
     try:
+        if params["path"] is None:
+            warn_future_backups(module, params["root"])
         path = select_backup(params["root"], params["path"], model, params["name"])
         require_intact(path, model)
         if params["state"] == "verified":
@@ -344,6 +362,7 @@ def present(module: AnsibleModule) -> None:
         "metadata": params["metadata"],
     }
     try:
+        warn_future_backups(module, root)
         if module.check_mode:
             checked_details(params["model"], **details)
             plan = plan_backup(params["files"], params["dirs"])
@@ -367,14 +386,23 @@ def present(module: AnsibleModule) -> None:
     module.exit_json(changed=True, pruned=pruned, **backup)
 
 
+def warn_future_backups(module: AnsibleModule, root: str) -> None:
+    """Name the backups dated in the future, which are never taken as the latest."""
+    for warning in future_backups(root):
+        module.warn(warning)
+
+
 def restored(module: AnsibleModule, path: str) -> None:
     """Restore the backup (or, in check mode, tell exactly what a restore would do) and, when
     asked and something changed, record the restore in its manifest."""
-    result = restore_backup(path, check_mode=module.check_mode)
+    params = module.params
+    result = restore_backup(path, params["files"], params["dirs"], check_mode=module.check_mode)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     changes = result.pop("changes")
     if module._diff:
         result["diff"] = restore_diff(changes)
-    record = module.params["mark_restored"]
+    record = params["mark_restored"]
     marked = False
     if record is not None and result["changed"] and not module.check_mode:
         try:

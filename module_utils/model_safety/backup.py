@@ -10,6 +10,14 @@ may be recorded in the manifest's optional ``restorations`` list (:func:`mark_re
 Nothing is saved or restored through a symlink, and nothing here returns file contents (env
 files hold secrets): only paths, sizes, modes, owners and SHA-256 checksums. Standard library
 only; every error is a :class:`BackupError` naming the path and the problem.
+
+A restore runs as root and puts whatever a manifest says in place, so a manifest is not
+trusted with more than it needs: the backup root must be owned by root and writable by no one
+else; a restore writes only the managed paths it is given (the env file, the files directly in
+the drop-in directory); it never sets set-id or sticky bits, never makes a file writable by
+others (nor by its group unless that is root's group of a root-owned file), and never gives a
+file to a new non-root owner; a backup dated in the future is never "the newest" and never
+restored.
 """
 
 from __future__ import annotations
@@ -42,6 +50,12 @@ STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 BACKUP_DIR_MODE = 0o700
 SAVED_FILE_MODE = 0o600
 RESTORED_DIR_MODE = 0o755
+# How far a backup's name may be ahead of the clock (clocks of hosts differ a little); a
+# backup dated later would sort as "the newest" until that time, whatever is made after it.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+_FUTURE = f"dated later than now + {CLOCK_SKEW.seconds // 60} min (or at no real time)"
+# Never restored: no managed file needs them, and a set-id file is a way to run code as root.
+_SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 
 # Always used with fullmatch (a trailing newline never slips through).
 _BACKUP_NAME_RE = re.compile(r"([0-9]{8}T[0-9]{6}\.[0-9]{6}Z)_([a-z][a-z0-9_]{0,31})")
@@ -136,6 +150,26 @@ def _refuse_symlinks(path: str, what: str) -> None:
             raise BackupError(
                 f"{what} {path}: {current} is a symlink; nothing is saved or restored through one"
             )
+
+
+def _check_root(root: str) -> None:
+    """Raise unless the backup root (the directory it names) is owned by root and writable by
+    no one else: whoever else could write there could plant a backup that a restore, run as
+    root, puts in place. A root that does not exist yet holds nothing to trust."""
+    try:
+        status = os.stat(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise BackupError(f"cannot inspect backup root {root}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(status.st_mode):
+        raise BackupError(f"backup root {root} is not a directory")
+    if status.st_uid != 0 or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise BackupError(
+            f"backup root {root} is owned by uid {status.st_uid} with mode "
+            f"{stat.S_IMODE(status.st_mode):04o}; refused: it must be owned by root and "
+            "writable by no one else, or a backup in it could have been planted"
+        )
 
 
 # --------------------------------------------------------------------------- file I/O
@@ -335,6 +369,7 @@ def create_backup(
     file_entries, dir_entries, contents = _snapshot(files, dirs)
     try:
         _make_dirs(root, BACKUP_DIR_MODE)
+        _check_root(root)
         path, when = _new_backup_dir(root, model, when)
     except OSError as exc:
         raise BackupError(f"cannot create a backup directory under {root}: {exc}") from exc
@@ -384,6 +419,7 @@ def _backup_dirs(root: str) -> list[tuple[str, str, bool]]:
     """(name, model, complete) of every backup directory in ``root``, newest first; entries
     that are not backup directories (other names, symlinks) are never looked at."""
     root = _checked_path(root, "backup root")
+    _check_root(root)
     try:
         with os.scandir(root) as entries:
             found = [
@@ -403,14 +439,46 @@ def _stamp(name: str) -> str:
     return name.split("_", 1)[0]
 
 
+def _is_future(name: str) -> bool:
+    """Whether the backup ``name`` is dated later than now plus CLOCK_SKEW, or at no real time
+    (like month 13): sorted by name it would be "the newest" whatever is made after it."""
+    try:
+        when = dt.datetime.strptime(_stamp(name), STAMP_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return True
+    return when > dt.datetime.now(dt.UTC) + CLOCK_SKEW
+
+
+def _refuse_future(path: str) -> None:
+    """Raise when the backup ``path`` is named with a time in the future."""
+    name = os.path.basename(path)
+    if _BACKUP_NAME_RE.fullmatch(name) and _is_future(name):
+        raise BackupError(
+            f"backup {name} is {_FUTURE}; refused: no backup is made in the future, it was "
+            "planted or made by a wrong clock"
+        )
+
+
+def future_backups(root: str) -> list[str]:
+    """One warning per backup directory under ``root`` dated in the future: never taken as
+    the newest, never pruned, refused by name; for an operator to inspect and remove."""
+    return [
+        f"backup {name} under {root} is {_FUTURE}: never taken as the newest, never pruned, "
+        "refused by name; inspect and remove it"
+        for name, _, _ in _backup_dirs(root)
+        if _is_future(name)
+    ]
+
+
 def list_backups(root: str, model: str | None = None) -> list[str]:
-    """Paths of the complete backups under ``root`` (of ``model`` if given), newest first."""
+    """Paths of the complete backups under ``root`` (of ``model`` if given), newest first;
+    backups dated in the future are left out (see :func:`future_backups`)."""
     if model is not None and not is_model_name(model):
         raise BackupError(f"not a valid model name: {model!r}")
     return [
         os.path.join(root, name)
         for name, owner, complete in _backup_dirs(root)
-        if complete and model in (None, owner)
+        if complete and model in (None, owner) and not _is_future(name)
     ]
 
 
@@ -422,7 +490,7 @@ def latest_backup(root: str, model: str | None = None) -> str | None:
 
 def backup_by_name(root: str, name: str) -> str:
     """The path of the backup directory ``name`` under ``root`` (complete or not); raises,
-    listing the newest complete ones, when there is none."""
+    listing the newest complete ones, when there is none or it is dated in the future."""
     if not isinstance(name, str) or not _BACKUP_NAME_RE.fullmatch(name):
         raise BackupError(
             f"not a backup name (<UTC stamp>_<model>, like 20261123T180102.123456Z_patchtst): "
@@ -430,9 +498,11 @@ def backup_by_name(root: str, name: str) -> str:
         )
     backups = _backup_dirs(root)
     if any(found == name for found, _, _ in backups):
+        _refuse_future(name)
         return os.path.join(root, name)
-    newest = [found for found, _, complete in backups if complete][:NAMES_SHOWN]
-    raise BackupError(f"no backup {name} under {root}; the newest: {', '.join(newest) or 'none'}")
+    newest = [found for found, _, complete in backups if complete and not _is_future(found)]
+    shown = ", ".join(newest[:NAMES_SHOWN]) or "none"
+    raise BackupError(f"no backup {name} under {root}; the newest: {shown}")
 
 
 def select_backup(
@@ -440,7 +510,7 @@ def select_backup(
 ) -> str:
     """``path`` when given, else the backup ``name`` under ``root`` (which must be of ``model``
     when both are given), else the latest backup under ``root`` (of ``model``); raises when
-    there is none."""
+    there is none. A backup dated in the future is never the latest and refused by name."""
     if path is not None:
         if name is not None:
             raise BackupError("give a backup's path or its name, not both")
@@ -462,10 +532,12 @@ def prune(root: str, keep: int, *, check_mode: bool = False, pending: bool = Fal
 
     ``pending`` counts a backup about to be created as the newest (what create would prune, in
     check mode). An incomplete directory newer than every complete backup may be a backup being
-    written right now and is kept."""
+    written right now and is kept. A backup dated in the future is left alone."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise BackupError(f"keep must be an integer of at least 1, not {keep!r}")
-    backups = _backup_dirs(root)
+    # Not counted as the newest (nothing would ever be newer) nor removed: future_backups
+    # reports it to the operator.
+    backups = [backup for backup in _backup_dirs(root) if not _is_future(backup[0])]
     complete = [name for name, _, done in backups if done]
     kept = set(complete[: keep - 1] if pending else complete[:keep])
     # "~" sorts after every stamp: the pending backup is newer than every directory.
@@ -715,8 +787,72 @@ def _current_state(path: str) -> dict[str, Any] | None:
     return None if read is None else _state(*read)
 
 
+def _restored_mode(entry: dict[str, Any]) -> int:
+    """The mode a restore gives the file of ``entry``: never a set-id or sticky bit, never
+    writable by others, by its group only when root owns it with root's group. Whoever can
+    write the env file or a drop-in controls the engine (a drop-in's commands run as root)."""
+    mode = entry["mode"] & ~(_SPECIAL_BITS | stat.S_IWOTH)
+    if (entry["uid"], entry["gid"]) != (0, 0):
+        mode &= ~stat.S_IWGRP
+    return mode
+
+
 def _wanted_state(entry: dict[str, Any]) -> dict[str, Any] | None:
-    return None if entry.get("absent") else {key: entry[key] for key in _STATE_KEYS}
+    if entry.get("absent"):
+        return None
+    return {**{key: entry[key] for key in _STATE_KEYS}, "mode": _restored_mode(entry)}
+
+
+def _mode_warnings(manifest: dict[str, Any]) -> list[str]:
+    """What a restore of ``manifest`` leaves out of the recorded modes, one line per file."""
+    return [
+        f"{entry['path']}: the backup's mode {entry['mode']:04o} is restored as "
+        f"{_restored_mode(entry):04o} (never set-id or sticky bits, never writable by others, "
+        "by the group only for root:root)"
+        for entry in manifest["files"]
+        if not entry.get("absent") and _restored_mode(entry) != entry["mode"]
+    ]
+
+
+def _unmanaged_problems(
+    manifest: dict[str, Any], files: Iterable[str], dirs: Iterable[str]
+) -> list[str]:
+    """The manifest's paths outside the managed ``files`` and the files directly in the
+    managed ``dirs``: a restore runs as root and must not write or remove anything else."""
+    files = {_checked_path(path, "managed file") for path in files}
+    dirs = {_checked_path(path, "managed directory") for path in dirs}
+    problems = [
+        f"{entry['path']} is not a managed file"
+        for entry in manifest["files"]
+        if entry["path"] not in files and os.path.dirname(entry["path"]) not in dirs
+    ]
+    return problems + [
+        f"directory {entry['path']} is not a managed directory"
+        for entry in manifest["dirs"]
+        if entry["path"] not in dirs
+    ]
+
+
+def _owner_problems(manifest: dict[str, Any]) -> list[str]:
+    """The files the manifest would give to a new non-root owner. A file is restored owned by
+    root or by the uid that owns it now, never handed to another user: the owner of a drop-in
+    can run commands as root, the owner of the env file reads its secrets."""
+    problems = []
+    for entry in manifest["files"]:
+        if entry.get("absent") or entry["uid"] == 0:
+            continue
+        current = _current_state(entry["path"])
+        if current is not None and current.get("uid") == entry["uid"]:
+            continue
+        if current is not None and "uid" in current:
+            now = f"owned by uid {current['uid']}"
+        else:
+            now = describe_state(current)
+        problems.append(
+            f"{entry['path']}: the backup gives it to uid {entry['uid']}, but it is {now} now "
+            "(a restore gives a file to root or leaves it with its owner)"
+        )
+    return problems
 
 
 def _dir_extras(entry: dict[str, Any]) -> tuple[list[str], bool]:
@@ -785,7 +921,8 @@ def _apply_restore(path: str, plan: dict[str, Any]) -> None:
             raise BackupError(f"backup {path}: the copy of {target} changed during the restore")
         try:
             _make_dirs(os.path.dirname(target), RESTORED_DIR_MODE)
-            _write_atomic(target, read[0], entry["mode"], (entry["uid"], entry["gid"]))
+            owner = (entry["uid"], entry["gid"])
+            _write_atomic(target, read[0], _restored_mode(entry), owner)
         except OSError as exc:
             raise BackupError(f"cannot restore {target} from {path}: {exc}") from exc
     for target in plan["removals"]:
@@ -819,19 +956,35 @@ def _restored_problems(manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def restore_backup(path: str, check_mode: bool = False) -> dict[str, Any]:
+def restore_backup(
+    path: str, files: Iterable[str], dirs: Iterable[str], check_mode: bool = False
+) -> dict[str, Any]:
     """Put every file of the backup ``path`` back byte-identical (contents, mode, owner),
-    remove what did not exist at backup time, and check the result.
+    remove what did not exist at backup time, and check the result. ``files`` and ``dirs``
+    are the managed paths: the backup may hold those files and the files directly in those
+    directories, nothing else.
 
-    Refuses a backup with any problem, and refuses before writing anything when a target
-    cannot be restored (a directory in the way, a symlinked parent). Returns {"restored",
-    "removed", "unchanged", "changed", "changes"}: "changes" lists per path its state
-    "before" and "after" (checksum, size, mode, owner; None when absent). check_mode
+    Refuses, before writing anything: a backup with any problem, under a backup root that is
+    not root's alone, dated in the future, with a path outside the managed ones or giving a
+    file to a new non-root owner, and a target that cannot be restored (a directory in the
+    way, a symlinked parent). Modes are restored without set-id, sticky and unsafe write
+    bits (:func:`_restored_mode`), each such file named in "warnings". Returns {"restored",
+    "removed", "unchanged", "changed", "changes", "warnings"}: "changes" lists per path its
+    state "before" and "after" (checksum, size, mode, owner; None when absent). check_mode
     computes the same and writes nothing; a second restore changes nothing."""
+    path = _checked_path(path, "backup path")
+    _check_root(os.path.dirname(path))
+    _refuse_future(path)
     problems = verify_backup(path)
     if problems:
         raise BackupError(f"backup {path} cannot be restored: {'; '.join(problems)}", problems)
     manifest = read_manifest(path)
+    problems = _unmanaged_problems(manifest, files, dirs) + _owner_problems(manifest)
+    if problems:
+        raise BackupError(
+            f"backup {path} cannot be restored, nothing was changed: {'; '.join(problems)}",
+            problems,
+        )
     plan = _restore_plan(manifest)
     if not check_mode:
         _apply_restore(path, plan)
@@ -846,6 +999,7 @@ def restore_backup(path: str, check_mode: bool = False) -> dict[str, Any]:
         "unchanged": plan["unchanged"],
         "changed": bool(restored or removed),
         "changes": plan["changes"],
+        "warnings": _mode_warnings(manifest),
     }
 
 

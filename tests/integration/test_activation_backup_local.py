@@ -1,12 +1,16 @@
 """The activation_backup module run for real by Ansible on the controller (local connection),
-on real files in tmp_path: create, restore, verify, check mode, diff and failure messages."""
+on real files in tmp_path: create, restore, verify, check mode, diff and failure messages, and
+what a restore refuses to trust (paths outside the managed ones, set-id bits, a backup root
+others can write, a backup dated in the future), also through the role's restore entry point."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,16 +73,28 @@ def engine(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+def managed(engine: dict[str, Path]) -> dict[str, object]:
+    """The managed paths, as the roles pass them to both the backup and the restore."""
+    return {
+        "files": [str(engine["env"]), str(engine["canary"])],
+        "dirs": [str(engine["dropins"])],
+    }
+
+
 def backup_args(engine: dict[str, Path]) -> dict[str, object]:
     return {
         "root": str(engine["root"]),
         "model": "patchtst",
         "weight": 0.1,
         "git_sha": "18c7dbb",
-        "files": [str(engine["env"]), str(engine["canary"])],
-        "dirs": [str(engine["dropins"])],
+        **managed(engine),
         "metadata": {"gate": "PASS"},
     }
+
+
+def run_restore(engine: dict[str, Path], *options: str, **args: object) -> tuple[bool, dict, str]:
+    """Run activation_backup with state=restored and the engine's managed paths."""
+    return run_module(*options, state="restored", **managed(engine), **args)
 
 
 def test_present_restored_verified_round_trip(engine):
@@ -94,7 +110,7 @@ def test_present_restored_verified_round_trip(engine):
 
     engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
     engine["canary"].write_bytes(b"[Service]\n")
-    ok, restored, output = run_module(state="restored", root=str(engine["root"]), model="patchtst")
+    ok, restored, output = run_restore(engine, root=str(engine["root"]), model="patchtst")
     assert ok and restored["changed"] is True, output
     assert restored["path"] == path
     assert restored["restored"] == [str(engine["env"])]
@@ -103,7 +119,7 @@ def test_present_restored_verified_round_trip(engine):
     assert (engine["env"].stat().st_mode & 0o7777) == 0o640
     assert not engine["canary"].exists()
 
-    ok, again, output = run_module(state="restored", path=path)
+    ok, again, output = run_restore(engine, path=path)
     assert ok and again["changed"] is False and again["restored"] == again["removed"] == []
 
     ok, verified, output = run_module(state="verified", root=str(engine["root"]))
@@ -123,7 +139,7 @@ def test_check_mode_and_diff_write_nothing(engine):
 
     ok, made, _ = run_module(**backup_args(engine))
     engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
-    ok, preview, output = run_module("--check", "--diff", state="restored", path=made["path"])
+    ok, preview, output = run_restore(engine, "--check", "--diff", path=made["path"])
     assert ok and preview["changed"] is True, output
     assert preview["restored"] == [str(engine["env"])]
     assert engine["env"].read_bytes() == b"QT_API_SECRET=changed\n"
@@ -136,7 +152,7 @@ def test_check_mode_and_diff_write_nothing(engine):
 
 def test_failures_name_the_path_and_the_problem(engine):
     root = str(engine["root"])
-    ok, result, output = run_module(state="restored", root=root, model="patchtst")
+    ok, result, output = run_restore(engine, root=root, model="patchtst")
     assert not ok and result["msg"] == f"no backup under {root} for model patchtst", output
 
     ok, made, _ = run_module(**backup_args(engine))
@@ -166,16 +182,14 @@ def test_named_restore_is_marked_once(engine):
     mark = {"operator": "alice", "reason": "rollback"}
 
     engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
-    ok, preview, output = run_module(
-        "--check", state="restored", root=root, name=name, mark_restored=mark
-    )
+    ok, preview, output = run_restore(engine, "--check", root=root, name=name, mark_restored=mark)
     assert ok and preview["changed"] is True and preview["marked"] is False, output
     assert "restorations" not in json.loads((Path(made["path"]) / "manifest.json").read_text())
 
-    ok, restored, output = run_module(state="restored", root=root, name=name, mark_restored=mark)
+    ok, restored, output = run_restore(engine, root=root, name=name, mark_restored=mark)
     assert ok and restored["changed"] is True and restored["marked"] is True, output
     assert restored["path"] == made["path"] and engine["env"].read_bytes() == SECRET
-    ok, again, output = run_module(state="restored", root=root, name=name, mark_restored=mark)
+    ok, again, output = run_restore(engine, root=root, name=name, mark_restored=mark)
     assert ok and again["changed"] is False and again["marked"] is False, output
 
     ok, verified, output = run_module(state="verified", root=root, name=name)
@@ -200,7 +214,7 @@ def test_name_and_mark_restored_failures(engine):
         ({"name": name, "path": made["path"]}, "parameters are mutually exclusive: path|name"),
         ({"name": name, "mark_restored": {"ts": "x"}}, "invalid mark_restored: a restoration"),
     ]:
-        ok, result, output = run_module(state="restored", root=root, **args)
+        ok, result, output = run_restore(engine, root=root, **args)
         assert not ok and message in result["msg"], output
     ok, result, output = run_module(state="verified", root=root, mark_restored={"a": 1})
     assert not ok and result["msg"] == "mark_restored records a restore, only with state=restored"
@@ -217,7 +231,7 @@ def test_a_corrupt_latest_backup_is_refused_naming_the_newest_intact(engine):
     copy.write_bytes(b"QT_API_SECRET=tampered\n")
     engine["env"].write_bytes(b"QT_API_SECRET=livesecret\n")
 
-    ok, result, output = run_module(state="restored", root=root, mark_restored={"a": 1})
+    ok, result, output = run_restore(engine, root=root, mark_restored={"a": 1})
     assert not ok, output
     latest_name, older_name = Path(latest["path"]).name, Path(older["path"]).name
     assert result["msg"] == (
@@ -229,5 +243,194 @@ def test_a_corrupt_latest_backup_is_refused_naming_the_newest_intact(engine):
     assert "restorations" not in json.loads((Path(older["path"]) / "manifest.json").read_text())
     assert "tampered" not in output and "livesecret" not in output
 
-    ok, restored, output = run_module(state="restored", root=root, name=older_name)
+    ok, restored, output = run_restore(engine, root=root, name=older_name)
     assert ok and restored["changed"] is True and engine["env"].read_bytes() == SECRET, output
+
+
+# --------------------------------------------------------------------------- what a restore trusts
+
+
+def warned(output: str) -> list[str]:
+    """The warnings Ansible printed (each on one line, whatever the terminal's width)."""
+    return re.findall(r"^\[WARNING\]: (.*)$", output, re.M)
+
+
+def edit_manifest(backup: str, edit) -> None:
+    """Rewrite the backup's manifest with ``edit`` applied (the copies still verify)."""
+    manifest_path = Path(backup) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    edit(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_forged_manifest_with_a_path_outside_the_managed_ones_is_refused(engine, tmp_path):
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok, output
+    target = tmp_path / "etc/cron.d/x"
+    planted = b"* * * * * root sh /tmp/x\n"
+    copy = Path(made["path"]) / ("files" + str(target))
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(planted)
+    entry = {
+        "path": str(target),
+        "saved_as": "files" + str(target),
+        "sha256": hashlib.sha256(planted).hexdigest(),
+        "size": len(planted),
+        "mode": 0o644,
+        "uid": 0,
+        "gid": 0,
+    }
+    edit_manifest(made["path"], lambda manifest: manifest["files"].append(entry))
+    ok, _, output = run_module(state="verified", path=made["path"])
+    assert ok, output  # the forgery verifies: only the managed paths stop it
+    engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
+
+    for options in ((), ("--check",)):
+        ok, result, output = run_restore(engine, *options, path=made["path"])
+        assert not ok, output
+        assert result["msg"] == (
+            f"backup {made['path']} cannot be restored, nothing was changed: "
+            f"{target} is not a managed file"
+        )
+        assert result["problems"] == [f"{target} is not a managed file"]
+    assert not target.exists() and not target.parent.exists()
+    assert engine["env"].read_bytes() == b"QT_API_SECRET=changed\n"
+
+
+def test_setuid_mode_is_restored_without_it_and_said(engine):
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok, output
+
+    edit_manifest(made["path"], lambda manifest: manifest["files"][0].update(mode=0o4755))
+    ok, result, output = run_restore(engine, path=made["path"])
+    assert ok and result["restored"] == [str(engine["env"])], output
+    assert (engine["env"].stat().st_mode & 0o7777) == 0o755
+    assert (
+        f"{engine['env']}: the backup's mode 4755 is restored as 0755 (never set-id or sticky "
+        "bits, never writable by others, by the group only for root:root)"
+    ) in warned(output)
+    ok, again, output = run_restore(engine, path=made["path"])
+    assert ok and again["changed"] is False, output
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid"),
+    [(0o775, 0), (0o707, 0), (0o700, 1000)],
+    ids=["group-writable", "other-writable", "not-root-owned"],
+)
+def test_a_backup_root_not_root_s_alone_is_refused(engine, mode, uid):
+    root = engine["root"]
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok and (root.stat().st_mode & 0o7777) == 0o700 and root.stat().st_uid == 0, output
+    engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
+    os.chmod(root, mode)
+    os.chown(root, uid, 0)
+    refusal = f"backup root {root} is owned by uid {uid} with mode {mode:04o}; refused"
+
+    ok, result, output = run_restore(engine, path=made["path"])
+    assert not ok and result["msg"].startswith(refusal), output
+    ok, result, output = run_restore(engine, root=str(root))
+    assert not ok and result["msg"].startswith(refusal), output
+    ok, result, output = run_module(**backup_args(engine))
+    assert not ok, output
+    assert result["msg"].startswith(f"cannot back up for model patchtst: {refusal}")
+    assert engine["env"].read_bytes() == b"QT_API_SECRET=changed\n"
+    assert os.listdir(root) == [Path(made["path"]).name]
+
+
+def test_a_future_dated_backup_is_never_the_newest_nor_restored_by_name(engine):
+    root = engine["root"]
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok, output
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    future = root / f"{tomorrow:%Y%m%dT%H%M%S.%fZ}_patchtst"
+    shutil.copytree(made["path"], future)  # a copy verifies: the name is not in the manifest
+    engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
+    warning = (
+        f"backup {future.name} under {root} is dated later than now + 5 min (or at no real "
+        "time): never taken as the newest, never pruned, refused by name; inspect and remove it"
+    )
+
+    ok, result, output = run_restore(engine, root=str(root), name=future.name)
+    assert not ok, output
+    assert result["msg"].startswith(f"backup {future.name} is dated later than now + 5 min")
+    assert engine["env"].read_bytes() == b"QT_API_SECRET=changed\n"
+
+    ok, verified, output = run_module(state="verified", root=str(root))
+    assert ok and verified["path"] == made["path"] and warning in warned(output), output
+    ok, restored, output = run_restore(engine, root=str(root))
+    assert ok and restored["path"] == made["path"] and warning in warned(output), output
+    assert engine["env"].read_bytes() == SECRET
+    ok, pruned, output = run_module(keep=1, **backup_args(engine))
+    assert ok and pruned["pruned"] == [made["path"]] and future.exists(), output
+    assert warning in warned(output)
+
+
+ROLE_RESTORE = """\
+- name: Restore with the role, as the rescue and the rollback do
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Restore the backup
+      ansible.builtin.include_role:
+        name: activation_backup
+        tasks_from: restore.yml
+"""
+
+
+def run_role_restore(tmp_path: Path, engine: dict[str, Path], backup: str) -> tuple[bool, dict]:
+    """Run the role's restore entry point with the engine's paths as group_vars give them
+    (nothing else about them is passed): whether it succeeded, and the module's result."""
+    group_vars = {
+        "ai_engine_env_file": str(engine["env"]),
+        "ai_engine_dropin_dir": str(engine["dropins"]),
+        "ai_engine_canary_dropin": engine["canary"].name,
+        "model_safety_backup_dir": str(engine["root"]),
+        "activation_backup_path": backup,
+    }
+    (tmp_path / "restore.yml").write_text(ROLE_RESTORE)
+    (tmp_path / "vars.json").write_text(json.dumps(group_vars))
+    process = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            *LOCAL,
+            "-e",
+            f"@{tmp_path / 'vars.json'}",
+            str(tmp_path / "restore.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "minimal",
+            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+    )
+    output = f"rc={process.returncode}\n{process.stdout}\n{process.stderr}"
+    found = list(re.finditer(r"^localhost \| ([A-Z]+)!? => ", process.stdout, re.M))
+    assert found, output
+    result = json.JSONDecoder().raw_decode(process.stdout[found[-1].end() :])[0]
+    return process.returncode == 0, {**result, "output": output}
+
+
+def test_the_role_restores_only_the_group_vars_paths(engine, tmp_path):
+    ok, made, output = run_module(**backup_args(engine))
+    assert ok, output
+    engine["env"].write_bytes(b"QT_API_SECRET=changed\n")
+    engine["canary"].write_bytes(b"[Service]\n")
+    ok, result = run_role_restore(tmp_path, engine, made["path"])
+    assert ok and result["restored"] == [str(engine["env"])], result["output"]
+    assert result["removed"] == [str(engine["canary"])] and engine["env"].read_bytes() == SECRET
+
+    outside = tmp_path / "etc/cron.d/x"
+    edit_manifest(made["path"], lambda m: m["files"].append({"path": str(outside), "absent": True}))
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(b"kept\n")
+    ok, result = run_role_restore(tmp_path, engine, made["path"])
+    assert not ok and result["problems"] == [f"{outside} is not a managed file"], result["output"]
+    assert outside.read_bytes() == b"kept\n"

@@ -1,6 +1,8 @@
 """Unit tests of activation backups (model_safety.backup) on real files in tmp_path: a round
 trip is byte-identical (contents, mode, owner), tampered backups are refused and change
-nothing, retention, path safety, check mode and idempotence."""
+nothing, retention, path safety, check mode and idempotence, and what a restore does not
+trust a manifest with (unmanaged paths, set-id and unsafe write bits, new owners, an untrusted
+backup root, future dates)."""
 
 from __future__ import annotations
 
@@ -36,15 +38,19 @@ class Host:
         os.chown(self.env, 0, 4242)
         (self.dropins / "10-limits.conf").write_bytes(b"[Service]\nLimitNOFILE=65536\n")
 
+    @property
+    def files(self) -> list[str]:
+        """The managed files (the env file, the canary drop-in), as the roles pass them."""
+        return [str(self.env), str(self.canary)]
+
     def backup(self, model: str = "patchtst", when: dt.datetime = T0, **kwargs) -> dict:
         return bk.create_backup(
-            str(self.root),
-            model,
-            [str(self.env), str(self.canary)],
-            [str(self.dropins)],
-            now=when,
-            **kwargs,
+            str(self.root), model, self.files, [str(self.dropins)], now=when, **kwargs
         )
+
+    def restore(self, path: str, check_mode: bool = False) -> dict:
+        """Restore ``path`` with this host's managed paths."""
+        return bk.restore_backup(path, self.files, [str(self.dropins)], check_mode=check_mode)
 
     def snapshot(self) -> dict[str, tuple[bytes, int, int, int]]:
         """Every file under the host's etc with its bytes, mode, uid, gid."""
@@ -247,7 +253,7 @@ def test_round_trip_is_byte_identical(host):
     path = host.backup()["path"]
     change_everything(host)
     assert host.snapshot() != before
-    result = bk.restore_backup(path)
+    result = host.restore(path)
     assert host.snapshot() == before
     assert result["restored"] == [str(host.env), str(host.dropins / "10-limits.conf")]
     assert result["removed"] == [str(host.canary), str(host.dropins / "20-extra.conf")]
@@ -256,24 +262,25 @@ def test_round_trip_is_byte_identical(host):
     assert not host.canary.exists()
     # No temporary file is left behind.
     assert sorted(p.name for p in host.env.parent.iterdir()) == ["ai-engine.env"]
-    again = bk.restore_backup(path)
+    again = host.restore(path)
     assert again == {
         "restored": [],
         "removed": [],
         "unchanged": [str(host.env), str(host.canary), str(host.dropins / "10-limits.conf")],
         "changed": False,
         "changes": [],
+        "warnings": [],
     }
 
 
 def test_mode_and_owner_alone_are_restored(host):
     path = host.backup()["path"]
     os.chmod(host.env, 0o666)
-    result = bk.restore_backup(path)
+    result = host.restore(path)
     assert result["restored"] == [str(host.env)]
     assert stat.S_IMODE(host.env.stat().st_mode) == 0o640
     os.chown(host.env, 1000, 0)
-    assert bk.restore_backup(path)["restored"] == [str(host.env)]
+    assert host.restore(path)["restored"] == [str(host.env)]
     assert (host.env.stat().st_uid, host.env.stat().st_gid) == (0, 4242)
 
 
@@ -282,12 +289,12 @@ def test_missing_parents_recreated_and_symlink_replaced(host):
     path = host.backup()["path"]
     host.env.unlink()
     host.env.parent.rmdir()
-    bk.restore_backup(path)
+    host.restore(path)
     assert host.snapshot() == before
     assert stat.S_IMODE(host.env.parent.stat().st_mode) == 0o755
     host.env.unlink()
     host.env.symlink_to("/etc/hostname")
-    result = bk.restore_backup(path)
+    result = host.restore(path)
     assert result["restored"] == [str(host.env)]
     assert result["changes"][0]["before"] == {"type": "symlink"}
     assert not host.env.is_symlink() and host.snapshot() == before
@@ -299,14 +306,14 @@ def test_restore_refuses_symlinked_parent_and_directory_in_the_way(host, tmp_pat
     host.env.parent.rename(real)
     host.env.parent.symlink_to(real)
     with pytest.raises(bk.BackupError, match=re.escape(f"{host.env.parent} is a symlink")):
-        bk.restore_backup(path)
+        host.restore(path)
     host.env.parent.unlink()
     real.rename(host.env.parent)
     host.env.unlink()
     host.env.mkdir()
     (host.canary).write_bytes(b"x")
     with pytest.raises(bk.BackupError, match="is a directory where the backup has a file"):
-        bk.restore_backup(path)
+        host.restore(path)
     # Refused before anything was written or removed.
     assert host.canary.read_bytes() == b"x"
 
@@ -314,28 +321,29 @@ def test_restore_refuses_symlinked_parent_and_directory_in_the_way(host, tmp_pat
 def test_dir_missing_at_backup_is_removed_again(host, tmp_path):
     dropins = tmp_path / "etc/systemd/system/other.service.d"
     canary = dropins / "qsc_canary.conf"
+    managed = ([str(host.env), str(canary)], [str(dropins)])
     path = bk.create_backup(
         str(host.root), "nhits", [str(host.env), str(canary)], [str(dropins)], now=T0
     )["path"]
     dropins.mkdir()
     canary.write_bytes(b"[Service]\n")
     (dropins / "stray.conf").write_bytes(b"[Service]\n")
-    preview = bk.restore_backup(path, check_mode=True)
+    preview = bk.restore_backup(path, *managed, check_mode=True)
     assert canary.exists()
-    result = bk.restore_backup(path)
+    result = bk.restore_backup(path, *managed)
     assert result["removed"] == [str(canary), str(dropins / "stray.conf"), str(dropins)]
     assert preview["removed"] == result["removed"]
     assert not dropins.exists()
-    assert bk.restore_backup(path)["changed"] is False
+    assert bk.restore_backup(path, *managed)["changed"] is False
 
 
 def test_check_mode_reports_and_writes_nothing(host):
     path = host.backup()["path"]
     change_everything(host)
     changed = host.snapshot()
-    preview = bk.restore_backup(path, check_mode=True)
+    preview = host.restore(path, check_mode=True)
     assert host.snapshot() == changed
-    result = bk.restore_backup(path)
+    result = host.restore(path)
     assert preview == result
     diff = bk.restore_diff(result["changes"])
     env_diff = diff[0]
@@ -395,10 +403,10 @@ def test_tampered_backup_refuses_restore_and_changes_nothing(host, tamper, probl
     with pytest.raises(
         bk.BackupError, match=re.escape(f"backup {path} cannot be restored")
     ) as raised:
-        bk.restore_backup(str(path))
+        host.restore(str(path))
     assert raised.value.problems == problems
     with pytest.raises(bk.BackupError):
-        bk.restore_backup(str(path), check_mode=True)
+        host.restore(str(path), check_mode=True)
     assert host.snapshot() == changed
 
 
@@ -429,7 +437,7 @@ def test_restored_file_that_does_not_verify_raises(host, monkeypatch):
     with pytest.raises(
         bk.BackupError, match=re.escape(f"restore of {path} did not verify")
     ) as raised:
-        bk.restore_backup(path)
+        host.restore(path)
     assert any(str(host.env) in p and "sha256" in p for p in raised.value.problems)
 
 
@@ -524,7 +532,7 @@ def test_mark_restored_appends_records_and_the_backup_stays_sound(host):
     manifest_path = Path(path) / "manifest.json"
     before = json.loads(manifest_path.read_text())
     change_everything(host)
-    bk.restore_backup(path)
+    host.restore(path)
     restored = host.snapshot()
 
     first = bk.mark_restored(path, {"operator": "alice", "reason": "rollback"}, now=T0)
@@ -541,9 +549,9 @@ def test_mark_restored_appends_records_and_the_backup_stays_sound(host):
 
     # Still restores byte-identical, and a restore of the restored state changes nothing.
     change_everything(host)
-    assert bk.restore_backup(path)["changed"] is True
+    assert host.restore(path)["changed"] is True
     assert host.snapshot() == restored
-    assert bk.restore_backup(path)["changed"] is False
+    assert host.restore(path)["changed"] is False
 
 
 @pytest.mark.parametrize(
@@ -687,3 +695,212 @@ def test_intact_backups_limit_and_exclude(host):
     assert bk.intact_backups(str(host.root), limit=2) == names[:2]
     assert bk.intact_backups(str(host.root), exclude=[names[0]]) == names[1:]
     assert bk.intact_backups(str(host.root), model="nhits") == []
+
+
+# --------------------------------------------------------------------------- what a restore trusts
+
+
+def edit_manifest(path: str, edit) -> None:
+    """Rewrite the backup's manifest with ``edit`` applied (the copies still verify)."""
+    manifest_path = Path(path) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    edit(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def plant(path: str, target: Path, data: bytes = b"* * * * * root sh /tmp/x\n") -> None:
+    """Add ``target`` to the backup as a forger would: a saved copy and a manifest entry
+    that verify."""
+    copy = Path(path) / bk.saved_as(str(target))
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_bytes(data)
+    entry = {
+        "path": str(target),
+        "saved_as": bk.saved_as(str(target)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "mode": 0o644,
+        "uid": 0,
+        "gid": 0,
+    }
+    edit_manifest(path, lambda manifest: manifest["files"].append(entry))
+
+
+def env_entry(manifest: dict, host: Host) -> dict:
+    return next(entry for entry in manifest["files"] if entry["path"] == str(host.env))
+
+
+@pytest.mark.parametrize(
+    "outside",
+    [
+        "etc/cron.d/x",  # anywhere else
+        "etc/quantum/other.env",  # beside the env file
+        "etc/systemd/system/quantum-ai-engine.service.d/sub/x.conf",  # below the drop-in dir
+    ],
+)
+def test_forged_path_outside_the_managed_ones_is_refused_and_nothing_written(host, outside):
+    path = host.backup()["path"]
+    target = host.base / outside
+    plant(path, target)
+    assert bk.verify_backup(path) == []
+    change_everything(host)
+    changed = host.snapshot()
+    for check_mode in (True, False):
+        with pytest.raises(bk.BackupError) as raised:
+            host.restore(path, check_mode=check_mode)
+        assert str(raised.value) == (
+            f"backup {path} cannot be restored, nothing was changed: {target} is not a managed file"
+        )
+        assert raised.value.problems == [f"{target} is not a managed file"]
+    assert not target.exists() and host.snapshot() == changed
+
+
+def test_forged_removal_or_directory_outside_the_managed_ones_is_refused(host, tmp_path):
+    victim = tmp_path / "etc/passwd"
+    victim.write_bytes(b"root:x:0:0::/root:/bin/sh\n")
+    other_dir = tmp_path / "etc/cron.d"
+    other_dir.mkdir()
+    (other_dir / "keep").write_bytes(b"x")
+    path = host.backup()["path"]
+
+    def forge(manifest: dict) -> None:
+        manifest["files"].append({"path": str(victim), "absent": True})
+        manifest["dirs"].append({"path": str(other_dir), "present": True, "files": []})
+
+    edit_manifest(path, forge)
+    assert bk.verify_backup(path) == []
+    with pytest.raises(bk.BackupError) as raised:
+        host.restore(path)
+    assert raised.value.problems == [
+        f"{victim} is not a managed file",
+        f"directory {other_dir} is not a managed directory",
+    ]
+    assert victim.exists() and (other_dir / "keep").exists()
+    # The managed paths themselves are checked like any path.
+    with pytest.raises(bk.BackupError, match="managed file 'etc/x' is not an absolute path"):
+        bk.restore_backup(path, ["etc/x"], [])
+
+
+@pytest.mark.parametrize(
+    ("mode", "gid", "restored"),
+    [
+        (0o4755, 4242, 0o755),  # setuid
+        (0o6750, 4242, 0o750),  # setuid + setgid
+        (0o1644, 4242, 0o644),  # sticky
+        (0o666, 4242, 0o644),  # writable by the group qt and by others
+        (0o666, 0, 0o664),  # root:root: the group (root) may write, others never
+        (0o664, 0, 0o664),  # nothing to strip
+    ],
+    ids=["setuid", "setuid-setgid", "sticky", "group-other-write", "root-group-write", "kept"],
+)
+def test_set_id_sticky_and_unsafe_write_bits_are_never_restored(host, mode, gid, restored):
+    path = host.backup()["path"]
+    edit_manifest(path, lambda manifest: env_entry(manifest, host).update(mode=mode, gid=gid))
+    preview = host.restore(path, check_mode=True)
+    result = host.restore(path)
+    assert preview == result
+    assert stat.S_IMODE(host.env.stat().st_mode) == restored
+    assert host.env.stat().st_gid == gid and host.env.read_bytes() == SECRET
+    warnings = [
+        f"{host.env}: the backup's mode {mode:04o} is restored as {restored:04o} (never set-id or "
+        "sticky bits, never writable by others, by the group only for root:root)"
+    ]
+    assert result["warnings"] == (warnings if mode != restored else [])
+    # Idempotent: the restored file matches what the restore wants; the warning stays.
+    again = host.restore(path)
+    assert again["changed"] is False and again["warnings"] == result["warnings"]
+
+
+def test_a_file_is_never_given_to_a_new_non_root_owner(host):
+    path = host.backup()["path"]
+    edit_manifest(path, lambda manifest: env_entry(manifest, host).update(uid=1000, mode=0o660))
+    host.env.write_bytes(b"QT_API_SECRET=other\n")
+    changed = host.snapshot()
+    with pytest.raises(bk.BackupError) as raised:
+        host.restore(path)
+    assert raised.value.problems == [
+        f"{host.env}: the backup gives it to uid 1000, but it is owned by uid 0 now (a restore "
+        "gives a file to root or leaves it with its owner)"
+    ]
+    assert host.snapshot() == changed
+    host.env.unlink()
+    with pytest.raises(bk.BackupError, match=re.escape("uid 1000, but it is absent now")):
+        host.restore(path, check_mode=True)
+    # The owner it has now may keep it, but not with its group allowed to write.
+    host.env.write_bytes(b"QT_API_SECRET=other\n")
+    os.chown(host.env, 1000, 1000)
+    assert host.restore(path)["restored"] == [str(host.env)]
+    status = host.env.stat()
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (1000, 4242, 0o640)
+    assert host.env.read_bytes() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid"),
+    [(0o770, 0), (0o702, 0), (0o777, 0), (0o1777, 0), (0o700, 1000)],
+    ids=["group-writable", "other-writable", "world-writable", "like-tmp", "not-root-owned"],
+)
+def test_a_backup_root_not_root_s_alone_is_refused(host, mode, uid):
+    path = host.backup()["path"]
+    change_everything(host)
+    changed = host.snapshot()
+    os.chmod(host.root, mode)
+    os.chown(host.root, uid, 0)
+    message = re.escape(
+        f"backup root {host.root} is owned by uid {uid} with mode {mode:04o}; refused"
+    )
+    root = str(host.root)
+    for refused in (
+        lambda: host.restore(path),
+        lambda: host.restore(path, check_mode=True),
+        lambda: host.backup(when=T0 + dt.timedelta(seconds=1)),
+        lambda: bk.select_backup(root),
+        lambda: bk.select_backup(root, name=Path(path).name),
+        lambda: bk.prune(root, 1, check_mode=True, pending=True),
+        lambda: bk.future_backups(root),
+    ):
+        with pytest.raises(bk.BackupError, match=message):
+            refused()
+    assert host.snapshot() == changed and os.listdir(host.root) == [Path(path).name]
+    # Root's alone again (readable by others is fine): the restore goes ahead.
+    os.chown(host.root, 0, 0)
+    os.chmod(host.root, 0o755)
+    host.restore(path)
+    assert host.snapshot() != changed
+
+
+def test_a_future_dated_backup_is_never_the_newest_nor_restored(host):
+    now = dt.datetime.now(dt.UTC)
+    older = host.backup(when=T0)["path"]
+    # A complete backup renamed to a stamp at no real time (month 13): it sorts newest too.
+    no_date = host.root / "20261399T000000.000000Z_patchtst"
+    Path(host.backup(when=now + dt.timedelta(days=2))["path"]).rename(no_date)
+    future = host.backup(when=now + dt.timedelta(days=1))["path"]
+    root, name = str(host.root), Path(future).name
+    assert bk.verify_backup(future) == []
+    assert bk.list_backups(root) == [older]
+    assert bk.latest_backup(root, "patchtst") == older
+    assert bk.select_backup(root) == older
+    assert bk.future_backups(root) == [
+        f"backup {found} under {root} is dated later than now + 5 min (or at no real time): "
+        "never taken as the newest, never pruned, refused by name; inspect and remove it"
+        for found in (no_date.name, name)
+    ]
+    change_everything(host)
+    changed = host.snapshot()
+    refusal = re.escape(f"backup {name} is dated later than now + 5 min (or at no real time)")
+    with pytest.raises(bk.BackupError, match=refusal):
+        bk.select_backup(root, name=name)
+    with pytest.raises(bk.BackupError, match=refusal):
+        host.restore(future)
+    with pytest.raises(bk.BackupError, match=r"20261399T000000\.000000Z_patchtst is dated later"):
+        host.restore(str(no_date))
+    assert host.snapshot() == changed
+    with pytest.raises(bk.BackupError, match=re.escape(f"the newest: {Path(older).name}") + "$"):
+        bk.select_backup(root, name=bk.backup_name("xgb", T0))
+    # Within the clock-skew allowance, a backup counts (and is the newest).
+    near = host.backup(when=now + dt.timedelta(minutes=1))["path"]
+    assert bk.select_backup(root) == near
+    # Pruning never counts the future ones as the newest, nor removes them.
+    assert bk.prune(root, 1) == [older]
+    assert sorted(os.listdir(root)) == sorted([no_date.name, name, Path(near).name])
