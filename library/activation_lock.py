@@ -12,8 +12,10 @@ from ansible.module_utils.model_safety.lease import (
     acquire,
     check_acquire,
     check_release,
+    check_renew,
     read_lease,
     release,
+    renew,
 )
 
 DOCUMENTATION = r"""
@@ -35,6 +37,9 @@ description:
     (fail closed), older it is stale.
   - With O(state=released) the lease is removed, only if O(token) holds it.
   - With O(state=query) the lease is read, never changed.
+  - With O(state=renewed) the task fails unless O(token) still holds a valid, unexpired lease
+    (it may have expired during a long wait and been taken over); the lease then lasts O(ttl)
+    seconds from now. For the moment right before an activation changes anything.
 options:
   path:
     description:
@@ -45,9 +50,10 @@ options:
     default: /var/lib/model-safety/activation.lease
   state:
     description:
-      - V(acquired) takes the lease, V(released) gives it back, V(query) reads it.
+      - V(acquired) takes the lease, V(released) gives it back, V(query) reads it, V(renewed)
+        proves it is still held by O(token) and extends it.
     type: str
-    choices: [acquired, released, query]
+    choices: [acquired, released, query, renewed]
     default: acquired
   owner:
     description:
@@ -57,8 +63,10 @@ options:
     type: str
   purpose:
     description:
-      - What the lease is taken for, for example C(canary patchtst). Printable, at most 200
-        characters.
+      - What the lease is taken for, for example C(canary patchtst).
+      - Free text (an operator's reason) is never refused for its content. Whitespace and
+        control characters become single spaces, and a text longer than 200 characters is cut
+        to 200, ending in C(...). Only a blank one is refused.
     type: str
     default: activation
   ttl:
@@ -71,7 +79,7 @@ options:
   token:
     description:
       - The RV(token) returned when the lease was acquired (32 lowercase hex digits).
-      - Required when O(state=released).
+      - Required when O(state=released) or O(state=renewed).
     type: str
   force:
     description:
@@ -119,6 +127,12 @@ EXAMPLES = r"""
     force: true
   register: rollback_lease
 
+- name: Right before the change, prove the lease is still ours and extend it
+  activation_lock:
+    state: renewed
+    token: "{{ activation_lease.token }}"
+    ttl: 1800
+
 - name: Who holds it?
   activation_lock:
     state: query
@@ -133,11 +147,12 @@ token:
   sample: 3f0c8e2a9b1d4c6e8f0a2b4c6d8e0f1a
 lease:
   description:
-    - The lease taken (O(state=acquired)) or found (O(state=query)), null when there is none
-      or in check mode.
+    - The lease taken (O(state=acquired)), found (O(state=query)) or renewed
+      (O(state=renewed); in check mode the lease as it is), null when there is none or in
+      check mode with O(state=acquired).
     - A lease found but unreadable is C({corrupt, problem, content, modified}).
     - With O(state=query) it also has C(expired).
-  returned: state=acquired or state=query
+  returned: state=acquired, state=query or state=renewed
   type: dict
   sample:
     owner: alice@ops1
@@ -187,16 +202,21 @@ def main() -> None:
             "path": {"type": "path", "default": DEFAULT_LEASE_PATH},
             "state": {
                 "type": "str",
-                "choices": ["acquired", "released", "query"],
+                "choices": ["acquired", "released", "query", "renewed"],
                 "default": "acquired",
             },
             "owner": {"type": "str"},
             "purpose": {"type": "str", "default": "activation"},
             "ttl": {"type": "int", "default": DEFAULT_TTL},
-            "token": {"type": "str"},
+            # An ownership id, returned and passed back to release the lease: not a secret.
+            "token": {"type": "str", "no_log": False},
             "force": {"type": "bool", "default": False},
         },
-        required_if=[("state", "acquired", ["owner"]), ("state", "released", ["token"])],
+        required_if=[
+            ("state", "acquired", ["owner"]),
+            ("state", "released", ["token"]),
+            ("state", "renewed", ["token"]),
+        ],
         supports_check_mode=True,
     )
     params = module.params
@@ -215,6 +235,10 @@ def main() -> None:
                 path, params["owner"], params["purpose"], params["ttl"], force=params["force"]
             )
             module.exit_json(changed=True, path=path, **taken)
+        if state == "renewed":
+            extend = check_renew if module.check_mode else renew
+            lease = extend(path, params["token"], params["ttl"])
+            module.exit_json(changed=True, path=path, lease=lease)
         give_back = check_release if module.check_mode else release
         status = give_back(path, params["token"])
         module.exit_json(changed=status == "released", path=path, status=status)

@@ -108,7 +108,9 @@ service:
            invocation_id: 0123456789abcdef0123456789abcdef, uptime_s: 63.2,
            active_since: "2026-01-10T12:00:00.123Z"}
 config:
-  description: The model configuration of the unit's files (as RV(ansible.legacy.engine_config#module:expected)).
+  description:
+    - The model configuration of the unit's files (as
+      RV(ansible.legacy.engine_config#module:expected)).
   returned: when it could be computed
   type: dict
   sample: {canary: patchtst, canary_weight: 0.1, voting: {xgb: 0.28125}, shadow: {}}

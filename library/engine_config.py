@@ -27,8 +27,8 @@ description:
     shadow-only or whose C(QSC_CANARY_WEIGHT) does not match its weight, ...), when an env file
     that is not optional is missing, or when the files cannot be read for certain.
   - With O(startup) (the RV(ansible.legacy.journal_proof#module:startup) or
-    RV(ansible.legacy.engine_status#module:startup) of the invocation to prove), compares what that start logged with the expectation and fails,
-    naming every mismatch, when they differ.
+    RV(ansible.legacy.engine_status#module:startup) of the invocation to prove), compares what
+    that start logged with the expectation and fails, naming every mismatch, when they differ.
   - Read-only, never changes anything; works the same in check mode.
 options:
   unit:

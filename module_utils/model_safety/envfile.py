@@ -3,9 +3,10 @@
 The file is only ever changed by rendering it again from its current text: the keys being
 changed get their new value on their own line, removed keys lose their line, new keys are
 appended at the end, and every other byte (other keys, their order, comments, blank lines, a
-missing final newline) stays exactly as it was. A role slurps the current file and writes
-``{{ current_text | qsc_env_render(changes) }}`` with ``ansible.builtin.template``, which gives
-the atomic write, check mode, diff, owner and mode; this module is the logic behind it.
+missing final newline) stays exactly as it was. The ``env_file`` module (used by the
+``ai_engine_env`` role) does the atomic write, check mode, owner and mode; this module is the
+logic behind it, including what its diff may show: only the changed keys, with secrets masked
+(:func:`diff_texts`, :func:`masked_value`, :func:`secret_values`).
 
 The accepted format is deliberately narrower than what systemd reads, so that the file means
 the same thing to systemd, to the engine and to these tools:
@@ -37,10 +38,13 @@ __all__ = [
     "EnvFileError",
     "EnvLine",
     "changed_keys",
+    "diff_texts",
     "env_values",
     "is_secret_key",
+    "masked_value",
     "parse_env",
     "render_env",
+    "secret_values",
     "validate_key",
     "validate_value",
 ]
@@ -50,6 +54,8 @@ HIDDEN = "<hidden>"
 # Always used with fullmatch (a trailing newline never slips through).
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = ("PASS", "SECRET", "TOKEN", "KEY", "AUTH")
+# The userinfo of a URL anywhere in a value (redis://:pw@host, https://user:pw@host).
+_URL_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@\s]*)@")
 _SHOWN_PREFIX = 80
 
 
@@ -75,6 +81,39 @@ def is_secret_key(key: str) -> bool:
     """True when the key's name says it holds a secret (PASS, SECRET, TOKEN, KEY, AUTH)."""
     upper = key.upper()
     return any(word in upper for word in _SECRET_WORDS)
+
+
+def masked_value(key: str, value: str | None) -> str | None:
+    """``value`` as output may show it: ``<hidden>`` for a secret-looking key, the userinfo of
+    any URL in it replaced by ``***`` (``redis://***@host:6379/0``), else as it is."""
+    if value is None:
+        return None
+    if is_secret_key(key):
+        return HIDDEN
+    return _URL_USERINFO_RE.sub(r"\1***@", value)
+
+
+def _url_userinfo(value: str) -> list[str]:
+    """The userinfo of every URL in ``value`` and its password part, for masking."""
+    found: list[str] = []
+    for match in _URL_USERINFO_RE.finditer(value):
+        userinfo = match.group(2)
+        found += [userinfo, userinfo.partition(":")[2]]
+    return [text for text in found if text]
+
+
+def secret_values(text: str, changes: Mapping[str, str | None]) -> set[str]:
+    """Every value of ``text`` and ``changes`` that output must never show: the values of
+    secret-looking keys and the userinfo of URLs (for Ansible's ``no_log_values``)."""
+    assignments = [*env_values(text).items(), *_validated_changes(changes).items()]
+    secrets: set[str] = set()
+    for key, value in assignments:
+        if not value:
+            continue
+        if is_secret_key(key):
+            secrets.add(value)
+        secrets.update(_url_userinfo(value))
+    return secrets
 
 
 def _shown(line: str) -> str:
@@ -236,21 +275,29 @@ def changed_keys(text: str, changes: Mapping[str, str | None]) -> dict[str, dict
     """The keys whose value :func:`render_env` would actually change, each to
     ``{"before": old, "after": new}`` (None for absent), in the order of ``changes``.
 
-    For reports: values of keys whose name says they are secret (:func:`is_secret_key`) are
-    shown as ``<hidden>``.
+    For reports: values are shown as :func:`masked_value` shows them (secret-looking keys as
+    ``<hidden>``, URL userinfo as ``***``).
     """
     wanted = _validated_changes(changes)
     current = env_values(text)
-    changed: dict[str, dict[str, str | None]] = {}
-    for key, value in wanted.items():
-        before = current.get(key)
-        if before == value:
-            continue
-        if is_secret_key(key):
-            changed[key] = {
-                "before": None if before is None else HIDDEN,
-                "after": None if value is None else HIDDEN,
-            }
-        else:
-            changed[key] = {"before": before, "after": value}
-    return changed
+    return {
+        key: {"before": masked_value(key, current.get(key)), "after": masked_value(key, value)}
+        for key, value in wanted.items()
+        if current.get(key) != value
+    }
+
+
+def diff_texts(text: str, changes: Mapping[str, str | None]) -> tuple[str, str]:
+    """``(before, after)``: the ``KEY=value`` lines of the keys whose value would change,
+    before and after, masked as :func:`masked_value` does; every other line is left out, so a
+    diff of the two shows the change and nothing around it (an env file holds secrets)."""
+    before: list[str] = []
+    after: list[str] = []
+    for key, change in changed_keys(text, changes).items():
+        if change["before"] is not None:
+            before.append(f"{key}={change['before']}\n")
+        if change["after"] is not None:
+            # A secret's masked values are equal: say it changed, or the diff shows nothing.
+            note = "  # changed, value hidden" if change["after"] == change["before"] else ""
+            after.append(f"{key}={change['after']}{note}\n")
+    return "".join(before), "".join(after)

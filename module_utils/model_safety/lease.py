@@ -105,6 +105,18 @@ def validate_text(name: str, value: object) -> str:
     return value
 
 
+def normalise_text(name: str, value: object) -> str:
+    """``value`` as one printable line of at most MAX_TEXT characters: every run of whitespace
+    or control characters becomes one space, and a longer text is cut (ending in ``...``).
+    Free text (an operator's reason) never makes a lease refused; only a blank one does."""
+    if not isinstance(value, str):
+        raise LeaseError(f"{name} must be a string: {value!r}")
+    text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if not text:
+        raise LeaseError(f"{name} must not be blank: {value!r}")
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+
+
 def validate_ttl(ttl: object) -> int:
     """Return ``ttl`` if it is an integer number of seconds in MIN_TTL..MAX_TTL."""
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
@@ -221,19 +233,23 @@ def _holder_message(found: _Found, ttl: int) -> str:
     )
 
 
-def _new_lease(owner: str, purpose: str, ttl: int, moment: datetime) -> dict[str, Any]:
+def _expiry(moment: datetime, ttl: int) -> dict[str, Any]:
     # Whole seconds, rounded so the lease lasts at least ttl (never less).
-    acquired = moment.replace(microsecond=0)
-    expires = acquired + timedelta(seconds=ttl + (1 if moment.microsecond else 0))
+    expires = moment.replace(microsecond=0) + timedelta(
+        seconds=ttl + (1 if moment.microsecond else 0)
+    )
+    return {"expires": iso_s(expires), "ttl": ttl}
+
+
+def _new_lease(owner: str, purpose: str, ttl: int, moment: datetime) -> dict[str, Any]:
     return {
         "owner": owner,
         "purpose": purpose,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "token": secrets.token_hex(16),
-        "acquired": iso_s(acquired),
-        "expires": iso_s(expires),
-        "ttl": ttl,
+        "acquired": iso_s(moment.replace(microsecond=0)),
+        **_expiry(moment, ttl),
     }
 
 
@@ -341,7 +357,7 @@ def check_acquire(
     """
     path = _validate_path(path)
     validate_text("owner", owner)
-    validate_text("purpose", purpose)
+    normalise_text("purpose", purpose)
     ttl = validate_ttl(ttl)
     return {
         "lease": None,
@@ -368,7 +384,7 @@ def acquire(
     """
     path = _validate_path(path)
     owner = validate_text("owner", owner)
-    purpose = validate_text("purpose", purpose)
+    purpose = normalise_text("purpose", purpose)
     ttl = validate_ttl(ttl)
     moment = _moment(now)
     try:
@@ -391,6 +407,52 @@ def acquire(
     except OSError as exc:
         raise LeaseError(f"cannot take the lease {path}: {exc}") from None
     return {"lease": lease, "token": lease["token"], **replaced}
+
+
+def _check_renewable(path: str, found: _Found | None, token: str, moment: datetime) -> None:
+    if found is None:
+        raise LeaseError(
+            f"{path} is gone: this activation no longer holds the lease (removed, or taken over "
+            "after it expired)"
+        )
+    _refuse_foreign(path, found, token)
+    expires = found.lease["expires"] if found.lease else "?"
+    if _parse_iso(expires) <= moment:
+        raise LeaseError(
+            f"this activation's lease expired at {expires}: another activation may take it "
+            "over at any moment"
+        )
+
+
+def check_renew(path: str, token: str, ttl: int, now: datetime | None = None) -> dict[str, Any]:
+    """What ``renew`` would do, changing nothing: the lease ``token`` holds, or LeaseError."""
+    path = _validate_path(path)
+    validate_token(token)
+    validate_ttl(ttl)
+    found = _inspect(path)
+    _check_renewable(path, found, token, _moment(now))
+    return dict(found.lease)
+
+
+def renew(path: str, token: str, ttl: int, now: datetime | None = None) -> dict[str, Any]:
+    """Prove that ``token`` still holds a valid (unexpired) lease at ``path`` and make it last
+    ``ttl`` seconds from now; raise LeaseError (naming any other holder) otherwise. Returns the
+    renewed lease. For the moment right before an activation changes anything: the lease it
+    took may have expired (a long wait) and been taken over since."""
+    path = _validate_path(path)
+    validate_token(token)
+    ttl = validate_ttl(ttl)
+    moment = _moment(now)
+    try:
+        with _Serialised(path):
+            found = _inspect(path)
+            _check_renewable(path, found, token, moment)
+            renewed = {**found.lease, **_expiry(moment, ttl)}
+            content = (json.dumps(renewed, sort_keys=True) + "\n").encode("ascii")
+            write_atomic(path, content, LEASE_MODE)
+    except OSError as exc:
+        raise LeaseError(f"cannot renew the lease {path}: {exc}") from None
+    return renewed
 
 
 def check_release(path: str, token: str) -> str:

@@ -23,6 +23,8 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .thresholds import Thresholds
+
 KINDS = ("quality_gate", "scoreboard", "feature_sanity", "shadow_report", "promotion_decision")
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
@@ -209,8 +211,19 @@ def _thresholds_lines(result: Mapping[str, Any]) -> list[str]:
     thresholds = result.get("thresholds") or {}
     if not thresholds:
         return []
-    rows = [[name, _plain(value)] for name, value in thresholds.items()]
-    return ["## Thresholds", "", *_table(("threshold", "value"), rows), ""]
+    defaults = asdict(Thresholds())
+    overridden = [name for name, value in thresholds.items() if defaults.get(name) != value]
+    rows = [
+        [name, _plain(value), _plain(defaults.get(name)), "OVERRIDDEN" * (name in overridden)]
+        for name, value in thresholds.items()
+    ]
+    said = (
+        f"**{len(overridden)} threshold(s) differ from the defaults: {', '.join(overridden)}**"
+        if overridden
+        else "Every threshold is the default."
+    )
+    table = _table(("threshold", "value", "default", ""), rows)
+    return ["## Thresholds", "", said, "", *table, ""]
 
 
 def _ensemble_lines(result: Mapping[str, Any]) -> list[str]:

@@ -103,15 +103,25 @@ def test_canary_on_one_host_is_proven_recorded_and_not_repeated(hosts):
     assert snapshot(host) == after
 
 
-def test_check_mode_shows_the_change_and_changes_nothing(hosts):
-    host = hosts[1]
-    before = fresh(host)
+# Secrets an env file may hold next to the key a canary changes (the engine ignores them).
+ENV_SECRETS = {
+    "REDIS_PASSWORD": "s3cr3t-pw",
+    "API_TOKEN": "tok-9f2e1c",
+    "BROKER_URL": "https://trader:url-pw-77@broker.example/api",
+}
 
-    run = canary("-e", "model=patchtst", "--limit", host.name, "--check", "--diff")
+
+def test_check_mode_shows_the_change_and_changes_nothing_nor_any_secret(hosts):
+    host = hosts[1]
+    before = fresh(host, **ENV_SECRETS)
+
+    run = canary("-e", "model=patchtst", "--limit", host.name, "--check", "--diff", "-vvv")
 
     assert run.returncode == 0, run.output
-    assert "-PATCHTST_SHADOW_ONLY=true" in run.output
-    assert "+PATCHTST_SHADOW_ONLY=false" in run.output
+    for secret in ("s3cr3t-pw", "tok-9f2e1c", "url-pw-77"):
+        assert secret not in run.output
+    assert "-PATCHTST_SHADOW_ONLY=true +PATCHTST_SHADOW_ONLY=false" in run.output
+    assert "(changed keys only; secrets hidden)" in run.output
     assert f'+Environment="QSC_MODEL_WEIGHTS={DESIGN_WEIGHTS}"' in run.output
     assert "quality gate PASS for patchtst" in run.output
     assert snapshot(host) == before
@@ -127,6 +137,54 @@ def test_gate_fail_stops_before_anything_changes(hosts):
     assert "quality gate FAIL for patchtst" in run.output
     assert "nothing on the host was changed" in run.output
     assert snapshot(host) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        (("-e", "model_gate_mode=collection"), "the gate ran in mode 'collection', not 'canary'"),
+        (("-e", "model_gate_model=xgb"), "the gate judged xgb, not patchtst"),
+        (
+            ("-e", '{"model_gate_thresholds": {"max_action_share": 0.99}}'),
+            "threshold max_action_share was 0.99, not 0.7 (the default)",
+        ),
+    ],
+    ids=["mode", "model", "thresholds"],
+)
+def test_no_gate_variable_lets_a_failing_canary_past_the_gate(hosts, extra, refusal):
+    host = hosts[0]
+    # patchtst collapses towards BUY: a canary-mode gate of patchtst at 70 % FAILs it.
+    before = fresh(host, SIM_PATCHTST="buy_bias")
+
+    run = canary("-e", "model=patchtst", "--limit", host.name, *extra)
+
+    assert run.returncode != 0
+    assert "the gate result does not allow the canary of patchtst" in run.output
+    assert refusal in run.output
+    assert "nothing on the host was changed" in run.output
+    assert snapshot(host) == before
+
+
+def test_explicit_threshold_overrides_are_allowed_and_recorded(hosts):
+    host = hosts[0]
+    fresh(host)
+    override = {"max_action_share": 0.75}
+
+    run = canary(
+        "-e", "model=patchtst", "--limit", host.name,
+        "-e", json.dumps({"canary_gate_thresholds": override}),
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.output
+    assert 'thresholds overridden: {"max_action_share": 0.75}' in run.output
+    (record,) = log_records(host)
+    assert record["gate"]["thresholds_override"] == override
+    assert record["gate"]["thresholds"]["max_action_share"] == 0.75
+    report = (
+        REPO_ROOT / "reports" / "safety" / host.name / record["gate"]["reports"][0].split("/")[-1]
+    )
+    text = report.with_suffix(".md").read_text()
+    assert "differ from the defaults: max_action_share" in text
 
 
 @pytest.mark.parametrize(
@@ -226,6 +284,87 @@ def test_redis_down_fails_closed_before_anything_changes(hosts):
     assert after == stopped
 
 
+def test_a_record_that_cannot_be_written_restores_the_host(hosts):
+    """The activation log on a full filesystem: the change was made and proven, but it cannot
+    be recorded, so it is undone (a host never runs a canary its log does not show)."""
+    host = hosts[2]
+    full = "/var/log/qsc-full"
+    before = fresh(host)
+    host.run("mkdir", "-p", full)
+    host.run("mount", "-t", "tmpfs", "-o", "size=16k,mode=0750", "tmpfs", full)
+    try:
+        host.run("sh", "-c", f"dd if=/dev/zero of={full}/filler bs=1k count=64 || true")
+        run = canary(
+            "-e", "model=patchtst", "--limit", host.name,
+            "-e", f"model_safety_activation_log={full}/qsc_canary.jsonl",
+        )  # fmt: skip
+        log = host.run("cat", f"{full}/qsc_canary.jsonl", check=False).stdout
+    finally:
+        host.run("umount", full, check=False)
+
+    assert run.returncode != 0
+    assert "Record the change" in run.output and "No space left on device" in run.output
+    assert "restored from /opt/quantum/backups/model_activations/" in run.output
+    assert "this failure is NOT in the activation log" in run.output
+    assert "hosts already changed: none" in run.output
+    assert log == ""
+    after = snapshot(host)
+    assert after["env"] == before["env"]
+    assert after["dropins"] == {}
+    assert after["lease"] == ""
+    assert after["invocation"] != before["invocation"]
+    journal = host.journal(after["invocation"])
+    assert any(line.startswith("[SHADOW] patchtst agent loaded") for line in journal)
+
+
+def test_the_lease_comes_first_outlasts_the_gate_and_is_checked_before_the_change(hosts):
+    host = hosts[2]
+    # 10 events/s from a fresh start: the gate waits about 20 s for its 200 events.
+    before = fresh(host, ENGINE_RATE="10")
+    process = subprocess.Popen(
+        [
+            str(ANSIBLE_BIN / "ansible-playbook"),
+            "playbooks/canary.yml",
+            *SETTLED,
+            *("-e", "model=patchtst", "-e", "canary_gate_wait=300", "--limit", host.name),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (lease := host.run("cat", LEASE, check=False).stdout):
+            assert time.monotonic() < deadline, "the canary never took the lease"
+            time.sleep(0.2)
+        taken = json.loads(lease)
+        # The lease was taken before anything was judged, and lasts the gate's wait longer.
+        assert taken["purpose"] == "canary patchtst" and taken["ttl"] == 1800 + 300
+        # Meanwhile another operator breaks it (an emergency): the canary must notice.
+        broken = ansible_module(
+            host.name,
+            "activation_lock",
+            {"path": LEASE, "owner": "bob", "purpose": "rollback: emergency", "force": True},
+        )
+        assert broken.returncode == 0, broken.stdout + broken.stderr
+        output, _ = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    output = " ".join(output.split())
+
+    assert process.returncode != 0
+    assert "held by bob for rollback: emergency" in output
+    assert "Make sure this activation still holds the lease" in output
+    after = snapshot(host)
+    # Backed up, but nothing changed; bob's lease is left alone.
+    assert {k: after[k] for k in ("env", "dropins", "invocation")} == {
+        k: before[k] for k in ("env", "dropins", "invocation")
+    }
+    assert json.loads(after["lease"])["owner"] == "bob"
+
+
 def test_another_activation_holding_the_lease_is_named(hosts):
     host = hosts[2]
     before = fresh(host)
@@ -241,6 +380,8 @@ def test_another_activation_holding_the_lease_is_named(hosts):
 
     assert run.returncode != 0
     assert "held by alice for canary lgbm" in run.output
+    # The lease comes first: nothing of the host was read or judged.
+    assert "activation_preflight : Read the engine's status" not in run.output
     assert snapshot(host) == held
     assert {k: v for k, v in held.items() if k != "lease"} == {
         k: v for k, v in before.items() if k != "lease"
@@ -281,7 +422,7 @@ def test_a_failure_in_the_fleet_stops_the_rollout(hosts):
 
 def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
     host = hosts[1]
-    for marker in ("TASK [ai_engine_env : Render the env file",):
+    for marker in ("TASK [ai_engine_env : Change only the requested keys",):
         before = fresh(host)
         process = subprocess.Popen(
             [

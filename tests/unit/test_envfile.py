@@ -4,11 +4,9 @@ message ever shows a value."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from ansible.errors import AnsibleFilterError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,16 +14,6 @@ from model_safety import envfile as ef
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_ENV = ROOT / "lab" / "engine" / "ai-engine.env"
-PLUGIN = ROOT / "filter_plugins" / "env_file.py"
-
-
-def load_plugin():
-    """The filter plugin file, loaded the way Ansible loads it (not as a package)."""
-    spec = importlib.util.spec_from_file_location("env_file_plugin", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 SMALL = "# engine\nA=1\n\n; note\nB=two words\nC=x=y\n"
@@ -276,6 +264,49 @@ def test_changed_keys_reports_only_real_changes_and_hides_secrets():
     assert ef.changed_keys(text, {"B": None}) == {"B": {"before": "2", "after": None}}
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("REDIS_PASSWORD", "s3cr3t", "<hidden>"),
+        ("api_key", "k", "<hidden>"),
+        ("SESSION_TOKEN", "t", "<hidden>"),
+        ("CLIENT_SECRET", "s", "<hidden>"),
+        ("REDIS_URL", "redis://:pw@10.0.0.5:6379/0", "redis://***@10.0.0.5:6379/0"),
+        ("FEEDS", "a https://u:p@x/y and rediss://u@h/1", "a https://***@x/y and rediss://***@h/1"),
+        ("REDIS_URL", "redis://10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
+        ("PATCHTST_SHADOW_ONLY", "true", "true"),
+        ("MAIL", "ops@example.com", "ops@example.com"),
+        ("A", None, None),
+    ],
+)
+def test_masked_value_hides_secret_keys_and_url_userinfo(key, value, shown):
+    assert ef.masked_value(key, value) == shown
+
+
+def test_diff_texts_hold_only_the_changed_keys_masked():
+    text = "# x\nREDIS_PASSWORD=pw1\nPATCHTST_SHADOW_ONLY=true\nURL=redis://:up@h/0\nB=1\n"
+    assert ef.diff_texts(text, {"PATCHTST_SHADOW_ONLY": "false", "B": "1"}) == (
+        "PATCHTST_SHADOW_ONLY=true\n",
+        "PATCHTST_SHADOW_ONLY=false\n",
+    )
+    before, after = ef.diff_texts(text, {"REDIS_PASSWORD": "pw2", "URL": None, "NEW_KEY": "k"})
+    assert before == "REDIS_PASSWORD=<hidden>\nURL=redis://***@h/0\n"
+    assert after == "REDIS_PASSWORD=<hidden>  # changed, value hidden\nNEW_KEY=<hidden>\n"
+    assert ef.diff_texts(text, {}) == ("", "")
+
+
+def test_secret_values_lists_what_output_must_mask():
+    text = "REDIS_PASSWORD=pw1\nURL=redis://user:up@h/0\nEMPTY_TOKEN=\nB=1\n"
+    assert ef.secret_values(text, {"API_TOKEN": "t9", "C": "https://u:cp@x/", "D": None}) == {
+        "pw1",
+        "user:up",
+        "up",
+        "t9",
+        "u:cp",
+        "cp",
+    }
+
+
 # --------------------------------------------------------------------------- properties
 
 _KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
@@ -334,29 +365,3 @@ def test_only_changed_lines_differ(sample, data):
             assert key in changes and new == f"{key}={changes[key]}"
     assert ef.env_values(rendered) == {**values, **changes}
     assert set(ef.changed_keys(text, changes)) == {k for k in changes if changes[k] != values[k]}
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def test_filter_module_exposes_the_three_filters():
-    filters = load_plugin().FilterModule().filters()
-    assert set(filters) == {"qsc_env_render", "qsc_env_values", "qsc_env_changed"}
-    assert filters["qsc_env_render"](SMALL, {"A": "2"}) == SMALL.replace("A=1", "A=2")
-    assert filters["qsc_env_values"](SMALL)["C"] == "x=y"
-    assert filters["qsc_env_changed"](SMALL, {"A": "2"}) == {"A": {"before": "1", "after": "2"}}
-
-
-@pytest.mark.parametrize(
-    ("name", "args", "message"),
-    [
-        ("qsc_env_render", ("A=1\nA=2\n", {}), "line 2: duplicate key A"),
-        ("qsc_env_render", ("A=1\n", {"A": False}), "value of A must be a string"),
-        ("qsc_env_values", (f"PASS = {SECRET}\n",), "whitespace around '='"),
-        ("qsc_env_changed", ("A=1\n", {"1A": "x"}), "not a valid key"),
-    ],
-)
-def test_filters_raise_ansible_filter_errors(name, args, message):
-    with pytest.raises(AnsibleFilterError, match=message) as caught:
-        load_plugin().FilterModule().filters()[name](*args)
-    assert SECRET not in str(caught.value)

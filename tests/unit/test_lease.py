@@ -259,8 +259,9 @@ def test_a_lease_swapped_during_the_take_over_is_put_back_and_refused(lease_path
         ("a\nb", "canary", 60, "owner must be"),
         ("a" * 201, "canary", 60, "at most 200"),
         (None, "canary", 60, "owner must be"),
-        ("alice", "", 60, "purpose must be"),
-        ("alice", "x\x1b[31m", 60, "purpose must be"),
+        ("alice", "", 60, "purpose must not be blank"),
+        ("alice", " \n\t\x1b ", 60, "purpose must not be blank"),
+        ("alice", None, 60, "purpose must be a string"),
         ("alice", "canary", 0, "ttl must be an integer in 1..86400"),
         ("alice", "canary", 86_401, "ttl must be"),
         ("alice", "canary", 1.5, "ttl must be"),
@@ -276,6 +277,22 @@ def test_invalid_input_is_refused_before_anything_is_written(
     assert not os.path.exists(os.path.dirname(lease_path))
 
 
+@pytest.mark.parametrize(
+    ("purpose", "kept"),
+    [
+        ("rollback: canary lost money", "rollback: canary lost money"),
+        ("rollback: line one\nline two\r\n\tend", "rollback: line one line two end"),
+        ("rollback: \x1b[31mred\x1b[0m", "rollback: [31mred [0m"),
+        ("rollback: " + "x" * 300, "rollback: " + "x" * 187 + "..."),
+    ],
+)
+def test_a_free_text_purpose_is_made_one_short_line_never_refused(lease_path, purpose, kept):
+    assert ls.check_acquire(lease_path, "alice", purpose, 60)["stale"] is None
+    taken = ls.acquire(lease_path, "alice", purpose, 60)
+    assert taken["lease"]["purpose"] == kept == on_disk(lease_path)["purpose"]
+    assert len(kept) <= ls.MAX_TEXT
+
+
 def test_boundaries_are_accepted(lease_path):
     assert ls.acquire(lease_path, "a" * 200, "p", 86_400)["lease"]["ttl"] == 86_400
 
@@ -285,6 +302,52 @@ def test_a_malformed_token_is_refused(lease_path, token):
     for attempt in (ls.release, ls.check_release):
         with pytest.raises(ls.LeaseError, match="not a lease token"):
             attempt(lease_path, token)
+    for attempt in (ls.renew, ls.check_renew):
+        with pytest.raises(ls.LeaseError, match="not a lease token"):
+            attempt(lease_path, token, 60)
+
+
+# --------------------------------------------------------------------------- renew
+
+
+def test_renew_proves_the_lease_is_held_and_extends_it(lease_path):
+    taken = ls.acquire(lease_path, "alice", "canary patchtst", 120, now=T0)
+    later = T0 + timedelta(seconds=100)
+    assert ls.check_renew(lease_path, taken["token"], 300, now=later) == on_disk(lease_path)
+    renewed = ls.renew(lease_path, taken["token"], 300, now=later)
+    assert renewed == on_disk(lease_path)
+    assert renewed["expires"] == "2026-01-10T12:06:40Z" and renewed["ttl"] == 300
+    assert {k: v for k, v in renewed.items() if k not in ("expires", "ttl")} == {
+        k: v for k, v in taken["lease"].items() if k not in ("expires", "ttl")
+    }
+    assert leftovers(lease_path) == []
+    assert ls.release(lease_path, taken["token"]) == "released"
+
+
+def test_renew_refuses_an_expired_lease_even_if_nobody_took_it_over(lease_path):
+    taken = ls.acquire(lease_path, "alice", "canary patchtst", 60, now=T0)
+    before = on_disk(lease_path)
+    for attempt in (ls.renew, ls.check_renew):
+        with pytest.raises(ls.LeaseError, match="expired at 2026-01-10T12:01:00Z"):
+            attempt(lease_path, taken["token"], 60, now=T0 + timedelta(seconds=61))
+    assert on_disk(lease_path) == before
+
+
+def test_renew_refuses_a_lease_taken_over_or_gone(lease_path):
+    mine = ls.acquire(lease_path, "alice", "canary patchtst", 60, now=T0)
+    theirs = ls.acquire(
+        lease_path, "bob", "rollback: emergency", 600, now=T0 + timedelta(seconds=61)
+    )
+    moment = T0 + timedelta(seconds=62)
+    for attempt in (ls.renew, ls.check_renew):
+        with pytest.raises(ls.LeaseError, match="held by bob for rollback: emergency"):
+            attempt(lease_path, mine["token"], 60, now=moment)
+    assert on_disk(lease_path) == theirs["lease"]
+    ls.release(lease_path, theirs["token"])
+    for attempt in (ls.renew, ls.check_renew):
+        with pytest.raises(ls.LeaseError, match="no longer holds the lease"):
+            attempt(lease_path, mine["token"], 60, now=moment)
+    assert not os.path.exists(lease_path)
 
 
 @pytest.mark.parametrize("path", ["relative.lease", "/var/lib/model-safety/", ""])

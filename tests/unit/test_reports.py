@@ -132,7 +132,17 @@ def test_gate_markdown_answers_why_it_failed() -> None:
     assert "Malformed events: 2" in text
     assert "redis://:***@127.0.0.1:6379/0" in text
     assert "2026-01-10T12:00:05Z" in text
-    assert "| max_action_share | 0.7 |" in lines
+    assert "| max_action_share | 0.7 | 0.7 |  |" in lines
+    assert "Every threshold is the default." in lines
+
+
+def test_gate_markdown_marks_overridden_thresholds() -> None:
+    result = gate_result()
+    result["thresholds"] = {"max_action_share": 0.99, "min_conf_std": 0.05}
+    lines = render_markdown(result, "quality_gate").splitlines()
+    assert "**1 threshold(s) differ from the defaults: max_action_share**" in lines
+    assert "| max_action_share | 0.99 | 0.7 | OVERRIDDEN |" in lines
+    assert "| min_conf_std | 0.05 | 0.05 |  |" in lines
 
 
 def test_gate_markdown_collection_and_pass() -> None:

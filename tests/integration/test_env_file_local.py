@@ -1,7 +1,7 @@
-"""The env file filters in a real playbook on localhost, the way the roles use them: ``slurp``
-the current file, then ``ansible.builtin.template`` with ``{{ current_text |
-qsc_env_render(changes) }}``; ``--check --diff`` shows exactly the changed line and writes
-nothing, a real run writes it (every other byte kept), a second run changes nothing."""
+"""The env_file module in a real playbook on localhost, the way the ai_engine_env role runs it:
+``--check --diff`` shows exactly the changed keys (secrets masked, at -vvv too) and writes
+nothing, a real run writes them (every other byte kept), a second run changes nothing, and bad
+files, values and modes are refused without showing a value."""
 
 from __future__ import annotations
 
@@ -18,33 +18,30 @@ LAB_ENV = ROOT / "lab" / "engine" / "ai-engine.env"
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 SECRET = "pw-Zq8xV3-never-printed"
 
+PASSWORD = "s3cr3t-pw"
+URL_PASSWORD = "url-Pw-9d"
+TOKEN = "tok-41aa-never-shown"
+# An env file with secrets beside the key a canary changes.
+SECRET_ENV = (
+    "# engine settings\n"
+    f"REDIS_PASSWORD={PASSWORD}\n"
+    "PATCHTST_SHADOW_ONLY=true\n"
+    f"BROKER_URL=https://trader:{URL_PASSWORD}@broker.example/api\n"
+    "SIM_XGB=healthy\n"
+)
+
 PLAYBOOK = """\
 - name: Change the engine's environment file in place
   hosts: all
   gather_facts: false
   tasks:
-    - name: Read the current file
-      ansible.builtin.slurp:
-        src: "{{ env_path }}"
-      register: current
-
-    - name: Report what would change
-      ansible.builtin.set_fact:
-        env_changed: "{{ current.content | b64decode | qsc_env_changed(changes) }}"
-        env_values: "{{ current.content | b64decode | qsc_env_values }}"
-
-    - name: Render the file with only those keys changed
-      ansible.builtin.template:
-        src: ai-engine.env.j2
-        dest: "{{ env_path }}"
-        mode: "0640"
-      vars:
-        current_text: "{{ current.content | b64decode }}"
+    - name: Change only the requested keys
+      env_file:
+        path: "{{ env_path }}"
+        changes: "{{ changes }}"
+        mode: "{{ env_mode | default('0640') }}"
 """
-# No newline at the end: Ansible adds the template's trailing newlines to a result that lacks
-# them, which would give a file without a final newline one.
-TEMPLATE = "{{ current_text | qsc_env_render(changes) }}"
-TASKS = ("read", "report", "render")
+TASKS = ("change",)
 _RESULT = re.compile(r"^([a-z_]+) \| (SUCCESS|CHANGED|FAILED!) => ", re.MULTILINE)
 
 
@@ -74,7 +71,6 @@ def play(
     """Run the playbook on local "hosts", each with its own ``env_path`` and ``changes``
     (inventory variables, so a YAML ``false`` stays a boolean); the process and the results."""
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "ai-engine.env.j2").write_text(TEMPLATE)
     inventory = {
         "all": {
             "hosts": hosts,
@@ -129,40 +125,100 @@ def test_check_diff_then_write_then_nothing_to_do(tmp_path):
     # --check --diff: the one changed line, reported and shown, nothing written.
     process, output = play(tmp_path, hosts, "--check", "--diff", "--limit", "canary")
     assert process.returncode == 0, process.stdout + process.stderr
-    assert output["canary"]["render"]["status"] == "CHANGED"
+    assert output["canary"]["change"]["status"] == "CHANGED"
     assert diff_lines(process.stdout) == [
         "-PATCHTST_SHADOW_ONLY=true",
         "+PATCHTST_SHADOW_ONLY=false",
     ]
-    facts = output["canary"]["report"]["ansible_facts"]
-    assert facts["env_changed"] == {"PATCHTST_SHADOW_ONLY": {"before": "true", "after": "false"}}
-    assert facts["env_values"]["SIM_XGB"] == "healthy"
+    assert output["canary"]["change"]["changed_keys"] == {
+        "PATCHTST_SHADOW_ONLY": {"before": "true", "after": "false"}
+    }
     assert canary.read_text() == original
 
     # A real run writes that line only; nothing else is touched, errors never show values.
     process, output = play(tmp_path, hosts)
     assert process.returncode == 2, process.stdout + process.stderr
-    assert output["canary"]["render"]["status"] == "CHANGED"
+    assert output["canary"]["change"]["status"] == "CHANGED"
     assert canary.read_text() == original.replace(
         "PATCHTST_SHADOW_ONLY=true\n", "PATCHTST_SHADOW_ONLY=false\n"
     )
     assert canary.stat().st_mode & 0o777 == 0o640
-    assert output["untouched"]["render"]["status"] == "SUCCESS"
+    assert output["untouched"]["change"]["status"] == "SUCCESS"
     assert untouched.read_text() == "# no final newline\nA=1\nB=x = y"
-    assert output["boolean"]["report"]["status"] == "FAILED!"
+    assert output["boolean"]["change"]["status"] == "FAILED!"
     assert (
         "value of PATCHTST_SHADOW_ONLY must be a string, not bool"
-        in (output["boolean"]["report"]["msg"])
+        in (output["boolean"]["change"]["msg"])
     )
-    assert "render" not in output["boolean"]
     assert boolean.read_text() == original
-    assert output["broken"]["report"]["status"] == "FAILED!"
-    assert "line 2: not KEY=VALUE (whitespace around '=')" in output["broken"]["report"]["msg"]
+    assert output["broken"]["change"]["status"] == "FAILED!"
+    assert "line 2: not KEY=VALUE (whitespace around '=')" in output["broken"]["change"]["msg"]
     assert SECRET not in process.stdout + process.stderr
     assert broken.read_text() == f"A=1\nREDIS_PASSWORD = {SECRET}\n"
 
     # The same change again changes nothing.
     process, output = play(tmp_path, hosts, "--limit", "canary")
     assert process.returncode == 0, process.stdout + process.stderr
-    assert output["canary"]["render"]["status"] == "SUCCESS"
-    assert output["canary"]["report"]["ansible_facts"]["env_changed"] == {}
+    assert output["canary"]["change"]["status"] == "SUCCESS"
+    assert output["canary"]["change"]["changed_keys"] == {}
+
+
+def test_diff_shows_only_changed_keys_and_never_a_secret_at_vvv(tmp_path):
+    """The audit's case: a password next to the key a canary changes, ``--check --diff -vvv``;
+    and secrets in the changes themselves, on a real run at -vvv."""
+    secrets_file = write(tmp_path / "secrets.env", SECRET_ENV)
+    hosts = {
+        "canary": {"env_path": str(secrets_file), "changes": {"PATCHTST_SHADOW_ONLY": "false"}},
+        "rotate": {
+            "env_path": str(write(tmp_path / "rotate.env", SECRET_ENV)),
+            "changes": {
+                "REDIS_PASSWORD": "new-pw-77",
+                "API_TOKEN": TOKEN,
+                "BROKER_URL": "https://trader:new-url-pw@broker.example/api",
+            },
+        },
+    }
+    process, output = play(tmp_path, hosts, "--check", "--diff", "-vvv", "--limit", "canary")
+    printed = process.stdout + process.stderr
+    assert process.returncode == 0, printed
+    for secret in (PASSWORD, URL_PASSWORD):
+        assert secret not in printed
+    assert diff_lines(process.stdout) == [
+        "-PATCHTST_SHADOW_ONLY=true",
+        "+PATCHTST_SHADOW_ONLY=false",
+    ]
+    assert secrets_file.read_text() == SECRET_ENV
+
+    process, output = play(tmp_path, hosts, "--diff", "-vvv", "--limit", "rotate")
+    printed = process.stdout + process.stderr
+    assert process.returncode == 0, printed
+    for secret in (PASSWORD, URL_PASSWORD, "new-pw-77", TOKEN, "new-url-pw"):
+        assert secret not in printed
+    assert diff_lines(process.stdout) == [
+        "-REDIS_PASSWORD=<hidden>",
+        "-BROKER_URL=https://***@broker.example/api",
+        "+REDIS_PASSWORD=<hidden>  # changed, value hidden",
+        "+API_TOKEN=<hidden>",
+        "+BROKER_URL=https://***@broker.example/api  # changed, value hidden",
+    ]
+    assert output["rotate"]["change"]["changed_keys"]["API_TOKEN"] == {
+        "before": None,
+        "after": "<hidden>",
+    }
+    assert f"API_TOKEN={TOKEN}\n" in (tmp_path / "rotate.env").read_text()
+
+
+def test_missing_file_and_unsafe_modes_are_refused(tmp_path):
+    env = write(tmp_path / "ok.env", "A=1\n")
+    hosts = {
+        "missing": {"env_path": str(tmp_path / "nope.env"), "changes": {"A": "2"}},
+        "readable": {"env_path": str(env), "changes": {"A": "2"}, "env_mode": "0644"},
+        "garbage": {"env_path": str(env), "changes": {"A": "2"}, "env_mode": "rw-r"},
+    }
+    process, output = play(tmp_path, hosts)
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert "does not exist" in output["missing"]["change"]["msg"]
+    assert not (tmp_path / "nope.env").exists()
+    assert "mode 0644 refused" in output["readable"]["change"]["msg"]
+    assert "octal string" in output["garbage"]["change"]["msg"]
+    assert env.read_text() == "A=1\n"

@@ -1,0 +1,135 @@
+"""The check an activation makes of the gate's (and the promotion check's) own result before
+the backup: nothing given to the gate role (a mode, a model, thresholds) can let a model
+through that a canary-mode gate at the agreed thresholds would stop."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from model_safety.gate_acceptance import gate_refusals, promotion_refusals, threshold_refusals
+from model_safety.thresholds import Thresholds
+
+PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "activation_gate.py"
+DEFAULTS = asdict(Thresholds())
+
+
+def passing(**changes):
+    """A canary-mode PASS of patchtst at the default thresholds, with ``changes``."""
+    return {
+        "verdict": "PASS",
+        "mode": "canary",
+        "model": "patchtst",
+        "models": {"patchtst": {"passed": True}, "xgb": {"passed": True}},
+        "thresholds": dict(DEFAULTS),
+        **changes,
+    }
+
+
+def test_a_canary_pass_of_the_model_at_default_thresholds_is_accepted():
+    assert gate_refusals(passing(), "patchtst") == []
+    assert gate_refusals(passing(), "patchtst", {}) == []
+
+
+@pytest.mark.parametrize(
+    ("result", "refusal"),
+    [
+        # -e model_gate_mode=collection
+        (
+            passing(verdict="COLLECTION", mode="collection"),
+            "the gate ran in mode 'collection', not 'canary'",
+        ),
+        (passing(verdict="COLLECTION", mode="collection"), "verdict is 'COLLECTION', not 'PASS'"),
+        (passing(verdict="FAIL"), "verdict is 'FAIL', not 'PASS'"),
+        # -e model_gate_model=xgb
+        (passing(model="xgb"), "the gate judged xgb, not patchtst"),
+        (passing(model=None), "the gate judged every voting model, not patchtst"),
+        (passing(models={"xgb": {"passed": True}}), "patchtst has no passing entry"),
+        (passing(models={"patchtst": {"passed": False}}), "patchtst has no passing entry"),
+        # -e model_gate_thresholds='{"max_action_share": 0.99}'
+        (
+            passing(thresholds={**DEFAULTS, "max_action_share": 0.99}),
+            "threshold max_action_share was 0.99, not 0.7 (the default)",
+        ),
+        (passing(thresholds={}), "the result shows no thresholds"),
+        (
+            passing(thresholds={k: v for k, v in DEFAULTS.items() if k != "min_spread"}),
+            "threshold min_spread missing from the result",
+        ),
+        ("not a result", "no gate result (got str)"),
+    ],
+)
+def test_anything_but_that_is_refused(result, refusal):
+    assert any(refusal in problem for problem in gate_refusals(result, "patchtst")), gate_refusals(
+        result, "patchtst"
+    )
+
+
+def test_an_explicit_override_is_accepted_and_only_that_one():
+    weaker = passing(thresholds={**DEFAULTS, "min_spread": 0.1})
+    assert gate_refusals(weaker, "patchtst", {"min_spread": 0.1}) == []
+    assert gate_refusals(weaker, "patchtst", {"min_spread": 0.11}) == [
+        "threshold min_spread was 0.1, not 0.11 (the explicit override)"
+    ]
+    assert gate_refusals(passing(), "patchtst", {"min_spread": 0.1}) == [
+        "threshold min_spread was 0.12, not 0.1 (the explicit override)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refusal"),
+    [
+        ({"no_such": 1}, "invalid threshold overrides: unknown thresholds: no_such"),
+        (
+            "min_spread=0.1",
+            "invalid threshold overrides: threshold overrides must be a mapping, not str",
+        ),
+    ],
+)
+def test_bad_overrides_are_refused(overrides, refusal):
+    assert threshold_refusals(DEFAULTS, overrides) == [refusal]
+
+
+def test_a_promotion_needs_a_go_of_the_model_from_its_role_and_a_canary_gate():
+    shadow = {
+        "verdict": "GO",
+        "model": "patchtst",
+        "current_role": "shadow",
+        "thresholds": dict(DEFAULTS),
+    }
+    assert promotion_refusals(shadow, "patchtst", "shadow") == []
+    assert promotion_refusals({**shadow, "verdict": "BLOCKED"}, "patchtst", "shadow") == [
+        "the promotion check's verdict is 'BLOCKED', not 'GO'"
+    ]
+    assert promotion_refusals(shadow, "patchtst", "voting")[0] == (
+        "the promotion check judged the role 'shadow', not 'voting'"
+    )
+    voting = {**shadow, "current_role": "voting", "gate": passing()}
+    assert promotion_refusals(voting, "patchtst", "voting") == []
+    collection = {**voting, "gate": passing(mode="collection")}
+    assert promotion_refusals(collection, "patchtst", "voting") == [
+        "gate: the gate ran in mode 'collection', not 'canary'"
+    ]
+    assert promotion_refusals({**voting, "model": "xgb"}, "patchtst", "voting") == [
+        "the promotion check judged 'xgb', not patchtst"
+    ]
+    assert promotion_refusals(None, "patchtst", "shadow") == [
+        "no promotion check result (got NoneType)"
+    ]
+
+
+def test_the_filters_expose_the_same_checks():
+    spec = importlib.util.spec_from_file_location("activation_gate_plugin", PLUGIN)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    filters = plugin.FilterModule().filters()
+    assert filters["qsc_gate_refusals"](passing(model="xgb"), "patchtst", {}) == [
+        "the gate judged xgb, not patchtst"
+    ]
+    assert filters["qsc_promotion_refusals"]({}, "patchtst", "shadow")[0].startswith(
+        "the promotion check's verdict is None"
+    )
