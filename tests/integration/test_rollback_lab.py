@@ -15,7 +15,9 @@ import pytest
 from labctl.remote import ENV_FILE
 from tests.integration.lab_activation import (
     BACKUPS,
+    LEASE,
     Run,
+    ansible_module,
     fresh,
     fresh_all,
     log_records,
@@ -61,7 +63,30 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
         k: v for k, v in activated.items() if k != "log"
     }
 
-    run = rollback("--limit", host.name, "-e", 'reason="lost money"')
+    # Another activation holds the lease: refused, nothing changed, and the refusal logged.
+    held = ansible_module(
+        host.name,
+        "activation_lock",
+        {"path": LEASE, "owner": "alice", "purpose": "promotion patchtst", "ttl": 600},
+    )
+    assert held.returncode == 0, held.stdout + held.stderr
+    refused = rollback("--limit", host.name)
+    assert refused.returncode != 0
+    assert "held by alice for promotion patchtst" in refused.output
+    assert {k: v for k, v in snapshot(host).items() if k not in ("log", "lease")} == {
+        k: v for k, v in activated.items() if k not in ("log", "lease")
+    }
+    failed = log_records(host)[-1]
+    assert failed["event"] == "rollback_failed" and "held by alice" in failed["failure"]
+    token = json.loads(host.read_file(LEASE))["token"]
+    released = ansible_module(
+        host.name, "activation_lock", {"path": LEASE, "state": "released", "token": token}
+    )
+    assert released.returncode == 0, released.stdout + released.stderr
+
+    # A reason of many lines and far longer than a lease's purpose is never a refusal.
+    reason = "lost money\n\tsee the desk's note: " + "x" * 300
+    run = rollback("--limit", host.name, "-e", json.dumps({"reason": reason}))
 
     assert run.returncode == 0, run.output
     after = snapshot(host)
@@ -80,10 +105,10 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
         assert event["total_models"] == len(voters) == 3
     (backup,) = after["backups"]
     record = log_records(host)[-1]
-    assert record["event"] == "rollback_executed" and record["reason"] == "lost money"
+    assert record["event"] == "rollback_executed" and record["reason"] == reason
     assert record["backup"] == f"{BACKUPS}/{backup}" and record["changed"] is True
     assert record["invocation_id"] == after["invocation"]
-    assert manifest(host, backup)["restorations"][0]["reason"] == "lost money"
+    assert manifest(host, backup)["restorations"][0]["reason"] == reason
     print(f"\nrollback of 1 host: {run.seconds} s")
 
     again = rollback("--limit", host.name, "-e", "reason=again")
