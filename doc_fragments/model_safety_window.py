@@ -13,7 +13,7 @@ options:
   redis_url:
     description:
       - URL of the Redis server holding the telemetry stream (C(redis://) or C(rediss://) for
-        TLS).
+        TLS). Its path, if any, is the db number (C(/0)); any other path is refused.
       - A password in the URL is masked in all output. Without one, the password is taken
         from C(REDISCLI_AUTH) or C(MODEL_SAFETY_REDIS_PASSWORD) in the module's environment.
     type: str

@@ -7,6 +7,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
 )
@@ -18,6 +19,7 @@ from ansible.module_utils.model_safety.engine_state import (
     EngineStateError,
     collect_engine_status,
 )
+from ansible.module_utils.model_safety.redis_url import check_db_path
 
 DOCUMENTATION = r"""
 ---
@@ -283,9 +285,9 @@ REDIS_TIMEOUT_S = 5
 
 
 def _redis_client(module: AnsibleModule, url: str) -> redis.Redis:
-    """A client for ``url``; its secrets are registered so Ansible masks them everywhere."""
-    mask_redis_password(module, url)
+    """A client for ``url`` (its secrets already masked)."""
     try:
+        check_db_path(url)
         return redis.Redis.from_url(
             url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
         )
@@ -299,15 +301,16 @@ def main() -> None:
         argument_spec={
             "service": {"type": "str", "default": DEFAULT_UNIT},
             "checkout": {"type": "path", "default": DEFAULT_CHECKOUT},
-            "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
+            "redis_url": COMMON_ARGUMENT_SPEC["redis_url"],
             "stream": {"type": "str", "default": DEFAULT_STREAM},
             "sample": {"type": "int", "default": DEFAULT_SAMPLE},
         },
         supports_check_mode=True,
     )
+    params = module.params
+    mask_redis_password(module, params["redis_url"])
     if REDIS_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    params = module.params
     client = _redis_client(module, params["redis_url"])
     try:
         status = collect_engine_status(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.ansible_support import mask_redis_password
+from ansible.module_utils.model_safety.ansible_support import (
+    COMMON_ARGUMENT_SPEC,
+    mask_redis_password,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -224,7 +227,7 @@ def main() -> None:
             "model": {"type": "str", "required": True},
             "role": {"type": "str", "choices": ["voting", "shadow"], "required": True},
             "after": {"type": "str", "required": True},
-            "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
+            "redis_url": COMMON_ARGUMENT_SPEC["redis_url"],
             "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
             "db_path": {"type": "path", "default": "/opt/quantum/data/quantum_trader.db"},
             "min_events": {"type": "int", "default": 20},

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 ACTIONS = {"BUY", "SELL", "HOLD"}
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 TOP_KEYS = {
     "symbol",
     "side",
@@ -30,10 +30,10 @@ def validate_event(event: dict) -> None:
     keys = set(event)
     assert keys >= TOP_KEYS, f"missing keys: {TOP_KEYS - keys}"
     assert keys <= TOP_KEYS | OPTIONAL_KEYS, f"unknown keys: {keys - TOP_KEYS - OPTIONAL_KEYS}"
-    assert re.match(r"^[A-Z0-9]{2,20}$", event["symbol"]), event["symbol"]
+    assert re.fullmatch(r"[A-Z0-9]{2,20}", event["symbol"]), event["symbol"]
     assert event["side"] in ACTIONS, event["side"]
     _confidence(event["confidence"], "confidence")
-    assert TIMESTAMP.match(event["timestamp"]), event["timestamp"]
+    assert TIMESTAMP.fullmatch(event["timestamp"]), event["timestamp"]
     datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
     if "price" in event:
         assert isinstance(event["price"], float | int) and event["price"] > 0, event["price"]
@@ -42,7 +42,7 @@ def validate_event(event: dict) -> None:
     voting_agree = 0
     voting = 0
     for name, entry in event["model_breakdown"].items():
-        assert re.match(r"^[a-z][a-z0-9_]{0,31}$", name), name
+        assert re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name), name
         shadow = entry.get("shadow", False) is True
         if entry.get("inactive") is True:
             assert isinstance(entry.get("inactive_reason"), str) and entry["inactive_reason"]

@@ -15,9 +15,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_HOSTS = 20
+# The name checks are applied with fullmatch: a "$" anchor would let a trailing newline through.
 # nspawn names the host side of the veth "vb-<machine>", and interface names have 15 chars.
-_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-_BRIDGE_RE = re.compile(r"^[a-z][a-z0-9]{1,14}$")
+_NAME_RE = re.compile(r"[a-z][a-z0-9]{0,9}")
+_BRIDGE_RE = re.compile(r"[a-z][a-z0-9]{1,14}")
+_MIRROR_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?")
 
 
 class LabError(Exception):
@@ -96,10 +98,10 @@ def load_config(env: dict[str, str] | None = None) -> LabConfig:
     env = dict(os.environ if env is None else env)
     hosts = _int_env(env, "LAB_HOSTS", 1, 1, MAX_HOSTS)
     prefix = env.get("LAB_NAME_PREFIX", "qlab")
-    if not _NAME_RE.match(f"{prefix}{MAX_HOSTS}"):
+    if not _NAME_RE.fullmatch(f"{prefix}{MAX_HOSTS}"):
         raise LabError(f"LAB_NAME_PREFIX={prefix!r} must be 1-8 lowercase letters/digits")
     bridge = env.get("LAB_BRIDGE", "qsclab0")
-    if not _BRIDGE_RE.match(bridge):
+    if not _BRIDGE_RE.fullmatch(bridge):
         raise LabError(f"LAB_BRIDGE={bridge!r} is not a valid interface name")
     try:
         subnet = ipaddress.IPv4Network(env.get("LAB_SUBNET", "10.231.57.0/24"))
@@ -108,7 +110,7 @@ def load_config(env: dict[str, str] | None = None) -> LabConfig:
     if subnet.num_addresses < 64:
         raise LabError(f"LAB_SUBNET={subnet} is too small (at least a /26)")
     mirror = env.get("LAB_MIRROR", "http://deb.debian.org/debian")
-    if not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", mirror):
+    if not _MIRROR_RE.fullmatch(mirror):
         raise LabError(f"LAB_MIRROR={mirror!r} is not an http(s) URL")
     paths = {}
     for key, default in (

@@ -36,11 +36,14 @@ RESERVED_KEYS = frozenset(
 )
 _SECRET_WORDS = ("pass", "auth", "secret", "token", "key")
 
-# Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes").
+# Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes");
+# every module with a Redis URL takes its "redis_url". That one is no_log so that Ansible masks
+# the whole URL from the start, also when another option fails validation before any code of
+# the module runs; mask_redis_password then narrows the mask to the URL's secrets.
 COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "after": {"type": "str"},
     "count": {"type": "int"},
-    "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0"},
+    "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0", "no_log": True},
     "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
     "thresholds": {"type": "dict", "default": {}},
     "report_dir": {"type": "path"},
@@ -68,8 +71,10 @@ def module_runner(module: Any) -> Callable[[list[str]], tuple[int, str, str]]:
 
 
 def mask_redis_password(module: Any, url: str) -> None:
-    """Register every Redis secret (the URL's password as written and decoded, secret query
-    values, the password variables of the environment) so Ansible masks it everywhere."""
+    """Mask the Redis secrets (the URL's password as written and decoded, secret query values,
+    the password variables of the environment) instead of the whole URL, so that results and
+    messages can name the redacted URL (``redis://:***@host:port/db``). Call it first, before
+    anything can fail: a URL that does not parse stays masked whole."""
     try:
         parts = urlsplit(url)
         secrets = {parts.password or "", unquote(parts.password or "")}
@@ -81,6 +86,7 @@ def mask_redis_password(module: Any, url: str) -> None:
     except ValueError as exc:
         module.fail_json(msg=f"invalid redis_url: {exc}")
     secrets.update(os.environ.get(name, "") for name in PASSWORD_ENVS)
+    module.no_log_values.discard(url)
     module.no_log_values.update(secret for secret in secrets if secret)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from .cutover import parse_cutover
+
 
 def _integer(text: str, minimum: int, wanted: str) -> int:
     try:
@@ -47,3 +49,13 @@ def share(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"not a share in [0, 1]: {text!r}")
     return value
+
+
+def cutover(text: str) -> str:
+    """An ``--after`` value (:func:`.cutover.parse_cutover`: a stream id or an ISO-8601 time
+    with a zone, 1970..9999), returned as given: a bad one is a usage error of every command."""
+    try:
+        parse_cutover(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -27,7 +27,7 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__, dataset_cli, monitor_cli
-from .argtypes import positive_float, positive_int
+from .argtypes import cutover, positive_float, positive_int
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -76,6 +76,7 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
     window.add_argument(
         "--after",
         metavar="CUTOVER",
+        type=cutover,
         help="only events later than this count: an ISO-8601 time with Z or an offset "
         "(2026-01-10T12:00:00Z) or a stream id (1736510400000-0)",
     )

@@ -82,7 +82,8 @@ VOTER_REASON = "shadow model counted as voter"
 """Prefix of the malformed reason for events whose consensus_count/total_models include a
 shadow model; the shadow report turns those into a hard blocker."""
 
-FEATURE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Applied with fullmatch: a "$" anchor would let a trailing newline through.
+FEATURE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _MISSING = object()
 _NAN = math.nan
@@ -658,7 +659,7 @@ class WindowBuilder:
                                 f"feature {_short(fname)}: {_short(value)} is too large"
                             ) from None
                     if fname not in feature_names:
-                        if not FEATURE_NAME_RE.match(fname):
+                        if not FEATURE_NAME_RE.fullmatch(fname):
                             raise _Bad(f"invalid feature name {_short(fname)}")
                         if len(feature_names) >= MAX_FEATURES:
                             raise _Bad(f"more than {MAX_FEATURES} distinct features in the window")

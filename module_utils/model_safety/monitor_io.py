@@ -33,6 +33,9 @@ TEXTFILE_MODE = 0o644
 CHECK_LOG_BYTES = 10 * 1024 * 1024
 CHECK_LOG_BACKUPS = 5
 _HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+# What http.client sends as it is: printable ASCII without spaces. Any other character fails
+# each delivery with an error that quotes the URL's path, which may carry a token.
+_WEBHOOK_TEXT_RE = re.compile(r"[!-~]*")
 
 
 class MonitorIOError(Exception):
@@ -174,6 +177,11 @@ class Webhook:
         backoff: float = 1.0,
         report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        if not isinstance(url, str) or not _WEBHOOK_TEXT_RE.fullmatch(url):
+            raise MonitorIOError(
+                "webhook URL must be printable ASCII without spaces (percent-encode the rest); "
+                "not shown, it may carry a token"
+            )
         parts = urlsplit(url)
         try:
             port_ok = parts.port is None or parts.port > 0

@@ -28,13 +28,14 @@ from urllib.parse import quote
 import redis
 
 from . import utctime
+from .cutover import parse_cutover, stream_id_key
 from .engine_state import (
     EngineStateError,
     validate_model_name,
     validate_stream_name,
     validate_timeout,
 )
-from .stream import PAYLOAD_FIELD, parse_cutover, stream_id_key
+from .stream import PAYLOAD_FIELD
 
 ROLES = ("voting", "shadow")
 ACTIONS = frozenset({"BUY", "SELL", "HOLD"})
@@ -74,7 +75,7 @@ def _positive_int(value: int, name: str) -> int:
 
 def cutover_bound(after: str) -> tuple[str, int]:
     """``(exclusive XRANGE start, cutover millisecond)`` for ``after``, a stream id
-    ``<ms>-<seq>`` or an ISO-8601 time with a zone (see :func:`.stream.parse_cutover`)."""
+    ``<ms>-<seq>`` or an ISO-8601 time with a zone (see :func:`.cutover.parse_cutover`)."""
     try:
         start = parse_cutover(after)
     except ValueError as exc:

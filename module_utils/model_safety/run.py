@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .cutover import parse_cutover
 from .features import feature_sanity
 from .gate import evaluate, failure
 from .names import is_model_name
@@ -36,7 +37,6 @@ from .stream import (
     StreamError,
     connect,
     describe_client,
-    parse_cutover,
     read_window,
     redact_url,
     resolve_url,

@@ -4,8 +4,8 @@
   or the local default), a password from the URL or the environment, TLS with ``rediss://``,
   and timeouts. The password is never printed: :func:`redact_url` is what logs, reports and
   error messages show.
-* :func:`parse_cutover` turns ``--after`` (an ISO-8601 time with ``Z`` or an offset, or a
-  stream id ``<ms>-<seq>``) into an exclusive XRANGE start.
+* :func:`.cutover.parse_cutover` turns ``--after`` (an ISO-8601 time with ``Z`` or an offset,
+  or a stream id ``<ms>-<seq>``) into an exclusive XRANGE start.
 * :func:`read_window` reads the newest ``count`` entries, or every entry after the cutover,
   and feeds :class:`~.events.WindowBuilder` one page at a time: a raw page is dropped as soon
   as it is parsed, so memory holds the columnar window plus about two pages. Pages are
@@ -25,13 +25,14 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import redis
 
+from .cutover import STREAM_ID_RE, stream_id_key
 from .events import EventWindow, WindowBuilder
+from .redis_url import check_db_path
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STREAM = "quantum:stream:trade.intent"
@@ -49,9 +50,7 @@ PAYLOAD_FIELD = "payload"
 CONSOLIDATE_ENTRIES = 100_000
 
 _SCHEMES = ("redis", "rediss", "unix")
-_STREAM_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 _STREAM_NAME_RE = re.compile(r"[!-~]{1,256}")
-_MAX_U64 = 2**64 - 1
 _SECRET_QUERY_KEYS = ("pass", "auth", "secret", "token", "key")
 _REDACTED = "***"
 
@@ -131,7 +130,8 @@ def connect(
     ``$MODEL_SAFETY_REDIS_PASSWORD``, else ``$REDISCLI_AUTH``. ``rediss://`` means TLS
     (``?ssl_ca_certs=/path&ssl_cert_reqs=required`` as redis-py reads them). ``timeout``
     bounds the connect and every reply. Raises :class:`StreamError` for a URL that is not
-    ``redis://``, ``rediss://`` or ``unix://``, or a non-positive timeout.
+    ``redis://``, ``rediss://`` or ``unix://`` or whose path is not a db number (``/abc``),
+    or a non-positive timeout.
     """
     env = os.environ if env is None else env
     raw = resolve_url(url, env)
@@ -140,6 +140,7 @@ def connect(
     try:
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError for a bad port
+        check_db_path(raw)
     except ValueError as exc:
         raise StreamError(f"not a Redis URL: {redact_url(raw)} ({exc})") from None
     if parts.scheme not in _SCHEMES:
@@ -174,47 +175,6 @@ def describe_client(client: Any) -> str:
     tls = "SSL" in getattr(getattr(pool, "connection_class", None), "__name__", "")
     host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
     return f"{'rediss' if tls else 'redis'}://{host}:{port}/{db}"
-
-
-# --------------------------------------------------------------------------- cutover
-
-
-def parse_cutover(text: str) -> str:
-    """The exclusive XRANGE start for ``--after``: only entries later than it count.
-
-    ``text`` is a stream id ``<ms>-<seq>`` (entries after that id) or an ISO-8601 time with
-    ``Z`` or a UTC offset (entries whose id time is later than it, to the millisecond). A time
-    without a zone, a bare number and anything else raise ValueError (fail-closed: an
-    ambiguous cutover is no cutover).
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("cutover is empty: give an ISO-8601 time or a stream id <ms>-<seq>")
-    text = text.strip()
-    if match := _STREAM_ID_RE.fullmatch(text):
-        ms, seq = int(match.group(1)), int(match.group(2))
-        if ms > _MAX_U64 or seq > _MAX_U64 or (ms, seq) == (_MAX_U64, _MAX_U64):
-            raise ValueError(f"stream id out of range: {text!r}")
-        return f"({ms}-{seq}"
-    if re.fullmatch(r"[0-9]+", text):
-        raise ValueError(f"ambiguous cutover {text!r}: give a stream id <ms>-<seq> or ISO time")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 time or a stream id <ms>-<seq>: {text[:80]!r}") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"cutover time {text!r} has no zone: add Z or an offset such as +00:00")
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    if micros < 0:
-        raise ValueError(f"cutover time {text!r} is before 1970")
-    # Entries whose id millisecond is later than the instant: start after <floor ms>-<max seq>.
-    return f"({micros // 1000}-{_MAX_U64}"
-
-
-def stream_id_key(stream_id: str) -> tuple[int, int]:
-    """``(ms, seq)`` of a stream id, for comparisons."""
-    ms, _sep, seq = stream_id.lstrip("(").partition("-")
-    return int(ms), int(seq or 0)
 
 
 # --------------------------------------------------------------------------- reading
@@ -374,14 +334,15 @@ def read_window(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> EventWindow:
     """The window of ``stream``, parsed: the newest ``count`` entries (None: no limit) that
-    are later than ``after`` (an exclusive start from :func:`parse_cutover`; None: no cutover).
+    are later than ``after`` (an exclusive start from :func:`.cutover.parse_cutover`; None: no
+    cutover).
 
     The window is fixed when reading starts (entries added meanwhile are not read). Raises
     ValueError for bad arguments and :class:`StreamError` when Redis cannot give the window.
     """
     _check_args(stream, count, page_size)
     if after is not None and not (
-        isinstance(after, str) and after.startswith("(") and _STREAM_ID_RE.fullmatch(after[1:])
+        isinstance(after, str) and after.startswith("(") and STREAM_ID_RE.fullmatch(after[1:])
     ):
         raise ValueError(f"after must be an exclusive stream id from parse_cutover: {after!r}")
     start = after if after is not None else "-"

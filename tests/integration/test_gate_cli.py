@@ -28,8 +28,9 @@ import redis
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from model_safety import stream as stream_module
+from model_safety.cutover import parse_cutover
 from model_safety.events import EventWindow
-from model_safety.stream import StreamError, connect, parse_cutover, read_window
+from model_safety.stream import StreamError, connect, read_window
 from tests.redis_server import RedisServer, free_port
 
 BASE = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
@@ -323,6 +324,19 @@ def test_wrong_type_fails(redis_server, client, key) -> None:
     code, result = gate_json("--stream", key, url=redis_server.url)
     assert code == 2
     assert any("not a stream" in b for b in result["blockers"])
+
+
+@pytest.mark.parametrize("path", ["/abc", "/0/0"])
+def test_a_db_path_that_is_no_number_fails(redis_server, client, key, path: str) -> None:
+    # db 0 holds a passing window: redis-py would read it for /abc (and db 0 for /0/0).
+    add(client, key, engine_payloads(300))
+    url = redis_server.url.removesuffix("/0") + path
+    code, result = gate_json("--stream", key, url=url)
+    assert code == 2
+    assert (result["verdict"], result["event_count"]) == ("FAIL", 0)
+    assert any(
+        f"the path must be a db number such as /0, not {path!r}" in b for b in result["blockers"]
+    )
 
 
 def test_empty_window_fails(redis_server, client, key) -> None:

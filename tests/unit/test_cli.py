@@ -182,6 +182,20 @@ def test_bad_cutover_fails_before_any_connection(capsys, after: str) -> None:
     assert any("--after" in b for b in json.loads(out)["blockers"])
 
 
+@pytest.mark.parametrize(
+    "command", [["gate"], ["scoreboard"], ["feature-sanity"], ["shadow-report", "--model", "x"]]
+)
+@pytest.mark.parametrize("after", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_an_out_of_range_cutover_is_a_usage_error(capsys, command: list[str], after: str) -> None:
+    # Its UTC time is outside the years datetime knows: once an "internal error: OverflowError".
+    argv = [*command, "--no-report", "--redis-url", "redis://192.0.2.1:1/0", "--timeout", "0.2"]
+    code, out, err = run_cli(capsys, *argv, "--after", after)
+    assert code == 2
+    assert out == ""
+    assert f"error: argument --after: cutover time {after!r} is out of range" in err
+    assert "internal error" not in err
+
+
 def test_internal_error_is_a_fail(capsys, monkeypatch) -> None:
     def broken(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("boom")

@@ -394,6 +394,11 @@ MALFORMED = [
     ),
     ("feature huge int", mutated(("features", "f"), 10**400), "feature 'f': "),
     ("invalid feature name", mutated(("features", "a b"), 1.0), "invalid feature name 'a b'"),
+    (
+        "feature name with a trailing newline",
+        mutated(("features", "atr_value\n"), 1.0),
+        "invalid feature name 'atr_value\\n'",
+    ),
 ]
 
 

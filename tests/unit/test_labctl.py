@@ -31,9 +31,11 @@ def test_defaults():
         ({"LAB_HOSTS": "three"}, "not a whole number"),
         ({"LAB_NAME_PREFIX": "Bad-Name"}, "LAB_NAME_PREFIX"),
         ({"LAB_BRIDGE": "br;rm -rf"}, "LAB_BRIDGE"),
+        ({"LAB_BRIDGE": "qsclab0\n"}, "LAB_BRIDGE"),
         ({"LAB_SUBNET": "10.0.0.0/30"}, "too small"),
         ({"LAB_SUBNET": "not-a-net"}, "LAB_SUBNET"),
         ({"LAB_MIRROR": "ftp://x"}, "LAB_MIRROR"),
+        ({"LAB_MIRROR": "http://deb.debian.org/debian\n"}, "LAB_MIRROR"),
         ({"LAB_ROOT": "relative/dir"}, "absolute"),
     ],
 )

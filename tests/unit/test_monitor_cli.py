@@ -290,6 +290,20 @@ def test_a_non_http_webhook_exits_2_before_anything_runs(
     assert not (tmp_path / "state").exists()
 
 
+def test_a_webhook_with_a_space_exits_2_without_showing_its_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_playbook_runs: list[Any]
+) -> None:
+    url = "https://hooks.example.com/services/T0K3N with space"
+    argv = ["monitor", "--model", "patchtst", "--project-dir", str(project(tmp_path))]
+    assert main([*argv, "--webhook-url", url, *files(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "webhook URL must be printable ASCII without spaces" in err
+    assert "T0K3N" not in err and "services" not in err
+    assert no_playbook_runs == []
+    assert not (tmp_path / "state").exists()
+
+
 def test_a_non_http_webhook_from_the_environment_exits_2(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -603,3 +603,23 @@ def test_non_http_urls_are_refused(url: str) -> None:
     with pytest.raises(MonitorIOError, match=r"webhook URL must be http\(s\)://host/") as refused:
         Webhook(url)
     assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/services/T0K3N x",
+        "https://hooks.example.com/services/T0K3N\t",
+        "https://hooks.example.com/services/T0K3N\n",
+        "https://hooks.example.com/services/T0K3N\x00",
+        "https://hooks.example.com/services/T0K3N\x7f",
+        "https://hooks.example.com/services/T0K3N\u00e9",
+        12345,  # from a YAML config file
+    ],
+)
+def test_urls_http_cannot_send_are_refused_up_front(url: str) -> None:
+    # Accepted before, each delivery then failed with the path (and token) in its error.
+    with pytest.raises(MonitorIOError, match="printable ASCII without spaces") as refused:
+        Webhook(url)  # type: ignore[arg-type]
+    assert "T0K3N" not in str(refused.value)
+    assert "services" not in str(refused.value)

@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from model_safety import stream
+from model_safety.cutover import parse_cutover
 from model_safety.stream import (
     DEFAULT_URL,
     StreamError,
     connect,
     describe_client,
-    parse_cutover,
     read_window,
     redact_url,
     resolve_url,
@@ -71,6 +71,9 @@ def test_parse_cutover(text: str, start: str) -> None:
         (f"{2**64}-0", "out of range"),
         (f"{MAX_SEQ}-{MAX_SEQ}", "out of range"),
         ("2026-13-10T12:00:00Z", "not an ISO-8601 time"),
+        # Their UTC time is outside the years datetime knows (OverflowError before).
+        ("9999-12-31T23:59:59-23:59", "out of range"),
+        ("0001-01-01T00:00:00+23:59", "out of range"),
     ],
 )
 def test_parse_cutover_rejects(text: str, message: str) -> None:
@@ -176,6 +179,21 @@ def test_connect_rejects_bad_urls_without_leaking(url: str) -> None:
     with pytest.raises(StreamError) as caught:
         connect(url, {})
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:s3cret@h:1/abc", "rediss://h/1/2", "redis://h/0x1", "redis://h/-1"]
+)
+def test_connect_rejects_a_path_that_is_no_db_number(url: str) -> None:
+    # redis-py would read /abc silently as db 0 and /1/2 as db 12.
+    with pytest.raises(StreamError, match="the path must be a db number such as /0") as caught:
+        connect(url, {})
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "db"), [("redis://h", 0), ("redis://h/", 0), ("redis://h/12", 12)])
+def test_connect_reads_the_db_of_the_path(url: str, db: int) -> None:
+    assert _kwargs(connect(url, {})).get("db", 0) == db
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5"])
