@@ -59,6 +59,20 @@ def playbook(name: str, *args: str, timeout: float = 600) -> Run:
     return Run(result.returncode, output, round(time.monotonic() - started, 1))
 
 
+def start_playbook(name: str, *args: str) -> subprocess.Popen[str]:
+    """ansible-playbook playbooks/NAME ARGS started in its own session (so a test can kill it
+    whole), its output (stderr included) readable line by line from ``stdout``."""
+    return subprocess.Popen(
+        [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", *SETTLED, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        start_new_session=True,
+    )
+
+
 def ansible_module(host: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ANSIBLE_BIN / "ansible"), host, "-m", module, "-a", json.dumps(args)],

@@ -17,41 +17,15 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ("-c", "local", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}")
+from tests import local_ansible
+from tests.local_ansible import LOCAL, REPO_ROOT
+
 SECRET = b"QT_API_SECRET=hunter2\n"
 
 
 def run_module(*options: str, **args: object) -> tuple[bool, dict, str]:
     """Run activation_backup once on localhost: (succeeded, its result, all output)."""
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            *LOCAL,
-            "-m",
-            "activation_backup",
-            "-a",
-            json.dumps(args),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        },
-    )
-    output = f"rc={result.returncode}\n{result.stdout}\n{result.stderr}"
-    found = re.search(r"^localhost \| ([A-Z]+)!? => ", result.stdout, re.M)
-    assert found, output
-    succeeded = found.group(1) in ("SUCCESS", "CHANGED")
-    assert succeeded == (result.returncode == 0), output
-    return succeeded, json.JSONDecoder().raw_decode(result.stdout[found.end() :])[0], output
+    return local_ansible.run_module("activation_backup", args, *options)
 
 
 @pytest.fixture

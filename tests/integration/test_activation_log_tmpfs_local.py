@@ -9,9 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +18,8 @@ import pytest
 
 from model_safety import activation_log as al
 from model_safety.fileio import write_all
+from tests import local_ansible
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ("-c", "local", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}")
 # tmpfs hands out whole pages: the log's first page has room for a few KiB more, a record
 # longer than that is written in part before ENOSPC.
 BIG = {"event": "rollback_executed", "model": "patchtst", "pad": "x" * 6000}
@@ -112,32 +109,7 @@ def test_an_append_on_a_full_filesystem_is_truncated_back(full_tmpfs, monkeypatc
 
 def run_module(**args: object) -> tuple[bool, dict, str]:
     """Run activation_log once on localhost: (succeeded, its result, all output)."""
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            *LOCAL,
-            "-m",
-            "activation_log",
-            "-a",
-            json.dumps(args),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        },
-    )
-    output = f"rc={result.returncode}\n{result.stdout}\n{result.stderr}"
-    found = re.search(r"^localhost \| ([A-Z]+)!? => ", result.stdout, re.M)
-    assert found, output
-    succeeded = found.group(1) in ("SUCCESS", "CHANGED")
-    return succeeded, json.JSONDecoder().raw_decode(result.stdout[found.end() :])[0], output
+    return local_ansible.run_module("activation_log", args)
 
 
 def test_the_module_fails_with_the_reason_and_appends_nothing(full_tmpfs):

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -20,12 +19,10 @@ import pytest
 from labctl.config import REPO_ROOT
 from labctl.remote import DROPIN_DIR, ENV_FILE, set_env_keys
 from tests.integration.lab_activation import (
-    ANSIBLE_BIN,
     BACKUPS,
     CANARY_DROPIN,
     DESIGN_WEIGHTS,
     LEASE,
-    SETTLED,
     Run,
     ansible_module,
     fresh,
@@ -33,6 +30,7 @@ from tests.integration.lab_activation import (
     log_records,
     playbook,
     snapshot,
+    start_playbook,
 )
 
 pytestmark = pytest.mark.lab
@@ -321,18 +319,8 @@ def test_the_lease_comes_first_outlasts_the_gate_and_is_checked_before_the_chang
     host = hosts[2]
     # 10 events/s from a fresh start: the gate waits about 20 s for its 200 events.
     before = fresh(host, ENGINE_RATE="10")
-    process = subprocess.Popen(
-        [
-            str(ANSIBLE_BIN / "ansible-playbook"),
-            "playbooks/canary.yml",
-            *SETTLED,
-            *("-e", "model=patchtst", "-e", "canary_gate_wait=300", "--limit", host.name),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+    process = start_playbook(
+        "canary.yml", "-e", "model=patchtst", "-e", "canary_gate_wait=300", "--limit", host.name
     )
     try:
         deadline = time.monotonic() + 60
@@ -424,20 +412,7 @@ def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
     host = hosts[1]
     for marker in ("TASK [ai_engine_env : Change only the requested keys",):
         before = fresh(host)
-        process = subprocess.Popen(
-            [
-                str(ANSIBLE_BIN / "ansible-playbook"),
-                "playbooks/canary.yml",
-                *SETTLED,
-                *("-e", "model=patchtst", "--limit", host.name),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO_ROOT,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
-            start_new_session=True,
-        )
+        process = start_playbook("canary.yml", "-e", "model=patchtst", "--limit", host.name)
         assert process.stdout is not None
         for line in process.stdout:
             if line.startswith(marker):
