@@ -523,35 +523,45 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus_text(states: Mapping[str, Mapping[str, Any]], now_s: float) -> str:
-    """The node_exporter textfile of a monitor: per host its canary weight, last check time,
-    checks, violations and status (one-hot ``qsc_monitor_status``)."""
-    lines = [
-        "# HELP qsc_monitor_canary_weight Weight of the watched canary model (activation).",
-        "# TYPE qsc_monitor_canary_weight gauge",
-        "# HELP qsc_monitor_last_check_timestamp_seconds When the host was last checked.",
-        "# TYPE qsc_monitor_last_check_timestamp_seconds gauge",
-        "# HELP qsc_monitor_checks_total Checks performed in this monitoring window.",
-        "# TYPE qsc_monitor_checks_total counter",
-        "# HELP qsc_monitor_violations_total Violations that triggered in this window.",
-        "# TYPE qsc_monitor_violations_total counter",
-        "# HELP qsc_monitor_status The monitoring status of the host (1 for the current one).",
-        "# TYPE qsc_monitor_status gauge",
-        "# HELP qsc_monitor_exported_timestamp_seconds When this file was written.",
-        "# TYPE qsc_monitor_exported_timestamp_seconds gauge",
-    ]
+# The textfile's families in order: (name, type, help). 0..1 gauges end in _ratio, counters in
+# _total, times in _seconds; the status is one-hot (a state set, not a ratio).
+_FAMILIES = (
+    ("qsc_monitor_canary_weight_ratio", "gauge", "Weight of the watched canary (activation)."),
+    ("qsc_monitor_last_check_timestamp_seconds", "gauge", "When the host was last checked."),
+    ("qsc_monitor_checks_total", "counter", "Checks performed in this monitoring window."),
+    ("qsc_monitor_violations_total", "counter", "Violations that triggered in this window."),
+    ("qsc_monitor_status", "gauge", "The monitoring status of the host (1 for the current one)."),
+    ("qsc_monitor_exported_timestamp_seconds", "gauge", "When this file was written."),
+)
+
+
+def prometheus_text(model: str, states: Mapping[str, Mapping[str, Any]], now_s: float) -> str:
+    """The node_exporter textfile of ``model``'s monitor: per host its canary weight, last check
+    time, checks, violations and status (one-hot ``qsc_monitor_status``).
+
+    Each family is written once, its HELP and TYPE before all of its samples, as the exposition
+    format requires. Every series carries ``model``: node_exporter merges the files of all
+    monitors, and two models' series must never share a name and labels."""
+    samples: dict[str, list[str]] = {name: [] for name, _, _ in _FAMILIES}
+
+    def add(name: str, labels: str, value: object) -> None:
+        samples[name].append(f"{name}{{{labels}}} {value}")
+
+    model_label = f'model="{_label(model)}"'
     for host, state in states.items():
-        labels = f'host="{_label(host)}",model="{_label(str(state["model"]))}"'
+        labels = f'host="{_label(host)}",{model_label}'
         weight = (state.get("baseline") or {}).get("weight")
         if _is_number(weight):
-            lines.append(f"qsc_monitor_canary_weight{{{labels}}} {float(weight):g}")
+            add("qsc_monitor_canary_weight_ratio", labels, f"{float(weight):g}")
         checked = state.get("last_check_s")
         if _is_number(checked):
-            lines.append(f"qsc_monitor_last_check_timestamp_seconds{{{labels}}} {checked:.3f}")
-        lines.append(f"qsc_monitor_checks_total{{{labels}}} {state['checks']}")
-        lines.append(f"qsc_monitor_violations_total{{{labels}}} {len(state['violations'])}")
+            add("qsc_monitor_last_check_timestamp_seconds", labels, f"{checked:.3f}")
+        add("qsc_monitor_checks_total", labels, state["checks"])
+        add("qsc_monitor_violations_total", labels, len(state["violations"]))
         for status in _STATUS_VALUES:
-            value = 1 if state["status"] == status else 0
-            lines.append(f'qsc_monitor_status{{{labels},status="{status}"}} {value}')
-    lines.append(f"qsc_monitor_exported_timestamp_seconds {now_s:.3f}")
+            add("qsc_monitor_status", f'{labels},status="{status}"', int(state["status"] == status))
+    add("qsc_monitor_exported_timestamp_seconds", model_label, f"{now_s:.3f}")
+    lines: list[str] = []
+    for name, kind, text in _FAMILIES:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples[name]]
     return "\n".join(lines) + "\n"

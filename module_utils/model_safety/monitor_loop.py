@@ -526,7 +526,7 @@ class Monitor:
             write_textfile(
                 self.options.textfile_dir,
                 self.settings.model,
-                prometheus_text(self.states, self.clock()),
+                prometheus_text(self.settings.model, self.states, self.clock()),
             )
         except OSError as exc:
             log_check(self.checks, {"textfile_error": str(exc)})

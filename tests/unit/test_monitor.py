@@ -1084,22 +1084,6 @@ def test_progress_line() -> None:
     )
 
 
-HEADER = """\
-# HELP qsc_monitor_canary_weight Weight of the watched canary model (activation).
-# TYPE qsc_monitor_canary_weight gauge
-# HELP qsc_monitor_last_check_timestamp_seconds When the host was last checked.
-# TYPE qsc_monitor_last_check_timestamp_seconds gauge
-# HELP qsc_monitor_checks_total Checks performed in this monitoring window.
-# TYPE qsc_monitor_checks_total counter
-# HELP qsc_monitor_violations_total Violations that triggered in this window.
-# TYPE qsc_monitor_violations_total counter
-# HELP qsc_monitor_status The monitoring status of the host (1 for the current one).
-# TYPE qsc_monitor_status gauge
-# HELP qsc_monitor_exported_timestamp_seconds When this file was written.
-# TYPE qsc_monitor_exported_timestamp_seconds gauge
-"""
-
-
 def test_prometheus_text_exact() -> None:
     rolled = {
         **start(),
@@ -1110,50 +1094,63 @@ def test_prometheus_text_exact() -> None:
         "status": "rolled_back",
     }
     fresh = {**new_state('we"ird\\host', DEFAULT, STARTED, None)}
-    text = prometheus_text({"e1": rolled, 'we"ird\\host': fresh}, 1767700001.5)
+    text = prometheus_text(MODEL, {"e1": rolled, 'we"ird\\host': fresh}, 1767700001.5)
     e1 = 'host="e1",model="patchtst"'
     odd = 'host="we\\"ird\\\\host",model="patchtst"'
-    assert (
-        text
-        == HEADER
-        + "\n".join(
-            [
-                f"qsc_monitor_canary_weight{{{e1}}} 0.1",
-                f"qsc_monitor_last_check_timestamp_seconds{{{e1}}} 1767700000.250",
-                f"qsc_monitor_checks_total{{{e1}}} 4",
-                f"qsc_monitor_violations_total{{{e1}}} 2",
-                f'qsc_monitor_status{{{e1},status="monitoring"}} 0',
-                f'qsc_monitor_status{{{e1},status="rolling_back"}} 0',
-                f'qsc_monitor_status{{{e1},status="completed"}} 0',
-                f'qsc_monitor_status{{{e1},status="rolled_back"}} 1',
-                f'qsc_monitor_status{{{e1},status="rollback_failed"}} 0',
-                f'qsc_monitor_status{{{e1},status="ended"}} 0',
-                f"qsc_monitor_checks_total{{{odd}}} 0",
-                f"qsc_monitor_violations_total{{{odd}}} 0",
-                f'qsc_monitor_status{{{odd},status="monitoring"}} 1',
-                f'qsc_monitor_status{{{odd},status="rolling_back"}} 0',
-                f'qsc_monitor_status{{{odd},status="completed"}} 0',
-                f'qsc_monitor_status{{{odd},status="rolled_back"}} 0',
-                f'qsc_monitor_status{{{odd},status="rollback_failed"}} 0',
-                f'qsc_monitor_status{{{odd},status="ended"}} 0',
-                "qsc_monitor_exported_timestamp_seconds 1767700001.500",
-            ]
-        )
-        + "\n"
-    )
+    # Each family once, HELP and TYPE before all of its samples, every host's sample in it.
+    assert text == (
+        """\
+# HELP qsc_monitor_canary_weight_ratio Weight of the watched canary (activation).
+# TYPE qsc_monitor_canary_weight_ratio gauge
+qsc_monitor_canary_weight_ratio{E1} 0.1
+# HELP qsc_monitor_last_check_timestamp_seconds When the host was last checked.
+# TYPE qsc_monitor_last_check_timestamp_seconds gauge
+qsc_monitor_last_check_timestamp_seconds{E1} 1767700000.250
+# HELP qsc_monitor_checks_total Checks performed in this monitoring window.
+# TYPE qsc_monitor_checks_total counter
+qsc_monitor_checks_total{E1} 4
+qsc_monitor_checks_total{ODD} 0
+# HELP qsc_monitor_violations_total Violations that triggered in this window.
+# TYPE qsc_monitor_violations_total counter
+qsc_monitor_violations_total{E1} 2
+qsc_monitor_violations_total{ODD} 0
+# HELP qsc_monitor_status The monitoring status of the host (1 for the current one).
+# TYPE qsc_monitor_status gauge
+qsc_monitor_status{E1,status="monitoring"} 0
+qsc_monitor_status{E1,status="rolling_back"} 0
+qsc_monitor_status{E1,status="completed"} 0
+qsc_monitor_status{E1,status="rolled_back"} 1
+qsc_monitor_status{E1,status="rollback_failed"} 0
+qsc_monitor_status{E1,status="ended"} 0
+qsc_monitor_status{ODD,status="monitoring"} 1
+qsc_monitor_status{ODD,status="rolling_back"} 0
+qsc_monitor_status{ODD,status="completed"} 0
+qsc_monitor_status{ODD,status="rolled_back"} 0
+qsc_monitor_status{ODD,status="rollback_failed"} 0
+qsc_monitor_status{ODD,status="ended"} 0
+# HELP qsc_monitor_exported_timestamp_seconds When this file was written.
+# TYPE qsc_monitor_exported_timestamp_seconds gauge
+qsc_monitor_exported_timestamp_seconds{model="patchtst"} 1767700001.500
+"""
+    ).replace("E1", e1).replace("ODD", odd)
 
 
 def test_prometheus_text_weight_follows_the_baseline_and_newlines_are_escaped() -> None:
     host = Host()
     host.gate(healthy(1))
     host.state["last_check_s"] = 10
-    text = prometheus_text({"a\nb": host.state}, 0)
-    assert 'qsc_monitor_canary_weight{host="a\\nb",model="patchtst"} 0.1\n' in text
+    text = prometheus_text(MODEL, {"a\nb": host.state}, 0)
+    assert 'qsc_monitor_canary_weight_ratio{host="a\\nb",model="patchtst"} 0.1\n' in text
     assert (
         'qsc_monitor_last_check_timestamp_seconds{host="a\\nb",model="patchtst"} 10.000\n' in text
     )
-    assert text.endswith("qsc_monitor_exported_timestamp_seconds 0.000\n")
-    assert prometheus_text({}, 1.0) == HEADER + "qsc_monitor_exported_timestamp_seconds 1.000\n"
+    assert text.endswith('qsc_monitor_exported_timestamp_seconds{model="patchtst"} 0.000\n')
+
+
+def test_prometheus_text_without_hosts_keeps_every_family_and_the_model() -> None:
+    text = prometheus_text('a"b', {}, 1.0)
+    assert text.count("# HELP ") == text.count("# TYPE ") == 6
+    assert text.endswith('qsc_monitor_exported_timestamp_seconds{model="a\\"b"} 1.000\n')
 
 
 def test_the_rollback_reason_names_the_rules_and_fits_a_lease_purpose() -> None:

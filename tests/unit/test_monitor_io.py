@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from model_safety import fileio, monitor_io
+from model_safety.monitor import MonitorSettings, new_state, prometheus_text
 from model_safety.monitor_io import (
     HostLocks,
     MonitorIOError,
@@ -348,6 +350,94 @@ def test_a_failed_textfile_write_leaves_the_old_file(
 def test_write_textfile_into_a_missing_directory_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_textfile(str(tmp_path / "missing"), "patchtst", "x\n")
+
+
+STARTED = "2026-01-10T12:00:00.000Z"
+
+
+def monitor_states(model: str, **hosts: str) -> dict[str, dict[str, Any]]:
+    """The states of ``model``'s monitor: each host checked 3 times, in the status given."""
+    states = {}
+    for host, status in hosts.items():
+        state = new_state(host, MonitorSettings(model=model), STARTED, STARTED)
+        state.update(
+            baseline={"weight": 0.1},
+            last_check_s=1767700000.25,
+            checks=3,
+            violations=[{"rule": "flat_predictions"}] if status == "rolled_back" else [],
+            status=status,
+        )
+        states[host] = state
+    return states
+
+
+def read_families(path: str) -> list[Any]:
+    return list(text_string_to_metric_families(Path(path).read_text()))
+
+
+def test_the_textfile_reads_back_whole_with_prometheus_client(tmp_path: Path) -> None:
+    states = monitor_states("patchtst", e1="rolled_back", **{'we"ird\\host': "monitoring"})
+    path = write_textfile(str(tmp_path), "patchtst", prometheus_text("patchtst", states, 1.5))
+    assert Path(path).read_text().endswith("\n")
+    families = read_families(path)
+    # One family per metric, each typed: a split family would come back as an untyped copy.
+    assert [(f.name, f.type) for f in families] == [
+        ("qsc_monitor_canary_weight_ratio", "gauge"),
+        ("qsc_monitor_last_check_timestamp_seconds", "gauge"),
+        ("qsc_monitor_checks", "counter"),  # the parser names a counter without its _total
+        ("qsc_monitor_violations", "counter"),
+        ("qsc_monitor_status", "gauge"),
+        ("qsc_monitor_exported_timestamp_seconds", "gauge"),
+    ]
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+    }
+    e1 = (("host", "e1"), ("model", "patchtst"))
+    odd = (("host", 'we"ird\\host'), ("model", "patchtst"))
+    assert samples == {
+        ("qsc_monitor_canary_weight_ratio", e1): 0.1,
+        ("qsc_monitor_canary_weight_ratio", odd): 0.1,
+        ("qsc_monitor_last_check_timestamp_seconds", e1): 1767700000.25,
+        ("qsc_monitor_last_check_timestamp_seconds", odd): 1767700000.25,
+        ("qsc_monitor_checks_total", e1): 3,
+        ("qsc_monitor_checks_total", odd): 3,
+        ("qsc_monitor_violations_total", e1): 1,
+        ("qsc_monitor_violations_total", odd): 0,
+        **{
+            ("qsc_monitor_status", (*labels, ("status", status))): float(status == current)
+            for labels, current in ((e1, "rolled_back"), (odd, "monitoring"))
+            for status in (
+                "monitoring",
+                "rolling_back",
+                "completed",
+                "rolled_back",
+                "rollback_failed",
+                "ended",
+            )
+        },
+        ("qsc_monitor_exported_timestamp_seconds", (("model", "patchtst"),)): 1.5,
+    }
+    assert all(s.labels["model"] == "patchtst" for f in families for s in f.samples)
+
+
+def test_two_models_textfiles_merge_without_a_duplicate_series(tmp_path: Path) -> None:
+    # The same hosts watched by two monitors, one per model, in one textfile directory.
+    paths = []
+    for model in ("patchtst", "nhits"):
+        states = monitor_states(model, e1="monitoring", e2="rolled_back")
+        paths.append(write_textfile(str(tmp_path), model, prometheus_text(model, states, 2.0)))
+    # node_exporter merges the files' families by name: their type and help must agree, and
+    # no two series may share a name and labels ("collected before with the same name...").
+    merged: dict[str, tuple[str, str]] = {}
+    series = []
+    for path in paths:
+        for family in read_families(path):
+            meta = (family.type, family.documentation)
+            assert merged.setdefault(family.name, meta) == meta
+            series += [(s.name, tuple(sorted(s.labels.items()))) for s in family.samples]
+    # 2 files of 2 hosts x 10 series (6 of them the one-hot status) + the file's export time
+    assert len(series) == len(set(series)) == 2 * (2 * 10 + 1)
+    assert {dict(labels)["model"] for _, labels in series} == {"patchtst", "nhits"}
 
 
 # -- webhook URL redaction ---------------------------------------------------------------------
