@@ -25,6 +25,15 @@ description:
     V(promotion_failed), V(monitoring_started), V(violation), V(monitoring_completed) (the
     last three from C(model-safety monitor)). C(ts) (UTC, C(2026-01-10T12:00:00.123Z)) is added
     first when missing; a given one must have that form.
+  - The seed's keys, which runbooks filter on with jq, are added after the record's own when
+    it has the data and does not set them itself, for example C(timestamp) (= C(ts)),
+    C(action) (V(activation) is logged as V(canary_activated), V(shadow) as
+    V(shadow_activated), V(promotion) as V(promotion_step), V(activation_failed) as
+    V(canary_failed), every other event as it is), C(canary_model) (= C(model)),
+    C(canary_weight) (= C(weight)), C(quality_gate_events) (= C(gate.event_count)),
+    C(rollback_cmd) (= C(rollback_command)) and C(trigger) (= C(reason) of a failure or a
+    rollback). A value that cannot be read leaves its key out. See README, "Activation log
+    records".
   - Values must be JSON (no NaN or infinity). A bad record fails the task and writes nothing.
   - The line is written with one C(write) on an append-only descriptor, under an exclusive
     C(flock), then fsynced, so concurrent writers never interleave. A torn last line left by a
@@ -95,12 +104,20 @@ line:
   description: The JSON line appended (or that would be, in check mode), without its newline.
   returned: success
   type: str
-  sample: '{"ts":"2026-01-10T12:00:00.123Z","event":"activation","model":"patchtst"}'
+  sample: "{\"ts\":\"2026-01-10T12:00:00.123Z\",\"event\":\"activation\",\"model\":\"patchtst\",\
+    \"timestamp\":\"2026-01-10T12:00:00.123Z\",\"action\":\"canary_activated\",\
+    \"canary_model\":\"patchtst\"}"
 record:
-  description: The record logged, with C(ts).
+  description: The record logged, with C(ts) and the seed's keys.
   returned: success
   type: dict
-  sample: {"ts": "2026-01-10T12:00:00.123Z", "event": "activation", "model": "patchtst"}
+  sample:
+    ts: "2026-01-10T12:00:00.123Z"
+    event: activation
+    model: patchtst
+    timestamp: "2026-01-10T12:00:00.123Z"
+    action: canary_activated
+    canary_model: patchtst
 created:
   description: True when this task created the log file (false in check mode).
   returned: success

@@ -1,8 +1,21 @@
 """The activation log: one JSON object per line, appended, never rewritten.
 
 DESIGN.md puts it at ``/var/log/quantum/qsc_canary.jsonl``. Each record has an ``event`` (one
-of EVENTS) and a ``ts`` (UTC, ``2026-01-10T12:00:00.123Z``; added when missing); every other
-key is the caller's (model, weight, sha, gate summary, rollback command, ...).
+of EVENTS) and a ``ts`` (UTC, ``2026-01-10T12:00:00.123Z``; added when missing); the other
+keys are the caller's (model, weight, sha, gate summary, rollback command, ...).
+
+Runbooks filter the log with jq on the seed's vocabulary (DESIGN.md "Activation log
+records"), so each record also gets those keys, derived from the caller's (``seed_keys``):
+``timestamp`` (= ``ts``); ``action`` (ACTIONS[event]: activation -> canary_activated, shadow ->
+shadow_activated, promotion -> promotion_step, activation_failed -> canary_failed, every other
+event as it is); ``canary_model`` (= ``model``); and, when the record has the data,
+``canary_weight`` (= ``weight``), ``cutover_ts`` (= ``cutover``), ``quality_gate_events``
+(= ``gate.event_count``), ``rollback_cmd`` (= ``rollback_command``), ``trigger`` (= ``reason``,
+in failures and rollbacks), ``violations`` (= ``[text]``, in a violation), ``checks_performed``
+(= ``checks``) and ``duration_hours`` (= ``duration_s`` / 3600) (the last two in
+monitoring_completed). They come after the caller's keys. A key the caller set is kept as it
+is, and a value that cannot be read (an empty model, a weight that is no number) leaves its
+key out: the record is logged either way. Older logs without these keys read as before.
 
 Appending is safe against concurrent writers and crashes:
 
@@ -29,6 +42,7 @@ import errno
 import fcntl
 import grp
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -39,18 +53,25 @@ from .fileio import ensure_directory, fsync_directory, write_all
 from .utctime import iso_ms
 
 DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
-EVENTS = (
-    "activation",
-    "activation_failed",
-    "rollback_executed",
-    "rollback_failed",
-    "shadow",
-    "shadow_failed",
-    "promotion",
-    "promotion_failed",
-    "monitoring_started",
-    "violation",
-    "monitoring_completed",
+# Each event and the seed's ``action`` it is logged as. A failed change names what failed
+# (an activation is the canary's), like rollback_failed does.
+ACTIONS = {
+    "activation": "canary_activated",  # canary.yml: the canary votes at its weight
+    "activation_failed": "canary_failed",  # canary.yml: restored after a failed change
+    "rollback_executed": "rollback_executed",  # rollback.yml, or the monitor's rollback
+    "rollback_failed": "rollback_failed",  # rollback.yml refused or failed
+    "shadow": "shadow_activated",  # shadow.yml: the model runs shadow-only
+    "shadow_failed": "shadow_failed",  # shadow.yml: restored after a failed change
+    "promotion": "promotion_step",  # promote.yml: one step up the ladder
+    "promotion_failed": "promotion_failed",  # promote.yml: restored after a failed change
+    "monitoring_started": "monitoring_started",  # model-safety monitor
+    "violation": "violation",  # model-safety monitor: one rule, per host
+    "monitoring_completed": "monitoring_completed",  # model-safety monitor: safe or ended
+}
+EVENTS = tuple(ACTIONS)
+# A reason explains a failure or a rollback; the monitor's "ended" reason is no trigger.
+_TRIGGERED = frozenset(
+    {event for event in ACTIONS if event.endswith("_failed")} | {"rollback_executed"}
 )
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -111,8 +132,73 @@ def _is_utc_time(value: object) -> bool:
     return True
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _number(value: object) -> float | None:
+    """A finite number; Jinja may hand a weight over as its text (``"0.1"``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # not a number, or an int beyond a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: object) -> int | None:
+    """A count of at least 0, also from its text (``"342"``) or a whole float (``342.0``)."""
+    number = _number(value)
+    if number is None or number < 0 or number != int(number):
+        return None
+    return int(number)
+
+
+def _gate_events(gate: object) -> int | None:
+    return _count(gate.get("event_count")) if isinstance(gate, Mapping) else None
+
+
+def _violation_texts(text: object) -> list[str] | None:
+    return [text] if _text(text) else None
+
+
+def _hours(seconds: object) -> float | None:
+    number = _number(seconds)
+    return None if number is None or number < 0 else round(number / 3600, 6)
+
+
+# The seed's keys derived from the caller's: (seed key, the caller's key, how it is read, the
+# events it applies to, None for all). A value that cannot be read leaves the key out.
+_DERIVED = (
+    ("canary_model", "model", _text, None),
+    ("canary_weight", "weight", _number, None),
+    ("cutover_ts", "cutover", _text, None),
+    ("quality_gate_events", "gate", _gate_events, None),
+    ("rollback_cmd", "rollback_command", _text, None),
+    ("trigger", "reason", _text, _TRIGGERED),
+    ("violations", "text", _violation_texts, frozenset({"violation"})),
+    ("checks_performed", "checks", _count, frozenset({"monitoring_completed"})),
+    ("duration_hours", "duration_s", _hours, frozenset({"monitoring_completed"})),
+)
+
+
+def seed_keys(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's keys of ``record`` (a valid record with its ``ts``) that it does not set
+    itself: ``timestamp``, ``action`` and those of _DERIVED that it has the data for."""
+    event = record["event"]
+    derived: dict[str, Any] = {"timestamp": record["ts"], "action": ACTIONS[event]}
+    for key, source, read, events in _DERIVED:
+        if source in record and (events is None or event in events):
+            value = read(record[source])
+            if value is not None:
+                derived[key] = value
+    return {key: value for key, value in derived.items() if key not in record}
+
+
 def format_line(record: Mapping[str, Any], now: datetime | None = None) -> tuple[dict, str]:
-    """Validate ``record`` and return it (with ``ts`` first when it was added) and its line."""
+    """Validate ``record`` and return it (with ``ts`` first when it was added, and the seed's
+    keys after the caller's) and its line."""
     if not isinstance(record, Mapping):
         raise ActivationLogError(f"a record must be a mapping, not {type(record).__name__}")
     bad_keys = [key for key in record if not isinstance(key, str)]
@@ -126,6 +212,7 @@ def format_line(record: Mapping[str, Any], now: datetime | None = None) -> tuple
         raise ActivationLogError(
             f"ts must be a UTC time like 2026-01-10T12:00:00.123Z: {complete['ts']!r}"
         )
+    complete.update(seed_keys(complete))
     try:
         text = json.dumps(
             complete, sort_keys=False, separators=(",", ":"), ensure_ascii=True, allow_nan=False

@@ -30,17 +30,25 @@ def log_path(tmp_path: Path) -> str:
     return str(tmp_path / "quantum" / "qsc_canary.jsonl")
 
 
-def test_append_writes_one_compact_line_with_ts_first(log_path):
+def test_append_writes_one_compact_line_with_ts_first_and_the_seed_keys_last(log_path):
     written = al.append_record(
         log_path, {"event": "activation", "model": "patchtst", "weight": 0.1}, now=T0
     )
-    line = '{"ts":"2026-01-10T12:00:00.123Z","event":"activation","model":"patchtst","weight":0.1}'
+    line = (
+        '{"ts":"2026-01-10T12:00:00.123Z","event":"activation","model":"patchtst","weight":0.1,'
+        '"timestamp":"2026-01-10T12:00:00.123Z","action":"canary_activated",'
+        '"canary_model":"patchtst","canary_weight":0.1}'
+    )
     assert written == {
         "record": {
             "ts": "2026-01-10T12:00:00.123Z",
             "event": "activation",
             "model": "patchtst",
             "weight": 0.1,
+            "timestamp": "2026-01-10T12:00:00.123Z",
+            "action": "canary_activated",
+            "canary_model": "patchtst",
+            "canary_weight": 0.1,
         },
         "line": line,
         "created": True,
@@ -70,7 +78,8 @@ def test_records_read_back_in_order_and_last_record_filters(log_path):
         "activation",
         "rollback_executed",
     ]
-    assert records[0]["ts"] == given_ts and list(records[0]) == ["event", "model", "ts"]
+    assert records[0]["ts"] == given_ts
+    assert list(records[0]) == ["event", "model", "ts", "timestamp", "action", "canary_model"]
     assert records[1]["note"] == "é\nx"  # escaped on disk, intact when read
 
     assert al.last_record(log_path)["event"] == "rollback_executed"
@@ -431,3 +440,394 @@ def test_the_canary_probe_reports_a_torn_log_and_the_monitor_cannot_judge(log_pa
     state = new_state("engine-01", settings, "2026-01-10T12:00:00.000Z", "0-0")
     _, check = assess(state, probe, settings)
     assert check["status"] == "error" and "ends in a torn line" in check["reason"]
+
+
+# --------------------------------------------------------------------------- the seed's keys
+
+# The records as the producers write them (the playbooks' change_record and failure records,
+# rollback.yml's two, the monitor's Monitor._record calls), rendered as Ansible would. A
+# weight or a count may arrive as its text when a template renders it as a string.
+HOST = "qlab1"
+ROLLBACK_CMD = "ansible-playbook -i /work/main/inventory/lab playbooks/rollback.yml --limit qlab1"
+BACKUP = "/opt/quantum/backups/model_activations/20261123T180604.174499Z_patchtst"
+WEIGHTS = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}
+CHANGE = {  # what every change record of the playbooks carries
+    "start_ts": "2026-11-23T18:06:00.512Z",
+    "host": HOST,
+    "model": "patchtst",
+    "git_sha": "18c7dbb5f0c3a1e0b6b9d2f4c8e7a6b5c4d3e2f1",
+    "invocation_id": "2e17ec0b4d6f4fe3a2070ee978cd2f25",
+    "started_at": "2026-11-23T18:06:09.062103Z",
+    "backup": BACKUP,
+    "operator": "ops",
+}
+GATE = {
+    "verdict": "PASS",
+    "summary": "PASS: 342 events",
+    "model": {"hold_share": 0.41},
+    "reports": ["reports/safety/qlab1/quality_gate_20261123T180601Z.md"],
+    "thresholds": {"max_class_share": 0.7},
+    "thresholds_override": {},
+}
+VIOLATION = {
+    "rule": "hold_collapse",
+    "value": 0.783,
+    "threshold": 0.7,
+    "text": "Action collapse: HOLD=78.3% (>70%)",
+    "count": 2,
+}
+RUNNER = {"ident": "rollback-x", "status": "successful", "rc": 0, "failures": {}, "seconds": 9.1}
+
+
+def _canary(weight: object, event_count: object) -> dict:
+    """canary_steps.yml's record."""
+    return {
+        "event": "activation",
+        **CHANGE,
+        "weight": weight,
+        "weights": WEIGHTS,
+        "cutover": "2026-11-23T05:43:00.000Z",
+        "gate": {**GATE, "event_count": event_count},
+        "votes": 20,
+        "trade_rows": 28,
+        "rollback_command": ROLLBACK_CMD,
+    }
+
+
+def _failed(kind: str) -> dict:
+    """apply_change.yml's failure record of change_kind ``kind``."""
+    return {
+        "event": f"{kind}_failed",
+        "start_ts": CHANGE["start_ts"],
+        "host": HOST,
+        "model": "patchtst",
+        "reason": "Prove the build: 3 of 20 events in 60 s",
+        "state": f"restored from {BACKUP}",
+        "backup": BACKUP,
+        "git_sha": CHANGE["git_sha"],
+        "operator": "ops",
+    }
+
+
+CANARY_SEED = {
+    "action": "canary_activated",
+    "canary_model": "patchtst",
+    "canary_weight": 0.1,
+    "cutover_ts": "2026-11-23T05:43:00.000Z",
+    "quality_gate_events": 342,
+    "rollback_cmd": ROLLBACK_CMD,
+}
+PRODUCERS = {
+    "canary": (_canary(0.1, 342), CANARY_SEED),
+    "canary, numbers as text": (_canary("0.1", "342"), CANARY_SEED),
+    "canary failed": (
+        _failed("activation"),
+        {
+            "action": "canary_failed",
+            "canary_model": "patchtst",
+            "trigger": "Prove the build: 3 of 20 events in 60 s",
+        },
+    ),
+    "shadow": (
+        {
+            "event": "shadow",
+            **CHANGE,
+            "model_path": "/opt/quantum/models/patchtst-v2.pth",
+            "model_sha256": "ab" * 32,
+            "shadow_events": 20,
+            "rollback_command": ROLLBACK_CMD,
+        },
+        {"action": "shadow_activated", "canary_model": "patchtst", "rollback_cmd": ROLLBACK_CMD},
+    ),
+    "shadow failed": (
+        _failed("shadow"),
+        {
+            "action": "shadow_failed",
+            "canary_model": "patchtst",
+            "trigger": "Prove the build: 3 of 20 events in 60 s",
+        },
+    ),
+    "promotion": (
+        {
+            "event": "promotion",
+            **CHANGE,
+            "from": 0.1,
+            "to": 0.25,
+            "weights": {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.25, "patchtst": 0.25},
+            "blockers": [],
+            "decision_log": {"markdown": "reports/safety/qlab1/promotion.md"},
+            "votes": 20,
+            "rollback_command": ROLLBACK_CMD,
+        },
+        {"action": "promotion_step", "canary_model": "patchtst", "rollback_cmd": ROLLBACK_CMD},
+    ),
+    "promotion failed": (
+        _failed("promotion"),
+        {
+            "action": "promotion_failed",
+            "canary_model": "patchtst",
+            "trigger": "Prove the build: 3 of 20 events in 60 s",
+        },
+    ),
+    "rollback (playbook)": (
+        {
+            "event": "rollback_executed",
+            "host": HOST,
+            "reason": "monitor 1a2b3c4d: qlab1 hold_collapse",
+            "backup": BACKUP,
+            "restored": ["/etc/quantum/ai-engine.env"],
+            "removed": ["/etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf"],
+            "changed": True,
+            "invocation_id": "3f28fe1c5e7a5fe4b3181ff9890e3e36",
+            "build": "18c7dbb",
+            "config": {"voting": {"xgb": 0.25}, "shadow": ["patchtst"]},
+            "operator": "ops",
+        },
+        {"action": "rollback_executed", "trigger": "monitor 1a2b3c4d: qlab1 hold_collapse"},
+    ),
+    "rollback failed (playbook)": (
+        {
+            "event": "rollback_failed",
+            "host": HOST,
+            "reason": "manual rollback",
+            "failure": "Take the activation lease: another activation holds the lease",
+            "backup": "",
+            "operator": "ops",
+        },
+        {"action": "rollback_failed", "trigger": "manual rollback"},
+    ),
+    "monitoring started": (
+        {
+            "event": "monitoring_started",
+            "host": HOST,
+            "model": "patchtst",
+            "resumed": False,
+            "window_start": "2026-11-23T18:06:09.062Z",
+            "checks_done": 0,
+            "settings": {"model": "patchtst", "duration_s": 21600.0},
+            "webhook": None,
+        },
+        {"action": "monitoring_started", "canary_model": "patchtst"},
+    ),
+    "violation": (
+        {"event": "violation", "host": HOST, "model": "patchtst", "check": 7, **VIOLATION},
+        {
+            "action": "violation",
+            "canary_model": "patchtst",
+            "violations": ["Action collapse: HOLD=78.3% (>70%)"],
+        },
+    ),
+    # The monitor's own record sets violations (structured): kept as the monitor wrote it.
+    "rollback (monitor)": (
+        {
+            "event": "rollback_executed",
+            "host": HOST,
+            "model": "patchtst",
+            "result": "rolled_back",
+            "violations": [VIOLATION],
+            "runner": RUNNER,
+        },
+        {"action": "rollback_executed", "canary_model": "patchtst"},
+    ),
+    "monitoring completed": (
+        {
+            "event": "monitoring_completed",
+            "host": HOST,
+            "model": "patchtst",
+            "result": "safe",
+            "checks": 720,
+            "window_start": "2026-11-23T18:06:09.062Z",
+            "duration_s": 21600.0,
+        },
+        {
+            "action": "monitoring_completed",
+            "canary_model": "patchtst",
+            "checks_performed": 720,
+            "duration_hours": 6.0,
+        },
+    ),
+    "monitoring ended": (
+        {
+            "event": "monitoring_completed",
+            "host": HOST,
+            "model": "patchtst",
+            "result": "ended",
+            "reason": "patchtst is no longer the canary on qlab1",
+            "checks": 3,
+        },
+        {"action": "monitoring_completed", "canary_model": "patchtst", "checks_performed": 3},
+    ),
+}
+
+
+def test_every_event_has_an_action_and_a_producer_here():
+    assert tuple(al.ACTIONS) == al.EVENTS
+    assert {record["event"] for record, _ in PRODUCERS.values()} == set(al.EVENTS)
+
+
+@pytest.mark.parametrize("producer", PRODUCERS)
+def test_each_producer_s_record_gets_the_seed_keys_after_its_own(log_path, producer):
+    given, seed = PRODUCERS[producer]
+    written = al.append_record(log_path, given, now=T0)["record"]
+    assert written == {
+        "ts": "2026-01-10T12:00:00.123Z",
+        **given,
+        "timestamp": "2026-01-10T12:00:00.123Z",
+        **seed,
+    }
+    assert list(written)[1 : len(given) + 1] == list(given)  # the caller's keys, in order
+    assert al.last_record(log_path) == written
+
+
+def test_the_seed_keys_take_a_given_ts_and_leave_the_caller_s_values_as_they_are(log_path):
+    given = _canary("0.1", "342")
+    record = {"ts": "2026-11-23T18:06:12.345Z", **given}
+    written = al.append_record(log_path, record)["record"]
+    assert written["timestamp"] == written["ts"] == "2026-11-23T18:06:12.345Z"
+    assert {key: written[key] for key in record} == record  # "0.1" stays "0.1" in weight
+    assert written["gate"]["event_count"] == "342" and written["quality_gate_events"] == 342
+
+
+def test_a_seed_key_the_caller_set_is_kept(log_path):
+    given = {
+        "event": "rollback_executed",
+        "model": "patchtst",
+        "reason": "monitor 1a2b3c4d: qlab1 hold_collapse",
+        "action": "rollback_executed_by_hand",
+        "timestamp": "2026-01-10T11:59:59Z",
+        "canary_model": "nhits",
+        "trigger": "monitor",
+        "violations": ["Action collapse: HOLD=78.3% (>70%)"],
+    }
+    written = al.append_record(log_path, given, now=T0)["record"]
+    assert written == {"ts": "2026-01-10T12:00:00.123Z", **given}
+
+
+@pytest.mark.parametrize(
+    ("given", "left_out"),
+    [
+        ({"model": ""}, "canary_model"),
+        ({"model": "  "}, "canary_model"),
+        ({"model": None}, "canary_model"),
+        ({"model": ["patchtst"]}, "canary_model"),
+        ({"weight": "n/a"}, "canary_weight"),
+        ({"weight": ""}, "canary_weight"),
+        ({"weight": "nan"}, "canary_weight"),
+        ({"weight": "inf"}, "canary_weight"),
+        ({"weight": 10**400}, "canary_weight"),
+        ({"weight": True}, "canary_weight"),
+        ({"weight": None}, "canary_weight"),
+        ({"cutover": ""}, "cutover_ts"),
+        ({"cutover": None}, "cutover_ts"),
+        ({"gate": "PASS"}, "quality_gate_events"),
+        ({"gate": {}}, "quality_gate_events"),
+        ({"gate": {"event_count": -1}}, "quality_gate_events"),
+        ({"gate": {"event_count": 3.5}}, "quality_gate_events"),
+        ({"gate": {"event_count": "many"}}, "quality_gate_events"),
+        ({"gate": {"event_count": False}}, "quality_gate_events"),
+        ({"rollback_command": ""}, "rollback_cmd"),
+    ],
+)
+def test_a_seed_key_that_cannot_be_derived_is_left_out_and_the_record_logged(
+    log_path, given, left_out
+):
+    written = al.append_record(log_path, {"event": "activation", **given}, now=T0)["record"]
+    assert left_out not in written
+    assert written["action"] == "canary_activated"
+    assert al.last_record(log_path) == written
+
+
+@pytest.mark.parametrize(
+    ("record", "left_out"),
+    [
+        ({"event": "violation", "text": ""}, "violations"),
+        ({"event": "rollback_failed", "reason": ""}, "trigger"),
+        ({"event": "monitoring_completed", "checks": "a few"}, "checks_performed"),
+        ({"event": "monitoring_completed", "duration_s": -1}, "duration_hours"),
+        # Keys that belong to other events are not derived from a look-alike source.
+        ({"event": "monitoring_completed", "reason": "ended"}, "trigger"),
+        ({"event": "activation", "text": "a note"}, "violations"),
+        ({"event": "violation", "checks": 3}, "checks_performed"),
+    ],
+)
+def test_keys_of_the_monitor_and_of_failures_only_where_they_mean_that(log_path, record, left_out):
+    assert left_out not in al.append_record(log_path, record)["record"]
+
+
+def test_numbers_from_their_text_and_whole_floats():
+    keys = al.seed_keys(
+        {
+            "ts": "2026-01-10T12:00:00Z",
+            "event": "activation",
+            "weight": " 0.25\n",
+            "gate": {"event_count": 342.0},
+        }
+    )
+    assert keys["canary_weight"] == 0.25 and keys["quality_gate_events"] == 342
+    ended = {"ts": "2026-01-10T12:00:00Z", "event": "monitoring_completed", "duration_s": 30}
+    assert al.seed_keys(ended)["duration_hours"] == round(30 / 3600, 6)
+
+
+def _jq_select(records: list[dict], action: str) -> list[dict]:
+    """jq 'select(.action=="<action>")'"""
+    return [record for record in records if record.get("action") == action]
+
+
+def test_a_host_s_story_filtered_by_action_as_a_runbook_does(log_path):
+    story = [
+        "shadow",
+        "canary",
+        "monitoring started",
+        "violation",
+        "rollback (monitor)",
+        "rollback (playbook)",
+        "canary failed",
+        "rollback failed (playbook)",
+        "promotion",
+        "monitoring completed",
+    ]
+    for producer in story:
+        al.append_record(log_path, PRODUCERS[producer][0])
+    records, problems = al.read_records(log_path)
+    assert problems == [] and len(records) == len(story)
+
+    rollbacks = _jq_select(records, "rollback_executed")
+    assert [r.get("trigger") for r in rollbacks] == [None, "monitor 1a2b3c4d: qlab1 hold_collapse"]
+    (canary,) = _jq_select(records, "canary_activated")
+    assert (canary["canary_weight"], canary["quality_gate_events"]) == (0.1, 342)
+    assert canary["cutover_ts"] == "2026-11-23T05:43:00.000Z"
+    assert canary["rollback_cmd"] == ROLLBACK_CMD and canary["weights"] == WEIGHTS
+    (violation,) = _jq_select(records, "violation")
+    assert violation["violations"] == ["Action collapse: HOLD=78.3% (>70%)"]
+    assert [r["action"] for r in records] == [
+        "shadow_activated",
+        "canary_activated",
+        "monitoring_started",
+        "violation",
+        "rollback_executed",
+        "rollback_executed",
+        "canary_failed",
+        "rollback_failed",
+        "promotion_step",
+        "monitoring_completed",
+    ]
+    assert all(r["timestamp"] == r["ts"] for r in records)
+    assert al.last_record(log_path, "activation", "patchtst") == canary
+
+
+def test_an_old_log_without_the_seed_keys_reads_as_before(log_path):
+    os.makedirs(os.path.dirname(log_path))
+    old = [
+        {"ts": "2026-01-09T10:00:00.000Z", "event": "shadow", "model": "patchtst"},
+        {"ts": "2026-01-09T11:00:00.000Z", "event": "activation", "model": "patchtst"},
+        {"ts": "2026-01-09T12:00:00.000Z", "event": "rollback_executed", "reason": "manual"},
+    ]
+    Path(log_path).write_text("".join(json.dumps(record) + "\n" for record in old))
+    assert al.read_records(log_path) == (old, [])
+    assert al.last_record(log_path, "activation", "patchtst") == old[1]
+
+    new = al.append_record(log_path, {"event": "activation", "model": "patchtst"})["record"]
+    records, problems = al.read_records(log_path)
+    assert problems == [] and records == [*old, new]  # old lines are read, never rewritten
+    assert al.last_record(log_path, ["activation", "promotion"], "patchtst") == new
+    assert _jq_select(records, "canary_activated") == [new]  # as jq: old lines lack .action
