@@ -276,7 +276,9 @@ def test_log_appends_and_check_mode_writes_nothing(run):
     paths, results = run
     checked = results["log_check"]
     assert succeeded(checked) and checked["changed"] is True, checked
-    assert checked["record"] == {"ts": checked["record"]["ts"], **RECORD}
+    ts = checked["record"]["ts"]
+    seed = {"timestamp": ts, "action": "canary_activated", "canary_model": "patchtst"}
+    assert checked["record"] == {"ts": ts, **RECORD, **seed, "canary_weight": 0.1}
     assert json.loads(checked["line"]) == checked["record"]
     assert results["log_dir_after_check"]["stat"]["exists"] is False
 
@@ -286,7 +288,10 @@ def test_log_appends_and_check_mode_writes_nothing(run):
     assert stat.S_IMODE(paths.log.stat().st_mode) == 0o640
     second = results["log_second"]
     assert succeeded(second) and second["created"] is False
-    assert second["line"] == '{"event":"rollback_executed","ts":"2026-01-10T12:00:00Z"}'
+    assert second["line"] == (
+        '{"event":"rollback_executed","ts":"2026-01-10T12:00:00Z",'
+        '"timestamp":"2026-01-10T12:00:00Z","action":"rollback_executed"}'
+    )
     assert paths.log.read_text() == written["line"] + "\n" + second["line"] + "\n"
     records, problems = activation_log.read_records(str(paths.log))
     assert problems == [] and [r["event"] for r in records] == ["activation", "rollback_executed"]
