@@ -250,6 +250,11 @@ pruned:
   type: list
   elements: str
   sample: [/opt/quantum/backups/model_activations/20261001T080000.000000Z_nhits]
+model:
+  description: The model whose activation the restored backup preceded (from its manifest).
+  returned: with O(state=restored)
+  type: str
+  sample: patchtst
 restored:
   description: The files written back (in check mode, that would be).
   returned: with O(state=restored)

@@ -968,9 +968,10 @@ def restore_backup(
     not root's alone, dated in the future, with a path outside the managed ones or giving a
     file to a new non-root owner, and a target that cannot be restored (a directory in the
     way, a symlinked parent). Modes are restored without set-id, sticky and unsafe write
-    bits (:func:`_restored_mode`), each such file named in "warnings". Returns {"restored",
-    "removed", "unchanged", "changed", "changes", "warnings"}: "changes" lists per path its
-    state "before" and "after" (checksum, size, mode, owner; None when absent). check_mode
+    bits (:func:`_restored_mode`), each such file named in "warnings". Returns {"model",
+    "restored", "removed", "unchanged", "changed", "changes", "warnings"}: "model" is the
+    model whose activation the backup preceded, "changes" lists per path its state "before"
+    and "after" (checksum, size, mode, owner; None when absent). check_mode
     computes the same and writes nothing; a second restore changes nothing."""
     path = _checked_path(path, "backup path")
     _check_root(os.path.dirname(path))
@@ -994,6 +995,7 @@ def restore_backup(
     removed = plan["removals"] + plan["dir_removals"]
     restored = [entry["path"] for entry in plan["writes"]]
     return {
+        "model": manifest.get("model"),
         "restored": restored,
         "removed": removed,
         "unchanged": plan["unchanged"],

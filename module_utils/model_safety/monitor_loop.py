@@ -459,7 +459,7 @@ class Monitor:
         if held and time.monotonic() + ROLLBACK_RETRY_S < rollback.deadline:
             ended = {h: v for h, v in rollback.violated.items() if h not in held}
             if ended:
-                self._record_rollback(run, ended)
+                self._record_rollback(run, ended, rollback.rollback_id)
             log_check(
                 self.checks,
                 {
@@ -481,10 +481,10 @@ class Monitor:
             rollback.retry_at = time.monotonic() + (0 if rollback.break_lock else ROLLBACK_RETRY_S)
             return
         self.pending.remove(rollback)
-        self._record_rollback(run, rollback.violated)
+        self._record_rollback(run, rollback.violated, rollback.rollback_id)
 
     def _record_rollback(
-        self, run: PlaybookRun, violated: Mapping[str, list[dict[str, Any]]]
+        self, run: PlaybookRun, violated: Mapping[str, list[dict[str, Any]]], rollback_id: str
     ) -> None:
         for host, violations in violated.items():
             proven = run.status == "successful" and run.host_ok(host)
@@ -498,7 +498,10 @@ class Monitor:
                 "rollback_executed",
                 host,
                 result="rolled_back" if proven else "rollback_failed",
-                violations=violations,
+                # Readable, as runbooks read them (DESIGN); the structured ones beside them.
+                violations=[violation["text"] for violation in violations],
+                violation_details=violations,
+                trigger=rollback_reason({host: violations}, rollback_id),
                 runner=run.summary(),
             )
             self._notify(

@@ -79,7 +79,9 @@ def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resume
         bad_since = activation_started_at(host) + TURNS_BAD_AT
         (rollback,) = records(run, "rollback_executed", host.name)
         assert rollback["result"] == "rolled_back", rollback
-        assert {v["rule"] for v in rollback["violations"]} <= rules, rollback["violations"]
+        assert {v["rule"] for v in rollback["violation_details"]} <= rules, rollback[
+            "violation_details"
+        ]
         after_fault = conclusive_checks_since(run, host.name, bad_since)
         assert 1 <= len(after_fault) <= most_checks, [(c["ts"], c["status"]) for c in after_fault]
         after = snapshot(host)

@@ -70,9 +70,9 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
         (rollback,) = records(run, "rollback_executed", host.name)
         assert rollback["result"] == "rolled_back", rollback
         assert rollback["runner"]["status"] == "successful"
-        rules = {v["rule"] for v in rollback["violations"]}
-        assert rules & COLLAPSES[behaviour], (behaviour, rollback["violations"])
-        for violation in rollback["violations"]:
+        rules = {v["rule"] for v in rollback["violation_details"]}
+        assert rules & COLLAPSES[behaviour], (behaviour, rollback["violation_details"])
+        for violation in rollback["violation_details"]:
             assert violation["count"] >= 2
             assert violation["value"] is not None and violation["threshold"] is not None
         # Within the persist checks: the two bad ones, after at most one check that probed

@@ -106,6 +106,11 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
     (backup,) = after["backups"]
     record = log_records(host)[-1]
     assert record["event"] == "rollback_executed" and record["reason"] == reason
+    assert (record["action"], record["canary_model"], record["trigger"]) == (
+        "rollback_executed",
+        "patchtst",
+        reason,
+    )
     assert record["backup"] == f"{BACKUPS}/{backup}" and record["changed"] is True
     assert record["invocation_id"] == after["invocation"]
     assert manifest(host, backup)["restorations"][0]["reason"] == reason

@@ -573,6 +573,7 @@ PRODUCERS = {
         {
             "event": "rollback_executed",
             "host": HOST,
+            "model": "patchtst",
             "reason": "monitor 1a2b3c4d: qlab1 hold_collapse",
             "backup": BACKUP,
             "restored": ["/etc/quantum/ai-engine.env"],
@@ -583,12 +584,17 @@ PRODUCERS = {
             "config": {"voting": {"xgb": 0.25}, "shadow": ["patchtst"]},
             "operator": "ops",
         },
-        {"action": "rollback_executed", "trigger": "monitor 1a2b3c4d: qlab1 hold_collapse"},
+        {
+            "action": "rollback_executed",
+            "canary_model": "patchtst",
+            "trigger": "monitor 1a2b3c4d: qlab1 hold_collapse",
+        },
     ),
     "rollback failed (playbook)": (
         {
             "event": "rollback_failed",
             "host": HOST,
+            "model": None,
             "reason": "manual rollback",
             "failure": "Take the activation lease: another activation holds the lease",
             "backup": "",
@@ -617,14 +623,16 @@ PRODUCERS = {
             "violations": ["Action collapse: HOLD=78.3% (>70%)"],
         },
     ),
-    # The monitor's own record sets violations (structured): kept as the monitor wrote it.
+    # The monitor's own record sets violations (readable) and trigger: kept as it wrote them.
     "rollback (monitor)": (
         {
             "event": "rollback_executed",
             "host": HOST,
             "model": "patchtst",
             "result": "rolled_back",
-            "violations": [VIOLATION],
+            "violations": [VIOLATION["text"]],
+            "violation_details": [VIOLATION],
+            "trigger": "monitor 1a2b3c4d: qlab1 hold_collapse",
             "runner": RUNNER,
         },
         {"action": "rollback_executed", "canary_model": "patchtst"},
@@ -792,7 +800,8 @@ def test_a_host_s_story_filtered_by_action_as_a_runbook_does(log_path):
     assert problems == [] and len(records) == len(story)
 
     rollbacks = _jq_select(records, "rollback_executed")
-    assert [r.get("trigger") for r in rollbacks] == [None, "monitor 1a2b3c4d: qlab1 hold_collapse"]
+    assert [r.get("trigger") for r in rollbacks] == ["monitor 1a2b3c4d: qlab1 hold_collapse"] * 2
+    assert [r["canary_model"] for r in rollbacks] == ["patchtst"] * 2
     (canary,) = _jq_select(records, "canary_activated")
     assert (canary["canary_weight"], canary["quality_gate_events"]) == (0.1, 342)
     assert canary["cutover_ts"] == "2026-11-23T05:43:00.000Z"

@@ -264,6 +264,7 @@ def test_round_trip_is_byte_identical(host):
     assert sorted(p.name for p in host.env.parent.iterdir()) == ["ai-engine.env"]
     again = host.restore(path)
     assert again == {
+        "model": "patchtst",
         "restored": [],
         "removed": [],
         "unchanged": [str(host.env), str(host.canary), str(host.dropins / "10-limits.conf")],

@@ -193,7 +193,10 @@ def test_a_monitor_restarted_during_a_rollback_runs_it_again(tmp_path, fakes):
         for line in (tmp_path / "activation.jsonl").read_text().splitlines()
         if json.loads(line)["event"] == "rollback_executed"
     ]
-    assert [(r["host"], r["violations"]) for r in rollbacks] == [("a", [violation])]
+    assert [(r["host"], r["violation_details"]) for r in rollbacks] == [("a", [violation])]
+    assert [(r["violations"], r["trigger"]) for r in rollbacks] == [
+        (["t"], "monitor feedbeef: a action_collapse")
+    ]
     assert store.load("a", MODEL)["status"] == "rolled_back"
 
 
