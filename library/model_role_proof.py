@@ -32,6 +32,11 @@ description:
   - The stream is read incrementally (from the last id seen, 1000 entries at a time) every
     0.5 s until O(min_events) events show the role (and, for a voting model with a trade log,
     O(min_rows) rows credit it) or O(timeout) seconds have passed.
+  - With O(plan_only=true), nothing after the cutover is read. The module measures the rate of
+    the events before the cutover (after O(rate_since) when given) and returns RV(plan), how
+    many events to wait for (at most O(min_events)) and how long (at most O(timeout)), so that
+    a healthy start shows them with probability 99.9% at that rate. The proof is then run with
+    those figures (role C(ai_engine_verify) does this).
   - Fails with a message listing every reason, and with all the return values, when the proof
     does not hold, Redis fails, or the trade log is missing, lacks its table or is unreadable.
   - Read-only (the trade log is opened with SQLite's C(mode=ro)), never changes anything; works
@@ -87,8 +92,24 @@ options:
     description:
       - How long to wait, in seconds, for the events and rows (0 to 3600). The stream is always
         read at least once.
+      - With O(plan_only=true), the longest wait the plan may choose.
     type: float
     default: 60
+  plan_only:
+    description:
+      - Only plan the proof from the rate before the cutover (RV(plan)); O(min_events) is then
+        the most events the plan may require and O(timeout) the longest wait.
+      - The rate is the newest 50 events' count less one over their span; with O(rate_since)
+        and fewer events since it, their count over the time from O(rate_since) to the
+        cutover. An unknown rate (no event) plans the minimum, 1 event within O(timeout).
+    type: bool
+    default: false
+  rate_since:
+    description:
+      - With O(plan_only=true), only events after this (a stream id or an ISO-8601 time with a
+        zone, typically the start before the activation) measure the rate; empty, any.
+    type: str
+    default: ""
 notes:
   - The trade log's C(created_at) is the event's time (C(2026-01-10T12:00:00.123Z)); a row
     counts when it is later than the cutover. A row crediting a shadow model whose
@@ -114,6 +135,17 @@ author:
 """
 
 EXAMPLES = r"""
+- name: Plan the proof from the rate before the start (at most 20 events, at most 900 s)
+  model_role_proof:
+    model: patchtst
+    role: voting
+    after: "{{ engine_started_at }}"
+    rate_since: "{{ previous_start }}"
+    min_events: 20
+    timeout: 900
+    plan_only: true
+  register: proof_plan
+
 - name: Prove the canary votes and trades, from the engine's start on
   model_role_proof:
     model: patchtst
@@ -207,6 +239,25 @@ reasons:
   type: list
   elements: str
   sample: []
+plan:
+  description:
+    - With O(plan_only=true), the plan. C(rate_per_s) (null when unknown), C(rate_events) (the
+      events that measured it), C(rate_since), C(events) to wait for, C(wait) (seconds),
+      C(expected_s), C(probability) (that a healthy start shows the events within the wait),
+      C(poll_s) and C(async_s) (for an async task), C(message) (one line for the operator).
+  returned: plan_only
+  type: dict
+  sample:
+    rate_per_s: 0.0167
+    rate_events: 50
+    rate_since: "2026-01-10T06:00:00.000000Z"
+    events: 5
+    wait: 900.0
+    expected_s: 300.0
+    probability: 0.9991
+    poll_s: 15
+    async_s: 960
+    message: "waiting for 5 events showing patchtst voting after ..., up to 900 s (...)"
 stream:
   description: The stream that was read.
   returned: always
@@ -233,6 +284,8 @@ def main() -> None:
             "min_events": {"type": "int", "default": 20},
             "min_rows": {"type": "int", "default": 1},
             "timeout": {"type": "float", "default": 60.0},
+            "plan_only": {"type": "bool", "default": False},
+            "rate_since": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -242,10 +295,14 @@ def main() -> None:
     try:
         from ansible.module_utils.model_safety.engine_state import EngineStateError
         from ansible.module_utils.model_safety.role_proof import (
+            plan_message,
+            pre_activation_rate,
+            proof_plan,
             prove_model_role,
             role_failure_message,
         )
         from ansible.module_utils.model_safety.stream import StreamError, connect
+        from redis import RedisError
     except ImportError:
         module.fail_json(
             msg="cannot import model_safety (python3-redis and python3-numpy are required)",
@@ -256,6 +313,25 @@ def main() -> None:
         client = connect(params["redis_url"])
     except StreamError as exc:
         module.fail_json(msg=str(exc), **where)
+    if params["plan_only"]:
+        try:
+            rate = pre_activation_rate(
+                client, params["stream"], params["after"], params["rate_since"]
+            )
+            plan = {
+                **rate,
+                **proof_plan(rate["rate_per_s"], params["timeout"], params["min_events"]),
+            }
+        except EngineStateError as exc:
+            module.fail_json(msg=f"role proof plan impossible: {exc}", **where)
+        except (RedisError, OSError) as exc:
+            module.fail_json(
+                msg=f"redis unreachable or failing: {type(exc).__name__}: {exc}", **where
+            )
+        finally:
+            client.close()
+        plan["message"] = plan_message(plan, params["model"], params["role"], params["after"])
+        module.exit_json(changed=False, msg=plan["message"], plan=plan, **where)
     try:
         proof = prove_model_role(
             client,

@@ -10,6 +10,10 @@ Fail-closed: an event that contradicts the role, a malformed payload, a shadow m
 in the trade log, Redis failing, a missing or unreadable trade log are all reasons, and the
 proof holds only when there is none. The SQLite file is opened read-only, never written.
 ``client`` is a redis-py client (4.3 or later, with or without ``decode_responses``).
+
+How many events to wait for, and how long, follows the rate observed before the cutover
+(:func:`pre_activation_rate`, :func:`proof_plan`): production emits about 1 event per minute
+(DESIGN "Event rates"), where 20 events in 60 s never come.
 """
 
 from __future__ import annotations
@@ -46,6 +50,15 @@ POLL_INTERVAL_S = 0.5
 MAX_MISSING_SHARE = 0.05
 MAX_VIOLATIONS = 10
 TRADE_TABLE = "trade_intents"
+# The plan (proof_plan): a healthy start fails to show the planned events within the wait
+# with at most this probability at the observed rate (1 healthy activation in 1000).
+MISS_PROBABILITY = 0.001
+# The newest events before the cutover that measure the rate: about 50 minutes at 1/min.
+RATE_SAMPLE = 50
+# The shortest wait: the engine's warm-up, and the old fixed 60 s at the lab's rates.
+MIN_WAIT_S = 60.0
+# The operator's bound on the wait (activation_verify_timeout) when nothing else is given.
+DEFAULT_MAX_WAIT_S = 900.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -102,6 +115,127 @@ def created_at_ms(text: object) -> int | None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def poisson_cdf(k: int, mean: float) -> float:
+    """P(X <= k) for X ~ Poisson(``mean``) (0 for k < 0)."""
+    term = math.exp(-mean)
+    total = 0.0
+    for i in range(k + 1):
+        total += term
+        term *= mean / (i + 1)
+    return min(total, 1.0)
+
+
+def _mean_for_events(events: int) -> float:
+    """The smallest Poisson mean at which ``events`` or more come with probability
+    1 - MISS_PROBABILITY (bisection; P(X < events) falls as the mean grows)."""
+    low, high = 0.0, events + 10.0 * math.sqrt(events) + 20.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if poisson_cdf(events - 1, middle) <= MISS_PROBABILITY:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def observed_rate(
+    ids_ms: list[int], until_ms: int, since_ms: int | None, sample: int
+) -> float | None:
+    """Events per second before the cutover ``until_ms``, from the stream-id times ``ids_ms``
+    of the newest (at most ``sample``) events before it, newest first; None when unknown.
+
+    With ``since_ms`` (the start before the activation) and fewer than ``sample`` events, they
+    are all of that start's events: their count over the time from ``since_ms`` to the cutover
+    (a start that emitted nothing yet has no rate). Otherwise ``(n - 1) / span`` of the ids, as
+    ``engine_status`` reports it (fewer than two events or a zero span: unknown).
+    """
+    if since_ms is not None and len(ids_ms) < sample:
+        count, span_ms = len(ids_ms), until_ms - since_ms
+    else:
+        count, span_ms = len(ids_ms) - 1, (ids_ms[0] - ids_ms[-1]) if ids_ms else 0
+    return count * 1000.0 / span_ms if count > 0 and span_ms > 0 else None
+
+
+def proof_plan(
+    rate: float | None, max_wait: float = DEFAULT_MAX_WAIT_S, max_events: int = 20
+) -> dict[str, Any]:
+    """How many events to wait for, and how long, at the observed ``rate`` (events/s).
+
+    ``events``: the largest n <= ``max_events`` such that a Poisson stream at ``rate`` shows n
+    events within ``max_wait`` with probability >= 1 - MISS_PROBABILITY, at least 1.
+    ``wait``: ``max_wait``, shortened when the events come fast so that a start that shows
+    nothing fails soon: twice the time in which ``events`` come with that probability, at
+    least MIN_WAIT_S. An unknown or zero rate: 1 event within ``max_wait`` (the documented
+    minimum, never a failure by itself). ``poll_s`` (how often Ansible reports progress) and
+    ``async_s`` (the job's limit) follow.
+    """
+    max_wait = validate_timeout(max_wait)
+    _positive_int(max_events, "max_events")
+    if rate is None or not math.isfinite(rate) or rate <= 0:
+        rate, events, wait, expected = None, 1, max_wait, max_wait
+    else:
+        mean = rate * max_wait
+        events = next(
+            (n for n in range(max_events, 1, -1) if poisson_cdf(n - 1, mean) <= MISS_PROBABILITY),
+            1,
+        )
+        wait = min(max_wait, max(MIN_WAIT_S, 2 * _mean_for_events(events) / rate))
+        expected = events / rate
+    return {
+        "rate_per_s": rate,
+        "events": events,
+        # The chance that a healthy start shows the events within the wait (low when the
+        # bound is too short for the rate: the message says to raise it); unknown without one.
+        "probability": rate and round(1 - poisson_cdf(events - 1, rate * wait), 4),
+        "wait": round(wait, 1),
+        "expected_s": round(min(expected, wait), 1),
+        "poll_s": int(min(15, max(1, expected // 5))),
+        "async_s": math.ceil(wait) + 60,
+    }
+
+
+def plan_message(plan: dict[str, Any], model: str, role: str, after: str) -> str:
+    """What the proof waits for, in one line for the operator."""
+    rate = plan["rate_per_s"]
+    measured = (
+        f"pre-activation rate {rate:.3g}/s from {plan['rate_events']} events"
+        if rate
+        else f"pre-activation rate unknown ({plan['rate_events']} events), so the minimum"
+    )
+    text = (
+        f"waiting for {plan['events']} events showing {model} {role} after {after}, up to "
+        f"{plan['wait']:g} s (about {plan['expected_s']:g} s expected; {measured})"
+    )
+    if rate and plan["probability"] < 1 - MISS_PROBABILITY:
+        text += (
+            f"; only {100 * plan['probability']:.0f}% likely within the wait at this rate: "
+            "raise activation_verify_timeout"
+        )
+    return text
+
+
+def pre_activation_rate(
+    client: Any, stream: str, after: str, since: str = "", sample: int = RATE_SAMPLE
+) -> dict[str, Any]:
+    """The rate of the events up to the cutover ``after``: ``rate_per_s`` (None when unknown,
+    see :func:`observed_rate`), ``rate_events`` (how many were read) and ``rate_since``.
+    ``since`` (empty: any) keeps to the events after it, the start before the activation.
+    Raises :class:`RoleProofError` for a bad cutover, redis errors as they come."""
+    validate_stream_name(stream)
+    until, until_ms = cutover_bound(after)
+    since_start, since_ms = cutover_bound(since) if since else ("-", None)
+    entries = client.xrevrange(stream, max=until.lstrip("("), min=since_start, count=sample)
+    ids_ms = [stream_id_key(_text(entry_id))[0] for entry_id, _fields in entries]
+    return {
+        "rate_per_s": observed_rate(ids_ms, until_ms, since_ms, sample),
+        "rate_events": len(ids_ms),
+        "rate_since": since or None,
+    }
 
 
 # --------------------------------------------------------------------------- events
