@@ -658,6 +658,13 @@ def stream_id_ms(stream_id: bytes | str) -> int:
     return int(match.group(1))
 
 
+def span_rate(ids_ms: list[int]) -> float | None:
+    """Events per second of the stream-id times ``ids_ms`` (newest first): ``(n - 1) / span``;
+    None with fewer than two ids or a zero span."""
+    span_ms = ids_ms[0] - ids_ms[-1] if ids_ms else 0
+    return (len(ids_ms) - 1) * 1000.0 / span_ms if len(ids_ms) >= 2 and span_ms > 0 else None
+
+
 def _server_now_ms(client: Any) -> int:
     seconds, microseconds = client.time()
     return int(seconds) * 1000 + int(microseconds) // 1000
@@ -688,9 +695,8 @@ def stream_stats(
     if ids_ms:
         now = _server_now_ms(client) if now_ms is None else now_ms
         stats["last_event_age_s"] = round((now - ids_ms[0]) / 1000.0, 3)
-        span_ms = ids_ms[0] - ids_ms[-1]
-        if len(ids_ms) >= 2 and span_ms > 0:
-            stats["rate_per_s"] = round((len(ids_ms) - 1) * 1000.0 / span_ms, 3)
+        rate = span_rate(ids_ms)
+        stats["rate_per_s"] = None if rate is None else round(rate, 3)
     return stats
 
 

@@ -35,6 +35,8 @@ from . import utctime
 from .cutover import parse_cutover, stream_id_key
 from .engine_state import (
     EngineStateError,
+    span_rate,
+    stream_id_ms,
     validate_model_name,
     validate_stream_name,
     validate_timeout,
@@ -152,13 +154,12 @@ def observed_rate(
     With ``since_ms`` (the start before the activation) and fewer than ``sample`` events, they
     are all of that start's events: their count over the time from ``since_ms`` to the cutover
     (a start that emitted nothing yet has no rate). Otherwise ``(n - 1) / span`` of the ids, as
-    ``engine_status`` reports it (fewer than two events or a zero span: unknown).
+    ``engine_status`` reports it (:func:`.engine_state.span_rate`).
     """
-    if since_ms is not None and len(ids_ms) < sample:
-        count, span_ms = len(ids_ms), until_ms - since_ms
-    else:
-        count, span_ms = len(ids_ms) - 1, (ids_ms[0] - ids_ms[-1]) if ids_ms else 0
-    return count * 1000.0 / span_ms if count > 0 and span_ms > 0 else None
+    if since_ms is None or len(ids_ms) >= sample:
+        return span_rate(ids_ms)
+    span_ms = until_ms - since_ms
+    return len(ids_ms) * 1000.0 / span_ms if ids_ms and span_ms > 0 else None
 
 
 def proof_plan(
@@ -230,7 +231,7 @@ def pre_activation_rate(
     until, until_ms = cutover_bound(after)
     since_start, since_ms = cutover_bound(since) if since else ("-", None)
     entries = client.xrevrange(stream, max=until.lstrip("("), min=since_start, count=sample)
-    ids_ms = [stream_id_key(_text(entry_id))[0] for entry_id, _fields in entries]
+    ids_ms = [stream_id_ms(entry_id) for entry_id, _fields in entries]
     return {
         "rate_per_s": observed_rate(ids_ms, until_ms, since_ms, sample),
         "rate_events": len(ids_ms),
