@@ -9,8 +9,6 @@ from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
-    returnable,
-    thresholds_from,
 )
 from ansible.module_utils.model_safety.engine_state import DEFAULT_UNIT, EngineStateError
 from ansible.module_utils.model_safety.names import is_model_name
@@ -27,11 +25,15 @@ description:
     as the C(engine_config) module computes it;
   - the newest C(activation) or C(promotion) record of O(model) in the activation log (its
     C(invocation_id) and C(started_at) are the start the canary must still run);
-  - the quality gate (canary mode, as the C(quality_gate) module) of O(model) over the events
-    after O(after), else after the record's C(started_at), else after the service's start.
-  - Operational failures are returned as data for the monitor to judge (RV(config_error), the
-    gate's C(error), for example Redis unreachable); the task fails only on bad options or when
-    the service's state cannot be read at all.
+  - "the canary model's view of the telemetry events after O(after) (the newest
+    O(window_events)): per event its action, confidence and the ensemble's side, as compact
+    rows for the monitor's sequential tests; how long the stream has been silent; and the
+    stream's rate before the activation."
+  - A Redis failure is retried O(retries) times, 1 s apart, and a service that is not running is
+    read again after 1 s, so that one blip is not a violation.
+  - Operational failures are returned as data for the monitor to judge (RV(config_error),
+    RV(telemetry_error), for example Redis unreachable); the task fails only on bad options or
+    when the service's state cannot be read at all.
   - Read-only, never changes anything; works the same in check mode.
 options:
   model:
@@ -40,8 +42,8 @@ options:
     required: true
   after:
     description:
-      - Only events after this stream id C(<ms>-<seq>) or ISO-8601 time count (the monitor
-        passes the last event of its previous conclusive check).
+      - Only events after this stream id C(<ms>-<seq>) or ISO-8601 time are read (the monitor
+        passes the last event it has read).
       - Empty means the canary's start (the activation record's C(started_at)).
     type: str
   service:
@@ -64,10 +66,14 @@ options:
     description: The telemetry stream.
     type: str
     default: quantum:stream:trade.intent
-  thresholds:
-    description: Overrides of the gate thresholds by name, as for the C(quality_gate) module.
-    type: dict
-    default: {}
+  window_events:
+    description: At most this many of the newest events after O(after) are read (1 to 100000).
+    type: int
+    default: 1000
+  retries:
+    description: How many times a failed Redis read is tried again, 1 s apart (0 to 10).
+    type: int
+    default: 2
   timeout:
     description: Redis connect and reply timeout in seconds.
     type: float
@@ -95,6 +101,7 @@ EXAMPLES = r"""
   canary_probe:
     model: patchtst
     after: "1768046400123-0"
+    window_events: 1000
     baseline: "{{ model_safety_baseline_weights }}"
   register: probe
 """
@@ -127,12 +134,32 @@ after:
   returned: always
   type: str
   sample: "1768046400123-0"
-gate:
+observations:
   description:
-    - The quality gate's result for O(model) (the C(quality_gate) module's return values),
-      with per-model C(findings) (C(rule), C(value), C(threshold), C(text)).
-  returned: always
+    - The model's view of the events read, oldest first. C(rows) are
+      C([stream ms, action, confidence, side]) with action and side codes 0 BUY, 1 SELL,
+      2 HOLD (-1 and a null confidence when the model gave no prediction); C(malformed) counts
+      the entries that are no valid event; C(first_id), C(last_id) the stream ids read.
+  returned: unless telemetry_error
   type: dict
+  sample: {rows: [[1768046400123, 0, 0.64, 0]], malformed: 0, first_id: "1768046400123-0",
+           last_id: "1768046400123-0"}
+newest_id:
+  description: The newest entry of the stream (null when it is empty).
+  returned: unless telemetry_error
+  type: str
+silence_s:
+  description: Seconds since the newest entry, by the Redis server's clock.
+  returned: unless telemetry_error
+  type: float
+rate:
+  description: The stream's rate before the activation (C(rate_per_s), null when unknown).
+  returned: unless telemetry_error
+  type: dict
+telemetry_error:
+  description: Why the telemetry could not be read (after the retries).
+  returned: on such a failure
+  type: str
 """
 
 
@@ -145,7 +172,9 @@ def main() -> None:
             "service": {"type": "str", "default": DEFAULT_UNIT},
             "baseline": {"type": "dict", "required": True},
             "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
-            **{key: COMMON_ARGUMENT_SPEC[key] for key in ("redis_url", "stream", "thresholds")},
+            **{key: COMMON_ARGUMENT_SPEC[key] for key in ("redis_url", "stream")},
+            "window_events": {"type": "int", "default": 1000},
+            "retries": {"type": "int", "default": 2},
             "timeout": {"type": "float", "default": 10.0},
         },
         supports_check_mode=True,
@@ -156,6 +185,10 @@ def main() -> None:
         module.fail_json(msg=f"not a valid model name: {params['model']!r}")
     if not 0 < params["timeout"] <= 300:  # also rejects NaN
         module.fail_json(msg=f"timeout must be in (0, 300] s, not {params['timeout']!r}")
+    if not 1 <= params["window_events"] <= 100_000:
+        module.fail_json(msg=f"window_events must be in [1, 100000], not {params['window_events']}")
+    if not 0 <= params["retries"] <= 10:
+        module.fail_json(msg=f"retries must be in [0, 10], not {params['retries']}")
     try:
         from ansible.module_utils.model_safety.canary_probe import probe_canary
     except ImportError as exc:
@@ -170,12 +203,12 @@ def main() -> None:
             stream=params["stream"],
             activation_log=params["activation_log"],
             after=params["after"] or None,
-            thresholds=thresholds_from(module),
+            window_events=params["window_events"],
             timeout=params["timeout"],
+            retries=params["retries"],
         )
     except EngineStateError as exc:
         module.fail_json(msg=f"cannot read the state of {params['service']}: {exc}")
-    result["gate"] = returnable(result["gate"])
     module.exit_json(changed=False, **result)
 
 

@@ -1,25 +1,102 @@
 """One probe of a canary host for the monitor: everything one check needs, read in one go.
 
-Composed of the project's own readers, nothing new: the service's state (``systemctl show``,
+Composed of the project's own readers: the service's state (``systemctl show``,
 :func:`.engine_state.read_service_state`), the model configuration its files define
 (:func:`.engine_config.unit_expected_config`: which model is the canary, at which weight), the
-newest activation or promotion record of the model (:func:`.activation_log.last_record`) and
-the quality gate of the canary model over the events after ``after`` (:func:`.run.run_gate`).
-Operational failures become data (``config_error``, the gate's ``error``) for the monitor to
-judge; only bad arguments raise.
+newest activation or promotion record of the model (:func:`.activation_log.last_record`), and
+from the telemetry stream (:func:`.stream.read_window`):
+
+* ``observations``: the canary model's view of the events after ``after`` (the monitor's read
+  cursor; empty: the activation's start), the newest ``window_events`` of them, as compact rows
+  ``[stream ms, action code, confidence, side code]`` (:class:`.evidence.Observations`);
+* ``rate``: the stream's rate before the activation (:func:`.role_proof.pre_activation_rate`),
+  from which the monitor plans its evidence and judges a stall;
+* ``silence_s``: how long the stream has been silent, by the Redis server's clock (the one that
+  stamps the ids).
+
+A Redis failure is retried within the probe (``retries``, RETRY_PAUSE_S apart), and a service
+that is not running is read again once, so a blip is not a rollback. Operational failures
+become data (``config_error``, ``telemetry_error``) for the monitor to judge; only bad
+arguments raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .activation_log import ActivationLogError, last_record
+from .cutover import parse_cutover
 from .engine_config import EngineConfigError, unit_expected_config
-from .engine_state import Runner, read_service_state, service_uptime
-from .run import run_gate
+from .engine_state import Runner, read_service_state, service_uptime, stream_id_ms
+from .events import NO_ACTION
+from .role_proof import RoleProofError, pre_activation_rate
+from .run import RunError, _open
+from .stream import StreamError, read_window, scrub
 
 ACTIVATION_EVENTS = ("activation", "promotion")
+DEFAULT_WINDOW_EVENTS = 1000
+DEFAULT_RETRIES = 2
+RETRY_PAUSE_S = 1.0
+
+
+def _service(run: Runner, unit: str, pause: Callable[[float], None]) -> dict[str, Any]:
+    state = read_service_state(run, unit)
+    if not state.running:
+        # One more look: a unit caught between two states is not yet a stopped service.
+        pause(RETRY_PAUSE_S)
+        state = read_service_state(run, unit)
+    return {**state.as_dict(), "running": state.running, **service_uptime(state)}
+
+
+def observation_rows(window: Any, model: str) -> list[list[Any]]:
+    """The model's rows of an EventWindow: ``[stream ms, action (-1 none), confidence or
+    None, side]`` per valid event, oldest first."""
+    columns = window.models.get(model)
+    rows = []
+    for index in range(window.n):
+        action, confidence = NO_ACTION, None
+        if columns is not None and columns.active[index]:
+            action = int(columns.action[index])
+            confidence = round(float(columns.confidence[index]), 6)
+        rows.append([int(window.stream_ms[index]), action, confidence, int(window.side[index])])
+    return rows
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _telemetry(
+    client: Any,
+    stream: str,
+    model: str,
+    after: str,
+    started_at: str | None,
+    window_events: int,
+) -> dict[str, Any]:
+    window = read_window(client, stream, count=window_events, after=parse_cutover(after))
+    newest = client.xrevrange(stream, max="+", min="-", count=1)
+    seconds, microseconds = client.time()
+    now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+    result: dict[str, Any] = {
+        "observations": {
+            "rows": observation_rows(window, model),
+            "malformed": len(window.malformed),
+            "first_id": window.first_id,
+            "last_id": window.last_id,
+        },
+        "newest_id": _text(newest[0][0]) if newest else None,
+        "silence_s": round((now_ms - stream_id_ms(newest[0][0])) / 1000, 3) if newest else None,
+        "rate": None,
+    }
+    if started_at:
+        try:
+            result["rate"] = pre_activation_rate(client, stream, started_at)
+        except RoleProofError as exc:
+            result["rate"] = {"rate_per_s": None, "error": str(exc)}
+    return result
 
 
 def probe_canary(
@@ -32,18 +109,19 @@ def probe_canary(
     stream: str,
     activation_log: str,
     after: str | None = None,
-    thresholds: Any = None,
+    window_events: int = DEFAULT_WINDOW_EVENTS,
     timeout: float = 10.0,
+    retries: int = DEFAULT_RETRIES,
+    pause: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """The probe result: ``service`` (state, ``running``, ``uptime_s``, ``active_since``),
     ``config`` (canary, canary_weight, voting, shadow) or ``config_error``, ``activation``
-    (the newest activation/promotion record of ``model``, or None), ``after`` (the window's
-    start used: ``after``, else the record's ``started_at``, else the start of the running
-    service) and ``gate`` (the quality gate's result for ``model``, canary mode).
+    (the newest activation/promotion record of ``model``, or None), ``after`` (the start of
+    the read used), and the telemetry (``observations``, ``newest_id``, ``silence_s``,
+    ``rate``) or ``telemetry_error`` after ``retries`` retries.
 
     Raises EngineStateError when ``systemctl show`` cannot be read at all."""
-    state = read_service_state(run, unit)
-    service = {**state.as_dict(), "running": state.running, **service_uptime(state)}
+    service = _service(run, unit, pause)
     result: dict[str, Any] = {"service": service}
     try:
         result["config"] = unit_expected_config(run, unit, baseline)["expected"]
@@ -55,18 +133,36 @@ def probe_canary(
         result["config_error"] = f"cannot read the activation log: {exc}"
         record = None
     result["activation"] = record
-    start = after or (record or {}).get("started_at") or service["active_since"]
+    started_at = (record or {}).get("started_at")
+    start = after or started_at or service["active_since"]
     result["after"] = start
     if start is None:
-        result["gate"] = {"error": f"{unit} is not active: no window to read"}
+        result["telemetry_error"] = f"{unit} is not active: no window to read"
         return result
-    result["gate"] = run_gate(
-        client_or_url,
-        stream,
-        mode="canary",
-        model=model,
-        after=start,
-        thresholds=thresholds,
-        timeout=timeout,
-    )
+    error = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            pause(RETRY_PAUSE_S)
+        try:
+            source = _open(client_or_url, None, timeout)
+        except RunError as exc:
+            error = str(exc)
+            continue
+        try:
+            result.update(
+                _telemetry(source.client, stream, model, start, started_at, window_events)
+            )
+            result["attempts"] = attempt + 1
+            return result
+        except ValueError as exc:  # a bad cursor: no retry helps
+            result["telemetry_error"] = f"bad read position {start!r}: {exc}"
+            return result
+        except StreamError as exc:
+            error = scrub(str(exc), source.secrets)
+        except Exception as exc:  # fail closed: the monitor judges an unreadable stream
+            error = scrub(f"{type(exc).__name__}: {exc}", source.secrets)
+        finally:
+            if source.owned:
+                source.client.close()
+    result["telemetry_error"] = f"{error} (tried {retries + 1} times)"
     return result

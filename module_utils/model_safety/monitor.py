@@ -2,32 +2,33 @@
 
 ``model-safety monitor`` probes every canary host each interval (the ``canary_probe`` module
 through ansible-runner: the service's state, the canary's activation record, the configured
-canary and the quality gate over the canary's events since the previous check) and feeds each
-probe to :func:`assess` with the host's :class:`HostState`. The gate's own rules
-(:func:`.gate.model_findings`) and thresholds judge the model; this module adds only what the
-gate has no rule for, and the counting over checks. Violations (``rule`` names):
+canary and the canary model's view of the events since the last read) and feeds each probe to
+:func:`assess` with the host's state. Each host keeps a window: its events since the
+activation's start, the newest ``window_events`` of them. The model-quality rules are decided
+on evidence by sequential tests (:mod:`.evidence`: e-detectors at a declared false-rollback
+rate, confirmed with new events), per host and, when one canary runs on several hosts, over
+their pooled events (:func:`assess_pool`). Violations (``rule`` names):
 
-=====  =========================================  ===========================  ==============
-issue  rule                                       measured value / threshold   triggers
-=====  =========================================  ===========================  ==============
-1      ``action_collapse`` (> 70 % one class)     share / max_action_share     persist_checks
-2      ``flat_predictions`` (conf_std < 0.05)     conf_std / min_conf_std      persist_checks
-3      ``narrow_spread`` (p90 - p10 < 0.12),      spread / min_spread,         persist_checks
-       ``constant_output``                        conf_std / constant_std
-4      ``hold_collapse``                          HOLD share / 0.85            persist_checks
-5      ``hard_disagreement`` (> 25 %)             share / max_hard_disagree    persist_checks
-6      ``redundant`` (agreement > 85 %)           agreement / 0.85             redundant_checks
-7      ``service_inactive``, ``service_restarted``  state, InvocationID         at once
-8      ``telemetry_stalled`` (no new events),     checks / stall_checks,       at once
-       ``telemetry_unreadable`` (Redis, ...)      the error
--      ``model_inactive``, ``malformed_events``   the gate's fail-closed rules persist_checks
--      ``cannot_judge`` (probe failed K times)    checks / stall_checks        at once
--      ``inconclusive_limit`` (too few events)    checks / inconclusive_checks at once
-=====  =========================================  ===========================  ==============
+=====================  ==========================================  ======================
+rule                   what                                        decided
+=====================  ==========================================  ======================
+``action_collapse``    a class > 70 % (HOLD collapse included)     on evidence
+``constant_output``    the confidence repeats (within 0.01)        on evidence
+``narrow_spread``      p90 - p10 < 0.12 (conf_std < 0.05 too)      on evidence
+``hard_disagreement``  BUY vs SELL against the ensemble > 25 %     on evidence
+``redundant``          agreement with the ensemble > 85 %          on evidence
+``model_inactive``     no prediction in > 5 % of events            on evidence
+``malformed_events``   malformed entries, in two reads in a row    new entries confirm
+``service_inactive``,  the service stopped, or restarted since     at once (read twice
+``service_restarted``  the activation (InvocationID, NRestarts)    within the check)
+``telemetry_unreadable``  Redis unreachable, ...                   at once (after retries)
+``telemetry_stalled``  silence improbable at the model's own rate  at once (stall_after_s)
+``cannot_judge``       the probe failed ``stall_checks`` times      at once
+=====================  ==========================================  ======================
 
-"Persist" rules count consecutive conclusive checks; a conclusive check without the rule resets
-its count, an inconclusive one (too few new events: the cursor then stays, so the next check
-sees more) leaves every count as it is. Standard library only; pure functions over plain
+Too few events is never by itself a violation: it is "not decided yet". At the end of the
+watch (:func:`end_of_watch`) a host is ``safe`` only when its window bounds every rule on the
+healthy side, else ``inconclusive`` with what is missing. Pure functions over plain
 JSON-serialisable data, so the state is persisted as it is.
 """
 
@@ -39,21 +40,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from . import evidence
+from .events import ACTIONS
+from .evidence import Observations
 from .names import is_model_name
 from .thresholds import Thresholds
-
-PERSISTENT_RULES = (
-    "action_collapse",
-    "flat_predictions",
-    "narrow_spread",
-    "constant_output",
-    "hold_collapse",
-    "hard_disagreement",
-    "model_inactive",
-    "malformed_events",
-)
-# The gate's findings that say "nothing to judge yet", not "the model is bad".
-INCONCLUSIVE_FINDINGS = frozenset({"too_few_events", "not_in_window", "no_active_events"})
 
 ACTIVE = "monitoring"
 ROLLING_BACK = "rolling_back"
@@ -63,7 +56,13 @@ ROLLBACK_FAILED = "rollback_failed"
 ENDED = "ended"
 
 # Check outcomes, from best to worst.
-OK, WARNING, INCONCLUSIVE, ERROR, VIOLATION = "ok", "warning", "inconclusive", "error", "violation"
+OK, WARNING, ERROR, VIOLATION = "ok", "warning", "error", "violation"
+# The end of a watch.
+SAFE, INCONCLUSIVE = "safe", "inconclusive"
+POOL = "_pool"
+# When the stream's rate is unknown, plan the evidence and judge silence as at this rate
+# (DESIGN's fastest): fewer false rollbacks, slower decisions.
+FALLBACK_RATE = 100.0
 
 
 class MonitorError(ValueError):
@@ -77,12 +76,12 @@ class MonitorSettings:
     model: str
     duration_s: float = 6 * 3600.0
     interval_s: float = 30.0
-    persist_checks: int = 2
+    false_rollback_rate: float = evidence.DEFAULT_FALSE_ROLLBACK_RATE
+    confirm_events: int = evidence.DEFAULT_CONFIRM_EVENTS
+    window_events: int = evidence.DEFAULT_WINDOW_EVENTS
     max_hard_disagree: float = 0.25
     redundant_agreement: float = 0.85
-    redundant_checks: int = 10
     stall_checks: int = 3
-    inconclusive_checks: int = 10
     thresholds: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,22 +91,41 @@ class MonitorSettings:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
                 raise MonitorError(f"{name} must be a positive number of seconds, got {value!r}")
-        for name in ("persist_checks", "redundant_checks", "stall_checks", "inconclusive_checks"):
+        for name, low, high in (
+            ("stall_checks", 1, 1000),
+            ("confirm_events", 0, 1000),
+            ("window_events", 10, 100_000),
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise MonitorError(f"{name} must be an integer >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise MonitorError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        rate = self.false_rollback_rate
+        if not _is_number(rate) or not 1e-9 <= rate <= 0.5:
+            raise MonitorError(f"false_rollback_rate must be in [1e-9, 0.5], got {rate!r}")
         for name in ("max_hard_disagree", "redundant_agreement"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value <= 1:
-                raise MonitorError(f"{name} must be a share in [0, 1], got {value!r}")
+            if not _is_number(value) or not 0 < value < 1:
+                raise MonitorError(f"{name} must be a share in (0, 1), got {value!r}")
         try:
-            self.gate_thresholds()
+            self.specs()
         except (TypeError, ValueError) as exc:
             raise MonitorError(f"bad gate thresholds: {exc}") from None
 
     def gate_thresholds(self) -> Thresholds:
-        """The gate's thresholds with this monitor's overrides (what the probe's gate uses)."""
+        """The gate's thresholds with this monitor's overrides."""
         return Thresholds().with_overrides(dict(self.thresholds))
+
+    def specs(self) -> tuple[evidence.DetectorSpec, ...]:
+        """The e-detectors at these thresholds."""
+        t = self.gate_thresholds()
+        return evidence.detector_specs(
+            max_action_share=t.max_action_share,
+            min_spread=t.min_spread,
+            constant_std=t.constant_std,
+            max_hard_disagree=self.max_hard_disagree,
+            redundant_agreement=self.redundant_agreement,
+            max_inactive_share=t.max_inactive_share,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (for the state file and the log)."""
@@ -130,9 +148,9 @@ def stream_id_key(stream_id: str | None) -> tuple[int, int] | None:
     return int(ms), int(seq)
 
 
-def new_state(host: str, settings: MonitorSettings, started_at: str, cursor: str) -> dict:
-    """A host's state when its monitoring starts: ``cursor`` is where its first window starts
-    (the canary's start time or the stream id of its start)."""
+def new_state(host: str, settings: MonitorSettings, started_at: str, cursor: str | None) -> dict:
+    """A host's state when its monitoring starts: ``cursor`` is where its first read starts
+    (None: the canary's start)."""
     return {
         "host": host,
         "model": settings.model,
@@ -142,22 +160,44 @@ def new_state(host: str, settings: MonitorSettings, started_at: str, cursor: str
         "cursor": cursor,
         "newest_id": None,
         "checks": 0,
-        "consecutive": {},
-        "redundant_streak": 0,
-        "stalled": 0,
         "unjudged": 0,
-        "inconclusive": 0,
+        "rate": None,
+        "window": [],
+        "events": 0,
+        "detectors": None,
+        "malformed_pending": False,
         "violations": [],
         "last_check": None,
     }
 
 
-def _violation(rule: str, value: Any, threshold: Any, text: str, count: int = 1) -> dict:
-    return {"rule": rule, "value": value, "threshold": threshold, "text": text, "count": count}
+def share_of_alpha(settings: MonitorSettings, hosts: int, pooled: bool) -> float:
+    """The false-rollback rate of one set of detectors: all of it for a lone host; with
+    several hosts half for the pool and the other half shared by the hosts."""
+    if hosts <= 1:
+        return settings.false_rollback_rate if not pooled else 0.0
+    return settings.false_rollback_rate / 2 / (1 if pooled else hosts)
+
+
+def stall_after_s(settings: MonitorSettings, rate_per_s: float | None) -> float:
+    """How long a silence must last to be a stall: improbable at the model's own rate (a
+    Poisson stream at ``rate`` has a gap that long anywhere in the watch with probability at
+    most the stall's share of the false-rollback rate), and at least ``stall_checks``
+    intervals."""
+    floor = settings.stall_checks * settings.interval_s
+    if not rate_per_s or not math.isfinite(rate_per_s) or rate_per_s <= 0:
+        return floor
+    expected = max(1.0, rate_per_s * settings.duration_s)
+    alpha = settings.false_rollback_rate * evidence.STALL_BUDGET
+    return max(floor, math.log(expected / alpha) / rate_per_s)
+
+
+def _violation(rule: str, value: Any, threshold: Any, text: str, **extra: Any) -> dict:
+    return {"rule": rule, "value": value, "threshold": threshold, "text": text, **extra}
 
 
 def _service_findings(state: dict, probe: Mapping[str, Any]) -> list[dict]:
-    """Rule 7: the canary's service must stay active, on the start that activated it."""
+    """The canary's service must stay active, on the start that activated it."""
     service = probe.get("service") or {}
     if not service.get("running"):
         state_text = f"{service.get('active_state', '?')}/{service.get('sub_state', '?')}"
@@ -230,57 +270,83 @@ def _canary_of(state: dict, probe: Mapping[str, Any]) -> tuple[str | None, dict 
     return None, baseline
 
 
-def _gate_model_findings(
-    gate: Mapping[str, Any], settings: MonitorSettings
-) -> tuple[bool, list[dict]]:
-    """(conclusive, findings) of the canary model in this check's gate result."""
-    model = settings.model
-    entry = (gate.get("models") or {}).get(model) or {}
-    findings = entry.get("findings")
-    if not isinstance(findings, list):
-        return False, []
-    too_few = [f for f in findings if f.get("rule") in INCONCLUSIVE_FINDINGS]
-    events = gate.get("event_count") or 0
-    if too_few and events < (gate.get("min_events") or 0):
-        return False, [
-            _violation(f["rule"], f.get("value"), f.get("threshold"), f.get("text", ""))
-            for f in too_few
-        ]
-    # A full window says something even when the canary has too few predictions in it: it
-    # does not predict (the gate's model_inactive rule, or its absence from the window).
-    found = [
-        _violation(f["rule"], f.get("value"), f.get("threshold"), f.get("text", ""))
-        for f in findings
-        if f.get("rule") not in INCONCLUSIVE_FINDINGS
+def _restart_window(new: dict, baseline: dict) -> None:
+    """Watch from ``baseline``'s start: a new window, new evidence."""
+    new.update(
+        baseline=baseline,
+        cursor=baseline.get("started_at") or new["cursor"],
+        newest_id=None,
+        window=[],
+        events=0,
+        detectors=None,
+        malformed_pending=False,
+    )
+
+
+def window_summary(window: Observations) -> dict[str, Any]:
+    """What the check log and the progress line show of a window: the gate's measures."""
+    active = window.action != evidence.INACTIVE
+    n = int(np.count_nonzero(active))
+    summary: dict[str, Any] = {"events": window.n, "n": n}
+    if not n:
+        return summary
+    action, conf, side = window.action[active], window.confidence[active], window.side[active]
+    counts = np.bincount(action.astype(np.intp), minlength=3)
+    p10, median, p90 = (round(float(v), 4) for v in np.percentile(conf, [10, 50, 90]))
+    summary.update(
+        actions={a: round(int(c) / n, 4) for a, c in zip(ACTIONS, counts[:3], strict=True)},
+        conf_std=round(float(np.std(conf)), 4),
+        p10=p10,
+        median=median,
+        p90=p90,
+        agreement=round(int(np.count_nonzero(action == side)) / n, 4),
+        hard_disagree=round(int(np.count_nonzero(evidence.hard_disagreement(action, side))) / n, 4),
+    )
+    return summary
+
+
+def _judge_evidence(
+    detectors: dict, obs: Observations, settings: MonitorSettings, scope: str
+) -> tuple[dict, list[dict], list[dict]]:
+    """Feed ``obs`` to a set of detectors; (new set, pending findings, decided violations)."""
+    specs = settings.specs()
+    t = settings.gate_thresholds()
+    already = {d["detector"] for d in evidence.decisions(detectors, specs)}
+    updated = evidence.update_detectors(
+        detectors,
+        specs,
+        obs,
+        constant_std=t.constant_std,
+        min_spread=t.min_spread,
+        confirm_events=settings.confirm_events,
+    )
+    levels = evidence.evidence_levels(updated, specs)
+    pending = [
+        _violation(
+            name.split(":")[0],
+            levels[name],
+            0.0,
+            f"{name}: evidence crossed its threshold ({scope}); waiting for "
+            f"{settings.confirm_events} new events to confirm",
+            detector=name,
+            scope=scope,
+        )
+        for name in evidence.pending(updated)
     ]
-    if too_few and not any(f["rule"] == "model_inactive" for f in found):
-        active = entry.get("n") or 0
-        share = 1.0 - active / events if events else 1.0
-        limit = settings.gate_thresholds().max_inactive_share
-        found.append(
-            _violation(
-                "model_inactive",
-                share,
-                limit,
-                f"model inactive: {model} predicted in {active} of {events} events "
-                f"(no prediction in {100 * share:.1f}% > {100 * limit:.1f}%)",
-            )
+    decided = [
+        _violation(
+            found["rule"],
+            found["value"],
+            found["threshold"],
+            evidence.violation_text(found) + (f" ({scope})" if scope != "host" else ""),
+            detector=found["detector"],
+            scope=scope,
+            evidence={k: found[k] for k in ("n", "crossed_n", "onset_n", "events", "log_e")},
         )
-    malformed = gate.get("malformed") or 0
-    if malformed:
-        found.append(_violation("malformed_events", malformed, 0, f"{malformed} malformed events"))
-    hard = entry.get("hard_disagree")
-    if _is_number(hard) and hard > settings.max_hard_disagree:
-        found.append(
-            _violation(
-                "hard_disagreement",
-                hard,
-                settings.max_hard_disagree,
-                f"hard disagreement with the ensemble {100 * hard:.1f}% > "
-                f"{100 * settings.max_hard_disagree:.1f}%",
-            )
-        )
-    return True, found
+        for found in evidence.decisions(updated, specs)
+        if found["detector"] not in already
+    ]
+    return updated, pending, decided
 
 
 def assess(
@@ -288,17 +354,21 @@ def assess(
     probe: Mapping[str, Any] | None,
     settings: MonitorSettings,
     probe_error: str | None = None,
-) -> tuple[dict, dict]:
-    """Judge one check of one host: returns ``(new_state, check)``.
+    hosts: int = 1,
+) -> tuple[dict, dict, Observations]:
+    """Judge one check of one host: returns ``(new_state, check, new observations)``.
 
     ``probe`` is the ``canary_probe`` result (None with ``probe_error`` when the probe could
-    not run: host unreachable, task failed). ``check`` has ``status`` (ok, warning,
-    inconclusive, error, violation, ended), ``findings`` (every rule seen in this check, with
-    its consecutive ``count``), ``triggered`` (the violations that end the canary: roll back),
-    ``events`` (new events judged) and ``reason`` (for ended and error).
+    not run: host unreachable, task failed); ``hosts`` is how many hosts this monitor watches
+    (their share of the false-rollback rate). ``check`` has ``status`` (ok, warning, error,
+    violation, ended), ``findings`` (crossings waiting for confirmation), ``triggered`` (the
+    violations that end the canary: roll back), ``events`` (new events read), ``window`` (the
+    window's measures) and ``reason`` (for ended and error). The new observations go to the
+    pooled judgement (:func:`assess_pool`).
     """
     new = copy.deepcopy(dict(state))
     new["checks"] += 1
+    nothing = Observations.empty()
     check: dict[str, Any] = {"status": OK, "findings": [], "triggered": [], "events": 0}
 
     if probe is not None and probe.get("config_error"):
@@ -316,11 +386,10 @@ def assess(
                     settings.stall_checks,
                     f"the monitor could not judge the host in {new['unjudged']} checks in a "
                     f"row (limit {settings.stall_checks}): {reason}",
-                    new["unjudged"],
                 )
             ]
             check["status"] = VIOLATION
-        return _finish(new, check)
+        return (*_finish(new, check), nothing)
     new["unjudged"] = 0
 
     ended, baseline = _canary_of(new, probe)
@@ -328,7 +397,7 @@ def assess(
         # The canary was rolled back, promoted to full weight or replaced by someone else:
         # nothing of it is left to watch or to roll back.
         check.update(status="ended", reason=ended)
-        return _finish(new, check)
+        return (*_finish(new, check), nothing)
     current = (probe.get("service") or {}).get("invocation_id")
     if new["baseline"] is None:
         new["baseline"] = baseline
@@ -336,119 +405,167 @@ def assess(
         current == baseline["invocation_id"]
     ):
         # A newer activation or promotion of the model (an operator's step) is the new start:
-        # it is watched from its own start, with counts of its own; this check's window (read
-        # from the previous start's cursor) is not judged.
-        new.update(
-            baseline=baseline,
-            cursor=baseline.get("started_at") or new["cursor"],
-            consecutive={},
-            redundant_streak=0,
-            stalled=0,
-            inconclusive=0,
-        )
+        # it is watched from its own start with evidence of its own; this check's read (from
+        # the previous start's cursor) is not judged.
+        _restart_window(new, baseline)
         if not _service_findings(new, probe):
             check["reason"] = (
                 f"new baseline: {baseline.get('event')} of {baseline.get('ts')} "
                 f"(invocation {baseline['invocation_id']})"
             )
-            return _finish(new, check)
-    # Rule 7 before the telemetry: a crashed or restarted engine's events prove nothing.
+            return (*_finish(new, check), nothing)
+    # The service before the telemetry: a crashed or restarted engine's events prove nothing.
     service_violations = _service_findings(new, probe)
     if service_violations:
         check.update(status=VIOLATION, triggered=service_violations)
-        return _finish(new, check)
+        return (*_finish(new, check), nothing)
 
-    gate = probe.get("gate") or {}
-    if gate.get("error"):
+    if probe.get("telemetry_error"):
         check.update(
             status=VIOLATION,
             triggered=[
                 _violation(
                     "telemetry_unreadable",
-                    gate["error"],
+                    probe["telemetry_error"],
                     "readable",
-                    f"telemetry unreadable: {gate['error']}",
+                    f"telemetry unreadable: {probe['telemetry_error']}",
                 )
             ],
         )
-        return _finish(new, check)
+        return (*_finish(new, check), nothing)
 
-    last_id = (gate.get("window") or {}).get("last_id")
-    newest = stream_id_key(new["newest_id"])
-    latest = stream_id_key(last_id)
-    if latest is None or (newest is not None and latest <= newest):
-        new["stalled"] += 1
-    else:
-        new["stalled"] = 0
-        new["newest_id"] = last_id
-    if new["stalled"] >= settings.stall_checks:
+    rate = (probe.get("rate") or {}).get("rate_per_s")
+    if new["rate"] is None and _is_number(rate) and rate > 0:
+        new["rate"] = rate
+    observations = probe.get("observations") or {}
+    try:
+        obs = Observations.from_rows(observations.get("rows") or [])
+    except evidence.EvidenceError as exc:
+        check.update(status=ERROR, reason=f"the probe's observations are unusable: {exc}")
+        return (*_finish(new, check), nothing)
+    last_id = observations.get("last_id")
+    if stream_id_key(last_id) is not None:
+        new["cursor"] = new["newest_id"] = last_id
+    check["events"] = obs.n
+    new["events"] += obs.n
+
+    silence = probe.get("silence_s")
+    limit = stall_after_s(settings, new["rate"])
+    check["silence_s"], check["stall_after_s"] = silence, round(limit, 1)
+    if not _is_number(silence) or silence >= limit:
+        heard = "no event in the stream" if not _is_number(silence) else f"{silence:.0f} s"
         check.update(
             status=VIOLATION,
             triggered=[
                 _violation(
                     "telemetry_stalled",
-                    new["stalled"],
-                    settings.stall_checks,
-                    f"telemetry stalled: no new events in {new['stalled']} checks "
-                    f"(limit {settings.stall_checks}; newest {new['newest_id'] or 'none'})",
-                    new["stalled"],
+                    silence,
+                    round(limit, 1),
+                    f"telemetry stalled: silent for {heard} (limit {limit:.0f} s: improbable "
+                    f"at the rate of {_rate_text(new['rate'])}; newest {probe.get('newest_id')})",
                 )
             ],
         )
-        return _finish(new, check)
+        return (*_finish(new, check), obs)
 
-    check["events"] = gate.get("event_count") or 0
-    conclusive, findings = _gate_model_findings(gate, settings)
-    if not conclusive:
-        new["inconclusive"] += 1
-        check.update(status=INCONCLUSIVE, findings=findings)
-        if new["inconclusive"] >= settings.inconclusive_checks:
-            check["status"] = VIOLATION
-            check["triggered"] = [
+    window = Observations.merge([Observations.from_rows(new["window"]), obs]).tail(
+        settings.window_events
+    )
+    new["window"] = window.rows()
+    check["window"] = window_summary(window)
+
+    triggered: list[dict] = []
+    malformed = observations.get("malformed") or 0
+    if malformed:
+        if new["malformed_pending"]:
+            triggered.append(
                 _violation(
-                    "inconclusive_limit",
-                    new["inconclusive"],
-                    settings.inconclusive_checks,
-                    f"{new['inconclusive']} inconclusive checks in a row (limit "
-                    f"{settings.inconclusive_checks}): " + "; ".join(f["text"] for f in findings),
-                    new["inconclusive"],
+                    "malformed_events",
+                    malformed,
+                    0,
+                    f"{malformed} malformed events, after malformed events in the previous read",
                 )
-            ]
-        return _finish(new, check)
+            )
+        else:
+            check["findings"].append(
+                _violation("malformed_events", malformed, 0, f"{malformed} malformed events")
+            )
+        new["malformed_pending"] = True
+    elif obs.n:
+        new["malformed_pending"] = False
 
-    new["inconclusive"] = 0
-    if latest is not None:
-        new["cursor"] = last_id
-    counts: dict[str, int] = {}
-    for finding in findings:
-        counts[finding["rule"]] = new["consecutive"].get(finding["rule"], 0) + 1
-    new["consecutive"] = counts
-    for finding in findings:
-        finding["count"] = counts[finding["rule"]]
-    triggered = [f for f in findings if f["count"] >= settings.persist_checks]
-
-    entry = (gate.get("models") or {}).get(settings.model) or {}
-    agreement = entry.get("agreement")
-    if _is_number(agreement) and agreement > settings.redundant_agreement:
-        new["redundant_streak"] += 1
-        redundant = _violation(
-            "redundant",
-            agreement,
-            settings.redundant_agreement,
-            f"agreement with the ensemble {100 * agreement:.1f}% > "
-            f"{100 * settings.redundant_agreement:.1f}% in {new['redundant_streak']} checks in "
-            f"a row (limit {settings.redundant_checks}): the canary adds nothing of its own",
-            new["redundant_streak"],
-        )
-        findings.append(redundant)
-        if new["redundant_streak"] >= settings.redundant_checks:
-            triggered.append(redundant)
-    else:
-        new["redundant_streak"] = 0
-    check["findings"] = findings
+    if new["detectors"] is None:
+        planned = evidence.planned_events(new["rate"], settings.duration_s, FALLBACK_RATE)
+        alpha = share_of_alpha(settings, hosts, pooled=False)
+        new["detectors"] = evidence.new_detectors(settings.specs(), alpha, planned)
+    new["detectors"], pending, decided = _judge_evidence(new["detectors"], obs, settings, "host")
+    check["findings"] += pending
+    triggered += decided
     check["triggered"] = triggered
-    check["status"] = VIOLATION if triggered else WARNING if findings else OK
-    return _finish(new, check)
+    check["status"] = VIOLATION if triggered else WARNING if check["findings"] else OK
+    return (*_finish(new, check), obs)
+
+
+def _rate_text(rate: float | None) -> str:
+    if not rate:
+        return "an unknown rate"
+    return f"{rate * 60:.3g} events/min" if rate < 1 else f"{rate:.3g} events/s"
+
+
+def new_pool(settings: MonitorSettings, states: Mapping[str, Mapping[str, Any]]) -> dict:
+    """The pooled evidence of a canary on several hosts (None for one host)."""
+    return {
+        "host": POOL,
+        "model": settings.model,
+        "hosts": sorted(states),
+        "detectors": None,
+        "decided": [],
+    }
+
+
+def assess_pool(
+    pool: Mapping[str, Any],
+    observations: Mapping[str, Observations],
+    states: Mapping[str, Mapping[str, Any]],
+    settings: MonitorSettings,
+) -> tuple[dict, list[dict], list[dict]]:
+    """Judge the new events of every host of the canary together (one model, one collapse):
+    ``(new pool, pending findings, decided violations)``; a decided violation rolls back every
+    host of the canary still watched."""
+    new = copy.deepcopy(dict(pool))
+    hosts = new["hosts"]
+    if len(hosts) < 2:
+        return new, [], []
+    if new["detectors"] is None:
+        planned = sum(
+            evidence.planned_events(state.get("rate"), settings.duration_s, FALLBACK_RATE)
+            for state in states.values()
+        )
+        alpha = share_of_alpha(settings, len(hosts), pooled=True)
+        new["detectors"] = evidence.new_detectors(settings.specs(), alpha, planned)
+    merged = Observations.merge([obs for host, obs in observations.items() if host in hosts])
+    scope = f"pooled over {len(hosts)} hosts"
+    new["detectors"], pending, decided = _judge_evidence(new["detectors"], merged, settings, scope)
+    new["decided"] = new["decided"] + decided
+    return new, pending, decided
+
+
+def end_of_watch(state: Mapping[str, Any], settings: MonitorSettings) -> dict[str, Any]:
+    """The host's result when its watch ends without a violation: ``result`` ``safe`` when its
+    window bounds every rule on the healthy side, else ``inconclusive`` with ``missing`` (what
+    was not bounded), and ``bounds`` per detector."""
+    t = settings.gate_thresholds()
+    window = Observations.from_rows(state.get("window") or [])
+    bounds = evidence.healthy_bounds(
+        settings.specs(), window, constant_std=t.constant_std, min_spread=t.min_spread
+    )
+    missing = [evidence.missing_text(bound) for bound in bounds if not bound["safe"]]
+    return {
+        "result": INCONCLUSIVE if missing else SAFE,
+        "missing": missing,
+        "window_events": window.n,
+        "bounds": bounds,
+    }
 
 
 def _finish(new: dict, check: dict) -> tuple[dict, dict]:
@@ -488,7 +605,9 @@ def describe_check(host: str, check: Mapping[str, Any]) -> str:
     if status in (ERROR, "ended"):
         return f"{host} {status} ({check.get('reason')})"
     rules = [f["text"] for f in check["triggered"]] or [f["text"] for f in check["findings"]]
-    detail = f"{check['events']} events" + (f"; {'; '.join(rules)}" if rules else "")
+    window = (check.get("window") or {}).get("events")
+    detail = f"{check['events']} new events" + (f", window {window}" if window else "")
+    detail += f"; {'; '.join(rules)}" if rules else ""
     return f"{host} {status} ({detail})"
 
 
@@ -516,7 +635,7 @@ def progress_line(
     )
 
 
-_STATUS_VALUES = (ACTIVE, ROLLING_BACK, COMPLETED, ROLLED_BACK, ROLLBACK_FAILED, ENDED)
+_STATUS_VALUES = (ACTIVE, ROLLING_BACK, COMPLETED, INCONCLUSIVE, ROLLED_BACK, ROLLBACK_FAILED, ENDED)
 
 
 def _label(value: str) -> str:

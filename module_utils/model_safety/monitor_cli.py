@@ -2,7 +2,8 @@
 
 Options can also come from a YAML config file (``--config``, keys are the long option names
 with ``_`` for ``-``, e.g. ``webhook_url``, ``interval``, ``thresholds``); the command line
-wins over the file. Exit codes: 0 completed safe, 4 rolled back, 2 error.
+wins over the file. Exit codes: 0 completed safe, 4 rolled back, 5 completed inconclusive (not
+proven safe), 2 error.
 """
 
 from __future__ import annotations
@@ -52,11 +53,22 @@ def _threshold(text: str) -> tuple[str, float]:
     return name, value
 
 
+def _rate(text: str) -> float:
+    """A probability in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 0.5):
+        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``monitor`` subcommand."""
     text = (
         "watch a canary for hours and roll a host back on a violation "
-        "(exit 0 completed safe, 4 rolled back, 2 error)"
+        "(exit 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error)"
     )
     parser = subparsers.add_parser("monitor", help=text, description=text)
     parser.set_defaults(handler=run_monitor)
@@ -68,31 +80,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rules.add_argument("--duration", type=parse_duration, metavar="D", help="default 6h")
     rules.add_argument("--interval", type=parse_duration, metavar="D", help="default 30s")
     rules.add_argument(
-        "--persist-checks",
+        "--false-rollback-rate",
+        type=_rate,
+        metavar="P",
+        help="the chance of rolling back a healthy canary over the whole watch, shared by the "
+        "rules (default 0.01)",
+    )
+    rules.add_argument(
+        "--confirm-events",
+        type=non_negative_int,
+        metavar="N",
+        help="new events that must keep a crossed rule over its threshold (default 3)",
+    )
+    rules.add_argument(
+        "--window-events",
         type=positive_int,
         metavar="N",
-        help="checks a rule must hold (default 2)",
+        help="each host's window: its newest N events since the activation (default 1000)",
     )
     rules.add_argument(
-        "--max-hard-disagree", type=share, metavar="F", help="rule 5 limit (default 0.25)"
+        "--max-hard-disagree", type=share, metavar="F", help="hard disagreement limit (0.25)"
     )
     rules.add_argument(
-        "--redundant-agreement", type=share, metavar="F", help="rule 6 limit (default 0.85)"
-    )
-    rules.add_argument(
-        "--redundant-checks", type=positive_int, metavar="N", help="rule 6 checks (default 10)"
+        "--redundant-agreement", type=share, metavar="F", help="redundancy limit (0.85)"
     )
     rules.add_argument(
         "--stall-checks",
         type=positive_int,
         metavar="K",
-        help="checks without new events, or without a probe result, before a rollback (default 3)",
-    )
-    rules.add_argument(
-        "--inconclusive-checks",
-        type=positive_int,
-        metavar="N",
-        help="inconclusive checks (too few new events) in a row before a rollback (default 10)",
+        help="the shortest silence that is a stall, in intervals, and the failed probes in a "
+        "row before a rollback (default 3)",
     )
     rules.add_argument(
         "--threshold",
@@ -120,10 +137,10 @@ _CONFIG_TYPES = {
     "duration": parse_duration,
     "interval": parse_duration,
     "webhook_timeout": parse_duration,
-    "persist_checks": positive_int,
-    "redundant_checks": positive_int,
+    "false_rollback_rate": _rate,
+    "confirm_events": non_negative_int,
+    "window_events": positive_int,
     "stall_checks": positive_int,
-    "inconclusive_checks": positive_int,
     "max_hard_disagree": share,
     "redundant_agreement": share,
     "webhook_retries": non_negative_int,
@@ -183,12 +200,12 @@ def run_monitor(args: argparse.Namespace) -> int:
             model=model,
             duration_s=_option(args, config, "duration", 6 * 3600.0),
             interval_s=_option(args, config, "interval", 30.0),
-            persist_checks=_option(args, config, "persist_checks", 2),
+            false_rollback_rate=_option(args, config, "false_rollback_rate", 0.01),
+            confirm_events=_option(args, config, "confirm_events", 3),
+            window_events=_option(args, config, "window_events", 1000),
             max_hard_disagree=_option(args, config, "max_hard_disagree", 0.25),
             redundant_agreement=_option(args, config, "redundant_agreement", 0.85),
-            redundant_checks=_option(args, config, "redundant_checks", 10),
             stall_checks=_option(args, config, "stall_checks", 3),
-            inconclusive_checks=_option(args, config, "inconclusive_checks", 10),
             thresholds=thresholds,
         )
         project_dir = os.path.abspath(

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .fileio import ensure_directory, write_atomic
+from .monitor import POOL
 from .utctime import iso_ms
 
 STATE_DIR_MODE = 0o700
@@ -102,8 +103,10 @@ class StateStore:
         self.state_dir = state_dir
 
     def path(self, host: str, model: str) -> str:
-        """Where ``host``'s state for ``model`` lives."""
-        return os.path.join(self.state_dir, f"{_host_name(host)}.{model}.json")
+        """Where ``host``'s state for ``model`` lives (``POOL``: the pooled evidence of
+        the model's hosts; no host name starts with ``_``)."""
+        name = host if host == POOL else _host_name(host)
+        return os.path.join(self.state_dir, f"{name}.{model}.json")
 
     def load(self, host: str, model: str) -> dict[str, Any] | None:
         """The saved state, or None when there is none; an unreadable one raises (a window

@@ -12,8 +12,15 @@ window ends without a violation completes ``safe``. State changes go to the acti
 runner's status) and ``monitoring_completed``; every check to the check log.
 
 Exit codes: 0 every host completed safe, 4 at least one host rolled back (and every rollback
-proven), 2 an error: a rollback that failed, a canary that could not be watched (gone, never
-activated), the monitor refused (another one runs) or interrupted.
+proven), 5 the watch ended without a violation but at least one host is not proven safe
+(``inconclusive``: its events do not bound every rule on the healthy side), 2 an error: a
+rollback that failed, a canary that could not be watched (gone, never activated), the monitor
+refused (another one runs) or interrupted. The worst applies: 2, then 4, then 5, then 0.
+
+Every record the monitor writes to its own activation log also goes to the host's log
+(``playbooks/monitor_record.yml``: ``monitoring_started`` with the first check, ``violation``
+as the rollback starts, ``monitoring_completed`` at the end), so the host's log tells the
+host's whole story; the controller keeps its copy.
 """
 
 from __future__ import annotations
@@ -32,12 +39,17 @@ from .monitor import (
     ACTIVE,
     COMPLETED,
     ENDED,
+    INCONCLUSIVE,
+    POOL,
     ROLLBACK_FAILED,
     ROLLED_BACK,
     ROLLING_BACK,
     VIOLATION,
     MonitorSettings,
     assess,
+    assess_pool,
+    end_of_watch,
+    new_pool,
     new_state,
     progress_line,
     prometheus_text,
@@ -56,7 +68,7 @@ from .monitor_io import (
 from .playbook_runner import PlaybookJob, PlaybookRun, run_playbook
 from .utctime import iso_ms
 
-EXIT_SAFE, EXIT_ERROR, EXIT_ROLLED_BACK = 0, 2, 4
+EXIT_SAFE, EXIT_ERROR, EXIT_ROLLED_BACK, EXIT_INCONCLUSIVE = 0, 2, 4, 5
 WEBHOOK_DRAIN_S = 15.0
 ROLLBACK_POLL_S = 0.5
 ROLLBACK_RETRY_S = 5.0
@@ -140,6 +152,9 @@ class Monitor:
         self.locks = HostLocks(options.state_dir)
         self.checks = check_logger(options.check_log)
         self.states: dict[str, dict[str, Any]] = {}
+        self.pool: dict[str, Any] = {}
+        # Records on their way to each host's own activation log.
+        self.host_records: dict[str, list[dict[str, Any]]] = {}
         self.check_number = 0
         self.stopping = False
         self.pending: list[_Rollback] = []
@@ -157,9 +172,44 @@ class Monitor:
     # ------------------------------------------------------------------ records
 
     def _record(self, event: str, host: str, **fields: Any) -> None:
-        """A state change, in the activation log (and on stdout for the operator)."""
+        """A state change, in the controller's activation log and on its way to the host's."""
         record = {"event": event, "host": host, "model": self.settings.model, **fields}
         append_record(self.options.activation_log, record)
+        if event != "rollback_executed":  # rollback.yml logs its own on the host
+            self.host_records.setdefault(host, []).append(
+                {**record, "source": "model-safety monitor"}
+            )
+
+    def _flush_host_records(self, hosts: list[str] | None = None) -> None:
+        """Append the pending records to the hosts' own logs (``monitor_record.yml``); what
+        cannot be written stays pending for the next flush and is noted in the check log."""
+        pending = {
+            host: records
+            for host, records in self.host_records.items()
+            if records and (hosts is None or host in hosts)
+        }
+        if not pending:
+            return
+        run = run_playbook(
+            self.options.project_dir,
+            "monitor_record.yml",
+            **self._runner_options("records"),
+            limit=",".join(pending),
+            extravars={"monitor_records": pending},
+            timeout=self.options.check_timeout,
+        )
+        for host in pending:
+            if run.status == "successful" and run.host_ok(host):
+                self.host_records[host] = []
+            else:
+                log_check(
+                    self.checks,
+                    {
+                        "host_records_error": host,
+                        "runner": run.summary(),
+                        "failure": run.failures.get(host),
+                    },
+                )
 
     def _notify(self, event: str, host: str, **fields: Any) -> None:
         if self.webhook:
@@ -192,7 +242,7 @@ class Monitor:
 
     def _prepare(self) -> int | None:
         options = self.options
-        for path in ("monitor_check.yml", "rollback.yml"):
+        for path in ("monitor_check.yml", "monitor_record.yml", "rollback.yml"):
             if not os.path.isfile(os.path.join(options.project_dir, "playbooks", path)):
                 self.out(f"model-safety monitor: no playbooks/{path} in {options.project_dir}")
                 return EXIT_ERROR
@@ -231,6 +281,10 @@ class Monitor:
                     f"monitor {self.settings.model}: {verb} on {host} (window since "
                     f"{state['started_at']}, {state['checks']} checks done)"
                 )
+            saved_pool = self.store.load(POOL, self.settings.model)
+            resumed_pool = saved_pool is not None and saved_pool.get("hosts") == sorted(hosts)
+            self.pool = saved_pool if resumed_pool else new_pool(self.settings, self.states)
+            self.store.save(self.pool)
         except (MonitorIOError, OSError, ValueError) as exc:
             self.out(f"model-safety monitor: {exc}")
             return EXIT_ERROR
@@ -268,6 +322,7 @@ class Monitor:
                 self.sleep(min(1.0, deadline - time.monotonic()))
         # Never abandon a rollback: its outcome is recorded before the monitor exits.
         self._collect_rollbacks(block=True)
+        self._flush_host_records()
         self._export()
         if self.stopping:
             self.out(
@@ -278,25 +333,46 @@ class Monitor:
         return self._exit_code()
 
     def _complete_windows(self, hosts: list[str]) -> None:
+        completed = []
         for host in hosts:
             state = self.states[host]
             if state["status"] == ACTIVE and self._elapsed(state) >= self.settings.duration_s:
-                state["status"] = COMPLETED
+                outcome = end_of_watch(state, self.settings)
+                state["status"] = COMPLETED if outcome["result"] == "safe" else INCONCLUSIVE
+                state["result"] = outcome["result"]
                 self.store.save(state)
                 self._record(
                     "monitoring_completed",
                     host,
-                    result="safe",
+                    result=outcome["result"],
+                    missing=outcome["missing"],
+                    window_events=outcome["window_events"],
+                    bounds=outcome["bounds"],
                     checks=state["checks"],
+                    events=state["events"],
                     window_start=state["started_at"],
                     duration_s=self.settings.duration_s,
                 )
+                self.out(
+                    f"monitor {self.settings.model}: {host} completed "
+                    + (
+                        f"SAFE: {outcome['window_events']} events bound every rule on the "
+                        "healthy side"
+                        if outcome["result"] == "safe"
+                        else "INCONCLUSIVE (not proven safe): " + "; ".join(outcome["missing"])
+                    )
+                )
+                completed.append(host)
+        if completed:
+            self._flush_host_records(completed)
 
     def _exit_code(self) -> int:
         statuses = {state["status"] for state in self.states.values()}
         if statuses & {ROLLBACK_FAILED, ENDED}:
             return EXIT_ERROR
-        return EXIT_ROLLED_BACK if ROLLED_BACK in statuses else EXIT_SAFE
+        if ROLLED_BACK in statuses:
+            return EXIT_ROLLED_BACK
+        return EXIT_INCONCLUSIVE if INCONCLUSIVE in statuses else EXIT_SAFE
 
     def _runner_options(self, kind: str) -> dict[str, Any]:
         """What every playbook run of this monitor shares; checks and rollbacks keep their
@@ -318,13 +394,15 @@ class Monitor:
             extravars={
                 "monitor_model": self.settings.model,
                 "monitor_after": {h: self.states[h]["cursor"] or "" for h in hosts},
-                "monitor_thresholds": dict(self.settings.thresholds),
+                "monitor_window_events": self.settings.window_events,
+                "monitor_records": {h: self.host_records.get(h) or [] for h in hosts},
             },
             collect=("canary_probe",),
             timeout=self.options.check_timeout,
         )
         at = iso_ms(self.clock())
         checks: dict[str, dict[str, Any]] = {}
+        observations: dict[str, Any] = {}
         to_roll_back: dict[str, list[dict[str, Any]]] = {}
         for host in hosts:
             result = probe.results.get(host, {}).get("canary_probe")
@@ -335,7 +413,12 @@ class Monitor:
                     or probe.failures.get("*")
                     or (f"no probe result (ansible-runner status {probe.status}, rc {probe.rc})")
                 )
-            state, check = assess(self.states[host], result, self.settings, error)
+            if result is not None:
+                # The probe's run wrote the records it carried to the host's log.
+                self.host_records[host] = []
+            state, check, observations[host] = assess(
+                self.states[host], result, self.settings, error, hosts=len(self.states)
+            )
             state["last_check_s"] = self.clock()
             self.states[host] = state
             checks[host] = check
@@ -364,8 +447,10 @@ class Monitor:
                     checks=state["checks"],
                 )
             self.store.save(state)
+        self._judge_pool(hosts, observations, checks, to_roll_back)
         if to_roll_back:
             self._start_rollback(to_roll_back)
+            self._flush_host_records(list(to_roll_back))
         violations = sum(len(state["violations"]) for state in self.states.values())
         elapsed = max((self._elapsed(self.states[h]) for h in hosts), default=0.0)
         self.out(
@@ -379,6 +464,39 @@ class Monitor:
                 violations,
             )
         )
+
+    def _judge_pool(
+        self,
+        hosts: list[str],
+        observations: Mapping[str, Any],
+        checks: dict[str, dict[str, Any]],
+        to_roll_back: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """The canary's hosts' new events judged together: a pooled violation rolls back
+        every host of the canary still watched."""
+        if len(self.pool.get("hosts") or []) < 2:
+            return
+        self.pool, pending, decided = assess_pool(
+            self.pool, observations, self.states, self.settings
+        )
+        self.store.save(self.pool)
+        if pending:
+            log_check(self.checks, {"check": self.check_number, "pool": pending})
+        if not decided:
+            return
+        for host in hosts:
+            check = checks.get(host)
+            if check is None or check["status"] in ("ended", VIOLATION):
+                continue
+            check["status"] = VIOLATION
+            check["triggered"] = check["triggered"] + decided
+            state = self.states[host]
+            state["violations"] = state["violations"] + decided
+            self.store.save(state)
+            to_roll_back[host] = check["triggered"]
+            for violation in decided:
+                self._record("violation", host, check=self.check_number, **violation)
+            self._notify("violation", host, violations=decided)
 
     def _start_rollback(self, violated: Mapping[str, list[dict[str, Any]]]) -> None:
         details = "; ".join(
