@@ -5,6 +5,7 @@ log (read-only)."""
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.model_safety.activation_log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
     prepare,
@@ -32,6 +33,14 @@ description:
     payload size p95 below C(max_payload_p95), and it must vote in every event that reports it.
   - For both, the service must have been up O(min_uptime) seconds on its current start; the
     caller measures O(uptime_s), this module does not read systemd.
+  - With O(current_role=voting), the canary's current step must also have been watched to a
+    safe end. The step began with the newest C(activation) or C(promotion) record of the model
+    in the host's activation log O(activation_log); the newest C(monitoring_completed) record
+    of the model after it (the log's order, not the clocks) must have C(result=safe). None
+    (C(missing)), any other result, or a log that cannot be read (C(unreadable)) is a blocker
+    naming what was found, unless O(monitor_override) gives a reason. Then it is waived and
+    RV(monitor.override) (C(reason), C(found)) says so, for the decision log and the
+    promotion's record. A promotion out of shadow is not subject to this.
   - The verdict is V(GO) only without any blocker, else V(BLOCKED); every blocker is a sentence
     with the measured value and the threshold. Fail-closed, Redis being unreachable, a bad
     cutover or an invalid O(uptime_s) is a blocker too.
@@ -99,6 +108,22 @@ options:
     description: Only report, never fail the task because the verdict is V(BLOCKED).
     type: bool
     default: false
+  activation_log:
+    description:
+      - The host's activation log (JSON lines) the monitor's result is read from, with
+        O(current_role=voting). A missing log has no records (then the result is C(missing)).
+    type: path
+    default: /var/log/quantum/qsc_canary.jsonl
+  monitor_override:
+    description:
+      - The reason to promote a canary step whose watch did not complete C(safe), given on
+        purpose by the operator (C(promote.yml -e 'monitor_override="<reason>"')). It waives
+        the monitor's blocker (and only that one), and is returned in RV(monitor.override)
+        with what was found.
+      - Made one line (whitespace and control characters become one space) of at most 200
+        characters; a blank reason fails the task. Ignored (with a warning) from shadow, and
+        unused (with a warning) when the watch completed safe.
+    type: str
 notes:
   - Writing the decision log is not reported as a change (C(changed) stays false), the engine,
     its configuration and its data are never touched; the written paths are in RV(reports).
@@ -144,6 +169,15 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: promote_check.verdict == 'GO'
     fail_msg: "{{ promote_check.blockers | join('; ') }}"
+
+- name: Promote a canary step that the monitor did not find safe, on purpose (recorded)
+  promotion_check:
+    model: patchtst
+    current_role: voting
+    after: "{{ engine_status.service.active_since }}"
+    uptime_s: "{{ engine_status.service.uptime_s }}"
+    activation_log: /var/log/quantum/qsc_canary.jsonl
+    monitor_override: "watched by hand for 6 h, the dashboards are clean (INC-4711)"
 """
 
 RETURN = r"""
@@ -252,6 +286,68 @@ summary:
   returned: always
   type: str
   sample: "promotion of patchtst (shadow): GO, 0 blockers; 500 events"
+monitor:
+  description:
+    - The monitor's result for the canary's current step, read from O(activation_log).
+  returned: when O(current_role=voting) and O(model) is a valid name
+  type: dict
+  contains:
+    result:
+      description:
+        - What the newest C(monitoring_completed) record of the model after the step's record
+          says (V(safe), V(inconclusive), V(rolled_back), V(ended), ...), V(missing) when
+          there is none (or no step record), V(unreadable) when the log cannot be read.
+      type: str
+      sample: inconclusive
+    step:
+      description: The record that began the step, C(event), C(action), C(ts), C(weight).
+      type: dict
+      sample:
+        event: activation
+        action: canary_activated
+        ts: "2026-01-10T12:00:00.123Z"
+        weight: 0.1
+    completed:
+      description: That C(monitoring_completed) record, or null.
+      type: dict
+    refusals:
+      description: Why the result does not let the step be promoted (empty for V(safe)).
+      type: list
+      elements: str
+    blockers:
+      description: The refusals that block (none when O(monitor_override) waived them).
+      type: list
+      elements: str
+    override:
+      description:
+        - C(reason) and C(found) (the result waived) when O(monitor_override) waived a
+          refusal, else null.
+      type: dict
+      sample: {reason: "watched by hand for 6 h, dashboard clean", found: missing}
+    override_unused:
+      description: O(monitor_override) was given but nothing needed waiving.
+      type: bool
+    record:
+      description:
+        - The keys the promotion's activation log record carries, C(monitor_result) and,
+          when overridden, C(monitor_override).
+      type: dict
+      sample: {monitor_result: missing, monitor_override: {reason: "...", found: missing}}
+    summary:
+      description: The result and the decision in one line.
+      type: str
+      sample: "monitor result missing, OVERRIDDEN with monitor_override: watched by hand"
+    log:
+      description: The log that was read.
+      type: str
+    log_problems:
+      description: Unreadable lines of the log (they count as no record).
+      type: list
+      elements: str
+  sample:
+    result: safe
+    blockers: []
+    override: null
 reports:
   description: Paths of the decision log on the target, C(markdown) and C(json).
   returned: when O(report_dir) is set and not in check mode
@@ -272,13 +368,28 @@ def main() -> None:
             "uptime_s": {"type": "float", "required": True},
             "min_uptime": {"type": "float", "default": 86400.0},
             "strategy": {"type": "dict", "default": {}},
+            "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
+            "monitor_override": {"type": "str"},
         },
         supports_check_mode=True,
     )
     prepare(module)
+    from ansible.module_utils.model_safety.names import is_model_name
+    from ansible.module_utils.model_safety.promotion import with_monitor
+    from ansible.module_utils.model_safety.promotion_watch import OVERRIDE_VAR, check_monitor
     from ansible.module_utils.model_safety.run import run_promotion_check
 
     params = module.params
+    override = params["monitor_override"]
+    watched = params["current_role"] == "voting" and is_model_name(params["model"])
+    monitor = None
+    if watched:
+        try:
+            monitor = check_monitor(params["activation_log"], params["model"], override)
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    elif override is not None:
+        module.warn(f"{OVERRIDE_VAR} ignored: a promotion out of shadow has no watched canary step")
     check = run_promotion_check(
         params["redis_url"],
         params["stream"],
@@ -288,6 +399,15 @@ def main() -> None:
         min_uptime_s=params["min_uptime"],
         **window_args(module),
     )
+    if monitor is not None:
+        check = with_monitor(check, monitor)
+        if monitor["override"]:
+            module.warn(
+                f"{OVERRIDE_VAR} waives the monitor's result {monitor['result']!r}: "
+                + "; ".join(monitor["refusals"])
+            )
+        elif monitor["override_unused"]:
+            module.warn(f"{OVERRIDE_VAR} unused: the monitor found the step safe")
     check["strategy"] = params["strategy"]
     result = with_reports(module, check, "promotion_decision")
     if result.get("verdict") != "GO" and not params["report_only"]:

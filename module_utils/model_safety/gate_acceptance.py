@@ -6,7 +6,9 @@ activation does not trust that the gate ran as intended: before anything is back
 changed, the result itself must show a canary-mode PASS of the very model being activated, at
 the default thresholds or at the overrides the operator gave explicitly for this activation
 (which then go into the activation record). Each problem is one sentence; an empty list means
-the activation may go on. The same holds for a promotion's check (``promotion_check``).
+the activation may go on. The same holds for a promotion's check (``promotion_check``), which
+from a canary step must also show the monitor's ``safe`` for the step, or the operator's
+explicit override of it (``monitor_override``).
 
 Pure standard library plus :mod:`.thresholds`; used by the ``qsc_gate_refusals`` and
 ``qsc_promotion_refusals`` filters.
@@ -21,7 +23,7 @@ from typing import Any
 
 from .thresholds import Thresholds
 
-__all__ = ["gate_refusals", "promotion_refusals", "threshold_refusals"]
+__all__ = ["gate_refusals", "monitor_refusals", "promotion_refusals", "threshold_refusals"]
 
 
 def _expected_thresholds(overrides: Any) -> dict[str, Any]:
@@ -80,11 +82,29 @@ def gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:
     return problems + threshold_refusals(result.get("thresholds"), overrides)
 
 
+def monitor_refusals(check: Mapping[str, Any]) -> list[str]:
+    """Why the promotion check ``check`` of a canary step does not show the monitor's ``safe``
+    for the step, or an override of it with a reason (empty: it does)."""
+    monitor = check.get("monitor")
+    if not isinstance(monitor, Mapping):
+        return ["the promotion check shows no monitor result for the canary's current step"]
+    if monitor.get("result") == "safe" and not monitor.get("refusals"):
+        return []
+    override = monitor.get("override")
+    reason = override.get("reason") if isinstance(override, Mapping) else None
+    if isinstance(reason, str) and reason.strip():
+        return []
+    return [
+        f"the monitor's result for the canary's current step is {monitor.get('result')!r}, "
+        "not 'safe', and no monitor_override waived it"
+    ]
+
+
 def promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
     """Why the promotion check ``check`` must not let ``model`` be promoted from
     ``current_role`` (``shadow`` or ``voting``); empty: it may. A promotion takes no
     threshold overrides, and from a canary step its gate must be a canary-mode PASS of the
-    model."""
+    model and the monitor must have found the step safe (or been overridden on purpose)."""
     if not isinstance(check, Mapping):
         return [f"no promotion check result (got {type(check).__name__})"]
     problems = []
@@ -100,4 +120,5 @@ def promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
     problems += threshold_refusals(check.get("thresholds"))
     if current_role == "voting":
         problems += [f"gate: {problem}" for problem in gate_refusals(check.get("gate"), model)]
+        problems += monitor_refusals(check)
     return problems

@@ -16,10 +16,13 @@ By the model's current role:
   Evidence: ``gate``.
 
 For both, the service must have been up ``min_uptime_s`` seconds on its current start (the
-caller measures ``uptime_s``; nothing here reads systemd). The verdict is GO only without any
-blocker; each blocker is a sentence with the measured value and the threshold. Arguments that
-make no sense (an unknown role, a bad model name, a negative or non-finite uptime) raise
-ValueError: the caller turns that into a BLOCKED result (:func:`blocked_check`), never a GO.
+caller measures ``uptime_s``; nothing here reads systemd). From a canary step, the monitor
+must also have found the step safe (:mod:`.promotion_watch`, read from the host's activation
+log by the ``promotion_check`` module and added with :func:`with_monitor`), unless overridden.
+The verdict is GO only without any blocker; each blocker is a sentence with the measured
+value and the threshold. Arguments that make no sense (an unknown role, a bad model name, a
+negative or non-finite uptime) raise ValueError: the caller turns that into a BLOCKED result
+(:func:`blocked_check`), never a GO.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "promotion_check",
     "uptime_blockers",
     "validate_promotion_args",
+    "with_monitor",
 ]
 
 ROLES = ("shadow", "voting")
@@ -123,10 +127,8 @@ def _result(
     thresholds: Thresholds,
     **evidence: Any,
 ) -> dict[str, Any]:
-    verdict = "BLOCKED" if blockers else "GO"
-    count = len(blockers)
     result = {
-        "verdict": verdict,
+        "verdict": None,
         "model": model,
         "current_role": current_role,
         "blockers": blockers,
@@ -134,13 +136,31 @@ def _result(
         "min_uptime_s": min_uptime_s,
         **evidence,
         "thresholds": asdict(thresholds),
-        "exit_code": VERDICTS[verdict],
     }
+    return _judged(result)
+
+
+def _judged(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with its verdict, exit code and summary set from its blockers."""
+    blockers = result["blockers"]
+    verdict = "BLOCKED" if blockers else "GO"
+    count = len(blockers)
+    result["verdict"] = verdict
+    result["exit_code"] = VERDICTS[verdict]
     result["summary"] = (
-        f"promotion of {model} ({current_role}): {verdict}, {count} "
+        f"promotion of {result['model']} ({result['current_role']}): {verdict}, {count} "
         f"{'blocker' if count == 1 else 'blockers'}; {result.get('event_count', 0)} events"
     )
     return result
+
+
+def with_monitor(check: dict[str, Any], monitor: dict[str, Any]) -> dict[str, Any]:
+    """``check`` (a result of :func:`promotion_check` or :func:`blocked_check`) with the
+    monitor's decision on the canary's current step (:func:`.promotion_watch.decide`) as
+    ``monitor``: its ``blockers`` (none when ``safe`` or overridden) are added to the check's,
+    and the verdict, exit code and summary follow."""
+    result = {**check, "blockers": [*check["blockers"], *monitor["blockers"]], "monitor": monitor}
+    return _judged(result)
 
 
 def promotion_check(

@@ -483,6 +483,37 @@ def _gate_evidence_lines(gate: Mapping[str, Any], model: str) -> list[str]:
     return [*lines, ""]
 
 
+def _monitor_lines(monitor: Mapping[str, Any]) -> list[str]:
+    """The monitor's result for the canary's current step (:mod:`.promotion_watch`)."""
+    step = monitor.get("step") or {}
+    completed = monitor.get("completed") or {}
+    lines = [f"## Monitor: {monitor.get('result', '-')}", ""]
+    if step:
+        lines.append(
+            f"- Current step: {step.get('action') or step.get('event') or '-'} at "
+            f"{_step(step.get('weight'))}, {step.get('ts') or '-'}"
+        )
+    else:
+        lines.append("- Current step: no activation or promotion record of the model")
+    if completed:
+        lines.append(
+            f"- Watch completed: {completed.get('ts') or '-'}, "
+            f"{_num(completed.get('checks', completed.get('checks_performed')))} checks, "
+            f"window start {completed.get('window_start') or '-'}"
+        )
+    else:
+        lines.append("- Watch completed: none since the current step began")
+    lines.append(f"- Activation log: {monitor.get('log') or '-'}")
+    lines += [f"- Not safe: {refusal}" for refusal in monitor.get("refusals") or []]
+    override = monitor.get("override")
+    if isinstance(override, Mapping):
+        lines.append(
+            f"- OVERRIDDEN (monitor_override): {override.get('reason')} "
+            f"(found: {override.get('found')})"
+        )
+    return [*lines, ""]
+
+
 def _ensemble_summary_lines(check: Mapping[str, Any]) -> list[str]:
     ensemble = check.get("ensemble") or {}
     limit = (check.get("thresholds") or {}).get("max_payload_p95")
@@ -508,7 +539,8 @@ def decision_log_markdown(
     """The decision log of a promotion check (:mod:`.promotion`): who, when and the strategy
     (``from``, ``to``, ``ladder``, ``allow_jump``, ``operator``, ``host`` and ``time`` of
     ``strategy``; the time defaults to ``now``), the verdict, every blocker, the evidence
-    (shadow gates or the gate's metrics), the ensemble and what happens next."""
+    (shadow gates or the gate's metrics, the monitor's result and any override of it), the
+    ensemble and what happens next."""
     now = now or datetime.now(UTC)
     model = str(check.get("model") or "-")
     source, target = (
@@ -538,6 +570,8 @@ def decision_log_markdown(
         lines += _shadow_evidence_lines(check["shadow_report"])
     if isinstance(check.get("gate"), Mapping):
         lines += _gate_evidence_lines(check["gate"], model)
+    if isinstance(check.get("monitor"), Mapping):
+        lines += _monitor_lines(check["monitor"])
     lines += _ensemble_summary_lines(check)
     lines += [
         "## What happens next",

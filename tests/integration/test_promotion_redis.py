@@ -217,18 +217,32 @@ def test_module_go_blocked_and_check_mode(redis_server, client, key, tmp_path) -
     assert "reports" not in result and list(blocked.iterdir()) == []
 
     # report_only returns a BLOCKED verdict (the playbook decides) and keeps its decision log.
-    ok, result = run_module(
-        **{**common, "current_role": "voting"},
-        uptime_s=3600,
-        report_dir=str(blocked),
-        report_only=True,
+    # From a canary step the host's activation log must show the monitor's safe for the step.
+    log = tmp_path / "qsc_canary.jsonl"
+    log.write_text(
+        json.dumps({"event": "activation", "ts": "2026-01-10T12:00:00Z", "model": "s"}) + "\n"
     )
+    voting = {**common, "current_role": "voting", "activation_log": str(log)}
+    ok, result = run_module(**voting, uptime_s=3600, report_dir=str(blocked), report_only=True)
     assert ok, result
     assert result["verdict"] == "BLOCKED"
+    (unwatched,) = result["monitor"]["refusals"]
+    assert unwatched.startswith("monitor: no completed watch of s since its canary activation")
     assert result["blockers"] == [
         "s: tagged shadow in 300 of 300 events that report it (a voting canary votes in every "
         "event)",
         UPTIME_BLOCKER,
+        unwatched,
     ]
     text = Path(result["reports"]["markdown"]).read_text(encoding="utf-8")
     assert "## Verdict: BLOCKED" in text and f"- {UPTIME_BLOCKER}" in text
+    assert "## Monitor: missing" in text and f"- {unwatched}" in text
+
+    # The operator's override waives the monitor's blocker (only that one) and says so.
+    ok, result = run_module(
+        **voting, uptime_s=3600, monitor_override=" watched\nby hand ", report_only=True
+    )
+    assert ok and result["blockers"][-1] == UPTIME_BLOCKER, result
+    assert result["monitor"]["override"] == {"reason": "watched by hand", "found": "missing"}
+    ok, result = run_module(**voting, uptime_s=3600, monitor_override=" ")
+    assert not ok and "monitor_override must not be blank" in result["msg"], result

@@ -4,7 +4,10 @@ Shadow: a model file is deployed in shadow mode and proven from the journal (the
 sha256) and new events (tagged shadow, never counted); a missing file changes nothing.
 Promotion: every hard blocker is produced by the real engine with its SIM_ switches and stops
 the promotion before anything changes; a jump is refused; the ladder 0.10 -> 0.25 -> 0.50 ->
-1.0 shows each step's weights in the journal, and 1.0 is the promoted state (no drop-in).
+1.0 shows each step's weights in the journal, and 1.0 is the promoted state (no drop-in). A
+step from a canary weight needs the monitor's safe for that step (appended to the host's log
+with playbooks/monitor_record.yml, as the monitor does) or an explicit -e monitor_override,
+which is recorded.
 """
 
 from __future__ import annotations
@@ -141,17 +144,99 @@ def test_a_jump_is_refused(hosts):
     assert snapshot(host) == before
 
 
-def test_the_promotion_ladder_to_the_promoted_state(hosts):
+def monitor_records(host, *records: dict) -> None:
+    """Append the monitor's records to the host's activation log as the monitor does
+    (playbooks/monitor_record.yml)."""
+    records_var = {"monitor_records": {host.name: list(records)}}
+    run = playbook("monitor_record.yml", "--limit", host.name, "-e", json.dumps(records_var))
+    assert run.returncode == 0, run.output
+
+
+def completed(result: str, *missing: str) -> dict:
+    """A monitor's monitoring_completed record of patchtst."""
+    return {
+        "event": "monitoring_completed",
+        "model": "patchtst",
+        "result": result,
+        "missing": list(missing),
+        "checks": 3,
+        "duration_s": 90.0,
+    }
+
+
+def newest_decision_log(host) -> str:
+    decisions = sorted(
+        (REPO_ROOT / "reports" / "safety" / host.name).glob("promotion_decision_*.md")
+    )
+    assert decisions
+    return decisions[-1].read_text()
+
+
+def test_the_promotion_ladder_needs_the_monitors_safe_up_to_the_promoted_state(hosts):
+    """One canary for every case of the monitor's result (CI time): out of shadow no watch is
+    needed; from 0.1 a step with no monitor result, then with an inconclusive one, is refused
+    with nothing changed; a safe one promotes; at 0.25 the operator's override promotes and is
+    recorded; the override takes the last step to the promoted state."""
     host = hosts[2]
     before = fresh(host)
     steps = []
-    for weight, percent in (("0.1", "10"), ("0.25", "25"), ("0.5", "50"), ("1.0", "20")):
+
+    def step(weight: str, *args: str) -> Run:
         host.wait_events(host.last_stream_id(), 220, timeout=30)
-        run = promote(host, "-e", f"weight={weight}")
-        assert run.returncode == 0, run.output
-        journal = host.journal(host.invocation())
-        assert f"[OK] patchtst agent loaded (weight: {percent}%)" in journal
-        steps.append(run.seconds)
+        run = promote(host, "-e", f"weight={weight}", *args)
+        if run.returncode == 0:
+            journal = host.journal(host.invocation())
+            percent = {"0.1": "10", "0.25": "25", "0.5": "50", "1.0": "20"}[weight]
+            assert f"[OK] patchtst agent loaded (weight: {percent}%)" in journal
+            steps.append(run.seconds)
+        return run
+
+    run = step("0.1")
+    assert run.returncode == 0, run.output
+    assert "monitor_result" not in log_records(host)[-1]
+
+    # No monitor result since the step began: refused, nothing changed.
+    at_canary = snapshot(host)
+    run = step("0.25")
+    assert run.returncode != 0
+    assert "promotion of patchtst BLOCKED" in run.output, run.output
+    assert "monitor: no completed watch of patchtst since its promotion to 0.1 at" in run.output
+    assert "or override with -e 'monitor_override=" in run.output
+    assert "nothing on the host was changed" in run.output
+    assert snapshot(host) == at_canary
+    assert "## Monitor: missing" in newest_decision_log(host)
+
+    # The monitor's inconclusive end: refused, naming it and why, nothing changed.
+    monitor_records(host, completed("inconclusive", "only 150 of the 200 events the gate needs"))
+    at_canary = snapshot(host)
+    run = step("0.25")
+    assert run.returncode != 0
+    assert "ended 'inconclusive' at" in run.output, run.output
+    assert "only 150 of the 200 events the gate needs" in run.output
+    assert snapshot(host) == at_canary
+
+    # Its safe end (the newest since the step) promotes, and the record says so.
+    monitor_records(host, completed("safe"))
+    run = step("0.25")
+    assert run.returncode == 0, run.output
+    record = log_records(host)[-1]
+    assert (record["event"], record["monitor_result"]) == ("promotion", "safe")
+    assert "monitor_override" not in record
+
+    # A safe watch of 0.1 does not count for 0.25: the override does, and is recorded.
+    reason = "watched by hand for the lab test"
+    run = step("0.5", "-e", json.dumps({"monitor_override": f" {reason}\n"}))
+    assert run.returncode == 0, run.output
+    record = log_records(host)[-1]
+    assert record["monitor_result"] == "missing"
+    assert record["monitor_override"] == {"reason": reason, "found": "missing"}
+    decision = newest_decision_log(host)
+    assert f"- OVERRIDDEN (monitor_override): {reason} (found: missing)" in decision
+    assert "## Verdict: GO" in decision
+
+    # The last step, not about the monitor.
+    run = step("1.0", "-e", json.dumps({"monitor_override": "lab test of the ladder"}))
+    assert run.returncode == 0, run.output
     after = snapshot(host)
     # Promoted: the model votes at its baseline weight; no canary drop-in is left.
     assert after["env"] == set_env_keys(before["env"], {"PATCHTST_SHADOW_ONLY": "false"})
@@ -165,8 +250,5 @@ def test_the_promotion_ladder_to_the_promoted_state(hosts):
         1.0,
     ]
     assert host.read_file(ENV_FILE).count("PATCHTST_SHADOW_ONLY=false") == 1
-    decisions = sorted(
-        (REPO_ROOT / "reports" / "safety" / host.name).glob("promotion_decision_*.md")
-    )
-    assert decisions and decisions[-1].read_text().startswith("# Promotion decision: patchtst")
+    assert newest_decision_log(host).startswith("# Promotion decision: patchtst")
     print(f"\npromotion steps: {steps} s")

@@ -107,8 +107,17 @@ def test_a_promotion_needs_a_go_of_the_model_from_its_role_and_a_canary_gate():
     assert promotion_refusals(shadow, "patchtst", "voting")[0] == (
         "the promotion check judged the role 'shadow', not 'voting'"
     )
-    voting = {**shadow, "current_role": "voting", "gate": passing()}
+    watched = {"result": "safe", "refusals": [], "override": None}
+    voting = {**shadow, "current_role": "voting", "gate": passing(), "monitor": watched}
     assert promotion_refusals(voting, "patchtst", "voting") == []
+    # From a canary step the monitor's safe (or an override of it) must show too.
+    unwatched = {**watched, "result": "missing", "refusals": ["monitor: no completed watch"]}
+    assert promotion_refusals({**voting, "monitor": unwatched}, "patchtst", "voting") == [
+        "the monitor's result for the canary's current step is 'missing', not 'safe', and no "
+        "monitor_override waived it"
+    ]
+    overridden = {**unwatched, "override": {"reason": "watched by hand", "found": "missing"}}
+    assert promotion_refusals({**voting, "monitor": overridden}, "patchtst", "voting") == []
     collection = {**voting, "gate": passing(mode="collection")}
     assert promotion_refusals(collection, "patchtst", "voting") == [
         "gate: the gate ran in mode 'collection', not 'canary'"
