@@ -1,6 +1,7 @@
 """`model-safety monitor` for real: canaries on the lab's systemd hosts whose model collapses at
-a known time (rules 1-4), watched through ansible-runner, rolled back by playbooks/rollback.yml,
-with a webhook that never answers and the Prometheus textfile.
+a known time, watched through ansible-runner at 10 events/s with 5 s checks (issue 13, item 9:
+a collapse is decided on evidence within 2 checks of collapsed events, then rolled back by
+playbooks/rollback.yml), with a webhook that never answers and the Prometheus textfile.
 
 Each host ends byte-identical to its state before the canary (env file, drop-ins); the time
 from the collapse to the proven rollback is printed (the figure of the issue's note).
@@ -26,15 +27,19 @@ from tests.integration.monitor_lab import (
 
 pytestmark = pytest.mark.lab
 
-# Behaviour -> the rules it must trigger (any one of them).
+# Behaviour -> (the rules that may decide it, the most checks recorded after the collapse up to
+# the decision: one that probed before the collapse but was recorded after it on a busy
+# machine, one mixed, and the checks of collapsed events the evidence needs). An action
+# collapse needs about 70 events (2 checks); a confidence stuck in a narrow band about 170
+# (the band's tell, 0.1 nat per event, is weaker than a class's, up to 0.35).
 COLLAPSES = {
-    "buy_bias": {"action_collapse"},
-    "hold_collapse": {"hold_collapse", "action_collapse"},
-    "low_spread": {"flat_predictions", "narrow_spread"},
+    "buy_bias": ({"action_collapse"}, 4),
+    "hold_collapse": ({"action_collapse", "narrow_spread", "constant_output"}, 4),
+    "low_spread": ({"narrow_spread", "constant_output"}, 6),
 }
 
 
-def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp_path):
+def test_collapsed_canaries_are_rolled_back_within_two_checks_of_evidence(hosts, tmp_path):
     behaviours = list(COLLAPSES)
     envs = [
         {**FAULTS_WITH_CANARY, "SIM_PATCHTST": f"healthy,{behaviour}@{TURNS_BAD_AT}"}
@@ -51,6 +56,8 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
             ",".join(host.name for host in hosts),
             "--duration",
             f"{TURNS_BAD_AT + 60}s",
+            "--interval",
+            "5s",
             "--webhook-url",
             dead_url,
             "--webhook-timeout",
@@ -70,16 +77,17 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
         (rollback,) = records(run, "rollback_executed", host.name)
         assert rollback["result"] == "rolled_back", rollback
         assert rollback["runner"]["status"] == "successful"
+        rules_allowed, most_checks = COLLAPSES[behaviour]
         rules = {v["rule"] for v in rollback["violation_details"]}
-        assert rules & COLLAPSES[behaviour], (behaviour, rollback["violation_details"])
+        assert rules and rules <= rules_allowed, (behaviour, rollback["violation_details"])
         for violation in rollback["violation_details"]:
-            assert violation["count"] >= 2
             assert violation["value"] is not None and violation["threshold"] is not None
-        # Within the persist checks: the two bad ones, after at most one check that probed
-        # before the collapse (recorded after it on a busy machine) and one mixed check;
-        # inconclusive checks (too few new events) judge nothing and do not count.
+            # Decided on evidence: confirmed by events after the crossing.
+            assert violation["evidence"]["n"] > violation["evidence"]["crossed_n"]
         after_collapse = conclusive_checks_since(run, host.name, bad_since)
-        assert 2 <= len(after_collapse) <= 4, [(c["ts"], c["status"]) for c in after_collapse]
+        assert 1 <= len(after_collapse) <= most_checks, [
+            (c["ts"], c["status"], c["events"]) for c in after_collapse
+        ]
         assert after_collapse[-1]["status"] == "violation"
         # The rollback started right after the violation, the dead webhook did not wait.
         (violation_record, *_) = records(run, "violation", host.name)
@@ -93,7 +101,7 @@ def test_collapsed_canaries_are_rolled_back_within_the_persist_checks(hosts, tmp
         assert host_log and host_log[-1]["reason"].startswith("monitor ")
         assert f"{host.name} " in host_log[-1]["reason"]
         print(
-            f"\n{host.name} {behaviour}: collapse -> proven rollback "
+            f"\n{host.name} {behaviour}: {len(after_collapse)} checks; collapse -> proven rollback "
             f"{epoch(rollback['ts']) - bad_since:.1f} s (rollback run "
             f"{rollback['runner']['seconds']:.1f} s)"
         )
