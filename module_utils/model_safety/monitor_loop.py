@@ -293,10 +293,14 @@ class Monitor:
             for host, state in self.states.items()
             if state["status"] == ROLLING_BACK
         }
-        if interrupted:
-            # A monitor stopped while a rollback ran: its outcome is unknown, so run it again
-            # (rolling back to the same backup twice changes nothing the second time).
-            self._start_rollback(interrupted)
+        # A monitor stopped while rollbacks ran: their outcome is unknown, so run each again
+        # under its own id, the one its lease names (rolling back to the same backup twice
+        # changes nothing the second time).
+        by_id: dict[str, dict[str, Any]] = {}
+        for host, violations in interrupted.items():
+            by_id.setdefault(self.states[host].get("rollback_id") or "", {})[host] = violations
+        for violated in by_id.values():
+            self._start_rollback(violated)
         return None
 
     def _elapsed(self, state: Mapping[str, Any]) -> float:
@@ -605,7 +609,9 @@ class Monitor:
         self, run: PlaybookRun, violated: Mapping[str, list[dict[str, Any]]], rollback_id: str
     ) -> None:
         for host, violations in violated.items():
-            proven = run.status == "successful" and run.host_ok(host)
+            # Per host: another host's failure fails the run, not this host's proof; a run
+            # that timed out or was cancelled proves nothing.
+            proven = run.status in ("successful", "failed") and run.host_ok(host)
             state = self.states[host]
             state["status"] = ROLLED_BACK if proven else ROLLBACK_FAILED
             state["rollback"] = run.summary()
