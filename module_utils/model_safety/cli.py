@@ -9,7 +9,8 @@ exit code (DESIGN.md "Modes and exit codes"):
   that cannot be read is said on the page ("SCOREBOARD unavailable") and in ``error``.
 * ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
 * ``shadow-report --model M``: 0 READY, else 2.
-* ``monitor --model M``: 0 completed safe, 4 rolled back, 2 error (:mod:`.monitor_cli`).
+* ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
+  (:mod:`.monitor_cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
 
 Usage errors exit 2 as well (fail-closed). The checks import numpy and redis only when they
