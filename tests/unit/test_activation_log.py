@@ -422,7 +422,8 @@ def test_the_canary_probe_reports_a_torn_log_and_the_monitor_cannot_judge(log_pa
     config = {"canary": "patchtst", "canary_weight": 0.1, "voting": {}, "shadow": []}
     monkeypatch.setattr(canary_probe, "read_service_state", lambda run, unit: service)
     monkeypatch.setattr(canary_probe, "unit_expected_config", lambda *a: {"expected": config})
-    monkeypatch.setattr(canary_probe, "run_gate", lambda *a, **k: {"models": {}})
+    telemetry = {"observations": {"rows": [], "malformed": 0, "last_id": None}, "silence_s": 1.0}
+    monkeypatch.setattr(canary_probe, "_telemetry", lambda *a, **k: dict(telemetry))
     probe = canary_probe.probe_canary(
         None,
         None,
@@ -431,6 +432,7 @@ def test_the_canary_probe_reports_a_torn_log_and_the_monitor_cannot_judge(log_pa
         model="patchtst",
         stream="s",
         activation_log=log_path,
+        pause=lambda seconds: None,
     )
     assert probe["activation"] is None
     assert probe["config_error"].startswith(
@@ -438,7 +440,7 @@ def test_the_canary_probe_reports_a_torn_log_and_the_monitor_cannot_judge(log_pa
     )
     settings = MonitorSettings(model="patchtst")
     state = new_state("engine-01", settings, "2026-01-10T12:00:00.000Z", "0-0")
-    _, check = assess(state, probe, settings)
+    _, check, _ = assess(state, probe, settings)
     assert check["status"] == "error" and "ends in a torn line" in check["reason"]
 
 

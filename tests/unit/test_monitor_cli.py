@@ -98,7 +98,7 @@ def project(tmp_path: Path, name: str = "project", playbooks: bool = True) -> Pa
     directory = tmp_path / name
     (directory / "playbooks").mkdir(parents=True)
     if playbooks:
-        for playbook in ("monitor_check.yml", "rollback.yml"):
+        for playbook in ("monitor_check.yml", "monitor_record.yml", "rollback.yml"):
             (directory / "playbooks" / playbook).write_text("---\n[]\n")
     return directory
 
@@ -183,7 +183,6 @@ def test_a_bad_threshold_exits_2(
     "argv",
     [
         ["--model", "PatchTST"],
-        ["--model", "patchtst", "--persist-checks", "0"],
         ["--model", "patchtst", "--duration", "5d"],
         ["--model", "patchtst", "--interval", "0"],
         ["--model", "patchtst", "--max-hard-disagree", "1.5"],
@@ -202,11 +201,85 @@ def test_bad_options_exit_2_before_the_loop(
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--false-rollback-rate", "0"], "must be in (0, 0.5], got '0'"),
+        (["--false-rollback-rate", "0.6"], "must be in (0, 0.5], got '0.6'"),
+        (["--false-rollback-rate", "-0.01"], "must be in (0, 0.5]"),
+        (["--false-rollback-rate", "nan"], "must be in (0, 0.5]"),
+        (["--false-rollback-rate", "1%"], "not a number: '1%'"),
+        (
+            ["--false-rollback-rate", "1e-12"],
+            "false_rollback_rate must be in [1e-9, 0.5], got 1e-12",
+        ),
+        (["--confirm-events", "-1"], "not an integer >= 0"),
+        (["--confirm-events", "1.5"], "not an integer >= 0"),
+        (["--confirm-events", "1001"], "confirm_events must be an integer in [0, 1000]"),
+        (["--window-events", "0"], "not a positive integer"),
+        (["--window-events", "5"], "window_events must be an integer in [10, 100000], got 5"),
+        (["--window-events", "100001"], "window_events must be an integer in [10, 100000]"),
+        (["--stall-checks", "0"], "not a positive integer"),
+        # the options of the judgement by consecutive checks are gone
+        (["--persist-checks", "2"], "unrecognized arguments: --persist-checks 2"),
+        (["--redundant-checks", "10"], "unrecognized arguments: --redundant-checks 10"),
+        (["--inconclusive-checks", "10"], "unrecognized arguments: --inconclusive-checks 10"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_bad_evidence_options_exit_2_saying_why(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    captured: list[MonitorOptions],
+    argv: list[str],
+    message: str,
+) -> None:
+    assert main(["monitor", "--model", "patchtst", *argv, *files(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert captured == []
+
+
+def test_the_evidence_options_reach_the_settings(
+    tmp_path: Path, captured: list[MonitorOptions]
+) -> None:
+    argv = ["monitor", "--model", "patchtst", "--false-rollback-rate", "0.05"]
+    argv += ["--confirm-events", "0", "--window-events", "250", "--stall-checks", "5"]
+    assert main([*argv, *files(tmp_path)]) == 0
+    (options,) = captured
+    assert options.settings == MonitorSettings(
+        model="patchtst",
+        false_rollback_rate=0.05,
+        confirm_events=0,
+        window_events=250,
+        stall_checks=5,
+    )
+
+
+def test_the_help_names_the_evidence_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["monitor", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--false-rollback-rate", "--confirm-events", "--window-events"):
+        assert option in out
+    for gone in ("--persist-checks", "--redundant-checks", "--inconclusive-checks"):
+        assert gone not in out
+    assert "5 completed inconclusive" in out
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("model: patchtst\nbogus: 1\nother: 2\n", "unknown options bogus, other"),
-        ("model: patchtst\npersist_checks: 0\n", "persist_checks: not a positive integer"),
-        ("model: patchtst\npersist_checks: true\n", "persist_checks"),
+        ("model: patchtst\npersist_checks: 2\n", "unknown options persist_checks"),
+        ("model: patchtst\nredundant_checks: 2\n", "unknown options redundant_checks"),
+        ("model: patchtst\ninconclusive_checks: 2\n", "unknown options inconclusive_checks"),
+        ("model: patchtst\nfalse_rollback_rate: 0\n", "false_rollback_rate: must be in (0, 0.5]"),
+        ("model: patchtst\nfalse_rollback_rate: 1%\n", "false_rollback_rate: not a number"),
+        ("model: patchtst\nfalse_rollback_rate: 1e-12\n", "false_rollback_rate must be in"),
+        ("model: patchtst\nconfirm_events: -1\n", "confirm_events: not an integer >= 0"),
+        ("model: patchtst\nconfirm_events: true\n", "confirm_events: not an integer >= 0"),
+        ("model: patchtst\nwindow_events: 0\n", "window_events: not a positive integer"),
+        ("model: patchtst\nwindow_events: 5\n", "window_events must be an integer in [10, "),
+        ("model: patchtst\nstall_checks: 0\n", "stall_checks: not a positive integer"),
         ("model: patchtst\ninterval: 5d\n", "interval: not a duration"),
         ("model: patchtst\nmax_hard_disagree: 2\n", "max_hard_disagree: not a share"),
         ("model: patchtst\nthresholds: [1, 2]\n", "thresholds must be a mapping"),
@@ -251,14 +324,18 @@ def test_an_empty_config_file_is_no_options(tmp_path: Path) -> None:
 def test_load_config_converts_like_the_command_line(tmp_path: Path) -> None:
     path = config_file(
         tmp_path,
-        "duration: 1h30m\ninterval: 45\nwebhook_timeout: 2s\npersist_checks: 3\n"
+        "duration: 1h30m\ninterval: 45\nwebhook_timeout: 2s\nfalse_rollback_rate: 0.001\n"
+        "confirm_events: 0\nwindow_events: 500\nstall_checks: 4\n"
         "max_hard_disagree: 0.3\nthresholds: {max_action_share: 0.8}\nlimit: e1\n",
     )
     assert load_config(path) == {
         "duration": 5400.0,
         "interval": 45.0,
         "webhook_timeout": 2.0,
-        "persist_checks": 3,
+        "false_rollback_rate": 0.001,
+        "confirm_events": 0,
+        "window_events": 500,
+        "stall_checks": 4,
         "max_hard_disagree": 0.3,
         "thresholds": {"max_action_share": 0.8},
         "limit": "e1",
@@ -329,12 +406,12 @@ def test_config_values_are_used_and_the_command_line_wins(
 model: nhits
 duration: 2h
 interval: 15s
-persist_checks: 3
+false_rollback_rate: 0.05
+confirm_events: 5
+window_events: 2000
 max_hard_disagree: 0.3
 redundant_agreement: 0.9
-redundant_checks: 5
 stall_checks: 4
-inconclusive_checks: 6
 thresholds:
   max_action_share: 0.8
   min_conf_std: 0.04
@@ -358,8 +435,10 @@ webhook_retries: 1
         "patchtst",
         "--interval",
         "45s",
-        "--persist-checks",
-        "2",
+        "--false-rollback-rate",
+        "0.001",
+        "--confirm-events",
+        "0",
         "--threshold",
         "max_action_share=0.75",
         "--threshold",
@@ -379,12 +458,12 @@ webhook_retries: 1
         model="patchtst",
         duration_s=7200.0,
         interval_s=45.0,
-        persist_checks=2,
+        false_rollback_rate=0.001,
+        confirm_events=0,
+        window_events=2000,
         max_hard_disagree=0.3,
         redundant_agreement=0.9,
-        redundant_checks=5,
         stall_checks=4,
-        inconclusive_checks=6,
         thresholds={"max_action_share": 0.75, "min_conf_std": 0.04, "min_spread": 0.1},
     )
     assert options.project_dir == str(tmp_path / "cli-project")
@@ -515,6 +594,11 @@ def test_a_project_without_playbooks_is_refused(tmp_path: Path, inventory: str) 
     )
     directory = project(tmp_path, playbooks=False)
     (directory / "playbooks" / "monitor_check.yml").write_text("---\n[]\n")
+    assert run_monitor_loop(options) == (
+        2,
+        [f"model-safety monitor: no playbooks/monitor_record.yml in {directory}"],
+    )
+    (directory / "playbooks" / "monitor_record.yml").write_text("---\n[]\n")
     assert run_monitor_loop(options) == (
         2,
         [f"model-safety monitor: no playbooks/rollback.yml in {directory}"],

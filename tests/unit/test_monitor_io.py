@@ -376,7 +376,7 @@ def read_families(path: str) -> list[Any]:
 
 
 def test_the_textfile_reads_back_whole_with_prometheus_client(tmp_path: Path) -> None:
-    states = monitor_states("patchtst", e1="rolled_back", **{'we"ird\\host': "monitoring"})
+    states = monitor_states("patchtst", e1="rolled_back", **{'we"ird\\host': "inconclusive"})
     path = write_textfile(str(tmp_path), "patchtst", prometheus_text("patchtst", states, 1.5))
     assert Path(path).read_text().endswith("\n")
     families = read_families(path)
@@ -405,11 +405,12 @@ def test_the_textfile_reads_back_whole_with_prometheus_client(tmp_path: Path) ->
         ("qsc_monitor_violations_total", odd): 0,
         **{
             ("qsc_monitor_status", (*labels, ("status", status))): float(status == current)
-            for labels, current in ((e1, "rolled_back"), (odd, "monitoring"))
+            for labels, current in ((e1, "rolled_back"), (odd, "inconclusive"))
             for status in (
                 "monitoring",
                 "rolling_back",
                 "completed",
+                "inconclusive",
                 "rolled_back",
                 "rollback_failed",
                 "ended",
@@ -435,8 +436,8 @@ def test_two_models_textfiles_merge_without_a_duplicate_series(tmp_path: Path) -
             meta = (family.type, family.documentation)
             assert merged.setdefault(family.name, meta) == meta
             series += [(s.name, tuple(sorted(s.labels.items()))) for s in family.samples]
-    # 2 files of 2 hosts x 10 series (6 of them the one-hot status) + the file's export time
-    assert len(series) == len(set(series)) == 2 * (2 * 10 + 1)
+    # 2 files of 2 hosts x 11 series (7 of them the one-hot status) + the file's export time
+    assert len(series) == len(set(series)) == 2 * (2 * 11 + 1)
     assert {dict(labels)["model"] for _, labels in series} == {"patchtst", "nhits"}
 
 
