@@ -10,7 +10,7 @@ nonnegative supermartingale while the model is healthy):
 rule                    indicator per event of the model               healthy: rate <=
 ======================  =============================================  ===============
 ``action_collapse``     action == BUY (SELL, HOLD: one detector each)  max_action_share 0.70
-``constant_output``     \\|conf - previous conf\\| < constant_std 0.01     REPEAT_BOUND 0.50
+``constant_output``     \\|conf - previous conf\\| < constant_std 0.01     REPEAT_BOUND 0.25
 ``narrow_spread``       \\|conf - median of earlier\\| < min_spread / 2   BAND_BOUND 0.90
 ``hard_disagreement``   BUY vs SELL against the ensemble ``side``      max_hard_disagree 0.25
 ``redundant``           action == ``side``                             redundant_agreement 0.85
@@ -24,7 +24,8 @@ than 10 % and the band would contain p10..p90), so BAND_BOUND is implied by the 
 rule; conf_std < 0.05 (``flat_predictions``) is judged through the same band (a unimodal output
 with std < 0.05 has p90 - p10 < 0.13). HOLD collapse (HOLD > 85 %) is a HOLD action collapse
 first (85 % > 70 %). REPEAT_BOUND is declared, not derived: a healthy model repeats its previous
-confidence within 0.01 at most half of the time (the lab's healthy models: about 5 %).
+confidence within 0.01 at most a quarter of the time. The flattest output the gate passes
+(conf_std 0.05, about normal) repeats 11 % of the time, the lab's healthy models about 5 %.
 
 Each detector tests "indicator rate <= bound" against a few alternatives (ALTERNATIVES: a small
 step over the bound, half way to 1, near 1) with weights, and runs two statistics:
@@ -69,7 +70,7 @@ import numpy as np
 from .events import ACTIONS, BUY, HOLD, SELL
 
 INACTIVE = -1
-REPEAT_BOUND = 0.50
+REPEAT_BOUND = 0.25
 BAND_BOUND = 0.90
 # Alternatives, as the fraction of the way from the bound to 1, and their mixture weights.
 ALTERNATIVES = ((0.2, 0.25), (0.5, 0.35), (0.97, 0.40))
@@ -166,6 +167,14 @@ def detector_specs(
 # --------------------------------------------------------------------------- observations
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 @dataclass
 class Observations:
     """The watched model's view of a run of events, oldest first (arrays of one length):
@@ -187,6 +196,20 @@ class Observations:
         data = list(rows)
         if not data:
             return cls.empty()
+        # Codes and times must be integers and the confidence a number (or null): numpy
+        # would silently truncate 1.5 to 1 and read "1" or True as 1.
+        for index, row in enumerate(data):
+            if not (
+                isinstance(row, Sequence)
+                and not isinstance(row, str | bytes)
+                and len(row) == 4
+                and all(_is_integer(row[k]) for k in (0, 1, 3))
+                and (row[2] is None or _is_real(row[2]))
+            ):
+                raise EvidenceError(
+                    f"bad observation rows: row {index} is not [time_ms, action, confidence or "
+                    f"null, side] with integer codes: {str(row)[:80]}"
+                )
         try:
             time_ms = np.array([row[0] for row in data], dtype=np.int64)
             action = np.array([row[1] for row in data], dtype=np.int8)

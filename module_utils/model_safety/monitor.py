@@ -375,22 +375,9 @@ def assess(
         probe_error = f"cannot tell the engine's configuration: {probe['config_error']}"
         probe = None
     if probe is None:
-        new["unjudged"] += 1
-        reason = probe_error or "the probe gave no result"
-        check.update(status=ERROR, reason=reason)
-        if new["unjudged"] >= settings.stall_checks:
-            check["triggered"] = [
-                _violation(
-                    "cannot_judge",
-                    new["unjudged"],
-                    settings.stall_checks,
-                    f"the monitor could not judge the host in {new['unjudged']} checks in a "
-                    f"row (limit {settings.stall_checks}): {reason}",
-                )
-            ]
-            check["status"] = VIOLATION
+        _unjudged(new, check, probe_error or "the probe gave no result", settings)
         return (*_finish(new, check), nothing)
-    new["unjudged"] = 0
+    unjudged, new["unjudged"] = new["unjudged"], 0
 
     ended, baseline = _canary_of(new, probe)
     if ended:
@@ -441,7 +428,10 @@ def assess(
     try:
         obs = Observations.from_rows(observations.get("rows") or [])
     except evidence.EvidenceError as exc:
-        check.update(status=ERROR, reason=f"the probe's observations are unusable: {exc}")
+        # A probe whose events cannot be judged is a failed probe: counted like one, so that
+        # it ends in cannot_judge instead of erring forever unjudged (and unstalled).
+        new["unjudged"] = unjudged
+        _unjudged(new, check, f"the probe's observations are unusable: {exc}", settings)
         return (*_finish(new, check), nothing)
     last_id = observations.get("last_id")
     if stream_id_key(last_id) is not None:
@@ -504,6 +494,24 @@ def assess(
     check["triggered"] = triggered
     check["status"] = VIOLATION if triggered else WARNING if check["findings"] else OK
     return (*_finish(new, check), obs)
+
+
+def _unjudged(new: dict, check: dict, reason: str, settings: MonitorSettings) -> None:
+    """A check that could not judge the host: an error, and ``cannot_judge`` once it is the
+    ``stall_checks``-th in a row."""
+    new["unjudged"] += 1
+    check.update(status=ERROR, reason=reason)
+    if new["unjudged"] >= settings.stall_checks:
+        check["triggered"] = [
+            _violation(
+                "cannot_judge",
+                new["unjudged"],
+                settings.stall_checks,
+                f"the monitor could not judge the host in {new['unjudged']} checks in a "
+                f"row (limit {settings.stall_checks}): {reason}",
+            )
+        ]
+        check["status"] = VIOLATION
 
 
 def _rate_text(rate: float | None) -> str:
@@ -635,7 +643,15 @@ def progress_line(
     )
 
 
-_STATUS_VALUES = (ACTIVE, ROLLING_BACK, COMPLETED, INCONCLUSIVE, ROLLED_BACK, ROLLBACK_FAILED, ENDED)
+_STATUS_VALUES = (
+    ACTIVE,
+    ROLLING_BACK,
+    COMPLETED,
+    INCONCLUSIVE,
+    ROLLED_BACK,
+    ROLLBACK_FAILED,
+    ENDED,
+)
 
 
 def _label(value: str) -> str:
