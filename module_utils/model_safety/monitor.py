@@ -305,11 +305,21 @@ def window_summary(window: Observations) -> dict[str, Any]:
     return summary
 
 
+def pooled_specs(settings: MonitorSettings) -> tuple[evidence.DetectorSpec, ...]:
+    """The rules judged over a canary's hosts together: the model's quality. An inactive
+    model is judged per host only: a host whose features or inference broke is that host's
+    fault, and rolls back that host."""
+    return tuple(spec for spec in settings.specs() if spec.rule != "model_inactive")
+
+
 def _judge_evidence(
-    detectors: dict, obs: Observations, settings: MonitorSettings, scope: str
+    detectors: dict,
+    obs: Observations,
+    settings: MonitorSettings,
+    scope: str,
+    specs: tuple[evidence.DetectorSpec, ...],
 ) -> tuple[dict, list[dict], list[dict]]:
     """Feed ``obs`` to a set of detectors; (new set, pending findings, decided violations)."""
-    specs = settings.specs()
     t = settings.gate_thresholds()
     already = {d["detector"] for d in evidence.decisions(detectors, specs)}
     updated = evidence.update_detectors(
@@ -439,8 +449,14 @@ def assess(
     check["events"] = obs.n
     new["events"] += obs.n
 
+    window = Observations.merge([Observations.from_rows(new["window"]), obs]).tail(
+        settings.window_events
+    )
+    new["window"] = window.rows()
     silence = probe.get("silence_s")
-    limit = stall_after_s(settings, new["rate"])
+    # Without a rate before the activation, the window's own rate since it.
+    rate = new["rate"] or window_rate(window)
+    limit = stall_after_s(settings, rate)
     check["silence_s"], check["stall_after_s"] = silence, round(limit, 1)
     if not _is_number(silence) or silence >= limit:
         heard = "no event in the stream" if not _is_number(silence) else f"{silence:.0f} s"
@@ -452,16 +468,12 @@ def assess(
                     silence,
                     round(limit, 1),
                     f"telemetry stalled: silent for {heard} (limit {limit:.0f} s: improbable "
-                    f"at the rate of {_rate_text(new['rate'])}; newest {probe.get('newest_id')})",
+                    f"at the rate of {_rate_text(rate)}; newest {probe.get('newest_id')})",
                 )
             ],
         )
         return (*_finish(new, check), obs)
 
-    window = Observations.merge([Observations.from_rows(new["window"]), obs]).tail(
-        settings.window_events
-    )
-    new["window"] = window.rows()
     check["window"] = window_summary(window)
 
     triggered: list[dict] = []
@@ -488,7 +500,9 @@ def assess(
         planned = evidence.planned_events(new["rate"], settings.duration_s, FALLBACK_RATE)
         alpha = share_of_alpha(settings, hosts, pooled=False)
         new["detectors"] = evidence.new_detectors(settings.specs(), alpha, planned)
-    new["detectors"], pending, decided = _judge_evidence(new["detectors"], obs, settings, "host")
+    new["detectors"], pending, decided = _judge_evidence(
+        new["detectors"], obs, settings, "host", settings.specs()
+    )
     check["findings"] += pending
     triggered += decided
     check["triggered"] = triggered
@@ -512,6 +526,14 @@ def _unjudged(new: dict, check: dict, reason: str, settings: MonitorSettings) ->
             )
         ]
         check["status"] = VIOLATION
+
+
+def window_rate(window: Observations) -> float | None:
+    """Events per second over a window's stream times ((n - 1) / span), None when unknown."""
+    if window.n < 2:
+        return None
+    span_ms = int(window.time_ms[-1]) - int(window.time_ms[0])
+    return (window.n - 1) * 1000.0 / span_ms if span_ms > 0 else None
 
 
 def _rate_text(rate: float | None) -> str:
@@ -550,10 +572,12 @@ def assess_pool(
             for state in states.values()
         )
         alpha = share_of_alpha(settings, len(hosts), pooled=True)
-        new["detectors"] = evidence.new_detectors(settings.specs(), alpha, planned)
+        new["detectors"] = evidence.new_detectors(pooled_specs(settings), alpha, planned)
     merged = Observations.merge([obs for host, obs in observations.items() if host in hosts])
     scope = f"pooled over {len(hosts)} hosts"
-    new["detectors"], pending, decided = _judge_evidence(new["detectors"], merged, settings, scope)
+    new["detectors"], pending, decided = _judge_evidence(
+        new["detectors"], merged, settings, scope, pooled_specs(settings)
+    )
     new["decided"] = new["decided"] + decided
     return new, pending, decided
 

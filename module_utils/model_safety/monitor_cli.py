@@ -54,13 +54,13 @@ def _threshold(text: str) -> tuple[str, float]:
 
 
 def _rate(text: str) -> float:
-    """A probability in (0, 0.5]."""
+    """A probability in [1e-9, 0.5] (MonitorSettings' range)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 0.5):
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text!r}")
+    if not (math.isfinite(value) and 1e-9 <= value <= 0.5):
+        raise argparse.ArgumentTypeError(f"must be in [1e-9, 0.5], got {text!r}")
     return value
 
 

@@ -279,13 +279,20 @@ def confidences(values: Sequence[float | None]) -> Rows:
 
 
 def test_repeat_compares_with_the_previous_prediction() -> None:
-    columns = indicator_columns(confidences([0.5, 0.5, 0.505, None, 0.52, 0.52, 0.5301]))
-    # 0.505 is within 0.01 of 0.5; the inactive event says nothing and is skipped over;
-    # 0.52 is 0.015 from 0.505; 0.5301 is 0.0101 from 0.52.
-    assert columns["constant_output"] == [None, 1, 1, None, 0, 1, 0]
-    assert columns["model_inactive"] == [0, 0, 0, 1, 0, 0, 0]
-    # the memory of an earlier batch is the previous prediction
-    assert indicator_columns(confidences([0.505]), memory=[0.5])["constant_output"] == [1]
+    columns = indicator_columns(confidences([0.5, 0.5, 0.505, None, 0.52, 0.52, 0.5301, 0.53]))
+    # A repeat stays within 0.01 of the previous, which stayed within 0.01 of the one before:
+    # 0.505 (0.005 from 0.5, which repeated 0.5); the inactive event says nothing and is
+    # skipped over; 0.52 is 0.015 from 0.505; the second 0.52 follows that jump; 0.5301 is
+    # 0.0101 from 0.52; 0.53 is close to 0.5301, which jumped.
+    assert columns["constant_output"] == [None, None, 1, None, 0, 0, 0, 0]
+    assert columns["model_inactive"] == [0, 0, 0, 1, 0, 0, 0, 0]
+    # the memory of an earlier batch holds the previous two predictions
+    assert indicator_columns(confidences([0.505]), memory=[0.5, 0.5])["constant_output"] == [1]
+    assert indicator_columns(confidences([0.505]), memory=[0.3, 0.5])["constant_output"] == [0]
+    assert indicator_columns(confidences([0.505]), memory=[0.5])["constant_output"] == [None]
+    # A model alternating between two values never repeats.
+    alternating = indicator_columns(confidences([0.3, 0.8] * 10))["constant_output"]
+    assert set(alternating[2:]) == {0}
 
 
 def test_the_band_centre_is_the_median_of_earlier_confidences_only() -> None:
@@ -788,7 +795,7 @@ def test_a_healthy_window_is_safe() -> None:
     by_name = {b["detector"]: b for b in bounds}
     assert by_name["model_inactive"]["n"] == 1000
     assert by_name["action_collapse:BUY"]["n"] == 1000
-    assert by_name["constant_output"]["n"] == 999  # the first has no previous confidence
+    assert by_name["constant_output"]["n"] == 998  # the first two have no previous two
     assert by_name["model_inactive"]["rate"] == 0.0
     # Bonferroni over the 8 detectors: each at 1 - 0.05 / 8
     assert by_name["model_inactive"]["upper"] == round(upper_bound(0, 1000, 1 - 0.05 / 8), 4)

@@ -39,6 +39,7 @@ from model_safety.monitor import (
     format_duration,
     new_pool,
     new_state,
+    pooled_specs,
     progress_line,
     prometheus_text,
     rollback_reason,
@@ -536,7 +537,8 @@ def test_a_silence_beyond_the_limit_is_telemetry_stalled(
     (violation,) = check["triggered"]
     assert violation["rule"] == "telemetry_stalled"
     assert (violation["value"], violation["threshold"]) == (stalled, pytest.approx(limit, abs=1))
-    rate_text = {PER_MINUTE: "1 events/min", 10.0: "10 events/s", None: "an unknown rate"}[rate]
+    # Without a rate before the activation, the window's own (these rows: 1 per second).
+    rate_text = {PER_MINUTE: "1 events/min", 10.0: "10 events/s", None: "1 events/s"}[rate]
     assert violation["text"] == (
         f"telemetry stalled: silent for {stalled:.0f} s (limit {check['stall_after_s']:.0f} s: "
         f"improbable at the rate of {rate_text}; newest None)"
@@ -949,6 +951,35 @@ def test_a_single_bad_host_among_healthy_ones_is_caught_by_its_own_detectors() -
     assert checks["ok1"]["triggered"] == checks["ok2"]["triggered"] == []
     assert decided == [] and canary.pool["decided"] == []  # the pool is 55 % BUY: not decided
     assert canary.hosts["bad"].state["detectors"]["alpha"] == pytest.approx(0.01 / 6)
+
+
+def test_an_inactive_host_is_its_own_fault_and_never_rolls_back_the_pool() -> None:
+    names = ["broken", "ok1", "ok2"]
+    canary = Canary(names)
+    assert "model_inactive" not in {spec.rule for spec in pooled_specs(DEFAULT)}
+    for number in range(1, 10):
+        at = T0_MS + number * 100_000
+        broken = healthy_rows(np.random.default_rng(number), 15, start_ms=at)
+        for row in broken:
+            row[1], row[2] = INACTIVE, None
+        rows = {
+            "broken": broken,
+            "ok1": healthy_rows(np.random.default_rng(100 + number), 15, start_ms=at + 1),
+            "ok2": healthy_rows(np.random.default_rng(200 + number), 15, start_ms=at + 2),
+        }
+        checks, _, decided = canary.check(rows)
+        if checks["broken"]["status"] == "violation":
+            break
+    assert rules(checks["broken"]["triggered"]) == ["model_inactive"]
+    assert checks["ok1"]["triggered"] == checks["ok2"]["triggered"] == []
+    assert decided == [] and canary.pool["decided"] == []
+    assert "model_inactive" not in canary.pool["detectors"]["detectors"]
+
+
+def test_the_state_is_strict_json() -> None:
+    host = Host(seed=3)
+    host.healthy(5)
+    json.dumps(host.state, allow_nan=False)
 
 
 def test_one_host_has_no_pool() -> None:

@@ -427,6 +427,49 @@ def test_a_monitor_restarted_during_a_rollback_runs_it_again(tmp_path, fleet):
     assert all(check["hosts"] == ["b"] for check in fleet.checks)
 
 
+class OneHostFailsJob(FakeJob):
+    """A rollback run of several hosts in which host ``a`` fails: the run fails, the others
+    ran to their end."""
+
+    def wait(self) -> PlaybookRun:
+        assert self.finished.wait(10), "the test never finished the rollback"
+        return PlaybookRun(
+            ident="rollback-x",
+            status="failed",
+            rc=2,
+            failures={"a": "rollback of a failed at Restore"},
+            stats={"ok": dict.fromkeys(self.hosts, 5), "failures": {"a": 1}, "dark": {}},
+        )
+
+
+def test_two_interrupted_rollbacks_run_again_each_under_its_own_id(tmp_path, fleet, monkeypatch):
+    fleet.behaviour = {"a": healthy(40), "b": healthy(40), "c": healthy(150)}
+    store = StateStore(str(tmp_path / "state"))
+    first = Monitor(options(tmp_path, duration=30), out=lambda line: None)
+    assert first._prepare() is None
+    first.locks.release()
+    violation = {"rule": "action_collapse", "value": 0.97, "threshold": 0.7, "text": "t"}
+    for host, rollback_id in (("a", "aaaa1111"), ("b", "bbbb2222")):
+        interrupted = dict(first.states[host])
+        interrupted.update(
+            status=ROLLING_BACK, pending_violations=[violation], rollback_id=rollback_id
+        )
+        store.save(interrupted)
+
+    FakeJob.auto = True
+    monkeypatch.setattr(monitor_loop, "PlaybookJob", OneHostFailsJob)
+    second = Monitor(options(tmp_path, duration=0.3), out=lambda line: None)
+    code = second.run()
+
+    # Two runs, each named by its own id (the lease each interrupted attempt left is its own).
+    reasons = sorted(job.options["extravars"]["reason"] for job in FakeJob.started)
+    assert reasons == ["monitor aaaa1111: a action_collapse", "monitor bbbb2222: b action_collapse"]
+    # a's run failed; b's host ran its rollback to the end in a failed run: b is proven.
+    assert store.load("a", MODEL)["status"] == "rollback_failed"
+    assert store.load("b", MODEL)["status"] == "rolled_back"
+    assert code == EXIT_ERROR
+
+
 class LeaseHeldOnceJob(FakeJob):
     """The first rollback finds the lease held by ``holder``; later ones work."""
 
