@@ -81,6 +81,9 @@ def monitor_env() -> dict[str, str]:
 
 
 def start_monitor(state: Path, *args: str) -> subprocess.Popen[str]:
+    """The monitor in a process group of its own, with the playbook runs it starts: killing
+    the group kills them all, as systemd kills the unit's cgroup (this sandbox ignores SIGHUP,
+    so runs orphaned by a killed monitor would otherwise go on)."""
     return subprocess.Popen(
         monitor_argv(state, *args),
         stdout=subprocess.PIPE,
@@ -88,6 +91,7 @@ def start_monitor(state: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         cwd=REPO_ROOT,
         env=monitor_env(),
+        start_new_session=True,
     )
 
 

@@ -5,6 +5,7 @@ refused. Every rolled-back host ends byte-identical to its pre-canary state."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -59,11 +60,11 @@ def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resume
         refused = monitor(tmp_path, *args, timeout=60)
         assert refused.returncode == 2, refused.output
         assert "another monitor already watches" in refused.output
-        first.send_signal(signal.SIGKILL)
+        os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     finally:
         if first.poll() is None:
-            first.kill()
+            os.killpg(first.pid, signal.SIGKILL)
 
     run = monitor(tmp_path, *args)
 
