@@ -33,7 +33,8 @@ pytestmark = pytest.mark.lab
 # collapse needs about 70 events (2 checks); a confidence stuck in a narrow band about 170
 # (the band's tell, 0.1 nat per event, is weaker than a class's, up to 0.35).
 COLLAPSES = {
-    "buy_bias": ({"action_collapse"}, 4),
+    # 97 % BUY also sells nothing when the ensemble sells: hard disagreement, rightly.
+    "buy_bias": ({"action_collapse", "hard_disagreement"}, 4),
     "hold_collapse": ({"action_collapse", "narrow_spread", "constant_output"}, 4),
     "low_spread": ({"narrow_spread", "constant_output"}, 6),
 }
