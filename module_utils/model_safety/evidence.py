@@ -69,7 +69,8 @@ from typing import Any
 
 import numpy as np
 
-from .events import ACTIONS, BUY, HOLD, SELL
+from .events import ACTIONS, BUY, HOLD
+from .metrics import hard_disagreement
 
 INACTIVE = -1
 REPEAT_BOUND = 0.25
@@ -275,10 +276,6 @@ class Observations:
             np.concatenate([p.side for p in parts])[order],
             time_ms[order],
         )
-
-
-def hard_disagreement(action: np.ndarray, side: np.ndarray) -> np.ndarray:
-    return ((action == BUY) & (side == SELL)) | ((action == SELL) & (side == BUY))
 
 
 def indicators(

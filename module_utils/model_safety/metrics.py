@@ -28,14 +28,14 @@ import numpy as np
 
 from .events import ACTIONS, BUY, SELL, EventWindow
 
-__all__ = ["ensemble_metrics", "model_metrics"]
+__all__ = ["ensemble_metrics", "hard_disagreement", "model_metrics"]
 
 
 def _share(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def _hard_disagreement(action: np.ndarray, side: np.ndarray) -> np.ndarray:
+def hard_disagreement(action: np.ndarray, side: np.ndarray) -> np.ndarray:
     return ((action == BUY) & (side == SELL)) | ((action == SELL) & (side == BUY))
 
 
@@ -104,7 +104,7 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
         spread=p90 - p10,
         median=median,
         agreement=int(np.count_nonzero(action == side)) / n,
-        hard_disagree=int(np.count_nonzero(_hard_disagreement(action, side))) / n,
+        hard_disagree=int(np.count_nonzero(hard_disagreement(action, side))) / n,
     )
     return result
 

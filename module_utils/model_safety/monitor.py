@@ -43,8 +43,10 @@ from typing import Any
 import numpy as np
 
 from . import evidence
+from .engine_state import span_rate
 from .events import ACTIONS
 from .evidence import Observations
+from .metrics import hard_disagreement
 from .names import is_model_name
 from .thresholds import Thresholds
 
@@ -300,7 +302,7 @@ def window_summary(window: Observations) -> dict[str, Any]:
         median=median,
         p90=p90,
         agreement=round(int(np.count_nonzero(action == side)) / n, 4),
-        hard_disagree=round(int(np.count_nonzero(evidence.hard_disagreement(action, side))) / n, 4),
+        hard_disagree=round(int(np.count_nonzero(hard_disagreement(action, side))) / n, 4),
     )
     return summary
 
@@ -530,10 +532,7 @@ def _unjudged(new: dict, check: dict, reason: str, settings: MonitorSettings) ->
 
 def window_rate(window: Observations) -> float | None:
     """Events per second over a window's stream times ((n - 1) / span), None when unknown."""
-    if window.n < 2:
-        return None
-    span_ms = int(window.time_ms[-1]) - int(window.time_ms[0])
-    return (window.n - 1) * 1000.0 / span_ms if span_ms > 0 else None
+    return span_rate(window.time_ms[::-1].tolist())
 
 
 def _rate_text(rate: float | None) -> str:
