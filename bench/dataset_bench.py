@@ -11,7 +11,7 @@ candles, random walks, a few gaps), and then:
    on those windows, else this exits 1.
 2. The whole command as its own process (the subcommand's handler, database to .npz and
    report on disk): wall time, candles/s, and peak RSS from ``wait4``, less the peak RSS of
-   an interpreter that only imported numpy and model_safety.dataset, against the size of X.
+   an interpreter that only imported numpy and model_safety.dataset.build, against the size of X.
 
     make bench      (or: .venv/bin/python bench/dataset_bench.py [--candles 1000000])
 """
@@ -35,7 +35,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "module_utils"))
 
-from model_safety import dataset, dataset_cli  # noqa: E402
+from model_safety.dataset import build as dataset  # noqa: E402
+from model_safety.dataset import cli as dataset_cli  # noqa: E402
 
 SYMBOLS = ("AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT")
 INTERVAL_S = 300
@@ -55,13 +56,13 @@ print(json.dumps([wall, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status
 # The subcommand's own handler, registered as cli.build_parser registers it.
 COMMAND = """
 import argparse, sys
-from model_safety import dataset_cli
+from model_safety.dataset import cli as dataset_cli
 parser = argparse.ArgumentParser(prog="model-safety")
 dataset_cli.register(parser.add_subparsers(dest="command", required=True))
 args = parser.parse_args(sys.argv[1:])
 sys.exit(args.handler(args))
 """
-IMPORTS_ONLY = "import numpy, sqlite3, model_safety.dataset"
+IMPORTS_ONLY = "import numpy, sqlite3, model_safety.dataset.build"
 
 
 def make_db(path: str, candles: int) -> None:
@@ -227,7 +228,7 @@ def main() -> int:
         )
         print(
             f"peak RSS: {peak / 2**20:.0f} MiB; less {floor / 2**20:.0f} MiB of an interpreter "
-            f"that imported numpy and model_safety.dataset: {(peak - floor) / 2**20:.0f} MiB "
+            f"that imported numpy and model_safety.dataset.build: {(peak - floor) / 2**20:.0f} MiB "
             f"= {(peak - floor) / x_bytes:.3f}x X ({x_bytes / 2**20:.0f} MiB; target <= 1.3x); "
             f"whole process {peak / x_bytes:.3f}x X"
         )

@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO_ROOT / "module_utils"))
 from ai_engine.config import load_config  # noqa: E402
 from ai_engine.engine import Engine  # noqa: E402
 from ai_engine.events import format_timestamp  # noqa: E402
-from model_safety.gate import evaluate  # noqa: E402
-from model_safety.stream import read_window  # noqa: E402
+from model_safety.judgement.gate import evaluate  # noqa: E402
+from model_safety.telemetry.stream import read_window  # noqa: E402
 
 STREAM = "bench:gate"
 PAGE = 2000

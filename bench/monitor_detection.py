@@ -1,6 +1,6 @@
 """How fast the canary monitor decides a collapse, and how often it rolls back a healthy canary
 (figures, not a test; issue 13 item 8). No lab: simulated event streams go check by check
-through the monitor's real judgement (``model_safety.monitor.assess``, the function the
+through the monitor's real judgement (``model_safety.monitor.assess.assess``, the function the
 monitor loop calls for each host at each check, with a probe dict shaped like
 ``canary_probe``'s: service, configuration, activation record, the new events as observation
 rows, the seconds since the newest event and the rate measured before the activation).
@@ -72,10 +72,9 @@ sys.path.insert(0, str(REPO_ROOT / "module_utils"))
 
 from ai_engine.config import load_config  # noqa: E402
 from ai_engine.engine import Engine  # noqa: E402
-from model_safety import evidence  # noqa: E402
-from model_safety.events import ACTIONS, BUY, HOLD, SELL  # noqa: E402
-from model_safety.evidence import Observations  # noqa: E402
-from model_safety.monitor import (  # noqa: E402
+from model_safety.engine.role_proof import RATE_SAMPLE, observed_rate  # noqa: E402
+from model_safety.monitor import evidence  # noqa: E402
+from model_safety.monitor.assess import (  # noqa: E402
     VIOLATION,
     MonitorSettings,
     assess,
@@ -83,7 +82,8 @@ from model_safety.monitor import (  # noqa: E402
     new_state,
     stall_after_s,
 )
-from model_safety.role_proof import RATE_SAMPLE, observed_rate  # noqa: E402
+from model_safety.monitor.evidence import Observations  # noqa: E402
+from model_safety.telemetry.events import ACTIONS, BUY, HOLD, SELL  # noqa: E402
 
 MODEL = "patchtst"
 HOST = "bench1"
@@ -791,7 +791,10 @@ def false_stall_estimate(rate: float, rng: np.random.Generator, samples: int = 2
 
 def code_version() -> str:
     """The commit and the judgement code's files (changed in the work tree or not)."""
-    judged = ("module_utils/model_safety/evidence.py", "module_utils/model_safety/monitor.py")
+    judged = (
+        "module_utils/model_safety/monitor/evidence.py",
+        "module_utils/model_safety/monitor/assess.py",
+    )
 
     def git(*command: str) -> str:
         try:

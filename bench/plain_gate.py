@@ -1,8 +1,9 @@
 """The quality gate written the plain way: per event, in Python, no numpy (a baseline).
 
 It reads the same window (the newest N entries, redis-py ``xrange`` pages), decodes every
-payload with ``json.loads``, checks it fail-closed like ``model_safety.events``, keeps lists
-of Python values per model and computes the DESIGN.md rules with plain Python (population
+payload with ``json.loads``, checks it fail-closed like ``model_safety.telemetry.events``,
+keeps lists of Python values per model and computes the DESIGN.md rules with plain Python
+(population
 std, numpy-style linear percentiles). ``bench/gate_bench.py`` runs it as a process next to
 ``model-safety gate`` and reports the ratio; it is kept here only as that yardstick.
 

@@ -1,7 +1,7 @@
 """Filters ``qsc_gate_refusals`` and ``qsc_promotion_refusals``: why a gate or promotion result
 must not let an activation change a host (an empty list: it may).
 
-The logic lives in ``model_safety.gate_acceptance`` (the project is installed into the
+The logic lives in ``model_safety.judgement.gate_acceptance`` (the project is installed into the
 controller's virtualenv, where filter plugins run); this file only exposes it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_safety import gate_acceptance
+from model_safety.judgement import gate_acceptance
 
 
 def qsc_gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:

@@ -1,7 +1,7 @@
 """Filters ``canary_weights``, ``qsc_configured_model``, ``qsc_model_weights`` and
 ``qsc_weights_differences``: the weight vector of a canary, as deployed and as proven.
 
-The logic lives in ``model_safety.weights`` (the project is installed into the controller's
+The logic lives in ``model_safety.engine.weights`` (the project is installed into the controller's
 virtualenv, where filter plugins run); this file only exposes it and turns its
 ``WeightsError`` into ``AnsibleFilterError`` with the same message.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from model_safety import weights
+from model_safety.engine import weights
 
 
 def canary_weights(

@@ -1,12 +1,12 @@
 """Filter ``status_table``: the engine status of many hosts as one fixed-width text table.
 
-The formatting lives in ``model_safety.engine_state.format_status_table`` (the project is
+The formatting lives in ``model_safety.engine.status.format_status_table`` (the project is
 installed into the controller's virtualenv, where filter plugins run); this file only exposes it.
 """
 
 from __future__ import annotations
 
-from model_safety.engine_state import format_status_table
+from model_safety.engine.status import format_status_table
 
 
 class FilterModule:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.backup import (
+from ansible.module_utils.model_safety.activation.backup import (
     DEFAULT_DIRS,
     DEFAULT_FILES,
     DEFAULT_ROOT,

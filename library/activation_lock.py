@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.lease import (
+from ansible.module_utils.model_safety.activation.lock import (
     DEFAULT_LEASE_PATH,
     DEFAULT_TTL,
     LeaseError,

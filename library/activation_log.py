@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.activation_log import (
+from ansible.module_utils.model_safety.activation.log import (
     DEFAULT_LOG_PATH,
     ActivationLogError,
     append_record,

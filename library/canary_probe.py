@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.activation_log import DEFAULT_LOG_PATH
+from ansible.module_utils.model_safety.activation.log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
 )
-from ansible.module_utils.model_safety.engine_state import DEFAULT_UNIT, EngineStateError
+from ansible.module_utils.model_safety.engine.status import DEFAULT_UNIT, EngineStateError
 from ansible.module_utils.model_safety.names import is_model_name
 
 DOCUMENTATION = r"""
@@ -190,7 +190,7 @@ def main() -> None:
     if not 0 <= params["retries"] <= 10:
         module.fail_json(msg=f"retries must be in [0, 10], not {params['retries']}")
     try:
-        from ansible.module_utils.model_safety.canary_probe import probe_canary
+        from ansible.module_utils.model_safety.monitor.probe import probe_canary
     except ImportError as exc:
         module.fail_json(msg=f"cannot import model_safety (python3-numpy, python3-redis): {exc}")
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import module_runner
-from ansible.module_utils.model_safety.engine_config import (
+from ansible.module_utils.model_safety.engine.config import (
     EngineConfigError,
     config_differences,
     unit_expected_config,
 )
-from ansible.module_utils.model_safety.engine_state import DEFAULT_UNIT
+from ansible.module_utils.model_safety.engine.status import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---

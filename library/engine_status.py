@@ -11,7 +11,7 @@ from ansible.module_utils.model_safety.ansible_support import (
     mask_redis_password,
     module_runner,
 )
-from ansible.module_utils.model_safety.engine_state import (
+from ansible.module_utils.model_safety.engine.status import (
     DEFAULT_CHECKOUT,
     DEFAULT_SAMPLE,
     DEFAULT_STREAM,

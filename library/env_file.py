@@ -8,7 +8,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.envfile import (
+from ansible.module_utils.model_safety.engine.envfile import (
     EnvFileError,
     changed_keys,
     diff_texts,

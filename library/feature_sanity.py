@@ -29,7 +29,7 @@ description:
     set; the failure's C(msg) lists every problem and the full result is returned with it.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either.
-  - A thin wrapper over C(model_safety.run.run_feature_sanity) (the same code as the CLI).
+  - A thin wrapper over C(model_safety.judgement.run.run_feature_sanity) (the same code as the CLI).
 options:
   after:
     description:
@@ -41,7 +41,7 @@ options:
     description:
       - Overrides of the thresholds by name, here C(flatline_std) (1e-6),
         C(duplicate_window) (50) and C(duplicate_warn_share) (0.50) matter; the fields of
-        C(model_safety.thresholds.Thresholds).
+        C(model_safety.judgement.thresholds.Thresholds).
       - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
         finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
         fails the task.
@@ -168,7 +168,7 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
     prepare(module)
-    from ansible.module_utils.model_safety.run import run_feature_sanity
+    from ansible.module_utils.model_safety.judgement.run import run_feature_sanity
 
     params = module.params
     result = run_feature_sanity(params["redis_url"], params["stream"], **window_args(module))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import module_runner
-from ansible.module_utils.model_safety.engine_state import (
+from ansible.module_utils.model_safety.engine.status import (
     DEFAULT_UNIT,
     EngineStateError,
     proof_failure_message,

@@ -293,15 +293,15 @@ def main() -> None:
     params["db_path"] = params["db_path"] or None  # Ansible turns a null path into ""
     mask_redis_password(module, params["redis_url"])
     try:
-        from ansible.module_utils.model_safety.engine_state import EngineStateError
-        from ansible.module_utils.model_safety.role_proof import (
+        from ansible.module_utils.model_safety.engine.role_proof import (
             plan_message,
             pre_activation_rate,
             proof_plan,
             prove_model_role,
             role_failure_message,
         )
-        from ansible.module_utils.model_safety.stream import StreamError, connect
+        from ansible.module_utils.model_safety.engine.status import EngineStateError
+        from ansible.module_utils.model_safety.telemetry.stream import StreamError, connect
         from redis import RedisError
     except ImportError:
         module.fail_json(

@@ -5,7 +5,7 @@ log (read-only)."""
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.activation_log import DEFAULT_LOG_PATH
+from ansible.module_utils.model_safety.activation.log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
     prepare,
@@ -48,7 +48,7 @@ description:
     C(promotion of <model> BLOCKED: <every blocker, joined by '; '>) and the whole check."
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no decision log either.
-  - A thin wrapper over C(model_safety.run.run_promotion_check).
+  - A thin wrapper over C(model_safety.judgement.run.run_promotion_check).
 options:
   model:
     description: The model to promote, a name matching C(^[a-z][a-z0-9_]{0,31}$).
@@ -81,7 +81,8 @@ options:
     type: str
   thresholds:
     description:
-      - Overrides of the thresholds by name (fields of C(model_safety.thresholds.Thresholds)),
+      - Overrides of the thresholds by name
+        (fields of C(model_safety.judgement.thresholds.Thresholds)),
         for example C(max_payload_p95) (1500), C(shadow_max_hard_disagree) (0.30),
         C(shadow_min_agreement) (0.55), C(max_action_share) (0.70).
       - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
@@ -374,10 +375,13 @@ def main() -> None:
         supports_check_mode=True,
     )
     prepare(module)
+    from ansible.module_utils.model_safety.judgement.promotion import with_monitor
+    from ansible.module_utils.model_safety.judgement.run import run_promotion_check
+    from ansible.module_utils.model_safety.monitor.promotion_watch import (
+        OVERRIDE_VAR,
+        check_monitor,
+    )
     from ansible.module_utils.model_safety.names import is_model_name
-    from ansible.module_utils.model_safety.promotion import with_monitor
-    from ansible.module_utils.model_safety.promotion_watch import OVERRIDE_VAR, check_monitor
-    from ansible.module_utils.model_safety.run import run_promotion_check
 
     params = module.params
     override = params["monitor_override"]

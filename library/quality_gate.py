@@ -28,7 +28,7 @@ description:
     V(COLLECTION) and the task never fails; the blockers are still reported.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either.
-  - A thin wrapper over C(model_safety.run.run_gate) (the same code as the CLI).
+  - A thin wrapper over C(model_safety.judgement.run.run_gate) (the same code as the CLI).
 options:
   mode:
     description:
@@ -54,7 +54,7 @@ options:
       - Overrides of the gate thresholds, by name, for example C(max_action_share) (0.70),
         C(min_conf_std) (0.05), C(min_spread) (0.12), C(constant_std) (0.01),
         C(hold_collapse_share) (0.85), C(max_inactive_share) (0.05). The names and defaults are
-        the fields of C(model_safety.thresholds.Thresholds) (README, "Quality gate").
+        the fields of C(model_safety.judgement.thresholds.Thresholds) (README, "Quality gate").
       - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
         finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
         fails the task.
@@ -334,7 +334,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     prepare(module)
-    from ansible.module_utils.model_safety.run import run_gate_waiting
+    from ansible.module_utils.model_safety.judgement.run import run_gate_waiting
 
     params = module.params
     if not 0 <= params["wait"] <= MAX_WAIT_S:  # also rejects NaN

@@ -27,7 +27,7 @@ description:
     options), unless O(report_only) is set.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either.
-  - A thin wrapper over C(model_safety.run.run_scoreboard) (the same code as the CLI).
+  - A thin wrapper over C(model_safety.judgement.run.run_scoreboard) (the same code as the CLI).
 options:
   mode:
     description: The gate mode the models are judged in (V(canary) 200 events, V(collection) 100).
@@ -44,7 +44,7 @@ options:
     description:
       - Overrides of the thresholds by name, for example C(go_agreement_low) (0.55),
         C(go_agreement_high) (0.80), C(go_max_hard_disagree) (0.20) or any gate threshold;
-        the fields of C(model_safety.thresholds.Thresholds).
+        the fields of C(model_safety.judgement.thresholds.Thresholds).
       - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
         finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
         fails the task.
@@ -186,7 +186,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     prepare(module)
-    from ansible.module_utils.model_safety.run import run_scoreboard
+    from ansible.module_utils.model_safety.judgement.run import run_scoreboard
 
     params = module.params
     result = run_scoreboard(

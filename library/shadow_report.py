@@ -36,7 +36,7 @@ description:
     the full result is returned with it.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either.
-  - A thin wrapper over C(model_safety.run.run_shadow_report) (the same code as the CLI).
+  - A thin wrapper over C(model_safety.judgement.run.run_shadow_report) (the same code as the CLI).
 options:
   model:
     description: The shadow model to judge, a name matching C(^[a-z][a-z0-9_]{0,31}$).
@@ -51,7 +51,7 @@ options:
   thresholds:
     description:
       - Overrides of the thresholds by name (those above, all fields of
-        C(model_safety.thresholds.Thresholds)).
+        C(model_safety.judgement.thresholds.Thresholds)).
       - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
         finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
         fails the task.
@@ -214,7 +214,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     prepare(module)
-    from ansible.module_utils.model_safety.run import run_shadow_report
+    from ansible.module_utils.model_safety.judgement.run import run_shadow_report
 
     params = module.params
     result = run_shadow_report(

@@ -12,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from model_safety import engine_state
+from model_safety.engine import status as engine_state
 
 from . import hosts as lab_hosts
 from .config import LabConfig

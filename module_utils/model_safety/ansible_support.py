@@ -96,7 +96,7 @@ def prepare(module: Any) -> None:
     params = module.params
     mask_redis_password(module, params["redis_url"])
     try:
-        from .run import RunError, validate_model
+        from .judgement.run import RunError, validate_model
     except ImportError:
         module.fail_json(
             msg="cannot import model_safety (python3-numpy and python3-redis are required)",
@@ -113,7 +113,7 @@ def prepare(module: Any) -> None:
 def thresholds_from(module: Any) -> Any:
     """The default thresholds with the task's overrides, validated as the CLI does (names,
     types, ranges); anything doubtful fails the task instead of becoming a blocked result."""
-    from .run import RunError, make_thresholds
+    from .judgement.run import RunError, make_thresholds
 
     try:
         return make_thresholds(module.params["thresholds"])
@@ -129,7 +129,7 @@ def returnable(result: dict[str, Any]) -> dict[str, Any]:
 def with_reports(module: Any, result: dict[str, Any], kind: str) -> dict[str, Any]:
     """The returnable result, with the paths of the reports when they were written (only when
     asked and not in check mode; a report that cannot be written fails the task)."""
-    from .reports import write_reports
+    from .judgement.reports import write_reports
 
     report_dir = module.params["report_dir"]
     returned = returnable(result)

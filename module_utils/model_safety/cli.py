@@ -27,8 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from . import __version__, dataset_cli, monitor_cli
+from . import __version__
 from .argtypes import cutover, positive_float, positive_int
+from .dataset import cli as dataset_cli
+from .monitor import cli as monitor_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -240,7 +242,7 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], kind: str, code: i
 
     A report that cannot be written turns a would-be 0 into 2: no proof, no pass.
     """
-    from .reports import dumps, write_reports
+    from .judgement.reports import dumps, write_reports
 
     paths: dict[str, str] = {}
     report_error = None
@@ -271,8 +273,8 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], kind: str, code: i
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from .gate import exit_code
-    from .run import run_gate
+    from .judgement.gate import exit_code
+    from .judgement.run import run_gate
 
     result = run_gate(
         args.redis_url, args.stream, mode=args.mode, model=args.model, **_window_kwargs(args)
@@ -281,14 +283,14 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _cmd_scoreboard(args: argparse.Namespace) -> int:
-    from .run import run_scoreboard
+    from .judgement.run import run_scoreboard
 
     result = run_scoreboard(args.redis_url, args.stream, mode=args.mode, **_window_kwargs(args))
     return _finish(args, result, "scoreboard", EXIT_PASS)
 
 
 def _cmd_feature_sanity(args: argparse.Namespace) -> int:
-    from .run import run_feature_sanity
+    from .judgement.run import run_feature_sanity
 
     result = run_feature_sanity(args.redis_url, args.stream, **_window_kwargs(args))
     code = result.get("exit_code")
@@ -296,7 +298,7 @@ def _cmd_feature_sanity(args: argparse.Namespace) -> int:
 
 
 def _cmd_shadow_report(args: argparse.Namespace) -> int:
-    from .run import run_shadow_report
+    from .judgement.run import run_shadow_report
 
     result = run_shadow_report(
         args.redis_url, args.stream, model=args.model, **_window_kwargs(args)
@@ -375,11 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _failure_json(command: str | None, reason: str) -> str:
     """What --json prints when there is no result: a FAIL (exit 2), never a pass."""
-    from .reports import dumps
+    from .judgement.reports import dumps
 
     try:
         if command == "gate":
-            from .gate import failure
+            from .judgement.gate import failure
 
             return dumps(failure("canary", reason))
     except Exception:  # the reason is what matters: exit 2 regardless

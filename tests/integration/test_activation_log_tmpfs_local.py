@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from model_safety import activation_log as al
+from model_safety.activation import log as al
 from model_safety.fileio import write_all
 from tests import local_ansible
 

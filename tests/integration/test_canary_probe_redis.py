@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import redis
 
-from model_safety import canary_probe
-from model_safety.activation_log import append_record
-from model_safety.engine_state import SHOW_PROPERTIES
-from model_safety.events import BUY, HOLD, SELL
-from model_safety.evidence import INACTIVE, Observations
-from model_safety.monitor import MonitorSettings, assess, new_state
-from model_safety.role_proof import iso_ms
+from model_safety.activation.log import append_record
+from model_safety.engine.role_proof import iso_ms
+from model_safety.engine.status import SHOW_PROPERTIES
+from model_safety.monitor import probe as canary_probe
+from model_safety.monitor.assess import MonitorSettings, assess, new_state
+from model_safety.monitor.evidence import INACTIVE, Observations
+from model_safety.telemetry.events import BUY, HOLD, SELL
 from tests.redis_server import RedisServer, free_port
 
 MODEL = "patchtst"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from model_safety.run import only_too_few_events, run_gate_waiting
+from model_safety.judgement.run import only_too_few_events, run_gate_waiting
 from tests.integration.test_gate_cli import BASE_MS, add, engine_payloads
 from tests.redis_server import RedisServer, free_port
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from model_safety import activation_log, lease
+from model_safety.activation import lock as lease
+from model_safety.activation import log as activation_log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OTHER_TOKEN = "e" * 32

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from model_safety.run import run_promotion_check
+from model_safety.judgement.run import run_promotion_check
 from tests.redis_server import RedisServer, free_port
 from tests.unit.test_shadow import healthy
 

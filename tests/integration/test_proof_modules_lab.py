@@ -23,7 +23,7 @@ import pytest
 
 from labctl.config import REPO_ROOT
 from labctl.remote import LabHost, configure
-from model_safety import engine_state
+from model_safety.engine import status as engine_state
 
 pytestmark = pytest.mark.lab
 

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model_safety import activation_log, promotion_watch
+from model_safety.activation import log as activation_log
+from model_safety.monitor import promotion_watch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("engine1", "engine2", "engine3")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from model_safety.role_proof import iso_ms, prove_model_role
+from model_safety.engine.role_proof import iso_ms, prove_model_role
 from tests.redis_server import RedisServer
 from tests.unit.test_role_proof import SHADOW, VOTING, event
 

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from model_safety import engine_state as es
+from model_safety.engine import status as es
 from tests.redis_server import RedisServer, free_port
 
 T0 = 1_700_000_000_000

@@ -1,4 +1,4 @@
-"""The activation log (model_safety.activation_log) on real files in tmp_path: lines written,
+"""The activation log (model_safety.activation.log) on real files in tmp_path: lines written,
 read back, torn lines repaired and reported (and refused by last_record, and so by the canary
 probe), failed appends taken back, concurrent appenders, and every refusal."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from model_safety import activation_log as al
-from model_safety import canary_probe
-from model_safety.engine_state import ServiceState
-from model_safety.monitor import MonitorSettings, assess, new_state
+from model_safety.activation import log as al
+from model_safety.engine.status import ServiceState
+from model_safety.monitor import probe as canary_probe
+from model_safety.monitor.assess import MonitorSettings, assess, new_state
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
-"""Unit tests of activation backups (model_safety.backup) on real files in tmp_path: a round
-trip is byte-identical (contents, mode, owner), tampered backups are refused and change
+"""Unit tests of activation backups (model_safety.activation.backup) on real files in tmp_path:
+a round trip is byte-identical (contents, mode, owner), tampered backups are refused and change
 nothing, retention, path safety, check mode and idempotence, and what a restore does not
 trust a manifest with (unmanaged paths, set-id and unsafe write bits, new owners, an untrusted
 backup root, future dates)."""
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from model_safety import backup as bk
+from model_safety.activation import backup as bk
 
 T0 = dt.datetime(2026, 11, 23, 18, 1, 2, 123456, tzinfo=dt.UTC)
 SECRET = b"QT_API_SECRET=hunter2\nAI_ENGINE_WEIGHTS=xgb:0.25\n"

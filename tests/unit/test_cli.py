@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from model_safety import cli
-from model_safety import run as run_module
+from model_safety.judgement import run as run_module
 
 PASS_RESULT: dict[str, Any] = {
     "verdict": "PASS",

@@ -1,4 +1,4 @@
-"""Unit tests of the PatchTST sequence dataset builder (model_safety.dataset).
+"""Unit tests of the PatchTST sequence dataset builder (model_safety.dataset.build).
 
 Every test makes its own small SQLite database under tmp_path: hand-computed window ends,
 labels, gaps, symbol boundaries and horizons; every bad input (an error, and no file left
@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from bench.dataset_bench import plain_windows
-from model_safety import dataset, dataset_cli
-from model_safety.dataset import BuildOptions, DatasetError
+from model_safety.dataset import build as dataset
+from model_safety.dataset import cli as dataset_cli
+from model_safety.dataset.build import BuildOptions, DatasetError
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 HOUR = 3600

@@ -1,4 +1,4 @@
-"""Unit tests of ``model-safety build-patchtst-dataset`` (model_safety.dataset_cli) through
+"""Unit tests of ``model-safety build-patchtst-dataset`` (model_safety.dataset.cli) through
 ``model_safety.cli.main``: exit codes, what is printed, what is written."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from model_safety import cli, dataset_cli
+from model_safety import cli
+from model_safety.dataset import cli as dataset_cli
 from tests.unit.test_dataset import SCHEMA, candle_rows, make_db, walk
 
 
@@ -45,7 +46,7 @@ def test_register_adds_the_subcommand_with_its_defaults() -> None:
 
 def test_registering_imports_no_numpy() -> None:
     code = (
-        "import argparse, sys; from model_safety import dataset_cli; "
+        "import argparse, sys; from model_safety.dataset import cli as dataset_cli; "
         "dataset_cli.register(argparse.ArgumentParser().add_subparsers()); "
         "sys.exit('numpy' in sys.modules)"
     )

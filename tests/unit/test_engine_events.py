@@ -14,7 +14,7 @@ from ai_engine.engine import Engine, benchmark
 from ai_engine.ensemble import model_source
 from ai_engine.events import format_timestamp
 from ai_engine.market import FEATURE_NAMES, Market
-from model_safety.events import VOTER_REASON, parse_window
+from model_safety.telemetry.events import VOTER_REASON, parse_window
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 TOP_KEYS = [

@@ -1,4 +1,4 @@
-"""Unit tests of model_safety.engine_state: parsing, validation, composition, the table."""
+"""Unit tests of model_safety.engine.status: parsing, validation, composition, the table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from model_safety import engine_state as es
+from model_safety.engine import status as es
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"

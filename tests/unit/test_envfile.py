@@ -1,4 +1,4 @@
-"""Unit tests of the environment file logic (model_safety.envfile) and its filter plugin:
+"""Unit tests of the environment file logic (model_safety.engine.envfile) and its filter plugin:
 every line not being changed stays byte-identical, nothing invalid goes in or out, and no
 message ever shows a value."""
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model_safety import envfile as ef
+from model_safety.engine import envfile as ef
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_ENV = ROOT / "lab" / "engine" / "ai-engine.env"

@@ -1,4 +1,4 @@
-"""Unit tests for model_safety.events: fail-closed parsing into a columnar EventWindow."""
+"""Unit tests for model_safety.telemetry.events: fail-closed parsing into a columnar EventWindow."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from ai_engine.models import BEHAVIOURS
-from model_safety.events import (
+from model_safety.telemetry.events import (
     HOLD,
     MAX_FEATURES,
     MAX_MODELS,
@@ -677,7 +677,7 @@ def test_engine_events_across_pages_and_timestamps() -> None:
 def test_merging_pages_keeps_the_window(
     monkeypatch: pytest.MonkeyPatch, newest_first: bool, merge_pages: int
 ) -> None:
-    monkeypatch.setattr("model_safety.events.MERGE_PAGES", merge_pages)
+    monkeypatch.setattr("model_safety.telemetry.events.MERGE_PAGES", merge_pages)
     entries = paged_entries()
     feed = entries[::-1] if newest_first else entries
     builder = WindowBuilder(newest_first=newest_first)

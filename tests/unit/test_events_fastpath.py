@@ -1,5 +1,6 @@
-"""The fast path of model_safety.events (regular expressions for the engine's canonical layout)
-gives exactly the EventWindow of the general parser, for engine events and mutations of them."""
+"""The fast path of model_safety.telemetry.events (regular expressions for the engine's canonical
+layout) gives exactly the EventWindow of the general parser, for engine events and mutations
+of them."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from ai_engine.models import BEHAVIOURS
-from model_safety import events
-from model_safety.events import EventWindow, WindowBuilder
+from model_safety.telemetry import events
+from model_safety.telemetry.events import EventWindow, WindowBuilder
 
 START = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 SETTINGS = settings(

@@ -1,4 +1,4 @@
-"""The statistics of the canary monitor (model_safety.evidence): observations, per-event
+"""The statistics of the canary monitor (model_safety.monitor.evidence): observations, per-event
 indicators, the e-detectors (mixture likelihood ratio M and Shiryaev-Roberts R, confirmed by new
 events), the end-of-watch bounds and the texts runbooks read.
 
@@ -25,9 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_safety import evidence
-from model_safety.events import BUY, HOLD, SELL
-from model_safety.evidence import (
+from model_safety.monitor import evidence
+from model_safety.monitor.evidence import (
     INACTIVE,
     MEDIAN_MEMORY,
     EvidenceError,
@@ -46,6 +45,7 @@ from model_safety.evidence import (
     upper_bound,
     violation_text,
 )
+from model_safety.telemetry.events import BUY, HOLD, SELL
 
 SPECS = detector_specs()
 BY_NAME = {spec.name: spec for spec in SPECS}

@@ -1,4 +1,4 @@
-"""Unit tests of the expected engine configuration (model_safety.engine_config): the engine's
+"""Unit tests of the expected engine configuration (model_safety.engine.config): the engine's
 own rules applied to its unit's files (checked against the lab engine itself), systemd's
 merge of Environment= and EnvironmentFile=, systemctl show parsing, reading a host through a
 fake runner and real files, and every mismatch between a start and its files."""
@@ -12,8 +12,8 @@ import pytest
 
 from ai_engine.config import ConfigError, load_config
 from ai_engine.service import startup_lines
-from model_safety import engine_config as ec
-from model_safety.engine_state import parse_startup
+from model_safety.engine import config as ec
+from model_safety.engine.status import parse_startup
 
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 CANARY = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}

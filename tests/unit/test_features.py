@@ -1,4 +1,4 @@
-"""Unit tests for model_safety.features: NaN, Inf, flatline, missing, duplicates."""
+"""Unit tests for model_safety.telemetry.features: NaN, Inf, flatline, missing, duplicates."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.features import duplicate_share, feature_sanity
+from model_safety.telemetry.events import parse_window
+from model_safety.telemetry.features import duplicate_share, feature_sanity
 
 
 def payload(features: dict[str, float] | None) -> str:

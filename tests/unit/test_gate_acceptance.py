@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from model_safety.gate_acceptance import gate_refusals, promotion_refusals, threshold_refusals
-from model_safety.thresholds import Thresholds
+from model_safety.judgement.gate_acceptance import (
+    gate_refusals,
+    promotion_refusals,
+    threshold_refusals,
+)
+from model_safety.judgement.thresholds import Thresholds
 
 PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "activation_gate.py"
 DEFAULTS = asdict(Thresholds())

@@ -1,4 +1,5 @@
-"""Unit tests for model_safety.gate.model_findings: the structured findings the monitor counts.
+"""Unit tests for model_safety.judgement.gate.model_findings: the structured findings the
+monitor counts.
 
 Each finding is ``{rule, value, threshold, text}``; the monitor tells the rules apart by
 ``rule`` and reports ``value`` / ``threshold``, so every rule's name, measured value,
@@ -12,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.gate import evaluate, model_blockers, model_findings
-from model_safety.thresholds import MODES, Thresholds
+from model_safety.judgement.gate import evaluate, model_blockers, model_findings
+from model_safety.judgement.thresholds import MODES, Thresholds
+from model_safety.telemetry.events import parse_window
 
 # A model that breaks no rule: diverse actions, wide confidences, always active.
 HEALTHY: dict[str, Any] = {

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
-from model_safety.events import parse_window
-from model_safety.gate import evaluate, exit_code
+from model_safety.judgement.gate import evaluate, exit_code
+from model_safety.telemetry.events import parse_window
 
 ACTIONS = ("BUY", "SELL", "HOLD")
 SETTINGS = settings(

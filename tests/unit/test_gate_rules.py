@@ -1,4 +1,5 @@
-"""Unit tests for model_safety.gate: every rule at and around its threshold, verdicts, exits."""
+"""Unit tests for model_safety.judgement.gate: every rule at and around its threshold, verdicts,
+exits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.gate import evaluate, exit_code, failure, model_blockers
-from model_safety.metrics import ensemble_metrics, model_metrics
-from model_safety.thresholds import MODES, Thresholds
+from model_safety.judgement.gate import evaluate, exit_code, failure, model_blockers
+from model_safety.judgement.thresholds import MODES, Thresholds
+from model_safety.telemetry.events import parse_window
+from model_safety.telemetry.metrics import ensemble_metrics, model_metrics
 
 # Confidences with a healthy spread (std ~0.17, p90 - p10 ~0.47) in a fixed order.
 SPREAD = [round(0.3 + 0.6 * ((i * 37) % 100) / 99, 4) for i in range(1000)]

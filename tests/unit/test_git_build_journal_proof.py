@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from model_safety import engine_state as es
+from model_safety.engine import status as es
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"

@@ -1,5 +1,5 @@
-"""The one-at-a-time activation lease (model_safety.lease) on real files in tmp_path: round
-trip, refusals naming the holder, stale and corrupt leases, token checks, validation, and real
+"""The one-at-a-time activation lease (model_safety.activation.lock) on real files in tmp_path:
+round trip, refusals naming the holder, stale and corrupt leases, token checks, validation, and real
 processes racing for it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from model_safety import lease as ls
+from model_safety.activation import lock as ls
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 

@@ -1,4 +1,5 @@
-"""Unit tests for model_safety.monitor: the canary monitor's judgement of one probe at a time.
+"""Unit tests for model_safety.monitor.assess: the canary monitor's judgement of one probe at a
+time.
 
 Probes carry what ``canary_probe`` returns: the service, the configured canary, the activation
 record, and the canary model's new events as observation rows ``[ms, action, confidence,
@@ -20,10 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_safety import evidence
-from model_safety.events import BUY, HOLD, SELL
-from model_safety.evidence import INACTIVE, Observations
-from model_safety.monitor import (
+from model_safety.monitor import evidence
+from model_safety.monitor.assess import (
     ACTIVE,
     ENDED,
     INCONCLUSIVE,
@@ -48,6 +47,8 @@ from model_safety.monitor import (
     stream_id_key,
     window_summary,
 )
+from model_safety.monitor.evidence import INACTIVE, Observations
+from model_safety.telemetry.events import BUY, HOLD, SELL
 from tests.unit.test_evidence import (
     T0_MS,
     class_rows,

@@ -1,5 +1,5 @@
-"""Unit tests for ``model-safety monitor``'s command line (model_safety.monitor_cli) and for the
-refusals of its loop (model_safety.monitor_loop) that happen before any playbook runs."""
+"""Unit tests for ``model-safety monitor``'s command line (model_safety.monitor.cli) and for the
+refusals of its loop (model_safety.monitor.loop) that happen before any playbook runs."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from model_safety import monitor_loop
 from model_safety.cli import main
-from model_safety.monitor import MonitorSettings
-from model_safety.monitor_cli import PROJECT_ENV, WEBHOOK_ENV, load_config, parse_duration
-from model_safety.monitor_io import HostLocks
-from model_safety.monitor_loop import Monitor, MonitorOptions, default_inventory, resolve_hosts
+from model_safety.monitor import loop as monitor_loop
+from model_safety.monitor.assess import MonitorSettings
+from model_safety.monitor.cli import PROJECT_ENV, WEBHOOK_ENV, load_config, parse_duration
+from model_safety.monitor.loop import Monitor, MonitorOptions, default_inventory, resolve_hosts
+from model_safety.monitor.store import HostLocks
 
 INVENTORY = """\
 all:

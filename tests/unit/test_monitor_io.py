@@ -1,4 +1,4 @@
-"""Unit tests for model_safety.monitor_io: host locks, state files, the check log, the
+"""Unit tests for model_safety.monitor.store: host locks, state files, the check log, the
 Prometheus textfile and the webhook (against real local HTTP servers and sockets)."""
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from model_safety import fileio, monitor_io
-from model_safety.monitor import MonitorSettings, new_state, prometheus_text
-from model_safety.monitor_io import (
+from model_safety import fileio
+from model_safety.monitor import store as monitor_io
+from model_safety.monitor.assess import MonitorSettings, new_state, prometheus_text
+from model_safety.monitor.store import (
     HostLocks,
     MonitorIOError,
     StateStore,
@@ -114,7 +115,7 @@ def test_bad_host_names_are_refused_before_anything_is_locked(
 
 HOLD_LOCK = """
 import sys, time
-from model_safety.monitor_io import HostLocks
+from model_safety.monitor.store import HostLocks
 HostLocks(sys.argv[1]).acquire(sys.argv[2:], "patchtst")
 print("locked", flush=True)
 time.sleep(60)

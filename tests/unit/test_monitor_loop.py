@@ -17,11 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from model_safety import monitor_loop
-from model_safety.events import BUY
-from model_safety.monitor import ROLLING_BACK, MonitorSettings
-from model_safety.monitor_io import StateStore
-from model_safety.monitor_loop import (
+from model_safety.monitor import loop as monitor_loop
+from model_safety.monitor.assess import ROLLING_BACK, MonitorSettings
+from model_safety.monitor.loop import (
     EXIT_ERROR,
     EXIT_INCONCLUSIVE,
     EXIT_ROLLED_BACK,
@@ -29,7 +27,9 @@ from model_safety.monitor_loop import (
     Monitor,
     MonitorOptions,
 )
+from model_safety.monitor.store import StateStore
 from model_safety.playbook_runner import PlaybookRun
+from model_safety.telemetry.events import BUY
 from tests.unit.test_evidence import T0_MS, class_rows, healthy_rows
 
 MODEL = "patchtst"

@@ -1,5 +1,5 @@
-"""Unit tests for model_safety.promotion (the hard blockers of a promotion) and its decision log
-(reports.decision_log_markdown), on windows built like the shadow report's tests."""
+"""Unit tests for model_safety.judgement.promotion (the hard blockers of a promotion) and its
+decision log (reports.decision_log_markdown), on windows built like the shadow report's tests."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.promotion import blocked_check, promotion_check, uptime_blockers
-from model_safety.reports import decision_log_markdown, write_reports
-from model_safety.thresholds import Thresholds
+from model_safety.judgement.promotion import blocked_check, promotion_check, uptime_blockers
+from model_safety.judgement.reports import decision_log_markdown, write_reports
+from model_safety.judgement.thresholds import Thresholds
+from model_safety.telemetry.events import parse_window
 from tests.unit.test_shadow import OPPOSITE, conf_of, healthy, padded, payload, window_of
 
 DAY = 86400.0

@@ -1,5 +1,5 @@
 """A promotion from a canary step needs the monitor's ``safe`` for that step
-(model_safety.promotion_watch): every case of the pure function over records, the override,
+(model_safety.monitor.promotion_watch): every case of the pure function over records, the override,
 reading a real log in tmp_path, and how the decision reaches the promotion check, its decision
 log and the acceptance check of the play (gate_acceptance.promotion_refusals)."""
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from model_safety import activation_log as al
-from model_safety import promotion_watch as pw
-from model_safety.gate_acceptance import monitor_refusals, promotion_refusals
-from model_safety.promotion import blocked_check, with_monitor
-from model_safety.reports import decision_log_markdown
+from model_safety.activation import log as al
+from model_safety.judgement.gate_acceptance import monitor_refusals, promotion_refusals
+from model_safety.judgement.promotion import blocked_check, with_monitor
+from model_safety.judgement.reports import decision_log_markdown
+from model_safety.monitor import promotion_watch as pw
 
 HOW = "override with -e 'monitor_override=\"<reason>\"'"
 NOW = datetime(2026, 1, 11, 9, 30, 0, tzinfo=UTC)

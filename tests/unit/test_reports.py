@@ -1,4 +1,4 @@
-"""Unit tests of model_safety.reports: JSON conversion, Markdown content, atomic files."""
+"""Unit tests of model_safety.judgement.reports: JSON conversion, Markdown content, atomic files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from model_safety.reports import (
+from model_safety.judgement.reports import (
     KINDS,
     atomic_write,
     dumps,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from model_safety import role_proof as rp
-from model_safety.engine_state import EngineStateError
+from model_safety.engine import role_proof as rp
+from model_safety.engine.status import EngineStateError
 
 T0 = 1_768_046_400_000  # 2026-01-10T12:00:00.000Z
 

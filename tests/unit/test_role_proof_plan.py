@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from model_safety import role_proof as rp
-from model_safety.engine_state import EngineStateError
+from model_safety.engine import role_proof as rp
+from model_safety.engine.status import EngineStateError
 
 
 @pytest.mark.parametrize(

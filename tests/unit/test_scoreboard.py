@@ -1,4 +1,4 @@
-"""Unit tests for model_safety.scoreboard: GO / WAIT / NO-GO and their edges."""
+"""Unit tests for model_safety.judgement.scoreboard: GO / WAIT / NO-GO and their edges."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.scoreboard import scoreboard, status_of
-from model_safety.thresholds import Thresholds
+from model_safety.judgement.scoreboard import scoreboard, status_of
+from model_safety.judgement.thresholds import Thresholds
+from model_safety.telemetry.events import parse_window
 
 N = 400
 OPPOSITE = {"BUY": "SELL", "SELL": "BUY"}

@@ -1,4 +1,4 @@
-"""Unit tests of the stop + start cycle (model_safety.service_cycle): a fake runner scripted per
+"""Unit tests of the stop + start cycle (model_safety.engine.cycle): a fake runner scripted per
 argv answers systemctl and journalctl, a fake clock makes the polling instant."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from model_safety import engine_state as es
-from model_safety import service_cycle as sc
+from model_safety.engine import cycle as sc
+from model_safety.engine import status as es
 
 UNIT = "quantum-ai-engine.service"
 OLD = "0123456789abcdef0123456789abcdef"

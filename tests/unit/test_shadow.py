@@ -1,4 +1,5 @@
-"""Unit tests for model_safety.shadow: the four gates, calibration, READY and hard blockers."""
+"""Unit tests for model_safety.judgement.shadow: the four gates, calibration, READY and hard
+blockers."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_safety.events import parse_window
-from model_safety.shadow import calibration, future_prices, readiness, shadow_report
-from model_safety.thresholds import Thresholds
+from model_safety.judgement.shadow import calibration, future_prices, readiness, shadow_report
+from model_safety.judgement.thresholds import Thresholds
+from model_safety.telemetry.events import parse_window
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 OPPOSITE = {"BUY": "SELL", "SELL": "BUY", "HOLD": "HOLD"}
@@ -371,5 +372,5 @@ def test_future_prices_fallback_search_matches_the_vectorised_one(monkeypatch) -
     window = window_of(events)
     vectorised = future_prices(window, 60_000)
     assert np.isfinite(vectorised).sum() > 50
-    monkeypatch.setattr("model_safety.shadow._INT64_SAFE", 0)
+    monkeypatch.setattr("model_safety.judgement.shadow._INT64_SAFE", 0)
     assert np.array_equal(future_prices(window, 60_000), vectorised, equal_nan=True)

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from model_safety.engine_state import format_status_table
+from model_safety.engine.status import format_status_table
 
 PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "status_table.py"
 

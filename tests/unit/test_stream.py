@@ -1,4 +1,5 @@
-"""Unit tests of model_safety.stream without a server: cutover, URLs, redaction, arguments.
+"""Unit tests of model_safety.telemetry.stream without a server: cutover, URLs, redaction,
+arguments.
 
 Reading from a real redis-server (pages, cutovers, --count, errors) is tested in
 tests/integration/test_gate_cli.py.
@@ -9,9 +10,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from model_safety import stream
 from model_safety.cutover import parse_cutover
-from model_safety.stream import (
+from model_safety.telemetry import stream
+from model_safety.telemetry.stream import (
     DEFAULT_URL,
     StreamError,
     connect,

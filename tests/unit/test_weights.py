@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from model_safety.weights import (
+from model_safety.engine.weights import (
     DEFAULT_CANARY_WEIGHT,
     WeightsError,
     canary_weights,

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .events import EventWindow
+from ..telemetry.events import EventWindow
+from ..telemetry.metrics import ensemble_metrics, model_metrics
 from .gate import model_blockers, pct_pair, window_blockers
-from .metrics import ensemble_metrics, model_metrics
 from .thresholds import Mode, Thresholds, get_mode
 
 __all__ = ["STATUSES", "scoreboard", "status_of"]

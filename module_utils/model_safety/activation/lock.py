@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .fileio import ensure_directory, fsync_directory, write_atomic
-from .utctime import iso_s
+from ..fileio import ensure_directory, fsync_directory, write_atomic
+from ..utctime import iso_s
 
 DEFAULT_LEASE_PATH = "/var/lib/model-safety/activation.lease"
 DEFAULT_TTL = 1800

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from .names import is_model_name
+from ..names import is_model_name
 
 __all__ = [
     "DEFAULT_CANARY_WEIGHT",

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import TextIO
 
-from .argtypes import positive_int, share
-from .reports import DEFAULT_REPORT_DIR
+from ..argtypes import positive_int, share
+from ..judgement.reports import DEFAULT_REPORT_DIR
 
 DEFAULT_DB = "/opt/quantum/data/quantum_trader.db"
 DEFAULT_LOOKBACK = 64
@@ -60,8 +60,8 @@ class _ProgressPrinter:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from . import dataset
-    from .dataset_report import summary_lines
+    from . import build as dataset
+    from .report import summary_lines
 
     try:
         options = dataset.BuildOptions.parse(

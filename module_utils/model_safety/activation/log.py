@@ -49,8 +49,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from .fileio import ensure_directory, fsync_directory, write_all
-from .utctime import iso_ms
+from ..fileio import ensure_directory, fsync_directory, write_all
+from ..utctime import iso_ms
 
 DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
 # Each event and the seed's ``action`` it is logged as. A failed change names what failed

@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from .events import BUY, SELL, VOTER_REASON, EventWindow
+from ..telemetry.events import BUY, SELL, VOTER_REASON, EventWindow
+from ..telemetry.metrics import ensemble_metrics, model_metrics
 from .gate import num_pair, pct_pair
-from .metrics import ensemble_metrics, model_metrics
 from .thresholds import Thresholds
 
 __all__ = ["GATES", "calibration", "future_prices", "readiness", "shadow_report"]

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .activation_log import ActivationLogError, last_record, read_records
-from .lease import LeaseError, normalise_text
+from ..activation.lock import LeaseError, normalise_text
+from ..activation.log import ActivationLogError, last_record, read_records
 
 __all__ = [
     "MISSING",

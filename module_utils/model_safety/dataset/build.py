@@ -74,10 +74,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .dataset_report import render_report
-from .fileio import ensure_directory, fsync_directory, write_atomic
-from .reports import DIR_MODE, FILE_MODE, dumps
-from .utctime import as_utc, iso_s
+from ..fileio import ensure_directory, fsync_directory, write_atomic
+from ..judgement.reports import DIR_MODE, FILE_MODE, dumps
+from ..utctime import as_utc, iso_s
+from .report import render_report
 
 TABLE = "ohlcv"
 FORMAT = "patchtst_sequences/1"

@@ -26,14 +26,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .activation_log import ActivationLogError, last_record
-from .cutover import parse_cutover
-from .engine_config import EngineConfigError, unit_expected_config
-from .engine_state import Runner, read_service_state, service_uptime, stream_id_ms
-from .events import NO_ACTION
-from .role_proof import RoleProofError, pre_activation_rate
-from .run import RunError, _open
-from .stream import StreamError, read_window, scrub
+from ..activation.log import ActivationLogError, last_record
+from ..cutover import parse_cutover
+from ..engine.config import EngineConfigError, unit_expected_config
+from ..engine.role_proof import RoleProofError, pre_activation_rate
+from ..engine.status import Runner, read_service_state, service_uptime, stream_id_ms
+from ..judgement.run import RunError, _open
+from ..telemetry.events import NO_ACTION
+from ..telemetry.stream import StreamError, read_window, scrub
 
 ACTIVATION_EVENTS = ("activation", "promotion")
 DEFAULT_WINDOW_EVENTS = 1000

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .events import ACTIONS, EventWindow
-from .metrics import ensemble_metrics, model_metrics
+from ..telemetry.events import ACTIONS, EventWindow
+from ..telemetry.metrics import ensemble_metrics, model_metrics
 from .thresholds import MODES, Mode, Thresholds, get_mode
 
 __all__ = [

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .names import is_model_name
+from ..names import is_model_name
 
 __all__ = [
     "ACTIONS",

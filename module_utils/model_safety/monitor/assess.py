@@ -42,13 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.status import span_rate
+from ..judgement.thresholds import Thresholds
+from ..names import is_model_name
+from ..telemetry.events import ACTIONS
+from ..telemetry.metrics import hard_disagreement
 from . import evidence
-from .engine_state import span_rate
-from .events import ACTIONS
 from .evidence import Observations
-from .metrics import hard_disagreement
-from .names import is_model_name
-from .thresholds import Thresholds
 
 ACTIVE = "monitoring"
 ROLLING_BACK = "rolling_back"

@@ -31,9 +31,10 @@ from urllib.parse import quote
 
 import redis
 
-from . import utctime
-from .cutover import parse_cutover, stream_id_key
-from .engine_state import (
+from .. import utctime
+from ..cutover import parse_cutover, stream_id_key
+from ..telemetry.stream import PAYLOAD_FIELD
+from .status import (
     EngineStateError,
     span_rate,
     stream_id_ms,
@@ -41,7 +42,6 @@ from .engine_state import (
     validate_stream_name,
     validate_timeout,
 )
-from .stream import PAYLOAD_FIELD
 
 ROLES = ("voting", "shadow")
 ACTIONS = frozenset({"BUY", "SELL", "HOLD"})

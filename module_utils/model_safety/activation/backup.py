@@ -35,10 +35,10 @@ import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .fileio import fsync_directory
-from .fileio import write_atomic as _write_atomic
-from .names import is_model_name
-from .utctime import iso_us
+from ..fileio import fsync_directory
+from ..fileio import write_atomic as _write_atomic
+from ..names import is_model_name
+from ..utctime import iso_us
 
 DEFAULT_ROOT = "/opt/quantum/backups/model_activations"
 DEFAULT_FILES = ("/etc/quantum/ai-engine.env",)

@@ -31,9 +31,9 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from .events import EventWindow
+from ..names import is_model_name
+from ..telemetry.events import EventWindow
 from .gate import evaluate, pct_pair
-from .names import is_model_name
 from .shadow import GATES, readiness, shadow_report
 from .thresholds import Thresholds
 

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .fileio import ensure_directory, write_atomic
-from .monitor import POOL
-from .utctime import iso_ms
+from ..fileio import ensure_directory, write_atomic
+from ..utctime import iso_ms
+from .assess import POOL
 
 STATE_DIR_MODE = 0o700
 STATE_FILE_MODE = 0o600

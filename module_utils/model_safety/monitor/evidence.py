@@ -69,8 +69,8 @@ from typing import Any
 
 import numpy as np
 
-from .events import ACTIONS, BUY, HOLD
-from .metrics import hard_disagreement
+from ..telemetry.events import ACTIONS, BUY, HOLD
+from ..telemetry.metrics import hard_disagreement
 
 INACTIVE = -1
 REPEAT_BOUND = 0.25

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from .names import is_model_name
-from .utctime import iso_ms
+from ..names import is_model_name
+from ..utctime import iso_ms
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..judgement.thresholds import Thresholds
 from .events import EventWindow
-from .thresholds import Thresholds
 
 __all__ = ["DUPLICATE_DECIMALS", "duplicate_share", "feature_sanity"]
 

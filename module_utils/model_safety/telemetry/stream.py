@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import redis
 
-from .cutover import STREAM_ID_RE, stream_id_key
+from ..cutover import STREAM_ID_RE, stream_id_key
+from ..redis_url import check_db_path
 from .events import EventWindow, WindowBuilder
-from .redis_url import check_db_path
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STREAM = "quantum:stream:trade.intent"

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any
 
-from .argtypes import non_negative_int, positive_int, share
+from ..argtypes import non_negative_int, positive_int, share
 
 DEFAULT_STATE_DIR = "/var/lib/model-safety/monitor"
 DEFAULT_ACTIVATION_LOG = "/var/log/quantum/qsc_canary.jsonl"
@@ -185,9 +185,9 @@ def _option(args: argparse.Namespace, config: dict[str, Any], name: str, default
 
 def run_monitor(args: argparse.Namespace) -> int:
     """The ``monitor`` handler: build the options and run the loop."""
-    from .monitor import MonitorError, MonitorSettings
-    from .monitor_io import MonitorIOError
-    from .monitor_loop import Monitor, MonitorOptions, default_inventory
+    from .assess import MonitorError, MonitorSettings
+    from .loop import Monitor, MonitorOptions, default_inventory
+    from .store import MonitorIOError
 
     try:
         config = load_config(args.config) if args.config else {}

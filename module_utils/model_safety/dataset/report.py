@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .reports import _bullets, _code, _num, _pct, _table
-from .utctime import iso_s
+from ..judgement.reports import _bullets, _code, _num, _pct, _table
+from ..utctime import iso_s
 
 _SYMBOL_COUNTS = ("candles", "runs", "gaps", "missing_candles", "windows", "win", "loss")
 _SYMBOL_COLUMNS = (

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .engine_state import (
+from ..utctime import iso_us
+from .status import (
     CommandError,
     EngineStateError,
     Runner,
@@ -32,7 +33,6 @@ from .engine_state import (
     read_service_state,
     validate_unit,
 )
-from .utctime import iso_us
 
 __all__ = [
     "CycleError",

@@ -30,8 +30,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .engine_state import EngineStateError, Runner, validate_unit
 from .envfile import HIDDEN, EnvFileError, env_values, is_secret_key, validate_key
+from .status import EngineStateError, Runner, validate_unit
 from .weights import WeightsError, parse_weights, validate_model_name, weights_differences
 
 SHADOW_SUFFIX = "_SHADOW_ONLY"

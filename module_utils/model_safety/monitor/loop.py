@@ -34,8 +34,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .activation_log import append_record
-from .monitor import (
+from ..activation.log import append_record
+from ..playbook_runner import PlaybookJob, PlaybookRun, run_playbook
+from ..utctime import iso_ms
+from .assess import (
     ACTIVE,
     COMPLETED,
     ENDED,
@@ -55,7 +57,7 @@ from .monitor import (
     prometheus_text,
     rollback_reason,
 )
-from .monitor_io import (
+from .store import (
     HostLocks,
     MonitorIOError,
     StateStore,
@@ -65,8 +67,6 @@ from .monitor_io import (
     redact_webhook,
     write_textfile,
 )
-from .playbook_runner import PlaybookJob, PlaybookRun, run_playbook
-from .utctime import iso_ms
 
 EXIT_SAFE, EXIT_ERROR, EXIT_ROLLED_BACK, EXIT_INCONCLUSIVE = 0, 2, 4, 5
 WEBHOOK_DRAIN_S = 15.0

@@ -22,14 +22,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .cutover import parse_cutover
-from .features import feature_sanity
-from .gate import evaluate, failure
-from .names import is_model_name
-from .promotion import blocked_check, promotion_check, validate_promotion_args
-from .scoreboard import scoreboard
-from .shadow import shadow_report
-from .stream import (
+from ..cutover import parse_cutover
+from ..names import is_model_name
+from ..telemetry.features import feature_sanity
+from ..telemetry.stream import (
     DEFAULT_COUNT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_STREAM,
@@ -43,6 +39,10 @@ from .stream import (
     scrub,
     url_secrets,
 )
+from .gate import evaluate, failure
+from .promotion import blocked_check, promotion_check, validate_promotion_args
+from .scoreboard import scoreboard
+from .shadow import shadow_report
 from .thresholds import MODES, Thresholds
 
 

@@ -1,0 +1,1 @@
+"""Activation bookkeeping on a host: backups, the one-at-a-time lock, the activation log."""

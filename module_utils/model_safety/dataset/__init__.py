@@ -1,0 +1,1 @@
+"""The PatchTST sequence dataset: training windows from OHLCV history (not deployment safety)."""

@@ -1,0 +1,2 @@
+"""Judgement: the gate, the scoreboard, the shadow and promotion checks, their thresholds and
+reports."""

@@ -1,0 +1,1 @@
+"""The canary monitor: probe, sequential evidence, judgement, loop and what it keeps."""
