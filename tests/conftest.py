@@ -98,14 +98,14 @@ def hosts(lab: Lab):
 # The longest lab modules, longest first (measured in CI): the lanes take whole modules in
 # collection order, so these start first and the short ones fill the gaps at the end.
 LONGEST_FIRST = (
-    "test_canary_lab.py",
-    "test_shadow_promote_lab.py",
-    "test_rollback_lab.py",
-    "test_monitor_slow_lab.py",
-    "test_monitor_faults_lab.py",
-    "test_monitor_lab.py",
-    "test_canary_slow_lab.py",
-    "test_gate_lab.py",
+    "test_canary_playbook.py",
+    "test_shadow_promote_playbooks.py",
+    "test_rollback_playbook.py",
+    "test_monitor_slow.py",
+    "test_monitor_faults.py",
+    "test_monitor_command.py",
+    "test_canary_playbook_slow.py",
+    "test_gate_playbooks.py",
 )
 
 

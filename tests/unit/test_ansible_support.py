@@ -1,6 +1,6 @@
 """Unit tests of the Redis secret masking the modules share (model_safety.ansible_support), on
 a real AnsibleModule; the modules themselves under ansible-playbook -vvv:
-tests/integration/test_secrets_local.py."""
+tests/integration/test_module_secrets.py."""
 
 from __future__ import annotations
 

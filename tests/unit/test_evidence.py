@@ -3,7 +3,7 @@ indicators, the e-detectors (mixture likelihood ratio M and Shiryaev-Roberts R, 
 events), the end-of-watch bounds and the texts runbooks read.
 
 Synthetic events come from seeded numpy generators (``healthy_rows`` and friends, also used by
-test_monitor and test_monitor_loop). Besides exact values, the tests check the properties the
+test_monitor_assess and test_monitor_loop). Besides exact values, the tests check the properties the
 monitor's guarantees rest on: an indicator depends only on earlier events (so each detector is a
 supermartingale while the model is healthy), a healthy model exactly at a rule's bound is rarely
 decided (Monte Carlo), a collapse is decided within the events the issue asks for, and feeding
@@ -57,7 +57,7 @@ T0_MS = 1_768_046_400_000  # 2026-01-10T12:00:00.000Z
 Rows = list[list[Any]]
 
 
-# -- synthetic events (shared with test_monitor and test_monitor_loop) -----------------------------
+# -- synthetic events (shared with test_monitor_assess and test_monitor_loop) --------------------
 
 
 def healthy_rows(

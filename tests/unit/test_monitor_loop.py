@@ -1,5 +1,6 @@
 """The monitor's loop with the playbook runs replaced by fakes (pure unit tests; the real runs
-are in tests/integration/test_monitor*_lab.py): the checks carry observation rows as
+are in tests/integration/test_monitor_command.py, test_monitor_slow.py and
+test_monitor_faults.py): the checks carry observation rows as
 canary_probe returns them, a rollback runs beside the other hosts' checks, is always waited for
 and recorded, a monitor restarted while one ran runs it again, a pooled violation rolls back
 every host of the canary, the monitor's records reach each host's own log (with the next check,
