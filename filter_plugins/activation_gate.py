@@ -1,5 +1,5 @@
-"""Filters ``qsc_gate_refusals`` and ``qsc_promotion_refusals``: why a gate or promotion result
-must not let an activation change a host (an empty list: it may).
+"""Filters ``model_safety_gate_refusals`` and ``model_safety_promotion_refusals``: why a gate or
+promotion result must not let an activation change a host (an empty list: it may).
 
 The logic lives in ``model_safety.judgement.gate_acceptance`` (the project is installed into the
 controller's virtualenv, where filter plugins run); this file only exposes it.
@@ -12,15 +12,15 @@ from typing import Any
 from model_safety.judgement import gate_acceptance
 
 
-def qsc_gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:
-    """``{{ model_gate_result | qsc_gate_refusals(model, canary_gate_thresholds) }}`` -> the
-    reasons the gate result does not show a canary-mode PASS of ``model`` at the default
-    thresholds (or at the explicit ``overrides``)."""
+def model_safety_gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:
+    """``{{ gate_result | model_safety_gate_refusals(model, thresholds) }}`` -> the reasons the
+    gate result does not show a canary-mode PASS of ``model`` at the default thresholds (or at
+    the explicit ``overrides``)."""
     return gate_acceptance.gate_refusals(result, model, overrides)
 
 
-def qsc_promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
-    """``{{ promote_check | qsc_promotion_refusals(model, 'voting') }}`` -> the reasons the
+def model_safety_promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
+    """``{{ promote_check | model_safety_promotion_refusals(model, 'voting') }}`` -> the reasons the
     promotion check does not show a GO of ``model`` from ``current_role``."""
     return gate_acceptance.promotion_refusals(check, model, current_role)
 
@@ -31,6 +31,6 @@ class FilterModule:
     def filters(self) -> dict:
         """Map filter names to functions."""
         return {
-            "qsc_gate_refusals": qsc_gate_refusals,
-            "qsc_promotion_refusals": qsc_promotion_refusals,
+            "model_safety_gate_refusals": model_safety_gate_refusals,
+            "model_safety_promotion_refusals": model_safety_promotion_refusals,
         }

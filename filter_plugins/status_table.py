@@ -1,4 +1,5 @@
-"""Filter ``status_table``: the engine status of many hosts as one fixed-width text table.
+"""Filter ``model_safety_status_table``: the engine status of many hosts as one fixed-width
+text table.
 
 The formatting lives in ``model_safety.engine.status.format_status_table`` (the project is
 installed into the controller's virtualenv, where filter plugins run); this file only exposes it.
@@ -10,8 +11,9 @@ from model_safety.engine.status import format_status_table
 
 
 class FilterModule:
-    """``{{ {host: engine_status result, ...} | status_table }}`` -> table and problems per host."""
+    """``{{ {host: engine_status result, ...} | model_safety_status_table }}`` -> table and
+    problems per host."""
 
     def filters(self) -> dict:
         """Map filter names to functions."""
-        return {"status_table": format_status_table}
+        return {"model_safety_status_table": format_status_table}

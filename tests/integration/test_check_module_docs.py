@@ -60,8 +60,8 @@ def break_tree(root: Path) -> None:
     # Code markup cut short by a parenthesis inside it.
     edit(library / "journal_proof.py", "\ndescription:\n", "\ndescription:\n  - C(f(x)) ok.\n")
     # A filter option that is not the function's parameter, and a filter without docs.
-    edit(filters / "canary_weights.yml", "\n    weight:\n", "\n    canary_weight:\n")
-    (filters / "status_table.yml").unlink()
+    edit(filters / "model_safety_canary_weights.yml", "\n    weight:\n", "\n    canary_weight:\n")
+    (filters / "model_safety_status_table.yml").unlink()
     # A fragment that is not YAML, used by no module.
     (root / "doc_fragments" / "unused.py").write_text(
         'class ModuleDocFragment:\n    DOCUMENTATION = "options:\\n  a: b: c"\n'
@@ -140,7 +140,7 @@ def test_markup_cut_short(broken_report):
 
 def test_filter_docs(broken_report):
     _, lines = broken_report
-    doc = "filter_plugins/canary_weights.yml"
+    doc = "filter_plugins/model_safety_canary_weights.yml"
     assert reported(lines, doc, "undocumented-parameter", "weight")
     assert reported(lines, doc, "nonexistent-parameter-documented", "canary_weight")
     assert reported(lines, "filter_plugins/status_table.py", "missing-documentation")
@@ -159,7 +159,7 @@ def test_only_the_defects_are_reported(broken_report):
         "library/git_build.py",
         "library/scoreboard.py",
         "library/journal_proof.py",
-        "filter_plugins/canary_weights.yml",
+        "filter_plugins/model_safety_canary_weights.yml",
         "filter_plugins/status_table.py",
         "doc_fragments/unused.py",
     }

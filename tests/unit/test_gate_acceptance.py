@@ -140,9 +140,9 @@ def test_the_filters_expose_the_same_checks():
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
     filters = plugin.FilterModule().filters()
-    assert filters["qsc_gate_refusals"](passing(model="xgb"), "patchtst", {}) == [
+    assert filters["model_safety_gate_refusals"](passing(model="xgb"), "patchtst", {}) == [
         "the gate judged xgb, not patchtst"
     ]
-    assert filters["qsc_promotion_refusals"]({}, "patchtst", "shadow")[0].startswith(
+    assert filters["model_safety_promotion_refusals"]({}, "patchtst", "shadow")[0].startswith(
         "the promotion check's verdict is None"
     )

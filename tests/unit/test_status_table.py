@@ -1,4 +1,4 @@
-"""The ``status_table`` filter plugin is a thin alias of ``format_status_table``."""
+"""The ``model_safety_status_table`` filter plugin is a thin alias of ``format_status_table``."""
 
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ def load_plugin() -> ModuleType:
 
 def test_filter_is_format_status_table() -> None:
     filters = load_plugin().FilterModule().filters()
-    assert set(filters) == {"status_table"}
-    assert filters["status_table"](RESULTS) == format_status_table(RESULTS)
+    assert set(filters) == {"model_safety_status_table"}
+    assert filters["model_safety_status_table"](RESULTS) == format_status_table(RESULTS)
 
 
 def test_filter_output() -> None:
-    table = load_plugin().FilterModule().filters()["status_table"](RESULTS)
+    table = load_plugin().FilterModule().filters()["model_safety_status_table"](RESULTS)
     assert "qlab1" in table.splitlines()[2]
     assert table.splitlines()[-1] == (
         "  qlab2: no status: cannot read the engine status: systemctl missing"

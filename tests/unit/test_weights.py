@@ -326,19 +326,19 @@ def test_format_refuses(vector: object, message: str) -> None:
 def test_filter_names() -> None:
     filters = load_plugin().FilterModule().filters()
     assert set(filters) == {
-        "canary_weights",
-        "qsc_configured_model",
-        "qsc_model_weights",
-        "qsc_weights_differences",
+        "model_safety_canary_weights",
+        "model_safety_configured_model",
+        "model_safety_model_weights",
+        "model_safety_weights_differences",
     }
 
 
 def test_filters_compute_the_design_example() -> None:
     filters = load_plugin().FilterModule().filters()
-    vector = filters["canary_weights"](BASELINE, "patchtst", "0.10")
+    vector = filters["model_safety_canary_weights"](BASELINE, "patchtst", "0.10")
     assert vector == EXPECTED
-    assert filters["canary_weights"](BASELINE, "patchtst") == EXPECTED
-    assert filters["qsc_model_weights"](vector) == EXPECTED_TEXT
+    assert filters["model_safety_canary_weights"](BASELINE, "patchtst") == EXPECTED
+    assert filters["model_safety_model_weights"](vector) == EXPECTED_TEXT
 
 
 @pytest.mark.parametrize(
@@ -356,13 +356,13 @@ def test_filters_compute_the_design_example() -> None:
 def test_filter_errors_are_ansible_filter_errors(model: str, weight: object, message: str) -> None:
     filters = load_plugin().FilterModule().filters()
     with pytest.raises(AnsibleFilterError, match=message):
-        filters["canary_weights"](BASELINE, model, weight)
+        filters["model_safety_canary_weights"](BASELINE, model, weight)
 
 
 def test_qsc_model_weights_filter_error() -> None:
     filters = load_plugin().FilterModule().filters()
     with pytest.raises(AnsibleFilterError, match="must sum to 1"):
-        filters["qsc_model_weights"]({"xgb": 0.5})
+        filters["model_safety_model_weights"]({"xgb": 0.5})
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -404,7 +404,10 @@ def test_weights_differences_names_every_difference():
 
 
 def test_configured_model_names_the_problem():
-    assert load_plugin().FilterModule().filters()["qsc_configured_model"](BASELINE, "xgb") == "xgb"
+    assert (
+        load_plugin().FilterModule().filters()["model_safety_configured_model"](BASELINE, "xgb")
+        == "xgb"
+    )
     for model, message in [("../x", "not a valid model name"), ("foo", "unknown model 'foo'")]:
         with pytest.raises(AnsibleFilterError, match=message):
-            load_plugin().FilterModule().filters()["qsc_configured_model"](BASELINE, model)
+            load_plugin().FilterModule().filters()["model_safety_configured_model"](BASELINE, model)

@@ -10,8 +10,8 @@ the activation may go on. The same holds for a promotion's check (``promotion_ch
 from a canary step must also show the monitor's ``safe`` for the step, or the operator's
 explicit override of it (``monitor_override``).
 
-Pure standard library plus :mod:`.thresholds`; used by the ``qsc_gate_refusals`` and
-``qsc_promotion_refusals`` filters.
+Pure standard library plus :mod:`.thresholds`; used by the ``model_safety_gate_refusals`` and
+``model_safety_promotion_refusals`` filters.
 """
 
 from __future__ import annotations
