@@ -1,0 +1,295 @@
+"""Running a module of library/ in this process, as ansible-core's own module unit tests do:
+the task's arguments patched in (``ansible.module_utils.testing.patch_module_args``),
+``exit_json``/``fail_json`` turned into exceptions that carry the result (with the module's
+no_log values masked, as Ansible masks them), and ``warn`` recorded into the result.
+
+Also what the module tests share: a fake ``systemctl``/``journalctl`` on PATH, a real git
+checkout, and the reference engine's telemetry written to the real redis-server
+(tests/redis_server.py). The fixtures are registered by tests/unit/modules/conftest.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import ansible.module_utils
+import pytest
+import redis
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.testing import patch_module_args
+
+from tests.redis_server import RedisServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = REPO_ROOT / "library"
+# The modules import their helpers as ansible.module_utils.model_safety, as on a target.
+MODULE_UTILS = str(REPO_ROOT / "module_utils")
+UNIT = "quantum-ai-engine.service"
+INVOCATION = "0123456789abcdef0123456789abcdef"
+NEW_INVOCATION = "fedcba9876543210fedcba9876543210"
+# The reference engine's lab default: four models, patchtst in shadow.
+BASELINE = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}
+# Inputs an attacker (or a typo) could put into any text option.
+HOSTILE_NAMES = ["../etc/passwd", "xgb\nrm -rf /", "XGB", "x" * 33, "", "9lives", "a b"]
+EVENTS_START = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
+EVENTS_START_MS = 1_768_046_400_000
+EVENT_STEP_MS = 100
+
+
+class AnsibleExitJson(Exception):
+    """The module called exit_json; ``result`` is what it returned."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result)
+        self.result = result
+
+
+class AnsibleFailJson(Exception):
+    """The module called fail_json; ``result`` is what it returned."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result)
+        self.result = result
+
+
+@functools.cache
+def load(name: str) -> ModuleType:
+    """The module ``library/<name>.py``, imported once (library/ is not a package)."""
+    if MODULE_UTILS not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(MODULE_UTILS)
+    spec = importlib.util.spec_from_file_location(f"library_{name}", LIBRARY / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoke(name: str, args: dict[str, Any], *, check_mode: bool = False, diff: bool = False):
+    """Run the module's main() with the task arguments ``args``: (succeeded, result)."""
+    warnings: list[str] = []
+
+    def returned(module: AnsibleModule, result: dict[str, Any]) -> dict[str, Any]:
+        masked = remove_values(result, module.no_log_values)
+        return {"changed": False, **masked, "warnings": warnings}
+
+    def exit_json(module: AnsibleModule, **result: Any) -> None:
+        raise AnsibleExitJson(returned(module, result))
+
+    def fail_json(module: AnsibleModule, msg: str, **result: Any) -> None:
+        raise AnsibleFailJson(returned(module, {"failed": True, "msg": msg, **result}))
+
+    def warn(module: AnsibleModule, warning: str, **_: Any) -> None:
+        warnings.append(warning)
+
+    task = {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
+    main = load(name).main
+    with (
+        patch_module_args(task),
+        mock.patch.object(AnsibleModule, "exit_json", exit_json),
+        mock.patch.object(AnsibleModule, "fail_json", fail_json),
+        mock.patch.object(AnsibleModule, "warn", warn),
+    ):
+        try:
+            main()
+        except AnsibleExitJson as exit_:
+            return True, exit_.result
+        except AnsibleFailJson as failure:
+            return False, failure.result
+    raise AssertionError(f"{name} returned without exit_json or fail_json")
+
+
+def succeeds(name: str, args: dict[str, Any], **options: bool) -> dict[str, Any]:
+    """The result of a run of the module that must succeed."""
+    succeeded, result = invoke(name, args, **options)
+    assert succeeded, result
+    return result
+
+
+def fails(name: str, args: dict[str, Any], **options: bool) -> dict[str, Any]:
+    """The result of a run of the module that must fail."""
+    succeeded, result = invoke(name, args, **options)
+    assert not succeeded, result
+    return result
+
+
+# --------------------------------------------------------------------------- fake systemd
+
+# One program for systemctl and journalctl: it logs every argv and answers from a JSON state
+# file: "show" (the unit's properties), "journal" (the invocation's lines), "fail" ({verb:
+# message}: exit 1 saying it) and "on_stop"/"on_start" (the properties those verbs set).
+FAKE_SYSTEMD = """\
+#!{python}
+import json, os, sys
+
+STATE = {state!r}
+with open(STATE) as handle:
+    state = json.load(handle)
+program, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+state["calls"].append([program, *args])
+verb = args[0] if program == "systemctl" else program
+if verb in ("stop", "start") and verb not in state["fail"]:
+    state["show"].update(state["on_" + verb])
+with open(STATE, "w") as handle:
+    json.dump(state, handle)
+if verb in state["fail"]:
+    sys.exit(state["fail"][verb])
+if program == "journalctl":
+    print("\\n".join(state["journal"]))
+elif verb == "show" and "--timestamp=us+utc" in args:
+    print("ActiveEnterTimestamp=Mon 2026-11-23 18:01:02.123456 UTC")
+elif verb == "show":
+    wanted = next(a for a in args if a.startswith("--property=")).split("=", 1)[1]
+    for key in wanted.split(","):
+        if key in state["show"]:
+            print(key + "=" + state["show"][key])
+"""
+
+RUNNING = {
+    "Id": UNIT,
+    "LoadState": "loaded",
+    "ActiveState": "active",
+    "SubState": "running",
+    "MainPID": "100",
+    "NRestarts": "0",
+    "InvocationID": INVOCATION,
+    "ActiveEnterTimestamp": "Mon 2026-11-23 18:01:02 UTC",
+    "ActiveEnterTimestampMonotonic": "1000000",
+    "Result": "success",
+    "Environment": "",
+    "EnvironmentFiles": "",
+}
+
+
+@dataclass
+class FakeSystemd:
+    """The fake's state file: what it answers, and the argv it was run with."""
+
+    state_file: Path
+
+    def state(self) -> dict[str, Any]:
+        """The whole state, with ``calls``."""
+        return json.loads(self.state_file.read_text())
+
+    def set(self, **changes: Any) -> None:
+        """Replace top-level parts of the state (``show``, ``journal``, ``fail``, ...)."""
+        self.state_file.write_text(json.dumps({**self.state(), **changes}))
+
+    def show(self, **properties: str) -> None:
+        """Change some of the unit's properties."""
+        self.set(show={**self.state()["show"], **properties})
+
+    def calls(self) -> list[list[str]]:
+        """Every argv run so far, oldest first."""
+        return self.state()["calls"]
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
+    """A fake ``systemctl`` and ``journalctl`` first on PATH; the unit runs as INVOCATION and
+    a stop+start gives it NEW_INVOCATION."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    fake = FakeSystemd(tmp_path / "systemd-state.json")
+    fake.state_file.write_text(
+        json.dumps(
+            {
+                "show": RUNNING,
+                "journal": [],
+                "fail": {},
+                "on_stop": {"ActiveState": "inactive", "SubState": "dead", "MainPID": "0"},
+                "on_start": {
+                    "ActiveState": "active",
+                    "SubState": "running",
+                    "MainPID": "4242",
+                    "InvocationID": NEW_INVOCATION,
+                },
+                "calls": [],
+            }
+        )
+    )
+    program = bin_dir / "systemctl"
+    program.write_text(FAKE_SYSTEMD.format(python=sys.executable, state=str(fake.state_file)))
+    program.chmod(0o755)
+    (bin_dir / "journalctl").symlink_to(program)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return fake
+
+
+@pytest.fixture
+def git_checkout(tmp_path: Path) -> tuple[Path, str]:
+    """A real git checkout on branch main with one commit: (its path, the commit's SHA)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    identity = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
+    for argv in (
+        ("init", "-q", "-b", "main"),
+        (*identity, "commit", "-q", "--allow-empty", "-m", "build"),
+    ):
+        subprocess.run(["git", "-C", str(checkout), *argv], check=True, capture_output=True)
+    sha = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return checkout, sha
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+@functools.cache
+def engine_payloads(count: int, env: tuple[tuple[str, str], ...] = ()) -> tuple[str, ...]:
+    """``count`` events of the reference engine (JSON), 100 ms apart from EVENTS_START; the lab
+    default (patchtst in shadow) changed by ``env``."""
+    from ai_engine.config import load_config
+    from ai_engine.engine import Engine
+
+    engine = Engine(load_config({"ENGINE_SEED": "11", "PATCHTST_SHADOW_ONLY": "true", **dict(env)}))
+    step = timedelta(milliseconds=EVENT_STEP_MS)
+    return tuple(
+        engine.step(i * EVENT_STEP_MS / 1000, EVENTS_START + i * step).json for i in range(count)
+    )
+
+
+def stream_id(index: int) -> str:
+    """The id :func:`add_events` gives the event at ``index``."""
+    return f"{EVENTS_START_MS + index * EVENT_STEP_MS}-0"
+
+
+def add_events(client: redis.Redis, stream: str, payloads: Sequence[str], first: int = 0) -> None:
+    """XADD the payloads with the ids of :func:`stream_id` from index ``first``."""
+    pipe = client.pipeline(transaction=False)
+    for offset, payload in enumerate(payloads):
+        pipe.xadd(stream, {"payload": payload}, id=stream_id(first + offset))
+    pipe.execute()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's redis-server."""
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def stream(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
+    """A stream name of this test's own, deleted before and after it."""
+    name = f"modules:{request.node.nodeid}"
+    redis_client.delete(name)
+    yield name
+    redis_client.delete(name)
