@@ -5,7 +5,8 @@ no_log values masked, as Ansible masks them), and ``warn`` recorded into the res
 
 Also what the module tests share: a fake ``systemctl``/``journalctl`` on PATH, a real git
 checkout, and the reference engine's telemetry written to the real redis-server
-(tests/redis_server.py). The fixtures are registered by tests/unit/modules/conftest.py.
+(tests/redis_server.py: its redis_client and redis_stream fixtures). The fixtures here are
+registered by tests/unit/modules/conftest.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.testing import patch_module_args
 
-from tests.redis_server import RedisServer
+from tests.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = REPO_ROOT / "library"
@@ -279,18 +280,35 @@ def add_events(client: redis.Redis, stream: str, payloads: Sequence[str], first:
     pipe.execute()
 
 
-@pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client of the session's redis-server."""
-    client = redis_server.client()
-    yield client
-    client.close()
+# --------------------------------------------------------------------------- analytics options
+
+REDIS_SECRET = "pw-module-never-shown-9Z"
+# What every analytics module (quality_gate, scoreboard, feature_sanity, shadow_report,
+# promotion_check) refuses through the options it shares (ansible_support): (arguments, the
+# message's start).
+COMMON_REFUSALS = [
+    ({"count": 0}, "count must be at least 1, not 0"),
+    ({"count": "all"}, "argument 'count' is of type"),
+    ({"thresholds": {"max_action_shar": 0.5}}, "invalid thresholds: bad thresholds: unknown"),
+    ({"thresholds": {"max_action_share": 7}}, "invalid thresholds: bad thresholds: threshold"),
+    ({"thresholds": {"min_spread": float("nan")}}, "invalid thresholds: bad thresholds: thres"),
+    ({"thresholds": {"min_spread": "0.1\n"}}, "invalid thresholds: bad thresholds: threshold"),
+    ({"redis_url": f"redis://:{REDIS_SECRET}@[::1/0"}, "invalid redis_url: Invalid IPv6 URL"),
+]
 
 
-@pytest.fixture
-def stream(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
-    """A stream name of this test's own, deleted before and after it."""
-    name = f"modules:{request.node.nodeid}"
-    redis_client.delete(name)
-    yield name
-    redis_client.delete(name)
+def assert_refused(name: str, args: dict[str, Any], message: str) -> None:
+    """The module fails with ``message`` and shows no Redis password."""
+    result = fails(name, args)
+    assert result["msg"].startswith(message), result["msg"]
+    assert REDIS_SECRET not in json.dumps(result)
+
+
+def unreachable_redis() -> str:
+    """A URL with a password where no server listens."""
+    return f"redis://:{REDIS_SECRET}@127.0.0.1:{free_port()}/0"
+
+
+def json_report(result: dict[str, Any]) -> dict[str, Any]:
+    """The JSON report a module wrote (its path in ``result["reports"]``)."""
+    return json.loads(Path(result["reports"]["json"]).read_text())

@@ -101,3 +101,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         _stop(server.process)
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's server, closed after the test."""
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_stream(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
+    """The name of a stream of this test's own, deleted before and after it."""
+    name = f"test:{request.node.nodeid}"
+    redis_client.delete(name)
+    yield name
+    redis_client.delete(name)

@@ -1,0 +1,99 @@
+"""The engine_status module through its main() against the fake systemctl/journalctl, a real
+git checkout and the real redis-server: a healthy engine (build proven against git HEAD, fresh
+events), each problem it reports, bad options refused, the Redis password never shown, and
+check mode (read-only: the same answer)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.module_harness import INVOCATION, UNIT, fails, succeeds
+
+MODULE = "engine_status"
+SECRET = "pw-status-never-shown"
+
+
+@pytest.fixture
+def engine(fake_systemd, git_checkout, redis_server, redis_client, redis_stream) -> dict:
+    """A running engine whose journal logs the checkout's build, with 5 fresh events."""
+    checkout, sha = git_checkout
+    fake_systemd.set(
+        journal=[
+            f"AI_ENGINE_BUILD: {sha[:7]}",
+            "[OK] xgb agent loaded (weight: 100%)",
+            "[READY] engine up",
+        ]
+    )
+    for index in range(5):
+        redis_client.xadd(redis_stream, {"payload": json.dumps({"n": index})})
+    return {
+        "service": UNIT,
+        "checkout": str(checkout),
+        "redis_url": redis_server.url,
+        "stream": redis_stream,
+        "sample": 5,
+    }
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_healthy_engine_has_no_problem(engine, git_checkout, check_mode) -> None:
+    result = succeeds(MODULE, engine, check_mode=check_mode)
+    assert (result["changed"], result["problems"], result["build_verified"]) == (False, [], True)
+    assert result["git"]["sha"] == git_checkout[1]
+    assert result["service"]["invocation_id"] == INVOCATION
+    assert result["startup"]["voting"] == {"xgb": 1.0}
+    assert (result["stream"]["length"], result["stream"]["error"]) == (5, None)
+
+
+def test_every_problem_is_reported(engine, fake_systemd) -> None:
+    fake_systemd.set(journal=["AI_ENGINE_BUILD: 0000000", "[ERROR] model file missing"])
+    fake_systemd.show(ActiveState="failed", SubState="failed", Result="exit-code")
+    engine["stream"] = "modules:no-such-stream"
+    result = succeeds(MODULE, engine)
+    assert result["build_verified"] is False
+    assert result["problems"] == [
+        f"service {UNIT} is not running (ActiveState=failed, SubState=failed, Result=exit-code)",
+        f"no voting model loaded in invocation {INVOCATION}",
+        f"engine never logged [READY] in invocation {INVOCATION}",
+        f"1 [ERROR]/[FATAL] line(s) in invocation {INVOCATION}, latest: [ERROR] model file missing",
+        f"running build 0000000 does not match git HEAD {result['git']['sha'][:12]}",
+        "no events on stream modules:no-such-stream (empty or missing)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"service": "../../x.service"}, "not a valid systemd unit name"),
+        ({"checkout": "relative/checkout"}, "checkout must be a normalised absolute path"),
+        ({"stream": "a b\nc"}, "not a valid stream name"),
+        ({"sample": 1}, "sample must be an integer in 2.."),
+    ],
+)
+def test_bad_options_are_refused(engine, fake_systemd, args, message) -> None:
+    result = fails(MODULE, {**engine, **args})
+    assert result["msg"].startswith("cannot read the engine status: ")
+    assert message in result["msg"]
+    assert fake_systemd.calls() == []
+
+
+def test_systemctl_failing_fails(engine, fake_systemd) -> None:
+    fake_systemd.set(fail={"show": "Failed to connect to bus"})
+    result = fails(MODULE, engine)
+    assert result["msg"].startswith("cannot read the engine status: `systemctl show")
+
+
+def test_an_unreachable_redis_is_a_problem_without_its_password(engine) -> None:
+    engine["redis_url"] = f"redis://:{SECRET}@127.0.0.1:1/0"
+    result = succeeds(MODULE, engine)
+    assert result["problems"][-1].startswith("redis unreachable or failing: ")
+    assert SECRET not in json.dumps(result)
+
+
+def test_a_redis_url_with_a_path_is_refused(engine) -> None:
+    engine["redis_url"] = f"redis://:{SECRET}@127.0.0.1:6379/0/../../etc"
+    result = fails(MODULE, engine)
+    assert result["msg"].startswith("invalid redis_url: ")
+    assert SECRET not in json.dumps(result)

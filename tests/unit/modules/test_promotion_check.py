@@ -1,0 +1,130 @@
+"""The promotion_check module through its main() on the reference engine's telemetry in the
+real redis-server and a real activation log: GO out of shadow with its decision log, a voting
+step blocked until the monitor completed it safe (or an override waives it, with a warning),
+uptime blocking, every option refused, and check mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.module_harness import (
+    COMMON_REFUSALS,
+    HOSTILE_NAMES,
+    add_events,
+    assert_refused,
+    engine_payloads,
+    fails,
+    succeeds,
+)
+
+MODULE = "promotion_check"
+DAY = 86400.0
+STEP = {"event": "activation", "model": "xgb", "weight": 0.25, "ts": "2026-01-10T11:00:00.000Z"}
+
+
+def completed(result: str) -> dict:
+    return {"event": "monitoring_completed", "model": "xgb", "result": result, "checks": 12}
+
+
+@pytest.fixture
+def promotion(redis_server, redis_client, redis_stream, tmp_path) -> dict:
+    """300 healthy engine events; the arguments of promoting patchtst out of shadow."""
+    add_events(redis_client, redis_stream, engine_payloads(300))
+    return {
+        "redis_url": redis_server.url,
+        "stream": redis_stream,
+        "model": "patchtst",
+        "current_role": "shadow",
+        "uptime_s": 2 * DAY,
+        "activation_log": str(tmp_path / "qsc_canary.jsonl"),
+    }
+
+
+def write_log(promotion: dict, *records: dict) -> None:
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    Path(promotion["activation_log"]).write_text(lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        *COMMON_REFUSALS,
+        *[({"model": name}, "not a valid model name (^[a-z]") for name in HOSTILE_NAMES if name],
+        ({"current_role": "canary"}, "value of current_role must be one of: shadow, voting"),
+        ({"uptime_s": "a day"}, "argument 'uptime_s' is of type"),
+    ],
+)
+def test_bad_options_are_refused(promotion, args, message) -> None:
+    assert_refused(MODULE, {**promotion, **args}, message)
+
+
+def test_model_role_and_uptime_are_required() -> None:
+    result = fails(MODULE, {})
+    assert "missing required arguments: current_role, model, uptime_s" in result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_go_out_of_shadow_with_the_decision_log(promotion, tmp_path, check_mode) -> None:
+    reports = tmp_path / "reports"
+    args = {**promotion, "report_dir": str(reports), "strategy": {"to": 0.1}}
+    result = succeeds(MODULE, args, check_mode=check_mode)
+    assert (result["changed"], result["verdict"], result["blockers"]) == (False, "GO", [])
+    assert result["strategy"] == {"to": 0.1}
+    assert reports.exists() is not check_mode
+    assert ("reports" in result) is not check_mode
+
+
+def test_a_short_uptime_blocks(promotion) -> None:
+    result = fails(MODULE, {**promotion, "uptime_s": 3600})
+    assert result["msg"] == (
+        "promotion of patchtst BLOCKED: service up 3600 s < min_uptime 86400 s on its current "
+        "start (not yet stable)"
+    )
+    assert succeeds(MODULE, {**promotion, "uptime_s": 3600, "min_uptime": 60})["verdict"] == "GO"
+
+
+def test_an_override_out_of_shadow_is_ignored_with_a_warning(promotion) -> None:
+    result = succeeds(MODULE, {**promotion, "monitor_override": "ops said so"})
+    assert result["warnings"] == [
+        "monitor_override ignored: a promotion out of shadow has no watched canary step"
+    ]
+
+
+def test_a_voting_step_without_a_monitor_result_is_blocked(promotion) -> None:
+    voting = {**promotion, "model": "xgb", "current_role": "voting"}
+    result = fails(MODULE, voting)
+    assert result["msg"].startswith(
+        "promotion of xgb BLOCKED: monitor: the activation log has no canary activation or "
+        "promotion record of xgb"
+    )
+    write_log(promotion, STEP)
+    assert (
+        "monitor: no completed watch of xgb since its canary activation to 0.25"
+        in (fails(MODULE, voting)["msg"])
+    )
+
+
+def test_a_voting_step_completed_safe_goes(promotion) -> None:
+    write_log(promotion, STEP, completed("safe"))
+    voting = {**promotion, "model": "xgb", "current_role": "voting"}
+    result = succeeds(MODULE, {**voting, "monitor_override": "not needed"})
+    assert result["verdict"] == "GO"
+    assert result["warnings"] == ["monitor_override unused: the monitor found the step safe"]
+
+
+def test_an_override_waives_an_unsafe_result_with_a_warning(promotion) -> None:
+    write_log(promotion, STEP, completed("rollback"))
+    voting = {**promotion, "model": "xgb", "current_role": "voting"}
+    assert "ended 'rollback'" in fails(MODULE, voting)["msg"]
+    result = succeeds(MODULE, {**voting, "monitor_override": "incident\n4711 reviewed"})
+    assert result["verdict"] == "GO"
+    assert result["warnings"][0].startswith("monitor_override waives the monitor's result")
+
+
+@pytest.mark.parametrize("override", ["", "  \n "])
+def test_a_blank_override_is_refused(promotion, override) -> None:
+    args = {**promotion, "model": "xgb", "current_role": "voting", "monitor_override": override}
+    assert "give the reason the monitor's result is overridden" in fails(MODULE, args)["msg"]
