@@ -18,13 +18,13 @@ short_description: Prove that a model really votes, or really stays shadow, afte
 description:
   - Reads the engine's telemetry events after a cutover (typically the engine's start) and
     proves that O(model) has its new role in them, then, with a trade log, in the
-    C(trade_intents) rows written after the cutover.
+    O(trade_table) rows written after the cutover.
   - For O(role=voting), every event that reports the model must show it active (an action and a
     confidence, no C(shadow) flag) and counted, C(total_models) equal to the number of active,
     non-shadow models and C(consensus_count) to those of them agreeing with C(side); and at
-    least O(min_rows) rows of C(trade_intents) must name the model in C(model_source).
+    least O(min_rows) rows of O(trade_table) must name the model in C(model_source).
   - For O(role=shadow), every event that reports the model active must carry the C(shadow)
-    flag set to true and C(total_models) must not count it; no row of C(trade_intents) may
+    flag set to true and C(total_models) must not count it; no row of O(trade_table) may
     credit it.
   - An event that contradicts the role or breaks the event contract (malformed, fail-closed)
     fails the proof at once, naming its stream id. Events without the model, or with the model
@@ -74,10 +74,17 @@ options:
     default: quantum:stream:trade.intent
   db_path:
     description:
-      - The engine's SQLite trade log on the target (table C(trade_intents)), opened read-only.
+      - The engine's SQLite trade log on the target (table O(trade_table)), opened read-only.
       - Null (or an empty string) skips the trade log check.
     type: path
     default: /opt/quantum/data/quantum_trader.db
+  trade_table:
+    description:
+      - The trade log's table of trade intents (columns C(id), C(created_at), C(model_source)).
+      - A plain SQL identifier (letters, digits and C(_), not starting with a digit, at most 63
+        characters); anything else fails the module.
+    type: str
+    default: trade_intents
   min_events:
     description: How many events after the cutover must show the model in its role (at least 1).
     type: int
@@ -209,7 +216,7 @@ violations:
   elements: str
   sample: ["1768046400123-0: patchtst has the shadow flag, expected voting"]
 rows:
-  description: Rows of C(trade_intents) after the cutover whose C(model_source) names the model.
+  description: Rows of O(trade_table) after the cutover whose C(model_source) names the model.
   returned: always
   type: int
   sample: 12
@@ -281,6 +288,7 @@ def main() -> None:
             "redis_url": COMMON_ARGUMENT_SPEC["redis_url"],
             "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
             "db_path": {"type": "path", "default": "/opt/quantum/data/quantum_trader.db"},
+            "trade_table": {"type": "str", "default": "trade_intents"},
             "min_events": {"type": "int", "default": 20},
             "min_rows": {"type": "int", "default": 1},
             "timeout": {"type": "float", "default": 60.0},
@@ -343,6 +351,7 @@ def main() -> None:
             timeout=params["timeout"],
             db_path=params["db_path"],
             min_rows=params["min_rows"],
+            trade_table=params["trade_table"],
         )
     except EngineStateError as exc:
         module.fail_json(msg=f"role proof impossible: {exc}", **where)

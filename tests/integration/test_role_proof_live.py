@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from model_safety.engine.role_proof import iso_ms, prove_model_role
+from model_safety.engine.role_proof import RoleProofError, iso_ms, prove_model_role
 from tests.redis_server import RedisServer
 from tests.unit.test_role_proof import SHADOW, VOTING, event
 
@@ -28,7 +28,7 @@ T0 = 1_768_046_400_000  # 2026-01-10T12:00:00.000Z
 CUTOVER_ID = f"{T0}-0"
 CUTOVER_ISO = "2026-01-10T12:00:00Z"
 SCHEMA = (
-    "CREATE TABLE trade_intents (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
+    "CREATE TABLE {table} (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
     "symbol TEXT NOT NULL, side TEXT NOT NULL, confidence REAL NOT NULL, "
     "model_source TEXT NOT NULL, payload TEXT NOT NULL)"
 )
@@ -56,12 +56,12 @@ def add(client: redis.Redis, stream: str, payloads: list[str | None], first: int
         client.xadd(stream, fields, id=f"{T0 + 100 * (first + offset)}-0")
 
 
-def trade_log(path: Path, rows: list[tuple[int, str]]) -> str:
-    """A trade log with one row per (ms offset from T0, model_source)."""
+def trade_log(path: Path, rows: list[tuple[int, str]], table: str = "trade_intents") -> str:
+    """A trade log with one row per (ms offset from T0, model_source) in ``table``."""
     with sqlite3.connect(path) as db:
-        db.execute(SCHEMA)
+        db.execute(SCHEMA.format(table=table))
         db.executemany(
-            "INSERT INTO trade_intents (created_at, symbol, side, confidence, model_source, "
+            f"INSERT INTO {table} (created_at, symbol, side, confidence, model_source, "
             "payload) VALUES (?, 'BTCUSDT', 'BUY', 0.6, ?, '{}')",
             [(iso_ms(T0 + offset), source) for offset, source in rows],
         )
@@ -88,6 +88,40 @@ def test_voting_proven_with_trade_rows(client, key, tmp_path, after) -> None:
     assert (proof["first_id"], proof["last_id"]) == (f"{T0 + 100}-0", f"{T0 + 1000}-0")
     assert proof["elapsed"] < 1.0
     assert Path(db).read_bytes() == before  # read-only: not one byte written
+
+
+def test_trade_table_names_the_table_read_and_reported(client, key, tmp_path) -> None:
+    add(client, key, [event(VOTING)] * 10)
+    db = trade_log(tmp_path / "t.db", [(100, "xgb,patchtst")], table="engine_intents_v2")
+    proof = prove(client, key, db_path=db, trade_table="engine_intents_v2")
+    assert proof["proven"] is True, proof
+    assert proof["rows"] == 1
+    # The default table is absent from this log; a shadow proof names the table it read.
+    default = prove(client, key, db_path=db, timeout=30)
+    assert default["reasons"] == [f"trade log {db} unusable: no such table: trade_intents"]
+    add(client, key, [event(SHADOW)] * 10, first=11)
+    shadow = prove(
+        client, key, "shadow", after=f"{T0 + 1000}-0", db_path=db, trade_table="engine_intents_v2"
+    )
+    assert shadow["reasons"] == []
+    credited = trade_log(tmp_path / "c.db", [(1200, "patchtst")], table="engine_intents_v2")
+    shadow = prove(
+        client,
+        key,
+        "shadow",
+        after=f"{T0 + 1000}-0",
+        db_path=credited,
+        trade_table="engine_intents_v2",
+    )
+    assert shadow["violations"] == ["engine_intents_v2 row 1 credits the shadow model patchtst"]
+
+
+@pytest.mark.parametrize(
+    "table", ["trade_intents; DROP TABLE x", "1intents", "", "a" * 64, "intents-v2", None]
+)
+def test_trade_table_must_be_a_plain_identifier(client, key, tmp_path, table) -> None:
+    with pytest.raises(RoleProofError, match="trade_table must be a plain SQL identifier"):
+        prove(client, key, db_path=str(tmp_path / "t.db"), trade_table=table)
 
 
 def test_cutover_is_exclusive_and_earlier_events_are_ignored(client, key) -> None:
@@ -325,3 +359,21 @@ def test_module_proves_fails_and_runs_in_check_mode(redis_server, client, key, t
     assert result["msg"].startswith("patchtst is not proven shadow (stream " + key)
     ok, result = run_module(redis_server, role="voting", model="Bad", after="x", stream=key)
     assert not ok and result["msg"].startswith("role proof impossible: not a valid model name")
+
+
+def test_module_reads_the_trade_table_given(redis_server, client, key, tmp_path) -> None:
+    add(client, key, [event(VOTING)] * 10)
+    db = trade_log(tmp_path / "t.db", [(100, "patchtst")], table="intents_v2")
+    common = {"stream": key, "model": "patchtst", "after": CUTOVER_ISO, "db_path": db}
+    ok, result = run_module(
+        redis_server, role="voting", min_events=10, timeout=5, trade_table="intents_v2", **common
+    )
+    assert ok, result
+    assert result["rows"] == 1
+    ok, result = run_module(
+        redis_server, role="voting", min_events=10, timeout=5, trade_table="x;y", **common
+    )
+    assert not ok
+    assert (
+        result["msg"] == "role proof impossible: trade_table must be a plain SQL identifier: 'x;y'"
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -52,6 +53,8 @@ POLL_INTERVAL_S = 0.5
 MAX_MISSING_SHARE = 0.05
 MAX_VIOLATIONS = 10
 TRADE_TABLE = "trade_intents"
+# The table name is put into the SQL text (SQLite cannot bind it): only a plain identifier.
+_SQL_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # The plan (proof_plan): a healthy start fails to show the planned events within the wait
 # with at most this probability at the observed rate (1 healthy activation in 1000).
 MISS_PROBABILITY = 0.001
@@ -80,6 +83,13 @@ def validate_role(role: str) -> str:
     if role not in ROLES:
         raise RoleProofError(f"role must be one of {', '.join(ROLES)}: {role!r}")
     return role
+
+
+def validate_trade_table(table: str) -> str:
+    """Return ``table`` if it is a plain SQL identifier (letters, digits, ``_``), else raise."""
+    if not isinstance(table, str) or not _SQL_IDENTIFIER_RE.fullmatch(table):
+        raise RoleProofError(f"trade_table must be a plain SQL identifier: {table!r}")
+    return table
 
 
 def _positive_int(value: int, name: str) -> int:
@@ -408,8 +418,8 @@ class TradeLogError(Exception):
     """The trade log is missing, not a database, lacks its table or cannot be read."""
 
 
-def open_trade_log(db_path: str) -> sqlite3.Connection:
-    """A read-only connection (``mode=ro``: nothing can be written) with the table checked."""
+def open_trade_log(db_path: str, table: str = TRADE_TABLE) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``: nothing can be written) with ``table`` checked."""
     if not os.path.isfile(db_path):
         raise TradeLogError(f"trade log {db_path} does not exist (or is not a file)")
     uri = "file:" + quote(os.path.abspath(db_path)) + "?mode=ro"
@@ -418,7 +428,7 @@ def open_trade_log(db_path: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise TradeLogError(f"trade log {db_path} cannot be opened read-only: {exc}") from None
     try:
-        connection.execute(f"SELECT id, created_at, model_source FROM {TRADE_TABLE} LIMIT 0")
+        connection.execute(f"SELECT id, created_at, model_source FROM {table} LIMIT 0")
     except sqlite3.Error as exc:
         connection.close()
         raise TradeLogError(f"trade log {db_path} unusable: {exc}") from None
@@ -438,6 +448,7 @@ class _Rows:
 
     model: str
     cutover_ms: int
+    table: str = TRADE_TABLE
     last_row_id: int = -1
     count: int = 0
     row_ids: list[int] = field(default_factory=list)
@@ -448,7 +459,7 @@ class _Rows:
         # comparison is made on the parsed time below.
         lower = iso_ms(self.cutover_ms - self.cutover_ms % 1000)[:19]
         query = (
-            f"SELECT id, created_at, model_source FROM {TRADE_TABLE} "
+            f"SELECT id, created_at, model_source FROM {self.table} "
             "WHERE id > ? AND created_at >= ? AND instr(model_source, ?) > 0 ORDER BY id"
         )
         try:
@@ -482,11 +493,13 @@ def prove_model_role(
     timeout: float = 60,
     db_path: str | None = None,
     min_rows: int = 1,
+    trade_table: str = TRADE_TABLE,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Prove that ``model`` has ``role`` (``voting`` or ``shadow``) in the events after
-    ``after`` and, with ``db_path``, in the trade log rows after it; see the module docstring.
+    ``after`` and, with ``db_path``, in the ``trade_table`` rows after it; see the module
+    docstring.
 
     Waits (reading again every 0.5 s, at least once) until ``min_events`` events show the model
     in its role and, for ``voting`` with ``db_path``, ``min_rows`` rows credit it, or until
@@ -503,16 +516,17 @@ def prove_model_role(
     timeout = validate_timeout(timeout)
     _positive_int(min_events, "min_events")
     _positive_int(min_rows, "min_rows")
+    validate_trade_table(trade_table)
     start_id, cutover_ms = cutover_bound(after)
     tally = _Tally(model, role)
-    rows = _Rows(model, cutover_ms)
+    rows = _Rows(model, cutover_ms, trade_table)
     errors: list[str] = []
     began = clock()
     reads = 0
     connection = None
     try:
         if db_path is not None:
-            connection = open_trade_log(db_path)
+            connection = open_trade_log(db_path, trade_table)
         while True:
             reads += 1
             start_id, error = read_new_events(client, stream, start_id, tally, min_events)
@@ -540,7 +554,7 @@ def prove_model_role(
     violations = list(tally.violations)
     if role == "shadow" and rows.count:
         violations += [
-            f"{TRADE_TABLE} row {row_id} credits the shadow model {model}"
+            f"{trade_table} row {row_id} credits the shadow model {model}"
             for row_id in rows.row_ids
         ][: MAX_VIOLATIONS - len(violations)]
     reasons = _reasons(tally, rows, errors, after, timeout, min_events, min_rows, db_path)
@@ -597,18 +611,18 @@ def _reasons(
         # Rows whose time is unknown may be after the cutover: a shadow model credited there
         # cannot be ruled out.
         reasons.append(
-            f"{TRADE_TABLE} rows crediting {model} have an unreadable created_at "
+            f"{rows.table} rows crediting {model} have an unreadable created_at "
             f"(ids {', '.join(map(str, rows.unparsable[:MAX_VIOLATIONS]))})"
         )
     if db_path is not None and role == "shadow" and rows.count:
         reasons.append(
-            f"{rows.count} {TRADE_TABLE} rows after {iso_ms(rows.cutover_ms)} credit the "
+            f"{rows.count} {rows.table} rows after {iso_ms(rows.cutover_ms)} credit the "
             f"shadow model {model} (first ids {', '.join(map(str, rows.row_ids))})"
         )
     voting_checked = db_path is not None and role == "voting" and tally.events >= min_events
     if voting_checked and rows.count < min_rows:
         reasons.append(
-            f"only {rows.count} {TRADE_TABLE} rows after {iso_ms(rows.cutover_ms)} credit "
+            f"only {rows.count} {rows.table} rows after {iso_ms(rows.cutover_ms)} credit "
             f"{model} within {timeout:g} s ({min_rows} required)"
         )
     return reasons
