@@ -6,26 +6,32 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.activation.backup import (
+from ansible.module_utils.model_safety.activation.backup_catalog import (
+    future_backups,
+    prune,
+    require_intact,
+    select_backup,
+)
+from ansible.module_utils.model_safety.activation.backup_create import (
+    checked_details,
+    create_backup,
+    plan_backup,
+)
+from ansible.module_utils.model_safety.activation.backup_format import (
     DEFAULT_DIRS,
     DEFAULT_FILES,
     DEFAULT_ROOT,
     BackupError,
     CorruptBackup,
-    checked_details,
-    checked_restoration_record,
-    create_backup,
     default_operator,
-    future_backups,
+)
+from ansible.module_utils.model_safety.activation.backup_restore import (
+    checked_restoration_record,
     mark_restored,
-    plan_backup,
-    prune,
-    read_manifest,
-    require_intact,
     restore_backup,
     restore_diff,
-    select_backup,
 )
+from ansible.module_utils.model_safety.activation.backup_verify import read_manifest
 from ansible.module_utils.model_safety.names import is_model_name
 
 DOCUMENTATION = r"""

@@ -1,4 +1,4 @@
-"""Unit tests of activation backups (model_safety.activation.backup) on real files in tmp_path:
+"""Unit tests of activation backups (model_safety.activation.backup_*) on real files in tmp_path:
 a round trip is byte-identical (contents, mode, owner), tampered backups are refused and change
 nothing, retention, path safety, check mode and idempotence, and what a restore does not
 trust a manifest with (unmanaged paths, set-id and unsafe write bits, new owners, an untrusted
@@ -16,7 +16,32 @@ from pathlib import Path
 
 import pytest
 
-from model_safety.activation import backup as bk
+from model_safety.activation import backup_create, backup_restore
+from model_safety.activation.backup_catalog import (
+    backup_by_name,
+    future_backups,
+    intact_backups,
+    latest_backup,
+    list_backups,
+    prune,
+    require_intact,
+    select_backup,
+)
+from model_safety.activation.backup_create import create_backup, plan_backup
+from model_safety.activation.backup_format import (
+    BackupError,
+    CorruptBackup,
+    backup_name,
+    default_operator,
+    saved_as,
+)
+from model_safety.activation.backup_restore import (
+    checked_restoration_record,
+    mark_restored,
+    restore_backup,
+    restore_diff,
+)
+from model_safety.activation.backup_verify import read_manifest, verify_backup
 
 T0 = dt.datetime(2026, 11, 23, 18, 1, 2, 123456, tzinfo=dt.UTC)
 SECRET = b"QT_API_SECRET=hunter2\nAI_ENGINE_WEIGHTS=xgb:0.25\n"
@@ -44,13 +69,13 @@ class Host:
         return [str(self.env), str(self.canary)]
 
     def backup(self, model: str = "patchtst", when: dt.datetime = T0, **kwargs) -> dict:
-        return bk.create_backup(
+        return create_backup(
             str(self.root), model, self.files, [str(self.dropins)], now=when, **kwargs
         )
 
     def restore(self, path: str, check_mode: bool = False) -> dict:
         """Restore ``path`` with this host's managed paths."""
-        return bk.restore_backup(path, self.files, [str(self.dropins)], check_mode=check_mode)
+        return restore_backup(path, self.files, [str(self.dropins)], check_mode=check_mode)
 
     def snapshot(self) -> dict[str, tuple[bytes, int, int, int]]:
         """Every file under the host's etc with its bytes, mode, uid, gid."""
@@ -127,29 +152,29 @@ def test_create_layout_manifest_and_modes(host):
         assert stat.S_IMODE((path / directory).stat().st_mode) == 0o700
     # Never contents in what is returned.
     assert b"hunter2" not in json.dumps(result).encode()
-    assert bk.verify_backup(str(path)) == []
+    assert verify_backup(str(path)) == []
 
 
 def test_stamp_ordering_and_no_collision(host):
-    assert bk.backup_name("xgb", T0) == "20261123T180102.123456Z_xgb"
+    assert backup_name("xgb", T0) == "20261123T180102.123456Z_xgb"
     later = T0 + dt.timedelta(microseconds=1)
-    names = [bk.backup_name("xgb", later), bk.backup_name("xgb", T0)]
+    names = [backup_name("xgb", later), backup_name("xgb", T0)]
     assert sorted(names) == [names[1], names[0]]
     # A different time zone names the same UTC instant.
     paris = T0.astimezone(dt.timezone(dt.timedelta(hours=1)))
-    assert bk.backup_name("xgb", paris) == bk.backup_name("xgb", T0)
-    with pytest.raises(bk.BackupError, match="timezone-aware"):
-        bk.backup_name("xgb", T0.replace(tzinfo=None))
+    assert backup_name("xgb", paris) == backup_name("xgb", T0)
+    with pytest.raises(BackupError, match="timezone-aware"):
+        backup_name("xgb", T0.replace(tzinfo=None))
     first = host.backup(when=T0)["path"]
     second = host.backup(when=T0)["path"]
     assert first != second
     assert Path(second).name == "20261123T180102.123457Z_patchtst"
-    assert bk.list_backups(str(host.root)) == [second, first]
+    assert list_backups(str(host.root)) == [second, first]
 
 
 def test_missing_dir_is_recorded_missing(host, tmp_path):
     missing = tmp_path / "etc/nothing.d"
-    result = bk.create_backup(str(host.root), "xgb", [str(host.env)], [str(missing)], now=T0)
+    result = create_backup(str(host.root), "xgb", [str(host.env)], [str(missing)], now=T0)
     assert result["manifest"]["dirs"] == [{"path": str(missing), "present": False, "files": []}]
 
 
@@ -165,38 +190,38 @@ def test_missing_dir_is_recorded_missing(host, tmp_path):
     ],
 )
 def test_bad_paths_refused(host, path, message):
-    with pytest.raises(bk.BackupError, match=message):
-        bk.create_backup(str(host.root), "xgb", [path], [], now=T0)
-    with pytest.raises(bk.BackupError, match=message):
-        bk.plan_backup([], [path])
+    with pytest.raises(BackupError, match=message):
+        create_backup(str(host.root), "xgb", [path], [], now=T0)
+    with pytest.raises(BackupError, match=message):
+        plan_backup([], [path])
     assert not host.root.exists()
 
 
 def test_symlinks_and_special_files_refused(host, tmp_path):
     link = tmp_path / "link.env"
     link.symlink_to(host.env)
-    with pytest.raises(bk.BackupError, match=re.escape(f"{link}: {link} is a symlink")):
-        bk.create_backup(str(host.root), "xgb", [str(link)], [], now=T0)
+    with pytest.raises(BackupError, match=re.escape(f"{link}: {link} is a symlink")):
+        create_backup(str(host.root), "xgb", [str(link)], [], now=T0)
     linked_dir = tmp_path / "linked"
     linked_dir.symlink_to(host.env.parent)
     through = linked_dir / "ai-engine.env"
-    with pytest.raises(bk.BackupError, match=re.escape(f"{linked_dir} is a symlink")):
-        bk.create_backup(str(host.root), "xgb", [str(through)], [], now=T0)
-    with pytest.raises(bk.BackupError, match=re.escape(f"{linked_dir} is a symlink")):
-        bk.plan_backup([], [str(linked_dir)])
+    with pytest.raises(BackupError, match=re.escape(f"{linked_dir} is a symlink")):
+        create_backup(str(host.root), "xgb", [str(through)], [], now=T0)
+    with pytest.raises(BackupError, match=re.escape(f"{linked_dir} is a symlink")):
+        plan_backup([], [str(linked_dir)])
     (host.dropins / "masked.conf").symlink_to("/dev/null")
-    with pytest.raises(bk.BackupError, match=r"masked\.conf is a symlink"):
+    with pytest.raises(BackupError, match=r"masked\.conf is a symlink"):
         host.backup()
     (host.dropins / "masked.conf").unlink()
     os.mkfifo(host.dropins / "pipe.conf")
-    with pytest.raises(bk.BackupError, match=r"pipe\.conf is not a regular file"):
+    with pytest.raises(BackupError, match=r"pipe\.conf is not a regular file"):
         host.backup()
-    with pytest.raises(bk.BackupError, match=r"pipe\.conf is not a regular file"):
-        bk.create_backup(str(host.root), "xgb", [str(host.dropins / "pipe.conf")], [], now=T0)
-    with pytest.raises(bk.BackupError, match="is not a regular file"):
-        bk.create_backup(str(host.root), "xgb", [str(host.dropins)], [], now=T0)
-    with pytest.raises(bk.BackupError, match="is not a directory"):
-        bk.create_backup(str(host.root), "xgb", [], [str(host.env)], now=T0)
+    with pytest.raises(BackupError, match=r"pipe\.conf is not a regular file"):
+        create_backup(str(host.root), "xgb", [str(host.dropins / "pipe.conf")], [], now=T0)
+    with pytest.raises(BackupError, match="is not a regular file"):
+        create_backup(str(host.root), "xgb", [str(host.dropins)], [], now=T0)
+    with pytest.raises(BackupError, match="is not a directory"):
+        create_backup(str(host.root), "xgb", [], [str(host.env)], now=T0)
     assert not host.root.exists()
 
 
@@ -215,17 +240,17 @@ def test_invalid_details_refused(host):
     ]
     for kwargs, message in cases:
         args = {"model": "patchtst", **kwargs}
-        with pytest.raises(bk.BackupError, match=message):
+        with pytest.raises(BackupError, match=message):
             host.backup(**args)
-    with pytest.raises(bk.BackupError, match="nothing to back up"):
-        bk.create_backup(str(host.root), "xgb", [], [], now=T0)
-    with pytest.raises(bk.BackupError, match="backup root 'backups' is not an absolute path"):
-        bk.create_backup("backups", "xgb", [str(host.env)], [], now=T0)
+    with pytest.raises(BackupError, match="nothing to back up"):
+        create_backup(str(host.root), "xgb", [], [], now=T0)
+    with pytest.raises(BackupError, match="backup root 'backups' is not an absolute path"):
+        create_backup("backups", "xgb", [str(host.env)], [], now=T0)
     assert not host.root.exists()
 
 
 def test_plan_backup_writes_nothing(host):
-    plan = bk.plan_backup([str(host.env), str(host.canary)], [str(host.dropins)])
+    plan = plan_backup([str(host.env), str(host.canary)], [str(host.dropins)])
     assert not host.root.exists()
     manifest = host.backup()["manifest"]
     assert plan == {"files": manifest["files"], "dirs": manifest["dirs"]}
@@ -235,14 +260,14 @@ def test_copy_that_does_not_read_back_is_left_without_manifest(host, monkeypatch
     def corrupt_write(path, data, mode):
         Path(path).write_bytes(data[:-1])
 
-    monkeypatch.setattr(bk, "_write_new", corrupt_write)
-    with pytest.raises(bk.BackupError, match="does not read back as saved") as raised:
+    monkeypatch.setattr(backup_create, "write_new", corrupt_write)
+    with pytest.raises(BackupError, match="does not read back as saved") as raised:
         host.backup()
-    left = host.root / bk.backup_name("patchtst", T0)
+    left = host.root / backup_name("patchtst", T0)
     assert str(left) in str(raised.value) and "left for inspection" in str(raised.value)
     assert left.is_dir() and not (left / "manifest.json").exists()
     assert raised.value.problems and "bytes, manifest" in raised.value.problems[0]
-    assert bk.list_backups(str(host.root)) == []
+    assert list_backups(str(host.root)) == []
 
 
 # --------------------------------------------------------------------------- restore
@@ -306,14 +331,14 @@ def test_restore_refuses_symlinked_parent_and_directory_in_the_way(host, tmp_pat
     real = tmp_path / "elsewhere"
     host.env.parent.rename(real)
     host.env.parent.symlink_to(real)
-    with pytest.raises(bk.BackupError, match=re.escape(f"{host.env.parent} is a symlink")):
+    with pytest.raises(BackupError, match=re.escape(f"{host.env.parent} is a symlink")):
         host.restore(path)
     host.env.parent.unlink()
     real.rename(host.env.parent)
     host.env.unlink()
     host.env.mkdir()
     (host.canary).write_bytes(b"x")
-    with pytest.raises(bk.BackupError, match="is a directory where the backup has a file"):
+    with pytest.raises(BackupError, match="is a directory where the backup has a file"):
         host.restore(path)
     # Refused before anything was written or removed.
     assert host.canary.read_bytes() == b"x"
@@ -323,19 +348,19 @@ def test_dir_missing_at_backup_is_removed_again(host, tmp_path):
     dropins = tmp_path / "etc/systemd/system/other.service.d"
     canary = dropins / "qsc_canary.conf"
     managed = ([str(host.env), str(canary)], [str(dropins)])
-    path = bk.create_backup(
+    path = create_backup(
         str(host.root), "nhits", [str(host.env), str(canary)], [str(dropins)], now=T0
     )["path"]
     dropins.mkdir()
     canary.write_bytes(b"[Service]\n")
     (dropins / "stray.conf").write_bytes(b"[Service]\n")
-    preview = bk.restore_backup(path, *managed, check_mode=True)
+    preview = restore_backup(path, *managed, check_mode=True)
     assert canary.exists()
-    result = bk.restore_backup(path, *managed)
+    result = restore_backup(path, *managed)
     assert result["removed"] == [str(canary), str(dropins / "stray.conf"), str(dropins)]
     assert preview["removed"] == result["removed"]
     assert not dropins.exists()
-    assert bk.restore_backup(path, *managed)["changed"] is False
+    assert restore_backup(path, *managed)["changed"] is False
 
 
 def test_check_mode_reports_and_writes_nothing(host):
@@ -346,7 +371,7 @@ def test_check_mode_reports_and_writes_nothing(host):
     assert host.snapshot() == changed
     result = host.restore(path)
     assert preview == result
-    diff = bk.restore_diff(result["changes"])
+    diff = restore_diff(result["changes"])
     env_diff = diff[0]
     old = hashlib.sha256(b"QT_API_SECRET=other\n").hexdigest()
     new = hashlib.sha256(SECRET).hexdigest()
@@ -399,14 +424,12 @@ def test_tampered_backup_refuses_restore_and_changes_nothing(host, tamper, probl
         manifest_path.write_text(json.dumps(manifest))
     change_everything(host)
     changed = host.snapshot()
-    problems = bk.verify_backup(str(path))
+    problems = verify_backup(str(path))
     assert any(re.search(problem, p) for p in problems), problems
-    with pytest.raises(
-        bk.BackupError, match=re.escape(f"backup {path} cannot be restored")
-    ) as raised:
+    with pytest.raises(BackupError, match=re.escape(f"backup {path} cannot be restored")) as raised:
         host.restore(str(path))
     assert raised.value.problems == problems
-    with pytest.raises(bk.BackupError):
+    with pytest.raises(BackupError):
         host.restore(str(path), check_mode=True)
     assert host.snapshot() == changed
 
@@ -418,26 +441,24 @@ def test_symlink_inside_backup_is_a_problem(host, tmp_path):
     outside.write_bytes(env_copy.read_bytes())
     env_copy.unlink()
     env_copy.symlink_to(outside)
-    problems = bk.verify_backup(str(path))
+    problems = verify_backup(str(path))
     assert any("is a symlink in the backup" in p for p in problems), problems
     files = path / "files"
     files.rename(tmp_path / "files")
     files.symlink_to(tmp_path / "files")
-    assert "files is a symlink in the backup" in bk.verify_backup(str(path))
+    assert "files is a symlink in the backup" in verify_backup(str(path))
 
 
 def test_restored_file_that_does_not_verify_raises(host, monkeypatch):
     path = host.backup()["path"]
     change_everything(host)
-    real_write = bk._write_atomic
+    real_write = backup_restore._write_atomic
 
     def short_write(target, data, mode, owner=None):
         real_write(target, data[:-1], mode, owner)
 
-    monkeypatch.setattr(bk, "_write_atomic", short_write)
-    with pytest.raises(
-        bk.BackupError, match=re.escape(f"restore of {path} did not verify")
-    ) as raised:
+    monkeypatch.setattr(backup_restore, "_write_atomic", short_write)
+    with pytest.raises(BackupError, match=re.escape(f"restore of {path} did not verify")) as raised:
         host.restore(path)
     assert any(str(host.env) in p and "sha256" in p for p in raised.value.problems)
 
@@ -452,59 +473,57 @@ def make_backups(host: Host, specs: list[tuple[str, int]]) -> list[str]:
 
 
 def test_list_and_latest_with_and_without_model(host):
-    assert bk.list_backups(str(host.root)) == []
-    assert bk.latest_backup(str(host.root)) is None
+    assert list_backups(str(host.root)) == []
+    assert latest_backup(str(host.root)) is None
     xgb_old, patchtst, xgb_new = (
         host.backup("xgb", T0)["path"],
         host.backup("patchtst", T0 + dt.timedelta(seconds=1))["path"],
         host.backup("xgb", T0 + dt.timedelta(seconds=2))["path"],
     )
-    incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=3))
+    incomplete = host.root / backup_name("lgbm", T0 + dt.timedelta(seconds=3))
     incomplete.mkdir()
     (host.root / "notes.txt").write_text("not a backup")
-    (host.root / bk.backup_name("nhits", T0 + dt.timedelta(seconds=4))).symlink_to(xgb_old)
-    assert bk.list_backups(str(host.root)) == [xgb_new, patchtst, xgb_old]
-    assert bk.list_backups(str(host.root), "xgb") == [xgb_new, xgb_old]
-    assert bk.latest_backup(str(host.root)) == xgb_new
-    assert bk.latest_backup(str(host.root), "patchtst") == patchtst
-    assert bk.latest_backup(str(host.root), "lgbm") is None
-    assert bk.select_backup(str(host.root)) == xgb_new
-    assert bk.select_backup(str(host.root), model="patchtst") == patchtst
-    assert bk.select_backup(str(host.root), path=xgb_old, model="patchtst") == xgb_old
-    with pytest.raises(
-        bk.BackupError, match=re.escape(f"no backup under {host.root} for model lgbm")
-    ):
-        bk.select_backup(str(host.root), model="lgbm")
-    with pytest.raises(bk.BackupError, match="not a valid model name"):
-        bk.list_backups(str(host.root), "Bad")
+    (host.root / backup_name("nhits", T0 + dt.timedelta(seconds=4))).symlink_to(xgb_old)
+    assert list_backups(str(host.root)) == [xgb_new, patchtst, xgb_old]
+    assert list_backups(str(host.root), "xgb") == [xgb_new, xgb_old]
+    assert latest_backup(str(host.root)) == xgb_new
+    assert latest_backup(str(host.root), "patchtst") == patchtst
+    assert latest_backup(str(host.root), "lgbm") is None
+    assert select_backup(str(host.root)) == xgb_new
+    assert select_backup(str(host.root), model="patchtst") == patchtst
+    assert select_backup(str(host.root), path=xgb_old, model="patchtst") == xgb_old
+    with pytest.raises(BackupError, match=re.escape(f"no backup under {host.root} for model lgbm")):
+        select_backup(str(host.root), model="lgbm")
+    with pytest.raises(BackupError, match="not a valid model name"):
+        list_backups(str(host.root), "Bad")
 
 
 def test_prune_keeps_newest_and_removes_old_incomplete(host):
     paths = make_backups(host, [("xgb", 0), ("patchtst", 10), ("nhits", 20), ("xgb", 30)])
-    old_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=5))
-    new_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=40))
+    old_incomplete = host.root / backup_name("lgbm", T0 + dt.timedelta(seconds=5))
+    new_incomplete = host.root / backup_name("lgbm", T0 + dt.timedelta(seconds=40))
     old_incomplete.mkdir()
     new_incomplete.mkdir()
     other = host.root / "keep-me"
     other.mkdir()
-    preview = bk.prune(str(host.root), 2, check_mode=True)
+    preview = prune(str(host.root), 2, check_mode=True)
     assert all(Path(p).exists() for p in paths)
-    removed = bk.prune(str(host.root), 2)
+    removed = prune(str(host.root), 2)
     assert removed == preview == [paths[2], str(old_incomplete), paths[3]]
-    assert bk.list_backups(str(host.root)) == paths[:2]
+    assert list_backups(str(host.root)) == paths[:2]
     assert new_incomplete.exists() and other.exists()
-    assert bk.prune(str(host.root), 2) == []
+    assert prune(str(host.root), 2) == []
 
 
 def test_prune_pending_counts_the_backup_about_to_be_made(host):
     paths = make_backups(host, [("xgb", 0), ("nhits", 10)])
-    newer_incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=20))
+    newer_incomplete = host.root / backup_name("lgbm", T0 + dt.timedelta(seconds=20))
     newer_incomplete.mkdir()
-    assert bk.prune(str(host.root), 2, check_mode=True, pending=True) == [
+    assert prune(str(host.root), 2, check_mode=True, pending=True) == [
         str(newer_incomplete),
         paths[1],
     ]
-    assert bk.prune(str(host.root), 1, check_mode=True, pending=True) == [
+    assert prune(str(host.root), 1, check_mode=True, pending=True) == [
         str(newer_incomplete),
         *paths,
     ]
@@ -514,15 +533,15 @@ def test_prune_pending_counts_the_backup_about_to_be_made(host):
 @pytest.mark.parametrize("keep", [0, -1, True, 1.5])
 def test_prune_keep_must_be_at_least_one(host, keep):
     make_backups(host, [("xgb", 0)])
-    with pytest.raises(bk.BackupError, match="keep must be an integer of at least 1"):
-        bk.prune(str(host.root), keep)
-    assert len(bk.list_backups(str(host.root))) == 1
+    with pytest.raises(BackupError, match="keep must be an integer of at least 1"):
+        prune(str(host.root), keep)
+    assert len(list_backups(str(host.root))) == 1
 
 
 def test_default_operator():
-    assert bk.default_operator({"SUDO_USER": "alice", "USER": "root"}) == "alice"
-    assert bk.default_operator({"USER": "bob"}) == "bob"
-    assert bk.default_operator({"SUDO_USER": "", "USER": ""}) == "unknown"
+    assert default_operator({"SUDO_USER": "alice", "USER": "root"}) == "alice"
+    assert default_operator({"USER": "bob"}) == "bob"
+    assert default_operator({"SUDO_USER": "", "USER": ""}) == "unknown"
 
 
 # --------------------------------------------------------------------------- marked restored
@@ -536,17 +555,17 @@ def test_mark_restored_appends_records_and_the_backup_stays_sound(host):
     host.restore(path)
     restored = host.snapshot()
 
-    first = bk.mark_restored(path, {"operator": "alice", "reason": "rollback"}, now=T0)
+    first = mark_restored(path, {"operator": "alice", "reason": "rollback"}, now=T0)
     assert first == {"operator": "alice", "reason": "rollback", "ts": "2026-11-23T18:01:02.123456Z"}
     later = T0 + dt.timedelta(hours=1)
-    second = bk.mark_restored(path, {"operator": "bob"}, now=later)
+    second = mark_restored(path, {"operator": "bob"}, now=later)
     manifest = json.loads(manifest_path.read_text())
     assert manifest == {**before, "restorations": [first, second]}
     assert list(manifest)[-1] == "restorations"  # the rest keeps its order
     assert stat.S_IMODE(manifest_path.stat().st_mode) == 0o600
     assert sorted(os.listdir(path)) == ["files", "manifest.json"]  # no temporary left
-    assert bk.verify_backup(path) == []
-    assert bk.read_manifest(path)["restorations"] == [first, second]
+    assert verify_backup(path) == []
+    assert read_manifest(path)["restorations"] == [first, second]
 
     # Still restores byte-identical, and a restore of the restored state changes nothing.
     change_everything(host)
@@ -567,10 +586,10 @@ def test_mark_restored_appends_records_and_the_backup_stays_sound(host):
 def test_mark_restored_refuses_bad_records_and_writes_nothing(host, record, message):
     path = host.backup()["path"]
     before = (Path(path) / "manifest.json").read_bytes()
-    with pytest.raises(bk.BackupError, match=message):
-        bk.checked_restoration_record(record)
-    with pytest.raises(bk.BackupError, match=message):
-        bk.mark_restored(path, record)
+    with pytest.raises(BackupError, match=message):
+        checked_restoration_record(record)
+    with pytest.raises(BackupError, match=message):
+        mark_restored(path, record)
     assert (Path(path) / "manifest.json").read_bytes() == before
 
 
@@ -580,11 +599,11 @@ def test_mark_restored_refuses_a_bad_manifest(host, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     manifest["format"] = 2
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(bk.BackupError, match="cannot be marked restored: manifest format 2"):
-        bk.mark_restored(path, {"operator": "alice"})
+    with pytest.raises(BackupError, match="cannot be marked restored: manifest format 2"):
+        mark_restored(path, {"operator": "alice"})
     assert json.loads(manifest_path.read_text()) == manifest
-    with pytest.raises(bk.BackupError, match=re.escape("has no manifest.json")):
-        bk.mark_restored(str(tmp_path), {"operator": "alice"})
+    with pytest.raises(BackupError, match=re.escape("has no manifest.json")):
+        mark_restored(str(tmp_path), {"operator": "alice"})
 
 
 @pytest.mark.parametrize(
@@ -600,10 +619,10 @@ def test_malformed_restorations_are_a_problem(host, restorations, problem):
     manifest_path = Path(path) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps({**manifest, "restorations": restorations}))
-    problems = bk.verify_backup(path)
+    problems = verify_backup(path)
     assert len(problems) == 1 and re.search(problem, problems[0]), problems
     manifest_path.write_text(json.dumps({**manifest, "restored": []}))
-    assert bk.verify_backup(path) == [
+    assert verify_backup(path) == [
         f"manifest keys are {sorted([*manifest, 'restored'])}, not "
         f"{sorted(manifest)} (and optionally restorations)"
     ]
@@ -622,24 +641,24 @@ def test_select_backup_by_name(host):
     paths = make_backups(host, [(f"m{i}", i) for i in range(7)])
     names = [Path(p).name for p in paths]
     root = str(host.root)
-    assert bk.select_backup(root, name=names[3]) == paths[3]
-    assert bk.select_backup(root, name=names[3], model="m3") == paths[3]
-    with pytest.raises(bk.BackupError, match=f"backup {names[3]} is not a backup of model m4"):
-        bk.select_backup(root, name=names[3], model="m4")
-    with pytest.raises(bk.BackupError, match="give a backup's path or its name, not both"):
-        bk.select_backup(root, path=paths[0], name=names[0])
-    unknown = bk.backup_name("xgb", T0)
-    with pytest.raises(bk.BackupError) as raised:
-        bk.select_backup(root, name=unknown)
+    assert select_backup(root, name=names[3]) == paths[3]
+    assert select_backup(root, name=names[3], model="m3") == paths[3]
+    with pytest.raises(BackupError, match=f"backup {names[3]} is not a backup of model m4"):
+        select_backup(root, name=names[3], model="m4")
+    with pytest.raises(BackupError, match="give a backup's path or its name, not both"):
+        select_backup(root, path=paths[0], name=names[0])
+    unknown = backup_name("xgb", T0)
+    with pytest.raises(BackupError) as raised:
+        select_backup(root, name=unknown)
     assert str(raised.value) == f"no backup {unknown} under {root}; the newest: " + ", ".join(
         names[:5]
     )
-    with pytest.raises(bk.BackupError, match=r"the newest: none$"):
-        bk.backup_by_name(str(host.base / "empty"), unknown)
+    with pytest.raises(BackupError, match=r"the newest: none$"):
+        backup_by_name(str(host.base / "empty"), unknown)
     # An incomplete backup can be named (and then fails verification).
-    incomplete = host.root / bk.backup_name("lgbm", T0 + dt.timedelta(seconds=60))
+    incomplete = host.root / backup_name("lgbm", T0 + dt.timedelta(seconds=60))
     incomplete.mkdir()
-    assert bk.backup_by_name(root, incomplete.name) == str(incomplete)
+    assert backup_by_name(root, incomplete.name) == str(incomplete)
 
 
 @pytest.mark.parametrize(
@@ -657,35 +676,35 @@ def test_select_backup_by_name(host):
 )
 def test_bad_backup_names_are_refused(host, name):
     host.backup("xgb", T0)
-    with pytest.raises(bk.BackupError, match="not a backup name"):
-        bk.backup_by_name(str(host.root), name)
+    with pytest.raises(BackupError, match="not a backup name"):
+        backup_by_name(str(host.root), name)
 
 
 def test_require_intact_names_the_newest_intact_and_never_restores_them(host):
     newest, middle, old, oldest = make_backups(
         host, [("patchtst", 0), ("xgb", 10), ("patchtst", 20), ("patchtst", 30)]
     )
-    bk.require_intact(newest)
+    require_intact(newest)
     corrupt(newest)
     corrupt(middle)
     change_everything(host)
     changed = host.snapshot()
-    with pytest.raises(bk.CorruptBackup) as raised:
-        bk.require_intact(newest)
+    with pytest.raises(CorruptBackup) as raised:
+        require_intact(newest)
     error = raised.value
     name = Path(newest).name
-    assert error.problems == bk.verify_backup(newest) and error.problems
+    assert error.problems == verify_backup(newest) and error.problems
     assert error.candidates == [Path(old).name, Path(oldest).name]
     assert str(error) == (
         f"backup {name} is corrupt: {'; '.join(error.problems)}; nothing was changed; choose "
         f"another with -e backup=<name> (newest intact: {Path(old).name})"
     )
-    with pytest.raises(bk.CorruptBackup) as raised:
-        bk.require_intact(newest, model="patchtst")
+    with pytest.raises(CorruptBackup) as raised:
+        require_intact(newest, model="patchtst")
     assert raised.value.candidates == [Path(oldest).name]
     corrupt(oldest)
-    with pytest.raises(bk.CorruptBackup, match=r"\(newest intact: none\)$") as raised:
-        bk.require_intact(newest, model="patchtst")
+    with pytest.raises(CorruptBackup, match=r"\(newest intact: none\)$") as raised:
+        require_intact(newest, model="patchtst")
     assert raised.value.candidates == []
     assert host.snapshot() == changed
 
@@ -693,9 +712,9 @@ def test_require_intact_names_the_newest_intact_and_never_restores_them(host):
 def test_intact_backups_limit_and_exclude(host):
     paths = make_backups(host, [("xgb", i) for i in range(4)])
     names = [Path(p).name for p in paths]
-    assert bk.intact_backups(str(host.root), limit=2) == names[:2]
-    assert bk.intact_backups(str(host.root), exclude=[names[0]]) == names[1:]
-    assert bk.intact_backups(str(host.root), model="nhits") == []
+    assert intact_backups(str(host.root), limit=2) == names[:2]
+    assert intact_backups(str(host.root), exclude=[names[0]]) == names[1:]
+    assert intact_backups(str(host.root), model="nhits") == []
 
 
 # --------------------------------------------------------------------------- what a restore trusts
@@ -712,12 +731,12 @@ def edit_manifest(path: str, edit) -> None:
 def plant(path: str, target: Path, data: bytes = b"* * * * * root sh /tmp/x\n") -> None:
     """Add ``target`` to the backup as a forger would: a saved copy and a manifest entry
     that verify."""
-    copy = Path(path) / bk.saved_as(str(target))
+    copy = Path(path) / saved_as(str(target))
     copy.parent.mkdir(parents=True, exist_ok=True)
     copy.write_bytes(data)
     entry = {
         "path": str(target),
-        "saved_as": bk.saved_as(str(target)),
+        "saved_as": saved_as(str(target)),
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "mode": 0o644,
@@ -743,11 +762,11 @@ def test_forged_path_outside_the_managed_ones_is_refused_and_nothing_written(hos
     path = host.backup()["path"]
     target = host.base / outside
     plant(path, target)
-    assert bk.verify_backup(path) == []
+    assert verify_backup(path) == []
     change_everything(host)
     changed = host.snapshot()
     for check_mode in (True, False):
-        with pytest.raises(bk.BackupError) as raised:
+        with pytest.raises(BackupError) as raised:
             host.restore(path, check_mode=check_mode)
         assert str(raised.value) == (
             f"backup {path} cannot be restored, nothing was changed: {target} is not a managed file"
@@ -769,8 +788,8 @@ def test_forged_removal_or_directory_outside_the_managed_ones_is_refused(host, t
         manifest["dirs"].append({"path": str(other_dir), "present": True, "files": []})
 
     edit_manifest(path, forge)
-    assert bk.verify_backup(path) == []
-    with pytest.raises(bk.BackupError) as raised:
+    assert verify_backup(path) == []
+    with pytest.raises(BackupError) as raised:
         host.restore(path)
     assert raised.value.problems == [
         f"{victim} is not a managed file",
@@ -778,8 +797,8 @@ def test_forged_removal_or_directory_outside_the_managed_ones_is_refused(host, t
     ]
     assert victim.exists() and (other_dir / "keep").exists()
     # The managed paths themselves are checked like any path.
-    with pytest.raises(bk.BackupError, match="managed file 'etc/x' is not an absolute path"):
-        bk.restore_backup(path, ["etc/x"], [])
+    with pytest.raises(BackupError, match="managed file 'etc/x' is not an absolute path"):
+        restore_backup(path, ["etc/x"], [])
 
 
 @pytest.mark.parametrize(
@@ -817,7 +836,7 @@ def test_a_file_is_never_given_to_a_new_non_root_owner(host):
     edit_manifest(path, lambda manifest: env_entry(manifest, host).update(uid=1000, mode=0o660))
     host.env.write_bytes(b"QT_API_SECRET=other\n")
     changed = host.snapshot()
-    with pytest.raises(bk.BackupError) as raised:
+    with pytest.raises(BackupError) as raised:
         host.restore(path)
     assert raised.value.problems == [
         f"{host.env}: the backup gives it to uid 1000, but it is owned by uid 0 now (a restore "
@@ -825,7 +844,7 @@ def test_a_file_is_never_given_to_a_new_non_root_owner(host):
     ]
     assert host.snapshot() == changed
     host.env.unlink()
-    with pytest.raises(bk.BackupError, match=re.escape("uid 1000, but it is absent now")):
+    with pytest.raises(BackupError, match=re.escape("uid 1000, but it is absent now")):
         host.restore(path, check_mode=True)
     # The owner it has now may keep it, but not with its group allowed to write.
     host.env.write_bytes(b"QT_API_SECRET=other\n")
@@ -855,12 +874,12 @@ def test_a_backup_root_not_root_s_alone_is_refused(host, mode, uid):
         lambda: host.restore(path),
         lambda: host.restore(path, check_mode=True),
         lambda: host.backup(when=T0 + dt.timedelta(seconds=1)),
-        lambda: bk.select_backup(root),
-        lambda: bk.select_backup(root, name=Path(path).name),
-        lambda: bk.prune(root, 1, check_mode=True, pending=True),
-        lambda: bk.future_backups(root),
+        lambda: select_backup(root),
+        lambda: select_backup(root, name=Path(path).name),
+        lambda: prune(root, 1, check_mode=True, pending=True),
+        lambda: future_backups(root),
     ):
-        with pytest.raises(bk.BackupError, match=message):
+        with pytest.raises(BackupError, match=message):
             refused()
     assert host.snapshot() == changed and os.listdir(host.root) == [Path(path).name]
     # Root's alone again (readable by others is fine): the restore goes ahead.
@@ -878,11 +897,11 @@ def test_a_future_dated_backup_is_never_the_newest_nor_restored(host):
     Path(host.backup(when=now + dt.timedelta(days=2))["path"]).rename(no_date)
     future = host.backup(when=now + dt.timedelta(days=1))["path"]
     root, name = str(host.root), Path(future).name
-    assert bk.verify_backup(future) == []
-    assert bk.list_backups(root) == [older]
-    assert bk.latest_backup(root, "patchtst") == older
-    assert bk.select_backup(root) == older
-    assert bk.future_backups(root) == [
+    assert verify_backup(future) == []
+    assert list_backups(root) == [older]
+    assert latest_backup(root, "patchtst") == older
+    assert select_backup(root) == older
+    assert future_backups(root) == [
         f"backup {found} under {root} is dated later than now + 5 min (or at no real time): "
         "never taken as the newest, never pruned, refused by name; inspect and remove it"
         for found in (no_date.name, name)
@@ -890,18 +909,18 @@ def test_a_future_dated_backup_is_never_the_newest_nor_restored(host):
     change_everything(host)
     changed = host.snapshot()
     refusal = re.escape(f"backup {name} is dated later than now + 5 min (or at no real time)")
-    with pytest.raises(bk.BackupError, match=refusal):
-        bk.select_backup(root, name=name)
-    with pytest.raises(bk.BackupError, match=refusal):
+    with pytest.raises(BackupError, match=refusal):
+        select_backup(root, name=name)
+    with pytest.raises(BackupError, match=refusal):
         host.restore(future)
-    with pytest.raises(bk.BackupError, match=r"20261399T000000\.000000Z_patchtst is dated later"):
+    with pytest.raises(BackupError, match=r"20261399T000000\.000000Z_patchtst is dated later"):
         host.restore(str(no_date))
     assert host.snapshot() == changed
-    with pytest.raises(bk.BackupError, match=re.escape(f"the newest: {Path(older).name}") + "$"):
-        bk.select_backup(root, name=bk.backup_name("xgb", T0))
+    with pytest.raises(BackupError, match=re.escape(f"the newest: {Path(older).name}") + "$"):
+        select_backup(root, name=backup_name("xgb", T0))
     # Within the clock-skew allowance, a backup counts (and is the newest).
     near = host.backup(when=now + dt.timedelta(minutes=1))["path"]
-    assert bk.select_backup(root) == near
+    assert select_backup(root) == near
     # Pruning never counts the future ones as the newest, nor removes them.
-    assert bk.prune(root, 1) == [older]
+    assert prune(root, 1) == [older]
     assert sorted(os.listdir(root)) == sorted([no_date.name, name, Path(near).name])
