@@ -74,15 +74,14 @@ from ai_engine.config import load_config  # noqa: E402
 from ai_engine.engine import Engine  # noqa: E402
 from model_safety.engine.role_proof import RATE_SAMPLE, observed_rate  # noqa: E402
 from model_safety.monitor import evidence  # noqa: E402
-from model_safety.monitor.assess import (  # noqa: E402
+from model_safety.monitor.assess import assess, end_of_watch  # noqa: E402
+from model_safety.monitor.evidence import Observations  # noqa: E402
+from model_safety.monitor.settings import (  # noqa: E402
     VIOLATION,
     MonitorSettings,
-    assess,
-    end_of_watch,
     new_state,
     stall_after_s,
 )
-from model_safety.monitor.evidence import Observations  # noqa: E402
 from model_safety.telemetry.events import ACTIONS, BUY, HOLD, SELL  # noqa: E402
 
 MODEL = "patchtst"

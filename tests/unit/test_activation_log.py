@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from model_safety.activation import log as al
-from model_safety.engine.status import ServiceState
+from model_safety.engine.systemd import ServiceState
 from model_safety.monitor import probe as canary_probe
-from model_safety.monitor.assess import MonitorSettings, assess, new_state
+from model_safety.monitor.assess import assess
+from model_safety.monitor.settings import MonitorSettings, new_state
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -23,31 +23,35 @@ import pytest
 
 from model_safety.monitor import evidence
 from model_safety.monitor.assess import (
+    assess,
+    assess_pool,
+    end_of_watch,
+    new_pool,
+    pooled_specs,
+    window_summary,
+)
+from model_safety.monitor.evidence import INACTIVE, Observations
+from model_safety.monitor.report import (
+    ROLLBACK_REASON_MAX,
+    describe_check,
+    format_duration,
+    progress_line,
+    prometheus_text,
+    rollback_reason,
+)
+from model_safety.monitor.settings import (
     ACTIVE,
     ENDED,
     INCONCLUSIVE,
     POOL,
-    ROLLBACK_REASON_MAX,
     SAFE,
     MonitorError,
     MonitorSettings,
-    assess,
-    assess_pool,
-    describe_check,
-    end_of_watch,
-    format_duration,
-    new_pool,
     new_state,
-    pooled_specs,
-    progress_line,
-    prometheus_text,
-    rollback_reason,
     share_of_alpha,
     stall_after_s,
     stream_id_key,
-    window_summary,
 )
-from model_safety.monitor.evidence import INACTIVE, Observations
 from model_safety.telemetry.events import BUY, HOLD, SELL
 from tests.unit.test_evidence import (
     T0_MS,

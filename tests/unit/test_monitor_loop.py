@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from model_safety.monitor import loop as monitor_loop
-from model_safety.monitor.assess import ROLLING_BACK, MonitorSettings
 from model_safety.monitor.loop import (
     EXIT_ERROR,
     EXIT_INCONCLUSIVE,
@@ -28,6 +27,7 @@ from model_safety.monitor.loop import (
     Monitor,
     MonitorOptions,
 )
+from model_safety.monitor.settings import ROLLING_BACK, MonitorSettings
 from model_safety.monitor.store import StateStore
 from model_safety.playbook_runner import PlaybookRun
 from model_safety.telemetry.events import BUY

@@ -24,7 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_safety import fileio
 from model_safety.monitor import store as monitor_io
-from model_safety.monitor.assess import MonitorSettings, new_state, prometheus_text
+from model_safety.monitor.report import prometheus_text
+from model_safety.monitor.settings import MonitorSettings, new_state
 from model_safety.monitor.store import (
     HostLocks,
     MonitorIOError,

@@ -35,163 +35,32 @@ JSON-serialisable data, so the state is persisted as it is.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..engine.status import span_rate
-from ..judgement.thresholds import Thresholds
-from ..names import is_model_name
+from ..engine.stream_stats import span_rate
 from ..telemetry.events import ACTIONS
 from ..telemetry.metrics import hard_disagreement
 from . import evidence
 from .evidence import Observations
-
-ACTIVE = "monitoring"
-ROLLING_BACK = "rolling_back"
-COMPLETED = "completed"
-ROLLED_BACK = "rolled_back"
-ROLLBACK_FAILED = "rollback_failed"
-ENDED = "ended"
-
-# Check outcomes, from best to worst.
-OK, WARNING, ERROR, VIOLATION = "ok", "warning", "error", "violation"
-# The end of a watch.
-SAFE, INCONCLUSIVE = "safe", "inconclusive"
-POOL = "_pool"
-# When the stream's rate is unknown, plan the evidence and judge silence as at this rate
-# (DESIGN's fastest): fewer false rollbacks, slower decisions.
-FALLBACK_RATE = 100.0
-
-
-class MonitorError(ValueError):
-    """Bad settings or a state that cannot be used."""
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    """What one monitor watches and how strictly (the ``model-safety monitor`` options)."""
-
-    model: str
-    duration_s: float = 6 * 3600.0
-    interval_s: float = 30.0
-    false_rollback_rate: float = evidence.DEFAULT_FALSE_ROLLBACK_RATE
-    confirm_events: int = evidence.DEFAULT_CONFIRM_EVENTS
-    window_events: int = evidence.DEFAULT_WINDOW_EVENTS
-    max_hard_disagree: float = 0.25
-    redundant_agreement: float = 0.85
-    stall_checks: int = 3
-    thresholds: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not is_model_name(self.model):
-            raise MonitorError(f"not a valid model name (^[a-z][a-z0-9_]{{0,31}}$): {self.model!r}")
-        for name in ("duration_s", "interval_s"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                raise MonitorError(f"{name} must be a positive number of seconds, got {value!r}")
-        for name, low, high in (
-            ("stall_checks", 1, 1000),
-            ("confirm_events", 0, 1000),
-            ("window_events", 10, 100_000),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise MonitorError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-        rate = self.false_rollback_rate
-        if not _is_number(rate) or not 1e-9 <= rate <= 0.5:
-            raise MonitorError(f"false_rollback_rate must be in [1e-9, 0.5], got {rate!r}")
-        for name in ("max_hard_disagree", "redundant_agreement"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0 < value < 1:
-                raise MonitorError(f"{name} must be a share in (0, 1), got {value!r}")
-        try:
-            self.specs()
-        except (TypeError, ValueError) as exc:
-            raise MonitorError(f"bad gate thresholds: {exc}") from None
-
-    def gate_thresholds(self) -> Thresholds:
-        """The gate's thresholds with this monitor's overrides."""
-        return Thresholds().with_overrides(dict(self.thresholds))
-
-    def specs(self) -> tuple[evidence.DetectorSpec, ...]:
-        """The e-detectors at these thresholds."""
-        t = self.gate_thresholds()
-        return evidence.detector_specs(
-            max_action_share=t.max_action_share,
-            min_spread=t.min_spread,
-            constant_std=t.constant_std,
-            max_hard_disagree=self.max_hard_disagree,
-            redundant_agreement=self.redundant_agreement,
-            max_inactive_share=t.max_inactive_share,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (for the state file and the log)."""
-        values = asdict(self)
-        values["thresholds"] = dict(self.thresholds)
-        return values
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def stream_id_key(stream_id: str | None) -> tuple[int, int] | None:
-    """``"<ms>-<seq>"`` as a sortable pair; None for None or anything else."""
-    if not isinstance(stream_id, str):
-        return None
-    ms, _, seq = stream_id.partition("-")
-    if not (ms.isdigit() and seq.isdigit()):
-        return None
-    return int(ms), int(seq)
-
-
-def new_state(host: str, settings: MonitorSettings, started_at: str, cursor: str | None) -> dict:
-    """A host's state when its monitoring starts: ``cursor`` is where its first read starts
-    (None: the canary's start)."""
-    return {
-        "host": host,
-        "model": settings.model,
-        "status": ACTIVE,
-        "started_at": started_at,
-        "baseline": None,
-        "cursor": cursor,
-        "newest_id": None,
-        "checks": 0,
-        "unjudged": 0,
-        "rate": None,
-        "window": [],
-        "events": 0,
-        "detectors": None,
-        "malformed_pending": False,
-        "violations": [],
-        "last_check": None,
-    }
-
-
-def share_of_alpha(settings: MonitorSettings, hosts: int, pooled: bool) -> float:
-    """The false-rollback rate of one set of detectors: all of it for a lone host; with
-    several hosts half for the pool and the other half shared by the hosts."""
-    if hosts <= 1:
-        return settings.false_rollback_rate if not pooled else 0.0
-    return settings.false_rollback_rate / 2 / (1 if pooled else hosts)
-
-
-def stall_after_s(settings: MonitorSettings, rate_per_s: float | None) -> float:
-    """How long a silence must last to be a stall: improbable at the model's own rate (a
-    Poisson stream at ``rate`` has a gap that long anywhere in the watch with probability at
-    most the stall's share of the false-rollback rate), and at least ``stall_checks``
-    intervals."""
-    floor = settings.stall_checks * settings.interval_s
-    if not rate_per_s or not math.isfinite(rate_per_s) or rate_per_s <= 0:
-        return floor
-    expected = max(1.0, rate_per_s * settings.duration_s)
-    alpha = settings.false_rollback_rate * evidence.STALL_BUDGET
-    return max(floor, math.log(expected / alpha) / rate_per_s)
+from .settings import (
+    ENDED,
+    ERROR,
+    FALLBACK_RATE,
+    INCONCLUSIVE,
+    OK,
+    POOL,
+    SAFE,
+    VIOLATION,
+    WARNING,
+    MonitorSettings,
+    is_number,
+    share_of_alpha,
+    stall_after_s,
+    stream_id_key,
+)
 
 
 def _violation(rule: str, value: Any, threshold: Any, text: str, **extra: Any) -> dict:
@@ -434,7 +303,7 @@ def assess(
         return (*_finish(new, check), nothing)
 
     rate = (probe.get("rate") or {}).get("rate_per_s")
-    if new["rate"] is None and _is_number(rate) and rate > 0:
+    if new["rate"] is None and is_number(rate) and rate > 0:
         new["rate"] = rate
     observations = probe.get("observations") or {}
     try:
@@ -460,8 +329,8 @@ def assess(
     rate = new["rate"] or window_rate(window)
     limit = stall_after_s(settings, rate)
     check["silence_s"], check["stall_after_s"] = silence, round(limit, 1)
-    if not _is_number(silence) or silence >= limit:
-        heard = "no event in the stream" if not _is_number(silence) else f"{silence:.0f} s"
+    if not is_number(silence) or silence >= limit:
+        heard = "no event in the stream" if not is_number(silence) else f"{silence:.0f} s"
         check.update(
             status=VIOLATION,
             triggered=[
@@ -610,116 +479,3 @@ def _finish(new: dict, check: dict) -> tuple[dict, dict]:
         "rules": sorted({f["rule"] for f in check["findings"] + check["triggered"]}),
     }
     return new, check
-
-
-# rollback.yml makes its lease purpose "rollback: <reason>"; a purpose has at most 200 characters.
-ROLLBACK_REASON_MAX = 180
-
-
-def rollback_reason(violated: Mapping[str, list[Mapping[str, Any]]], rollback_id: str) -> str:
-    """The ``reason`` given to rollback.yml: ``monitor <rollback_id>:`` and the violated rules
-    per host, at most ROLLBACK_REASON_MAX characters (it becomes the lease's purpose on each
-    host, so the id names the lease of this rollback); the measured values are in the monitor's
-    own records."""
-    reason = f"monitor {rollback_id}: " + "; ".join(
-        f"{host} " + ",".join(sorted({str(v["rule"]) for v in violations}))
-        for host, violations in violated.items()
-    )
-    if len(reason) > ROLLBACK_REASON_MAX:
-        reason = reason[: ROLLBACK_REASON_MAX - 3] + "..."
-    return reason
-
-
-def describe_check(host: str, check: Mapping[str, Any]) -> str:
-    """One readable phrase for ``host``'s check (the progress line)."""
-    status = check["status"]
-    if status in (ERROR, "ended"):
-        return f"{host} {status} ({check.get('reason')})"
-    rules = [f["text"] for f in check["triggered"]] or [f["text"] for f in check["findings"]]
-    window = (check.get("window") or {}).get("events")
-    detail = f"{check['events']} new events" + (f", window {window}" if window else "")
-    detail += f"; {'; '.join(rules)}" if rules else ""
-    return f"{host} {status} ({detail})"
-
-
-def format_duration(seconds: float) -> str:
-    """``1:02:03`` (hours unbounded)."""
-    whole = max(0, int(seconds))
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def progress_line(
-    model: str,
-    elapsed_s: float,
-    duration_s: float,
-    check_number: int,
-    at: str,
-    checks: Mapping[str, Mapping[str, Any]],
-    violations: int,
-) -> str:
-    """The line people read: elapsed, remaining, the last check per host, violations so far."""
-    hosts = ", ".join(describe_check(host, check) for host, check in checks.items()) or "-"
-    return (
-        f"monitor {model}: {format_duration(elapsed_s)} elapsed, "
-        f"{format_duration(duration_s - elapsed_s)} left | check {check_number} at {at}: "
-        f"{hosts} | violations {violations}"
-    )
-
-
-_STATUS_VALUES = (
-    ACTIVE,
-    ROLLING_BACK,
-    COMPLETED,
-    INCONCLUSIVE,
-    ROLLED_BACK,
-    ROLLBACK_FAILED,
-    ENDED,
-)
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-# The textfile's families in order: (name, type, help). 0..1 gauges end in _ratio, counters in
-# _total, times in _seconds; the status is one-hot (a state set, not a ratio).
-_FAMILIES = (
-    ("qsc_monitor_canary_weight_ratio", "gauge", "Weight of the watched canary (activation)."),
-    ("qsc_monitor_last_check_timestamp_seconds", "gauge", "When the host was last checked."),
-    ("qsc_monitor_checks_total", "counter", "Checks performed in this monitoring window."),
-    ("qsc_monitor_violations_total", "counter", "Violations that triggered in this window."),
-    ("qsc_monitor_status", "gauge", "The monitoring status of the host (1 for the current one)."),
-    ("qsc_monitor_exported_timestamp_seconds", "gauge", "When this file was written."),
-)
-
-
-def prometheus_text(model: str, states: Mapping[str, Mapping[str, Any]], now_s: float) -> str:
-    """The node_exporter textfile of ``model``'s monitor: per host its canary weight, last check
-    time, checks, violations and status (one-hot ``qsc_monitor_status``).
-
-    Each family is written once, its HELP and TYPE before all of its samples, as the exposition
-    format requires. Every series carries ``model``: node_exporter merges the files of all
-    monitors, and two models' series must never share a name and labels."""
-    samples: dict[str, list[str]] = {name: [] for name, _, _ in _FAMILIES}
-
-    def add(name: str, labels: str, value: object) -> None:
-        samples[name].append(f"{name}{{{labels}}} {value}")
-
-    model_label = f'model="{_label(model)}"'
-    for host, state in states.items():
-        labels = f'host="{_label(host)}",{model_label}'
-        weight = (state.get("baseline") or {}).get("weight")
-        if _is_number(weight):
-            add("qsc_monitor_canary_weight_ratio", labels, f"{float(weight):g}")
-        checked = state.get("last_check_s")
-        if _is_number(checked):
-            add("qsc_monitor_last_check_timestamp_seconds", labels, f"{checked:.3f}")
-        add("qsc_monitor_checks_total", labels, state["checks"])
-        add("qsc_monitor_violations_total", labels, len(state["violations"]))
-        for status in _STATUS_VALUES:
-            add("qsc_monitor_status", f'{labels},status="{status}"', int(state["status"] == status))
-    add("qsc_monitor_exported_timestamp_seconds", model_label, f"{now_s:.3f}")
-    lines: list[str] = []
-    for name, kind, text in _FAMILIES:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples[name]]
-    return "\n".join(lines) + "\n"

@@ -37,7 +37,9 @@ from typing import Any
 from ..activation.log import append_record
 from ..playbook_runner import PlaybookJob, PlaybookRun, run_playbook
 from ..utctime import iso_ms
-from .assess import (
+from .assess import assess, assess_pool, end_of_watch, new_pool
+from .report import progress_line, prometheus_text, rollback_reason
+from .settings import (
     ACTIVE,
     COMPLETED,
     ENDED,
@@ -48,14 +50,7 @@ from .assess import (
     ROLLING_BACK,
     VIOLATION,
     MonitorSettings,
-    assess,
-    assess_pool,
-    end_of_watch,
-    new_pool,
     new_state,
-    progress_line,
-    prometheus_text,
-    rollback_reason,
 )
 from .store import (
     HostLocks,

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from ..fileio import ensure_directory, write_atomic
 from ..utctime import iso_ms
-from .assess import POOL
+from .settings import POOL
 
 STATE_DIR_MODE = 0o700
 STATE_FILE_MODE = 0o600
