@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.testing import patch_module_args
 
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = REPO_ROOT / "library"
@@ -268,47 +267,55 @@ def engine_payloads(count: int, env: tuple[tuple[str, str], ...] = ()) -> tuple[
 
 
 def stream_id(index: int) -> str:
-    """The id :func:`add_events` gives the event at ``index``."""
+    """The id :meth:`Telemetry.add` gives the event at ``index``."""
     return f"{EVENTS_START_MS + index * EVENT_STEP_MS}-0"
 
 
-def add_events(client: redis.Redis, stream: str, payloads: Sequence[str], first: int = 0) -> None:
-    """XADD the payloads with the ids of :func:`stream_id` from index ``first``."""
-    pipe = client.pipeline(transaction=False)
-    for offset, payload in enumerate(payloads):
-        pipe.xadd(stream, {"payload": payload}, id=stream_id(first + offset))
-    pipe.execute()
-
-
-# --------------------------------------------------------------------------- analytics options
+# --------------------------------------------------------------------------- Redis
 
 REDIS_SECRET = "pw-module-never-shown-9Z"
-# What every analytics module (quality_gate, scoreboard, feature_sanity, shadow_report,
-# promotion_check) refuses through the options it shares (ansible_support): (arguments, the
-# message's start).
-COMMON_REFUSALS = [
-    ({"count": 0}, "count must be at least 1, not 0"),
-    ({"count": "all"}, "argument 'count' is of type"),
-    ({"thresholds": {"max_action_shar": 0.5}}, "invalid thresholds: bad thresholds: unknown"),
-    ({"thresholds": {"max_action_share": 7}}, "invalid thresholds: bad thresholds: threshold"),
-    ({"thresholds": {"min_spread": float("nan")}}, "invalid thresholds: bad thresholds: thres"),
-    ({"thresholds": {"min_spread": "0.1\n"}}, "invalid thresholds: bad thresholds: threshold"),
-    ({"redis_url": f"redis://:{REDIS_SECRET}@[::1/0"}, "invalid redis_url: Invalid IPv6 URL"),
-]
-
-
-def assert_refused(name: str, args: dict[str, Any], message: str) -> None:
-    """The module fails with ``message`` and shows no Redis password."""
-    result = fails(name, args)
-    assert result["msg"].startswith(message), result["msg"]
-    assert REDIS_SECRET not in json.dumps(result)
 
 
 def unreachable_redis() -> str:
-    """A URL with a password where no server listens."""
+    """A URL with a password (REDIS_SECRET) where no server listens."""
     return f"redis://:{REDIS_SECRET}@127.0.0.1:{free_port()}/0"
+
+
+def fails_without_the_password(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The result of the module failing on ``args``, which shows no Redis password."""
+    result = fails(name, args)
+    assert REDIS_SECRET not in json.dumps(result), result
+    return result
 
 
 def json_report(result: dict[str, Any]) -> dict[str, Any]:
     """The JSON report a module wrote (its path in ``result["reports"]``)."""
     return json.loads(Path(result["reports"]["json"]).read_text())
+
+
+@dataclass
+class Telemetry:
+    """A stream of this test's own in the session's redis-server."""
+
+    client: redis.Redis
+    url: str
+    stream: str
+
+    @property
+    def args(self) -> dict[str, str]:
+        """The task arguments that read this stream."""
+        return {"redis_url": self.url, "stream": self.stream}
+
+    def add(self, count: int, *sim: tuple[str, str], first: int = 0) -> None:
+        """``count`` events of the reference engine (lab default changed by the ``sim``
+        variables, such as ``("SIM_XGB", "constant")``) with the ids of :func:`stream_id`."""
+        pipe = self.client.pipeline(transaction=False)
+        for offset, payload in enumerate(engine_payloads(count, sim)):
+            pipe.xadd(self.stream, {"payload": payload}, id=stream_id(first + offset))
+        pipe.execute()
+
+
+@pytest.fixture
+def telemetry(redis_server: RedisServer, redis_client: redis.Redis, redis_stream: str) -> Telemetry:
+    """An empty stream of this test's own (tests/redis_server.py) to add engine events to."""
+    return Telemetry(redis_client, redis_server.url, redis_stream)

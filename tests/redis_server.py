@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,9 +113,9 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def redis_stream(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
-    """The name of a stream of this test's own, deleted before and after it."""
-    name = f"test:{request.node.nodeid}"
-    redis_client.delete(name)
+def redis_stream(redis_client: redis.Redis) -> Iterator[str]:
+    """The name of a new stream of this test's own (a valid stream name for every reader),
+    deleted after it."""
+    name = f"test:{uuid.uuid4().hex}"
     yield name
     redis_client.delete(name)

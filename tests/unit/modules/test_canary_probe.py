@@ -15,8 +15,6 @@ from tests.module_harness import (
     HOSTILE_NAMES,
     REDIS_SECRET,
     UNIT,
-    add_events,
-    engine_payloads,
     fails,
     stream_id,
     succeeds,
@@ -30,10 +28,10 @@ CANARY = "QSC_CANARY_MODEL=patchtst PATCHTST_SHADOW_ONLY=false"
 
 
 @pytest.fixture
-def probe(fake_systemd, redis_server, redis_client, redis_stream, tmp_path) -> dict:
+def probe(fake_systemd, telemetry, tmp_path) -> dict:
     """patchtst the canary by its unit's environment, 300 events, its activation at event 100."""
     fake_systemd.show(Environment=CANARY)
-    add_events(redis_client, redis_stream, engine_payloads(300))
+    telemetry.add(300)
     log = tmp_path / "qsc_canary.jsonl"
     log.write_text(json.dumps(ACTIVATION) + "\n")
     return {
@@ -41,8 +39,7 @@ def probe(fake_systemd, redis_server, redis_client, redis_stream, tmp_path) -> d
         "baseline": BASELINE,
         "service": UNIT,
         "activation_log": str(log),
-        "redis_url": redis_server.url,
-        "stream": redis_stream,
+        **telemetry.args,
         "retries": 0,
         "timeout": 5,
     }
@@ -96,7 +93,7 @@ def test_what_goes_wrong_on_the_host_is_data(probe, fake_systemd, tmp_path) -> N
     assert result["config_error"] == "QSC_CANARY_MODEL 'gpt' is not a configured model"
     assert result["activation"] is None
     assert "unreachable" in result["telemetry_error"]
-    assert REDIS_SECRET not in json.dumps(result)
+    assert REDIS_SECRET not in json.dumps(result)  # a probe that succeeds shows none either
 
 
 def test_a_bad_read_position_is_data(probe) -> None:

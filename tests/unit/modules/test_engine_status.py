@@ -9,14 +9,21 @@ import json
 
 import pytest
 
-from tests.module_harness import INVOCATION, UNIT, fails, succeeds
+from tests.module_harness import (
+    INVOCATION,
+    REDIS_SECRET,
+    UNIT,
+    fails,
+    fails_without_the_password,
+    succeeds,
+    unreachable_redis,
+)
 
 MODULE = "engine_status"
-SECRET = "pw-status-never-shown"
 
 
 @pytest.fixture
-def engine(fake_systemd, git_checkout, redis_server, redis_client, redis_stream) -> dict:
+def engine(fake_systemd, git_checkout, telemetry) -> dict:
     """A running engine whose journal logs the checkout's build, with 5 fresh events."""
     checkout, sha = git_checkout
     fake_systemd.set(
@@ -27,14 +34,8 @@ def engine(fake_systemd, git_checkout, redis_server, redis_client, redis_stream)
         ]
     )
     for index in range(5):
-        redis_client.xadd(redis_stream, {"payload": json.dumps({"n": index})})
-    return {
-        "service": UNIT,
-        "checkout": str(checkout),
-        "redis_url": redis_server.url,
-        "stream": redis_stream,
-        "sample": 5,
-    }
+        telemetry.client.xadd(telemetry.stream, {"payload": json.dumps({"n": index})})
+    return {**telemetry.args, "service": UNIT, "checkout": str(checkout), "sample": 5}
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
@@ -86,14 +87,12 @@ def test_systemctl_failing_fails(engine, fake_systemd) -> None:
 
 
 def test_an_unreachable_redis_is_a_problem_without_its_password(engine) -> None:
-    engine["redis_url"] = f"redis://:{SECRET}@127.0.0.1:1/0"
-    result = succeeds(MODULE, engine)
+    result = succeeds(MODULE, {**engine, "redis_url": unreachable_redis()})
     assert result["problems"][-1].startswith("redis unreachable or failing: ")
-    assert SECRET not in json.dumps(result)
+    assert REDIS_SECRET not in json.dumps(result)
 
 
 def test_a_redis_url_with_a_path_is_refused(engine) -> None:
-    engine["redis_url"] = f"redis://:{SECRET}@127.0.0.1:6379/0/../../etc"
-    result = fails(MODULE, engine)
+    url = unreachable_redis() + "/../../etc"
+    result = fails_without_the_password(MODULE, {**engine, "redis_url": url})
     assert result["msg"].startswith("invalid redis_url: ")
-    assert SECRET not in json.dumps(result)

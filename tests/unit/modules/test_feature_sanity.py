@@ -1,65 +1,43 @@
 """The feature_sanity module through its main() on the reference engine's telemetry in the real
-redis-server: sane features with the reports, flatline features failing with each problem
-(warnings passed on, report_only), every option refused, and check mode."""
+redis-server: sane features (check mode the same), flatline features failing with each problem
+and the duplicate warning passed on (report_only), no model option. The options it shares with
+the other analytics modules: test_analytics_options.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.module_harness import (
-    COMMON_REFUSALS,
-    REDIS_SECRET,
-    add_events,
-    assert_refused,
-    engine_payloads,
-    fails,
-    json_report,
-    succeeds,
-    unreachable_redis,
-)
+from tests.module_harness import fails, succeeds
 
 MODULE = "feature_sanity"
-FLATLINE = (("SIM_FEATURES", "flatline"),)
+FEATURES = {"atr_value", "volatility_factor", "rsi_14", "return_1"}
+DUPLICATES = "duplicate feature vectors: 98.0% of the last 50 events > 50.0%"
 
 
-@pytest.fixture
-def sanity(redis_server, redis_stream) -> dict:
-    return {"redis_url": redis_server.url, "stream": redis_stream}
+def test_model_is_not_an_option_here(telemetry) -> None:
+    result = fails(MODULE, {**telemetry.args, "model": "xgb"})
+    assert result["msg"].startswith("Unsupported parameters for (basic.py) module: model.")
 
 
-@pytest.mark.parametrize(("args", "message"), COMMON_REFUSALS)
-def test_bad_options_are_refused(sanity, args, message) -> None:
-    assert_refused(MODULE, {**sanity, **args}, message)
-
-
-def test_model_is_not_an_option_here(sanity) -> None:
-    assert "Unsupported parameters" in fails(MODULE, {**sanity, "model": "xgb"})["msg"]
-
-
-def test_sane_features_pass_with_the_reports(sanity, redis_client, tmp_path) -> None:
-    add_events(redis_client, sanity["stream"], engine_payloads(300))
-    result = succeeds(MODULE, {**sanity, "report_dir": str(tmp_path)})
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_sane_features_pass(telemetry, check_mode) -> None:
+    telemetry.add(300)
+    result = succeeds(MODULE, telemetry.args, check_mode=check_mode)
     assert (result["changed"], result["problems"], result["warnings"]) == (False, [], [])
-    assert set(result["features"]) == {"atr_value", "volatility_factor", "rsi_14", "return_1"}
-    assert json_report(result)["exit_code"] == 0
+    assert set(result["features"]) == FEATURES
 
 
-def test_flatline_features_fail_naming_each(sanity, redis_client, tmp_path) -> None:
-    add_events(redis_client, sanity["stream"], engine_payloads(300, FLATLINE))
-    result = fails(MODULE, sanity)
+def test_flatline_features_fail_naming_each(telemetry) -> None:
+    telemetry.add(300, ("SIM_FEATURES", "flatline"))
+    result = fails(MODULE, telemetry.args)
     assert result["msg"].startswith("feature sanity failed (300 events): atr_value: flatline:")
-    assert len(result["problems"]) == 4
-    assert result["warnings"] == ["duplicate feature vectors: 98.0% of the last 50 events > 50.0%"]
-    reports = tmp_path / "r"
-    checked = succeeds(
-        MODULE, {**sanity, "report_only": True, "report_dir": str(reports)}, check_mode=True
+    assert [problem.split(":")[0] for problem in result["problems"]] == sorted(
+        FEATURES, key=["atr_value", "volatility_factor", "rsi_14", "return_1"].index
     )
-    assert checked["exit_code"] == 2 and not reports.exists()
+    assert result["warnings"] == [DUPLICATES]
+    reported = succeeds(MODULE, {**telemetry.args, "report_only": True})
+    assert (reported["exit_code"], reported["warnings"]) == (2, [DUPLICATES])
 
 
-def test_redis_unreachable_fails_without_the_password(sanity) -> None:
-    result = fails(MODULE, {**sanity, "redis_url": unreachable_redis()})
-    assert result["msg"].startswith("feature sanity failed (0 events): ")
-    assert REDIS_SECRET not in json.dumps(result)
+def test_no_events_fail(telemetry) -> None:
+    assert fails(MODULE, telemetry.args)["msg"].startswith("feature sanity failed (0 events): ")

@@ -1,92 +1,64 @@
 """The quality_gate module through its main() on the reference engine's telemetry in the real
-redis-server: PASS with its reports, FAIL with the blockers in the message (and report_only),
-too few events, Redis unreachable without its password, every option refused with its
-message, and check mode (no report written)."""
+redis-server: PASS (check mode the same), FAIL with the blockers in the message (and
+report_only), too few events in canary and in collection mode, the wait and the cutover
+refused. The options it shares with the other analytics modules: test_analytics_options.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.module_harness import (
-    COMMON_REFUSALS,
-    HOSTILE_NAMES,
-    REDIS_SECRET,
-    add_events,
-    assert_refused,
-    engine_payloads,
-    fails,
-    json_report,
-    succeeds,
-    unreachable_redis,
-)
+from tests.module_harness import fails, succeeds
 
 MODULE = "quality_gate"
-
-
-@pytest.fixture
-def gate(redis_server, redis_stream) -> dict:
-    return {"redis_url": redis_server.url, "stream": redis_stream}
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        *COMMON_REFUSALS,
         ({"mode": "prod"}, "value of mode must be one of: canary, collection, got: prod"),
         ({"wait": -1}, "wait must be in 0..3600 s, not -1.0"),
         ({"wait": 3601}, "wait must be in 0..3600 s, not 3601.0"),
         ({"wait": float("nan")}, "wait must be in 0..3600 s, not nan"),
     ],
 )
-def test_bad_options_are_refused(gate, args, message) -> None:
-    assert_refused(MODULE, {**gate, **args}, message)
+def test_a_bad_mode_or_wait_is_refused(telemetry, args, message) -> None:
+    assert fails(MODULE, {**telemetry.args, **args})["msg"] == message
 
 
-@pytest.mark.parametrize("model", [name for name in HOSTILE_NAMES if name])
-def test_a_bad_model_name_is_refused(gate, model) -> None:
-    assert_refused(MODULE, {**gate, "model": model}, "not a valid model name (^[a-z][a-z0-9_]")
-
-
-def test_pass_writes_the_reports(gate, redis_client, tmp_path) -> None:
-    add_events(redis_client, gate["stream"], engine_payloads(300))
-    result = succeeds(MODULE, {**gate, "report_dir": str(tmp_path / "reports")})
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_healthy_telemetry_passes(telemetry, check_mode) -> None:
+    telemetry.add(300)
+    result = succeeds(MODULE, telemetry.args, check_mode=check_mode)
     assert (result["changed"], result["verdict"], result["event_count"]) == (False, "PASS", 300)
-    assert json_report(result)["verdict"] == "PASS"
+    assert result["blockers"] == []
 
 
-def test_check_mode_judges_and_writes_no_report(gate, redis_client, tmp_path) -> None:
-    add_events(redis_client, gate["stream"], engine_payloads(300))
-    reports = tmp_path / "reports"
-    result = succeeds(MODULE, {**gate, "report_dir": str(reports)}, check_mode=True)
-    assert result["verdict"] == "PASS" and "reports" not in result
-    assert not reports.exists()
+def test_a_constant_model_fails_naming_it(telemetry) -> None:
+    telemetry.add(300, ("SIM_XGB", "constant"))
+    result = fails(MODULE, {**telemetry.args, "model": "xgb"})
+    assert result["msg"].startswith("quality gate FAIL (canary, model xgb, 300 events): xgb")
+    assert result["verdict"] == "FAIL" and result["blockers"]
+    assert succeeds(MODULE, {**telemetry.args, "report_only": True})["verdict"] == "FAIL"
 
 
-def test_a_collapsed_model_fails_naming_it(gate, redis_client) -> None:
-    add_events(redis_client, gate["stream"], engine_payloads(300, (("SIM_XGB", "constant"),)))
-    result = fails(MODULE, {**gate, "model": "xgb"})
-    assert result["msg"].startswith("quality gate FAIL (canary, model xgb, 300 events): ")
-    assert "xgb" in result["msg"] and result["verdict"] == "FAIL"
-    reported = succeeds(MODULE, {**gate, "report_only": True})
-    assert reported["verdict"] == "FAIL"
-
-
-def test_too_few_events_fail_in_canary_mode_not_in_collection(gate, redis_client) -> None:
-    add_events(redis_client, gate["stream"], engine_payloads(150))
-    assert "150 events" in fails(MODULE, gate)["msg"]
-    collected = succeeds(MODULE, {**gate, "mode": "collection"})
-    assert collected["event_count"] == 150
+def test_too_few_events_fail_in_canary_mode_only(telemetry) -> None:
+    telemetry.add(150)
+    assert "(canary, every voting model, 150 events)" in fails(MODULE, telemetry.args)["msg"]
+    collected = succeeds(MODULE, {**telemetry.args, "mode": "collection"})
+    assert collected["event_count"] == 150 and collected["verdict"] != "PASS"
 
 
 @pytest.mark.parametrize("after", ["yesterday", "1-0\nXADD"])
-def test_a_bad_cutover_fails(gate, after) -> None:
-    result = fails(MODULE, {**gate, "after": after})
-    assert result["msg"].startswith("quality gate FAIL (canary, every voting model, 0 events): ")
-    assert "bad --after" in result["msg"]
+def test_a_bad_cutover_fails(telemetry, after) -> None:
+    result = fails(MODULE, {**telemetry.args, "after": after})
+    assert result["msg"].startswith(
+        "quality gate FAIL (canary, every voting model, 0 events): bad --after: "
+    )
 
 
-def test_redis_unreachable_fails_without_the_password(gate) -> None:
-    result = fails(MODULE, {**gate, "redis_url": unreachable_redis()})
-    assert "unreachable" in result["msg"] and REDIS_SECRET not in json.dumps(result)
+def test_a_cutover_judges_only_the_events_after_it(telemetry) -> None:
+    telemetry.add(300, ("SIM_XGB", "constant"))
+    telemetry.add(200, first=300)
+    assert fails(MODULE, telemetry.args)["verdict"] == "FAIL"  # the newest 500: all
+    after = succeeds(MODULE, {**telemetry.args, "after": "2026-01-10T12:00:29.950Z"})
+    assert (after["verdict"], after["event_count"]) == ("PASS", 200)
