@@ -16,8 +16,8 @@ import pytest
 from model_safety.cli import main
 from model_safety.monitor import loop as monitor_loop
 from model_safety.monitor.cli import PROJECT_ENV, WEBHOOK_ENV, load_config, parse_duration
-from model_safety.monitor.loop import Monitor, MonitorOptions, default_inventory, resolve_hosts
-from model_safety.monitor.settings import MonitorSettings
+from model_safety.monitor.loop import Monitor, default_inventory, resolve_hosts
+from model_safety.monitor.settings import MonitorOptions, MonitorSettings
 from model_safety.monitor.store import HostLocks
 
 INVENTORY = """\

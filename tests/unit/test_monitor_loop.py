@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 
 from model_safety.monitor import loop as monitor_loop
+from model_safety.monitor import rollbacks as monitor_rollbacks
 from model_safety.monitor.loop import (
     EXIT_ERROR,
     EXIT_INCONCLUSIVE,
     EXIT_ROLLED_BACK,
     EXIT_SAFE,
     Monitor,
-    MonitorOptions,
 )
-from model_safety.monitor.settings import ROLLING_BACK, MonitorSettings
+from model_safety.monitor.settings import ROLLING_BACK, MonitorOptions, MonitorSettings
 from model_safety.monitor.store import StateStore
 from model_safety.playbook_runner import PlaybookRun
 from model_safety.telemetry.events import BUY
@@ -171,7 +171,7 @@ def fleet(monkeypatch: pytest.MonkeyPatch) -> Fleet:
     FakeJob.auto = False
     fake = Fleet()
     monkeypatch.setattr(monitor_loop, "run_playbook", fake.run_playbook)
-    monkeypatch.setattr(monitor_loop, "PlaybookJob", FakeJob)
+    monkeypatch.setattr(monitor_rollbacks, "PlaybookJob", FakeJob)
     monkeypatch.setattr(monitor_loop, "resolve_hosts", lambda inventory, limit: fake.hosts())
     return fake
 
@@ -458,7 +458,7 @@ def test_two_interrupted_rollbacks_run_again_each_under_its_own_id(tmp_path, fle
         store.save(interrupted)
 
     FakeJob.auto = True
-    monkeypatch.setattr(monitor_loop, "PlaybookJob", OneHostFailsJob)
+    monkeypatch.setattr(monitor_rollbacks, "PlaybookJob", OneHostFailsJob)
     second = Monitor(options(tmp_path, duration=0.3), out=lambda line: None)
     code = second.run()
 
@@ -511,8 +511,8 @@ def run_finishing_the_second_rollback(monitor: Monitor) -> int:
 
 
 def test_a_rollback_refused_for_a_held_lease_is_tried_again(tmp_path, fleet, monkeypatch):
-    monkeypatch.setattr(monitor_loop, "PlaybookJob", LeaseHeldOnceJob)
-    monkeypatch.setattr(monitor_loop, "ROLLBACK_RETRY_S", 0.1)
+    monkeypatch.setattr(monitor_rollbacks, "PlaybookJob", LeaseHeldOnceJob)
+    monkeypatch.setattr(monitor_rollbacks, "ROLLBACK_RETRY_S", 0.1)
     monitor = Monitor(options(tmp_path), out=lambda line: None)
 
     code = run_finishing_the_second_rollback(monitor)
@@ -531,7 +531,7 @@ def test_the_lease_of_its_own_interrupted_rollback_is_taken_over(tmp_path, fleet
         def holder(self) -> str:
             return "rollback: " + FakeJob.started[0].options["extravars"]["reason"]
 
-    monkeypatch.setattr(monitor_loop, "PlaybookJob", OwnLeaseJob)
+    monkeypatch.setattr(monitor_rollbacks, "PlaybookJob", OwnLeaseJob)
     monitor = Monitor(options(tmp_path), out=lambda line: None)
 
     code = run_finishing_the_second_rollback(monitor)

@@ -185,8 +185,8 @@ def _option(args: argparse.Namespace, config: dict[str, Any], name: str, default
 
 def run_monitor(args: argparse.Namespace) -> int:
     """The ``monitor`` handler: build the options and run the loop."""
-    from .loop import Monitor, MonitorOptions, default_inventory
-    from .settings import MonitorError, MonitorSettings
+    from .loop import Monitor, default_inventory
+    from .settings import MonitorError, MonitorOptions, MonitorSettings
     from .store import MonitorIOError
 
     try:

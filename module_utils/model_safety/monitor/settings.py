@@ -1,5 +1,6 @@
-"""The canary monitor's settings (the ``model-safety monitor`` options, checked), the statuses of
-a host and of a check, and a host's state when its watch starts.
+"""The canary monitor's settings (the ``model-safety monitor`` options, checked) and where it
+finds its playbooks and keeps its files, the statuses of a host and of a check, and a host's
+state when its watch starts.
 """
 
 from __future__ import annotations
@@ -155,3 +156,23 @@ def stall_after_s(settings: MonitorSettings, rate_per_s: float | None) -> float:
     expected = max(1.0, rate_per_s * settings.duration_s)
     alpha = settings.false_rollback_rate * evidence.STALL_BUDGET
     return max(floor, math.log(expected / alpha) / rate_per_s)
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    """Where the monitor finds its playbooks and keeps its files (the CLI's options)."""
+
+    settings: MonitorSettings
+    project_dir: str
+    state_dir: str
+    activation_log: str
+    check_log: str
+    inventory: str | None = None
+    limit: str | None = None
+    textfile_dir: str | None = None
+    webhook_url: str | None = None
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 2
+    check_timeout: float = 120.0
+    rollback_timeout: float = 900.0
+    keep_artifacts: int = 20
