@@ -49,20 +49,20 @@ EVENTS_START_MS = 1_768_046_400_000
 EVENT_STEP_MS = 100
 
 
-class AnsibleExitJson(Exception):
-    """The module called exit_json; ``result`` is what it returned."""
+class ModuleReturned(Exception):
+    """The module returned; ``result`` is what it returned."""
 
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__(result)
         self.result = result
 
 
-class AnsibleFailJson(Exception):
-    """The module called fail_json; ``result`` is what it returned."""
+class AnsibleExitJson(ModuleReturned):
+    """The module called exit_json."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
-        super().__init__(result)
-        self.result = result
+
+class AnsibleFailJson(ModuleReturned):
+    """The module called fail_json."""
 
 
 @functools.cache
@@ -77,16 +77,19 @@ def load(name: str) -> ModuleType:
     return module
 
 
-def invoke(name: str, args: dict[str, Any], *, check_mode: bool = False, diff: bool = False):
-    """Run the module's main() with the task arguments ``args``: (succeeded, result)."""
+def invoke(
+    name: str, args: dict[str, Any], *, check_mode: bool = False, diff: bool = False
+) -> tuple[bool, dict[str, Any]]:
+    """Run the module's main() with the task arguments ``args`` (in check mode, with --diff
+    when asked): (succeeded, result)."""
     warnings: list[str] = []
 
     def returned(module: AnsibleModule, result: dict[str, Any]) -> dict[str, Any]:
-        masked = remove_values(result, module.no_log_values)
-        return {"changed": False, **masked, "warnings": warnings}
+        # As Ansible returns it: secrets masked, the warnings added.
+        return {**remove_values(result, module.no_log_values), "warnings": warnings}
 
     def exit_json(module: AnsibleModule, **result: Any) -> None:
-        raise AnsibleExitJson(returned(module, result))
+        raise AnsibleExitJson(returned(module, {"changed": False, **result}))
 
     def fail_json(module: AnsibleModule, msg: str, **result: Any) -> None:
         raise AnsibleFailJson(returned(module, {"failed": True, "msg": msg, **result}))

@@ -66,6 +66,9 @@ def test_a_bad_model_name_is_refused(engine, model) -> None:
         ({"git_sha": "18c7dbb\nx"}, "git_sha must be 7 to 40 hex digits"),
         ({"files": ["relative/ai-engine.env"]}, "is not an absolute path"),
         ({"files": ["/etc/quantum/../shadow"]}, "contains '..'"),
+        ({"dirs": ["/etc/systemd/../ssh"]}, "directory '/etc/systemd/../ssh' contains '..'"),
+        ({"root": "backups"}, "backup root 'backups' is not an absolute path"),
+        ({"root": "/opt/../etc/backups"}, "backup root '/opt/../etc/backups' contains '..'"),
     ],
 )
 @pytest.mark.parametrize("check_mode", [False, True])
@@ -74,6 +77,19 @@ def test_bad_backup_details_are_refused(engine, args, message, check_mode) -> No
     assert result["msg"].startswith("cannot back up for model patchtst: ")
     assert message in result["msg"]
     assert not any(Path(engine["root"]).glob("*_patchtst"))
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("backups/20261123T180102.123456Z_x", "is not an absolute path"),
+        ("/opt/backups/../../etc", "contains '..'"),
+    ],
+)
+@pytest.mark.parametrize("state", ["restored", "verified"])
+def test_a_backup_path_must_be_absolute_without_dot_dot(engine, path, message, state) -> None:
+    result = fails(MODULE, {**engine, "state": state, "path": path})
+    assert result["msg"] == f"backup path {path!r} {message}"
 
 
 @pytest.mark.parametrize("name", ["../../etc", "20261123T180102.123456Z_x/..", "a\nb"])

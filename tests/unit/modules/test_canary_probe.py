@@ -96,6 +96,18 @@ def test_what_goes_wrong_on_the_host_is_data(probe, fake_systemd, tmp_path) -> N
     assert REDIS_SECRET not in json.dumps(result)  # a probe that succeeds shows none either
 
 
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ({"xgb": 2, "patchtst": 0.1}, "baseline weight of xgb must be in (0, 1]: 2"),
+        ({"../xgb": 1.0}, "baseline: "),
+    ],
+)
+def test_a_bad_baseline_is_a_config_error(probe, baseline, message) -> None:
+    result = succeeds(MODULE, {**probe, "baseline": baseline})
+    assert result["config_error"].startswith(message) and "config" not in result
+
+
 def test_a_bad_read_position_is_data(probe) -> None:
     result = succeeds(MODULE, {**probe, "after": "yesterday\nXADD"})
     assert result["telemetry_error"].startswith("bad read position 'yesterday\\nXADD': ")

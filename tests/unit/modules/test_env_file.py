@@ -97,3 +97,22 @@ def test_check_mode_shows_the_diff_and_writes_nothing(env) -> None:
         "QSC_CANARY_MODEL=patchtst\n",
     )
     assert env.read_text() == ORIGINAL and env.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("owner", "chown failed: failed to look up user"), ("group", "chgrp failed: failed to look")],
+)
+def test_an_unknown_owner_or_group_fails(env, option, message) -> None:
+    result = fails(MODULE, {"path": str(env), "changes": {"X": "1"}, option: "no-such-id-x"})
+    assert result["msg"].startswith(message)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="module bug: the file is rewritten before the owner is looked up, so the task fails "
+    "having changed it",
+)
+def test_an_unknown_owner_changes_nothing(env) -> None:
+    fails(MODULE, {"path": str(env), "changes": {"X": "1"}, "owner": "no-such-user-x"})
+    assert env.read_text() == ORIGINAL
