@@ -75,7 +75,7 @@ from ai_engine.engine import Engine  # noqa: E402
 from model_safety.engine.role_proof import RATE_SAMPLE, observed_rate  # noqa: E402
 from model_safety.monitor import evidence  # noqa: E402
 from model_safety.monitor.assess import assess, end_of_watch  # noqa: E402
-from model_safety.monitor.evidence import Observations  # noqa: E402
+from model_safety.monitor.observations import Observations  # noqa: E402
 from model_safety.monitor.settings import (  # noqa: E402
     VIOLATION,
     MonitorSettings,

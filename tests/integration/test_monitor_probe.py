@@ -20,7 +20,7 @@ from model_safety.engine.role_proof import iso_ms
 from model_safety.engine.systemd import SHOW_PROPERTIES
 from model_safety.monitor import probe as canary_probe
 from model_safety.monitor.assess import assess
-from model_safety.monitor.evidence import INACTIVE, Observations
+from model_safety.monitor.observations import INACTIVE, Observations
 from model_safety.monitor.settings import MonitorSettings, new_state
 from model_safety.telemetry.events import BUY, HOLD, SELL
 from tests.redis_server import RedisServer, free_port

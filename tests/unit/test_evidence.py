@@ -27,24 +27,24 @@ from hypothesis import strategies as st
 
 from model_safety.monitor import evidence
 from model_safety.monitor.evidence import (
-    INACTIVE,
     MEDIAN_MEMORY,
-    EvidenceError,
-    Observations,
     decisions,
     detector_specs,
     evidence_levels,
-    healthy_bounds,
     indicators,
-    missing_text,
     new_detectors,
     pending,
     planned_events,
     thresholds,
     update_detectors,
+)
+from model_safety.monitor.healthy_bounds import (
+    healthy_bounds,
+    missing_text,
     upper_bound,
     violation_text,
 )
+from model_safety.monitor.observations import INACTIVE, EvidenceError, Observations
 from model_safety.telemetry.events import BUY, HOLD, SELL
 
 SPECS = detector_specs()

@@ -30,7 +30,7 @@ from model_safety.monitor.assess import (
     pooled_specs,
     window_summary,
 )
-from model_safety.monitor.evidence import INACTIVE, Observations
+from model_safety.monitor.observations import INACTIVE, Observations
 from model_safety.monitor.report import (
     ROLLBACK_REASON_MAX,
     describe_check,

@@ -44,7 +44,8 @@ from ..engine.stream_stats import span_rate
 from ..telemetry.events import ACTIONS
 from ..telemetry.metrics import hard_disagreement
 from . import evidence
-from .evidence import Observations
+from .healthy_bounds import healthy_bounds, missing_text, violation_text
+from .observations import INACTIVE, EvidenceError, Observations
 from .settings import (
     ENDED,
     ERROR,
@@ -156,7 +157,7 @@ def _restart_window(new: dict, baseline: dict) -> None:
 
 def window_summary(window: Observations) -> dict[str, Any]:
     """What the check log and the progress line show of a window: the gate's measures."""
-    active = window.action != evidence.INACTIVE
+    active = window.action != INACTIVE
     n = int(np.count_nonzero(active))
     summary: dict[str, Any] = {"events": window.n, "n": n}
     if not n:
@@ -219,7 +220,7 @@ def _judge_evidence(
             found["rule"],
             found["value"],
             found["threshold"],
-            evidence.violation_text(found) + (f" ({scope})" if scope != "host" else ""),
+            violation_text(found) + (f" ({scope})" if scope != "host" else ""),
             detector=found["detector"],
             scope=scope,
             evidence={k: found[k] for k in ("n", "crossed_n", "onset_n", "events", "log_e")},
@@ -308,7 +309,7 @@ def assess(
     observations = probe.get("observations") or {}
     try:
         obs = Observations.from_rows(observations.get("rows") or [])
-    except evidence.EvidenceError as exc:
+    except EvidenceError as exc:
         # A probe whose events cannot be judged is a failed probe: counted like one, so that
         # it ends in cannot_judge instead of erring forever unjudged (and unstalled).
         new["unjudged"] = unjudged
@@ -456,10 +457,10 @@ def end_of_watch(state: Mapping[str, Any], settings: MonitorSettings) -> dict[st
     was not bounded), and ``bounds`` per detector."""
     t = settings.gate_thresholds()
     window = Observations.from_rows(state.get("window") or [])
-    bounds = evidence.healthy_bounds(
+    bounds = healthy_bounds(
         settings.specs(), window, constant_std=t.constant_std, min_spread=t.min_spread
     )
-    missing = [evidence.missing_text(bound) for bound in bounds if not bound["safe"]]
+    missing = [missing_text(bound) for bound in bounds if not bound["safe"]]
     return {
         "result": INCONCLUSIVE if missing else SAFE,
         "missing": missing,

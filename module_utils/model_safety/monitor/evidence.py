@@ -51,11 +51,11 @@ above its threshold for the next ``confirm_events`` events after it first crosse
 came after the crossing, not the same events judged again). A statistic that falls back clears
 the crossing. Confirmation can only remove alarms, so the error bound stands.
 
-At the end of the watch (:func:`healthy_bounds`) a host is ``safe`` only when, for every rule,
-the indicator rate of its window (the newest ``window_events`` events since the activation
-start) has a one-sided upper confidence bound (Chernoff, SAFE_CONFIDENCE, Bonferroni over the
-rules) below the rule's bound; otherwise ``inconclusive`` with what is missing. That is one
-look, so a fixed-n bound is right there.
+At the end of the watch (:func:`.healthy_bounds.healthy_bounds`) a host is ``safe`` only when,
+for every rule, the indicator rate of its window (the newest ``window_events`` events since the
+activation start) has a one-sided upper confidence bound (Chernoff, SAFE_CONFIDENCE, Bonferroni
+over the rules) below the rule's bound; otherwise ``inconclusive`` with what is missing. That
+is one look, so a fixed-n bound is right there.
 
 Vectorised with numpy per batch (a check's new events); the state is plain JSON.
 """
@@ -63,16 +63,16 @@ Vectorised with numpy per batch (a check's new events); the state is plain JSON.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..telemetry.events import ACTIONS, BUY, HOLD
+from ..telemetry.events import ACTIONS
 from ..telemetry.metrics import hard_disagreement
+from .observations import INACTIVE, EvidenceError, Observations
 
-INACTIVE = -1
 REPEAT_BOUND = 0.25
 BAND_BOUND = 0.90
 # Alternatives, as the fraction of the way from the bound to 1, and their mixture weights.
@@ -98,10 +98,6 @@ DEFAULT_CONFIRM_EVENTS = 3
 DEFAULT_WINDOW_EVENTS = 1000
 # log(0), finite: the state stays strict JSON (no -Infinity).
 LOG_ZERO = -1e300
-
-
-class EvidenceError(ValueError):
-    """Bad settings or observations."""
 
 
 @dataclass(frozen=True)
@@ -167,115 +163,6 @@ def detector_specs(
         if not 0 < spec.bound < 1:
             raise EvidenceError(f"{spec.name}: the bound must be in (0, 1), got {spec.bound!r}")
     return tuple(specs)
-
-
-# --------------------------------------------------------------------------- observations
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-
-
-@dataclass
-class Observations:
-    """The watched model's view of a run of events, oldest first (arrays of one length):
-    ``action`` (0 BUY, 1 SELL, 2 HOLD, -1 no prediction), ``confidence`` (NaN without a
-    prediction), ``side`` (the ensemble decision's code) and ``time_ms`` (stream id time)."""
-
-    action: np.ndarray
-    confidence: np.ndarray
-    side: np.ndarray
-    time_ms: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.action.shape[0])
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> Observations:
-        """From JSON rows ``[time_ms, action, confidence or null, side]``."""
-        data = list(rows)
-        if not data:
-            return cls.empty()
-        # Codes and times must be integers and the confidence a number (or null): numpy
-        # would silently truncate 1.5 to 1 and read "1" or True as 1.
-        for index, row in enumerate(data):
-            if not (
-                isinstance(row, Sequence)
-                and not isinstance(row, str | bytes)
-                and len(row) == 4
-                and all(_is_integer(row[k]) for k in (0, 1, 3))
-                and (row[2] is None or _is_real(row[2]))
-            ):
-                raise EvidenceError(
-                    f"bad observation rows: row {index} is not [time_ms, action, confidence or "
-                    f"null, side] with integer codes: {str(row)[:80]}"
-                )
-        try:
-            time_ms = np.array([row[0] for row in data], dtype=np.int64)
-            action = np.array([row[1] for row in data], dtype=np.int8)
-            confidence = np.array(
-                [math.nan if row[2] is None else row[2] for row in data], dtype=np.float64
-            )
-            side = np.array([row[3] for row in data], dtype=np.int8)
-        except (TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise EvidenceError(f"bad observation rows: {exc}") from None
-        if np.any((action < INACTIVE) | (action > HOLD)) or np.any((side < BUY) | (side > HOLD)):
-            raise EvidenceError("bad observation rows: an action or side code out of range")
-        active = action != INACTIVE
-        if np.any(~np.isfinite(confidence[active])) or np.any(
-            (confidence[active] < 0) | (confidence[active] > 1)
-        ):
-            raise EvidenceError("bad observation rows: a confidence outside [0, 1]")
-        return cls(action, confidence, side, time_ms)
-
-    @classmethod
-    def empty(cls) -> Observations:
-        return cls(
-            np.zeros(0, np.int8),
-            np.zeros(0, np.float64),
-            np.zeros(0, np.int8),
-            np.zeros(0, np.int64),
-        )
-
-    def rows(self) -> list[list[Any]]:
-        """JSON rows (see :meth:`from_rows`)."""
-        return [
-            [int(t), int(a), None if a == INACTIVE else round(float(c), 6), int(s)]
-            for t, a, c, s in zip(
-                self.time_ms.tolist(),
-                self.action.tolist(),
-                self.confidence.tolist(),
-                self.side.tolist(),
-                strict=True,
-            )
-        ]
-
-    def tail(self, count: int) -> Observations:
-        """The newest ``count`` observations."""
-        start = max(0, self.n - count)
-        return Observations(
-            self.action[start:], self.confidence[start:], self.side[start:], self.time_ms[start:]
-        )
-
-    @staticmethod
-    def merge(parts: Sequence[Observations]) -> Observations:
-        """The observations of several hosts in one stream, ordered by time (stable)."""
-        parts = [part for part in parts if part.n]
-        if not parts:
-            return Observations.empty()
-        time_ms = np.concatenate([p.time_ms for p in parts])
-        order = np.argsort(time_ms, kind="stable")
-        return Observations(
-            np.concatenate([p.action for p in parts])[order],
-            np.concatenate([p.confidence for p in parts])[order],
-            np.concatenate([p.side for p in parts])[order],
-            time_ms[order],
-        )
 
 
 def indicators(
@@ -534,104 +421,3 @@ def evidence_levels(state: Mapping[str, Any], specs: Sequence[DetectorSpec]) -> 
         mix_r = float(_logsumexp(log_w + np.asarray(detector["log_r"])))
         levels[spec.name] = round(max(mix_m - limits[0], mix_r - limits[1]), 3)
     return levels
-
-
-# --------------------------------------------------------------------------- end of a watch
-
-
-def _kl(p: float, q: float) -> float:
-    def term(a: float, b: float) -> float:
-        return 0.0 if a == 0 else a * math.log(a / b)
-
-    return term(p, q) + term(1 - p, 1 - q)
-
-
-def upper_bound(ones: int, n: int, confidence: float) -> float:
-    """One-sided upper confidence bound of a rate from ``ones`` in ``n`` (Chernoff: the largest
-    q with n KL(ones/n || q) <= log(1 / (1 - confidence))); 1.0 without observations."""
-    if n <= 0:
-        return 1.0
-    mean = ones / n
-    if mean >= 1:
-        return 1.0
-    budget = math.log(1 / (1 - confidence)) / n
-    low, high = mean, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        if _kl(mean, middle) > budget:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def healthy_bounds(
-    specs: Sequence[DetectorSpec],
-    window: Observations,
-    *,
-    constant_std: float,
-    min_spread: float,
-    confidence: float = SAFE_CONFIDENCE,
-) -> list[dict[str, Any]]:
-    """Per detector over ``window`` (one look, at the end of the watch): ``rate``, ``upper``
-    (the bound at ``confidence``, Bonferroni over the detectors), ``bound`` (the rule's) and
-    ``safe`` (upper < bound)."""
-    columns, _ = indicators(specs, window, [], constant_std=constant_std, min_spread=min_spread)
-    each = 1 - (1 - confidence) / len(specs)
-    found = []
-    for spec in specs:
-        column = columns[spec.name]
-        column = column[~np.isnan(column)]
-        n, ones = int(column.shape[0]), int(np.count_nonzero(column == 1))
-        upper = upper_bound(ones, n, each)
-        found.append(
-            {
-                "rule": spec.rule,
-                "detector": spec.name,
-                "label": spec.label,
-                "n": n,
-                "rate": ones / n if n else None,
-                "upper": round(upper, 4),
-                "bound": spec.bound,
-                "safe": upper < spec.bound,
-            }
-        )
-    return found
-
-
-def _pct(value: float | None) -> str:
-    return "?" if value is None else f"{100 * value:.1f}%"
-
-
-_RULE_TEXT = {
-    "action_collapse": "Action collapse: {label}={value} (>{bound})",
-    "constant_output": "Constant output: {value} of confidences repeat the previous one "
-    "within the constant threshold (>{bound})",
-    "narrow_spread": "Narrow spread: {value} of confidences {label} (>{bound})",
-    "hard_disagreement": "Hard disagreement: {value} BUY vs SELL against the ensemble (>{bound})",
-    "redundant": "Redundant: agreement with the ensemble {value} (>{bound})",
-    "model_inactive": "Model inactive: no prediction in {value} of events (>{bound})",
-}
-
-
-def violation_text(found: Mapping[str, Any]) -> str:
-    """The readable violation, as runbooks read them: "Action collapse: HOLD=78.3% (>70%)",
-    with the evidence it was decided on."""
-    head = _RULE_TEXT[found["rule"]].format(
-        label=found["label"], value=_pct(found["value"]), bound=f"{100 * found['threshold']:g}%"
-    )
-    return (
-        f"{head} over the last {found['events']} events; decided on evidence "
-        f"(e-value {math.exp(min(found['log_e'], 700)):.3g}x past its threshold, "
-        f"{found['n']} events judged)"
-    )
-
-
-def missing_text(bound: Mapping[str, Any]) -> str:
-    """Why one rule is not bounded on the healthy side (an inconclusive end)."""
-    if not bound["n"]:
-        return f"{bound['detector']}: no events to bound it"
-    return (
-        f"{bound['detector']}: {bound['label']} rate {_pct(bound['rate'])} over {bound['n']} "
-        f"events, upper bound {_pct(bound['upper'])} not below {100 * bound['bound']:g}%"
-    )
