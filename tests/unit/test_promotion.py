@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from model_safety.judgement.promotion import blocked_check, promotion_check, uptime_blockers
-from model_safety.judgement.reports import decision_log_markdown, write_reports
+from model_safety.judgement.promotion_report import decision_log_markdown
+from model_safety.judgement.reports import write_reports
 from model_safety.judgement.thresholds import Thresholds
 from model_safety.telemetry.events import parse_window
 from tests.unit.test_shadow import OPPOSITE, conf_of, healthy, padded, payload, window_of

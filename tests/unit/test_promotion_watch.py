@@ -13,7 +13,7 @@ import pytest
 from model_safety.activation import log as al
 from model_safety.judgement.gate_acceptance import monitor_refusals, promotion_refusals
 from model_safety.judgement.promotion import blocked_check, with_monitor
-from model_safety.judgement.reports import decision_log_markdown
+from model_safety.judgement.promotion_report import decision_log_markdown
 from model_safety.monitor import promotion_watch as pw
 
 HOW = "override with -e 'monitor_override=\"<reason>\"'"

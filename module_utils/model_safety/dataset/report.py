@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..judgement.reports import _bullets, _code, _num, _pct, _table
+from ..judgement.markdown import bullets as _bullets
+from ..judgement.markdown import code as _code
+from ..judgement.markdown import num as _num
+from ..judgement.markdown import pct as _pct
+from ..judgement.markdown import table as _table
 from ..utctime import iso_s
 
 _SYMBOL_COUNTS = ("candles", "runs", "gaps", "missing_candles", "windows", "win", "loss")
