@@ -10,8 +10,9 @@ from ansible.module_utils.model_safety.ansible_support import (
     mask_redis_password,
     module_runner,
 )
-from ansible.module_utils.model_safety.engine.status import DEFAULT_UNIT, EngineStateError
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.names import is_model_name
+from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---

@@ -10,7 +10,7 @@ from ansible.module_utils.model_safety.engine.config import (
     config_differences,
     unit_expected_config,
 )
-from ansible.module_utils.model_safety.engine.status import DEFAULT_UNIT
+from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.engine.cycle import (
     CycleError,
     cycle_failure_message,
     cycle_service,
     validate_cycle_options,
 )
-from ansible.module_utils.model_safety.engine.status import (
-    DEFAULT_UNIT,
-    EngineStateError,
-    read_service_state,
-)
+from ansible.module_utils.model_safety.engine.systemd import read_service_state
+from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---

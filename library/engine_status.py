@@ -11,15 +11,14 @@ from ansible.module_utils.model_safety.ansible_support import (
     mask_redis_password,
     module_runner,
 )
-from ansible.module_utils.model_safety.engine.status import (
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.status import collect_engine_status
+from ansible.module_utils.model_safety.engine.stream_stats import DEFAULT_SAMPLE
+from ansible.module_utils.model_safety.site_defaults import (
     DEFAULT_CHECKOUT,
-    DEFAULT_SAMPLE,
     DEFAULT_STREAM,
     DEFAULT_UNIT,
-    EngineStateError,
-    collect_engine_status,
 )
-from ansible.module_utils.model_safety.redis_url import check_db_path
 
 DOCUMENTATION = r"""
 ---
@@ -50,7 +49,8 @@ options:
   redis_url:
     description:
       - URL of the Redis server holding the telemetry stream.
-      - A password in the URL is masked in all output.
+      - A password in the URL is masked in all output. Without one, the password is taken from
+        C(MODEL_SAFETY_REDIS_PASSWORD) or C(REDISCLI_AUTH) in the module's environment.
     type: str
     default: redis://127.0.0.1:6379/0
   stream:
@@ -64,7 +64,8 @@ options:
 requirements:
   - python3-redis (redis-py 4.3 or later) on the target
 notes:
-  - Runs as root on the target; the checkout is read with C(git -C <checkout> rev-parse HEAD).
+  - Runs as root on the target; the checkout is read with
+    C(git -C <checkout> rev-parse --verify HEAD^{commit}) (read-only).
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -274,7 +275,7 @@ problems:
 """
 
 try:
-    import redis
+    from ansible.module_utils.model_safety.redis_client import StreamError, connect
 except ImportError:
     REDIS_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
@@ -282,17 +283,6 @@ else:
 
 REDIS_CONNECT_TIMEOUT_S = 3
 REDIS_TIMEOUT_S = 5
-
-
-def _redis_client(module: AnsibleModule, url: str) -> redis.Redis:
-    """A client for ``url`` (its secrets already masked)."""
-    try:
-        check_db_path(url)
-        return redis.Redis.from_url(
-            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
-        )
-    except ValueError as exc:
-        module.fail_json(msg=f"invalid redis_url: {exc}")
 
 
 def main() -> None:
@@ -311,7 +301,15 @@ def main() -> None:
     mask_redis_password(module, params["redis_url"])
     if REDIS_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    client = _redis_client(module, params["redis_url"])
+    try:
+        # The shared connector: with no password in the URL, the environment's is used.
+        client = connect(
+            params["redis_url"],
+            timeout=REDIS_TIMEOUT_S,
+            connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        )
+    except StreamError as exc:
+        module.fail_json(msg=f"invalid redis_url: {exc}")
     try:
         status = collect_engine_status(
             module_runner(module),

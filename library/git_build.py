@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import module_runner
-from ansible.module_utils.model_safety.engine.status import (
-    DEFAULT_CHECKOUT,
-    EngineStateError,
-    read_git_build,
-)
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.git import read_git_build
+from ansible.module_utils.model_safety.site_defaults import DEFAULT_CHECKOUT
 
 DOCUMENTATION = r"""
 ---

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import module_runner
-from ansible.module_utils.model_safety.engine.status import (
-    DEFAULT_UNIT,
-    EngineStateError,
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.journal_proof import (
     proof_failure_message,
     prove_journal,
 )
+from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---

@@ -301,6 +301,7 @@ def main() -> None:
     params["db_path"] = params["db_path"] or None  # Ansible turns a null path into ""
     mask_redis_password(module, params["redis_url"])
     try:
+        from ansible.module_utils.model_safety.engine.commands import EngineStateError
         from ansible.module_utils.model_safety.engine.role_proof import (
             plan_message,
             pre_activation_rate,
@@ -308,8 +309,7 @@ def main() -> None:
             prove_model_role,
             role_failure_message,
         )
-        from ansible.module_utils.model_safety.engine.status import EngineStateError
-        from ansible.module_utils.model_safety.telemetry.stream import StreamError, connect
+        from ansible.module_utils.model_safety.redis_client import StreamError, connect
         from redis import RedisError
     except ImportError:
         module.fail_json(

@@ -12,7 +12,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from model_safety.engine import status as engine_state
+from model_safety.engine.git import read_git_head
+from model_safety.engine.systemd import read_journal
+from model_safety.site_defaults import DEFAULT_STREAM, DEFAULT_TRADE_LOG
 
 from . import hosts as lab_hosts
 from .config import LabConfig
@@ -21,8 +23,8 @@ ENGINE_UNIT = lab_hosts.ENGINE_UNIT
 ENV_FILE = "/" + lab_hosts.ENGINE_ENV
 CHECKOUT = "/" + lab_hosts.ENGINE_CHECKOUT
 DROPIN_DIR = f"/etc/systemd/system/{ENGINE_UNIT}.d"
-STREAM = "quantum:stream:trade.intent"
-TRADE_DB = "/opt/quantum/data/quantum_trader.db"
+STREAM = DEFAULT_STREAM
+TRADE_DB = DEFAULT_TRADE_LOG
 TEST_DROPIN_PREFIX = "90-test-"
 # What activations leave on a host (inventory/group_vars/engine.yml): lease and gate reports
 # (/var/lib/model-safety), the log, and the backups (their directory is part of the
@@ -135,7 +137,7 @@ class LabHost:
         return result.returncode, result.stdout, result.stderr
 
     def journal(self, invocation_id: str) -> list[str]:
-        return engine_state.read_journal(self.runner, ENGINE_UNIT, invocation_id)
+        return read_journal(self.runner, ENGINE_UNIT, invocation_id)
 
     def unit_journal_since(self, cursor_time: str) -> list[str]:
         return self.out(
@@ -143,7 +145,7 @@ class LabHost:
         ).splitlines()
 
     def git_head(self) -> str:
-        return engine_state.read_git_head(self.runner, CHECKOUT)
+        return read_git_head(self.runner, CHECKOUT)
 
     # Telemetry ------------------------------------------------------------------------
     def last_stream_id(self) -> str:

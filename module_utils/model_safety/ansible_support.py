@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-# Where the model_safety code finds a password when the URL has none (stream.PASSWORD_ENVS,
-# imported lazily below: this module must work without numpy/redis).
-PASSWORD_ENVS = ("MODEL_SAFETY_REDIS_PASSWORD", "REDISCLI_AUTH")
+from .redaction import PASSWORD_ENVS, is_secret_name
+from .site_defaults import DEFAULT_REDIS_URL, DEFAULT_STREAM
+
 # Keys Ansible gives a meaning to in a module's result (a non-zero "rc" fails the task, "path"
 # adds file attributes, ...); a result key of that name is returned as "result_<key>".
 RESERVED_KEYS = frozenset(
@@ -34,7 +34,6 @@ RESERVED_KEYS = frozenset(
         "ansible_facts",
     }
 )
-_SECRET_WORDS = ("pass", "auth", "secret", "token", "key")
 
 # Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes");
 # every module with a Redis URL takes its "redis_url". That one is no_log so that Ansible masks
@@ -43,8 +42,8 @@ _SECRET_WORDS = ("pass", "auth", "secret", "token", "key")
 COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "after": {"type": "str"},
     "count": {"type": "int"},
-    "redis_url": {"type": "str", "default": "redis://127.0.0.1:6379/0", "no_log": True},
-    "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
+    "redis_url": {"type": "str", "default": DEFAULT_REDIS_URL, "no_log": True},
+    "stream": {"type": "str", "default": DEFAULT_STREAM},
     "thresholds": {"type": "dict", "default": {}},
     "report_dir": {"type": "path"},
     "report_only": {"type": "bool", "default": False},
@@ -81,7 +80,7 @@ def mask_redis_password(module: Any, url: str) -> None:
         secrets.update(
             value
             for key, value in parse_qsl(parts.query)
-            if any(word in key.lower() for word in _SECRET_WORDS)
+            if is_secret_name(key)
         )
     except ValueError as exc:
         module.fail_json(msg=f"invalid redis_url: {exc}")

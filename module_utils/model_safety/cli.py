@@ -31,11 +31,11 @@ from . import __version__
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
 from .monitor import cli as monitor_cli
+from .site_defaults import DEFAULT_STREAM
 
 Handler = Callable[[argparse.Namespace], int]
 
 EXIT_PASS, EXIT_FAIL, EXIT_COLLECTION = 0, 2, 3
-DEFAULT_STREAM = "quantum:stream:trade.intent"
 DEFAULT_REPORT_DIR = "reports/safety"
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TIMEOUT_S = 10.0

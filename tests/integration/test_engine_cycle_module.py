@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_safety.engine.status import SHOW_PROPERTIES
+from model_safety.engine.systemd import SHOW_PROPERTIES
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")

@@ -28,9 +28,10 @@ import redis
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from model_safety.cutover import parse_cutover
+from model_safety.redis_client import StreamError, connect
 from model_safety.telemetry import stream as stream_module
 from model_safety.telemetry.events import EventWindow
-from model_safety.telemetry.stream import StreamError, connect, read_window
+from model_safety.telemetry.stream import read_window
 from tests.redis_server import RedisServer, free_port
 
 BASE = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ import pytest
 
 from labctl.config import REPO_ROOT
 from labctl.remote import LabHost, configure
-from model_safety.engine import status as engine_state
+from model_safety.engine.startup import parse_startup
 
 pytestmark = pytest.mark.lab
 
@@ -89,7 +89,7 @@ def test_git_build_is_the_build_the_engine_logged(lab):
         "git", "-C", "/home/qt/quantum_trader", "-c", "safe.directory=*", "branch", "--show-current"
     )
     # The engine's own proof of what it runs, in the journal of its current start.
-    startup = engine_state.parse_startup(host.journal(host.invocation()))
+    startup = parse_startup(host.journal(host.invocation()))
     assert startup.build == build["short"]
 
 

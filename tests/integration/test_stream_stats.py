@@ -15,7 +15,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from model_safety.engine import status as es
+from model_safety.engine.status import collect_engine_status
+from model_safety.engine.stream_stats import stream_stats
 from tests.redis_server import RedisServer, free_port
 
 T0 = 1_700_000_000_000
@@ -70,7 +71,7 @@ def add(client: redis.Redis, stream: str, ms: int, seq: int = 0) -> None:
 def test_rate_and_age_from_explicit_ids(client: redis.Redis, stream: str) -> None:
     for i in range(21):
         add(client, stream, T0 + i * 100)
-    stats = es.stream_stats(client, stream, sample=200, now_ms=T0 + 2500)
+    stats = stream_stats(client, stream, sample=200, now_ms=T0 + 2500)
     assert stats == {
         "stream": stream,
         "length": 21,
@@ -86,19 +87,19 @@ def test_rate_uses_only_the_newest_sample(client: redis.Redis, stream: str) -> N
         add(client, stream, T0 + i * 1000)
     for i in range(1, 11):
         add(client, stream, T0 + 9000 + i * 50)
-    stats = es.stream_stats(client, stream, sample=11, now_ms=T0 + 9500)
+    stats = stream_stats(client, stream, sample=11, now_ms=T0 + 9500)
     assert (stats["length"], stats["sampled"], stats["rate_per_s"]) == (20, 11, 20.0)
 
 
 def test_entries_in_the_same_millisecond_have_no_rate(client: redis.Redis, stream: str) -> None:
     add(client, stream, T0, 0)
     add(client, stream, T0, 1)
-    stats = es.stream_stats(client, stream, now_ms=T0)
+    stats = stream_stats(client, stream, now_ms=T0)
     assert (stats["length"], stats["last_id"], stats["rate_per_s"]) == (2, f"{T0}-1", None)
 
 
 def test_missing_stream(client: redis.Redis, stream: str) -> None:
-    assert es.stream_stats(client, stream, now_ms=T0) == {
+    assert stream_stats(client, stream, now_ms=T0) == {
         "stream": stream,
         "length": 0,
         "last_id": None,
@@ -110,7 +111,7 @@ def test_missing_stream(client: redis.Redis, stream: str) -> None:
 
 def test_age_defaults_to_the_server_clock(client: redis.Redis, stream: str) -> None:
     client.xadd(stream, {"payload": "{}"})
-    stats = es.stream_stats(client, stream)
+    stats = stream_stats(client, stream)
     assert 0.0 <= stats["last_event_age_s"] < 5.0
 
 
@@ -119,7 +120,7 @@ def test_collect_healthy_with_live_events(client: redis.Redis, stream: str) -> N
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     for i in range(20):
         add(client, stream, now_ms - 1900 + i * 100)
-    status = es.collect_engine_status(fake_run, client, UNIT, "/home/qt/quantum_trader", stream)
+    status = collect_engine_status(fake_run, client, UNIT, "/home/qt/quantum_trader", stream)
     assert status["problems"] == []
     assert status["build_verified"] is True
     assert status["stream"]["rate_per_s"] == 10.0
@@ -131,7 +132,7 @@ def test_collect_reports_unreachable_redis_as_a_problem() -> None:
     client = redis.Redis(
         host="127.0.0.1", port=port, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
     )
-    status = es.collect_engine_status(
+    status = collect_engine_status(
         fake_run, client, UNIT, "/home/qt/quantum_trader", "quantum:stream:trade.intent"
     )
     assert status["build_verified"] is True

@@ -13,7 +13,7 @@ import pytest
 from ai_engine.config import ConfigError, load_config
 from ai_engine.service import startup_lines
 from model_safety.engine import config as ec
-from model_safety.engine.status import parse_startup
+from model_safety.engine.startup import parse_startup
 
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 CANARY = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}

@@ -8,13 +8,18 @@ from datetime import UTC, datetime
 import pytest
 
 from model_safety.engine import cycle as sc
-from model_safety.engine import status as es
+from model_safety.engine.commands import CommandError, EngineStateError
+from model_safety.engine.systemd import (
+    SHOW_PROPERTIES,
+    parse_systemctl_show,
+    service_state_from_properties,
+)
 
 UNIT = "quantum-ai-engine.service"
 OLD = "0123456789abcdef0123456789abcdef"
 NEW = "fedcba9876543210fedcba9876543210"
 NEWER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-SHOW = ["systemctl", "show", UNIT, "--property=" + ",".join(es.SHOW_PROPERTIES)]
+SHOW = ["systemctl", "show", UNIT, "--property=" + ",".join(SHOW_PROPERTIES)]
 STOP = ["systemctl", "stop", UNIT]
 START = ["systemctl", "start", UNIT]
 STARTED_AT = ["systemctl", "show", "--timestamp=us+utc", "--property=ActiveEnterTimestamp", UNIT]
@@ -133,8 +138,8 @@ def test_stop_then_start_then_a_new_stable_invocation():
         "stop_seconds": 0.0,
         "start_seconds": 0.0,
         "elapsed": 3.0,
-        "state": es.service_state_from_properties(
-            UNIT, es.parse_systemctl_show(show(invocation=NEW, pid=100)[1])
+        "state": service_state_from_properties(
+            UNIT, parse_systemctl_show(show(invocation=NEW, pid=100)[1])
         ).as_dict(),
     }
     # One read before, stop, start, one read that sees it running, six settle reads (0.5 s).
@@ -184,7 +189,7 @@ def test_durations_are_measured_around_each_step():
 
 def test_failed_stop_raises_with_stderr_and_never_starts():
     run = script([show()], stop=[(1, "", "Failed to stop unit: Access denied\n")])
-    with pytest.raises(es.EngineStateError, match="Access denied") as caught:
+    with pytest.raises(EngineStateError, match="Access denied") as caught:
         cycle(run, Clock())
     assert not isinstance(caught.value, sc.CycleError)
     assert run.commands() == ["show", "stop"]
@@ -324,7 +329,7 @@ def test_crash_loop_reports_the_newest_invocation_journal():
 )
 def test_bad_durations_run_nothing(kwargs, message):
     run = script([show()])
-    with pytest.raises(es.EngineStateError, match=message):
+    with pytest.raises(EngineStateError, match=message):
         cycle(run, Clock(), **kwargs)
     assert run.calls == []
 
@@ -332,7 +337,7 @@ def test_bad_durations_run_nothing(kwargs, message):
 @pytest.mark.parametrize("unit", ["quantum-ai-engine", "a b.service", "--all.service", ""])
 def test_bad_unit_runs_nothing(unit):
     run = script([show()])
-    with pytest.raises(es.EngineStateError, match="not a valid systemd unit name"):
+    with pytest.raises(EngineStateError, match="not a valid systemd unit name"):
         sc.cycle_service(run, unit)
     assert run.calls == []
 
@@ -350,7 +355,7 @@ def test_read_started_at_parses_utc_with_microseconds():
 
 def test_read_started_at_fails_on_a_failed_command():
     run = script([show()], started_at=[(1, "", "Failed to get properties\n")])
-    with pytest.raises(es.CommandError, match="Failed to get properties"):
+    with pytest.raises(CommandError, match="Failed to get properties"):
         sc.read_started_at(run, UNIT)
 
 
@@ -376,11 +381,11 @@ def test_format_utc_converts_and_keeps_zero_microseconds():
     ],
 )
 def test_malformed_timestamps_are_refused(output, message):
-    with pytest.raises(es.EngineStateError, match=message):
+    with pytest.raises(EngineStateError, match=message):
         sc.parse_active_enter_timestamp(output)
 
 
 def test_a_malformed_start_time_fails_the_cycle():
     run = script([show(), show(invocation=NEW)], started_at=[(0, "ActiveEnterTimestamp=\n", "")])
-    with pytest.raises(es.EngineStateError, match="empty"):
+    with pytest.raises(EngineStateError, match="empty"):
         cycle(run, Clock(), settle=0)

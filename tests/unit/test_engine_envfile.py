@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model_safety.engine import envfile as ef
+from model_safety.redaction import is_secret_name
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_ENV = ROOT / "lab" / "engine" / "ai-engine.env"
@@ -126,10 +127,10 @@ def test_text_must_be_a_string():
 
 def test_secret_key_names():
     assert all(
-        ef.is_secret_key(key)
+        is_secret_name(key)
         for key in ("REDIS_PASSWORD", "api_token", "AUTH", "TLS_KEY", "DB_SECRET", "PASSWD")
     )
-    assert not any(ef.is_secret_key(key) for key in ("SIM_XGB", "ENGINE_RATE", "REDIS_URL"))
+    assert not any(is_secret_name(key) for key in ("SIM_XGB", "ENGINE_RATE", "REDIS_URL"))
 
 
 # --------------------------------------------------------------------------- rendering

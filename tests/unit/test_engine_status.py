@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from model_safety.engine import status as es
+from model_safety.engine.commands import CommandError, EngineStateError
+from model_safety.engine.git import build_matches, read_git_head
+from model_safety.engine.startup import Canary, StartupReport, parse_startup, parse_weight_pct
+from model_safety.engine.status import collect_engine_status, format_status_table
+from model_safety.engine.stream_stats import stream_stats
+from model_safety.engine.systemd import (
+    SHOW_PROPERTIES,
+    ServiceState,
+    parse_systemctl_show,
+    read_journal,
+    read_service_state,
+    service_state_from_properties,
+    service_uptime,
+)
+from model_safety.engine.validation import validate_unit
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
@@ -109,19 +124,19 @@ def recent_ids(now_ms: int, count: int = 11, step_ms: int = 100) -> list[str]:
 
 
 def test_parse_systemctl_show_keeps_equals_and_empty_values() -> None:
-    parsed = es.parse_systemctl_show("A=1\nExecStart={ path=/x ; argv[]=/x a=b }\nEmpty=\n\n")
+    parsed = parse_systemctl_show("A=1\nExecStart={ path=/x ; argv[]=/x a=b }\nEmpty=\n\n")
     assert parsed == {"A": "1", "ExecStart": "{ path=/x ; argv[]=/x a=b }", "Empty": ""}
 
 
 def test_parse_systemctl_show_rejects_garbage() -> None:
-    with pytest.raises(es.EngineStateError, match="unexpected line"):
-        es.parse_systemctl_show("A=1\nnot a property\n")
+    with pytest.raises(EngineStateError, match="unexpected line"):
+        parse_systemctl_show("A=1\nnot a property\n")
 
 
 def test_read_service_state() -> None:
     run = FakeRun(systemctl=(0, SHOW_OK, ""))
-    state = es.read_service_state(run, UNIT)
-    assert state == es.ServiceState(
+    state = read_service_state(run, UNIT)
+    assert state == ServiceState(
         unit=UNIT,
         load_state="loaded",
         active_state="active",
@@ -134,13 +149,13 @@ def test_read_service_state() -> None:
         result="success",
     )
     assert state.running
-    assert run.calls == [["systemctl", "show", UNIT, "--property=" + ",".join(es.SHOW_PROPERTIES)]]
+    assert run.calls == [["systemctl", "show", UNIT, "--property=" + ",".join(SHOW_PROPERTIES)]]
 
 
 def test_read_service_state_of_stopped_unit() -> None:
     show = SHOW_OK.replace("ActiveState=active", "ActiveState=inactive")
     show = show.replace("SubState=running", "SubState=dead").replace("MainPID=4242", "MainPID=0")
-    state = es.read_service_state(FakeRun(systemctl=(0, show, "")), UNIT)
+    state = read_service_state(FakeRun(systemctl=(0, show, "")), UNIT)
     assert (state.active_state, state.main_pid, state.running) == ("inactive", 0, False)
 
 
@@ -152,16 +167,16 @@ def test_read_service_state_of_stopped_unit() -> None:
     ],
 )
 def test_read_service_state_rejects_incomplete_output(show: str, message: str) -> None:
-    with pytest.raises(es.EngineStateError, match=message):
-        es.read_service_state(FakeRun(systemctl=(0, show, "")), UNIT)
+    with pytest.raises(EngineStateError, match=message):
+        read_service_state(FakeRun(systemctl=(0, show, "")), UNIT)
 
 
 def test_read_service_state_command_failure() -> None:
     run = FakeRun(systemctl=(1, "", "System has not been booted with systemd"))
-    with pytest.raises(es.CommandError, match=r"rc 1\): System has not been booted") as info:
-        es.read_service_state(run, UNIT)
+    with pytest.raises(CommandError, match=r"rc 1\): System has not been booted") as info:
+        read_service_state(run, UNIT)
     assert info.value.rc == 1
-    assert isinstance(info.value, es.EngineStateError)
+    assert isinstance(info.value, EngineStateError)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +195,8 @@ def test_read_service_state_command_failure() -> None:
 )
 def test_invalid_unit_names_never_reach_a_command(unit: Any) -> None:
     run = FakeRun()
-    with pytest.raises(es.EngineStateError, match="unit name"):
-        es.read_service_state(run, unit)
+    with pytest.raises(EngineStateError, match="unit name"):
+        read_service_state(run, unit)
     assert run.calls == []
 
 
@@ -189,7 +204,7 @@ def test_invalid_unit_names_never_reach_a_command(unit: Any) -> None:
     "unit", ["quantum-ai-engine.service", "getty@tty1.service", "a_b:c.d.timer", r"x\x2d.mount"]
 )
 def test_valid_unit_names(unit: str) -> None:
-    assert es.validate_unit(unit) == unit
+    assert validate_unit(unit) == unit
 
 
 # --------------------------------------------------------------------------- journal
@@ -197,7 +212,7 @@ def test_valid_unit_names(unit: str) -> None:
 
 def test_read_journal_argv_and_lines() -> None:
     run = FakeRun(journalctl=(0, "a\nb\n", ""))
-    assert es.read_journal(run, UNIT, INVOCATION) == ["a", "b"]
+    assert read_journal(run, UNIT, INVOCATION) == ["a", "b"]
     assert run.calls == [
         [
             "journalctl",
@@ -215,14 +230,14 @@ def test_read_journal_argv_and_lines() -> None:
 @pytest.mark.parametrize("invocation", ["", INVOCATION.upper(), INVOCATION[:-1], INVOCATION + "0"])
 def test_read_journal_rejects_bad_invocation_ids(invocation: str) -> None:
     run = FakeRun(journalctl=(0, "", ""))
-    with pytest.raises(es.EngineStateError, match="invocation id"):
-        es.read_journal(run, UNIT, invocation)
+    with pytest.raises(EngineStateError, match="invocation id"):
+        read_journal(run, UNIT, invocation)
     assert run.calls == []
 
 
 def test_read_journal_failure() -> None:
-    with pytest.raises(es.CommandError, match="rc 1"):
-        es.read_journal(FakeRun(journalctl=(1, "", "No journal files")), UNIT, INVOCATION)
+    with pytest.raises(CommandError, match="rc 1"):
+        read_journal(FakeRun(journalctl=(1, "", "No journal files")), UNIT, INVOCATION)
 
 
 # --------------------------------------------------------------------------- start-up lines
@@ -240,30 +255,30 @@ def test_read_journal_failure() -> None:
     ],
 )
 def test_parse_weight_pct(text: str, fraction: float) -> None:
-    assert es.parse_weight_pct(text) == fraction
+    assert parse_weight_pct(text) == fraction
 
 
 @pytest.mark.parametrize("text", ["", "abc", "-5", "1e2", "100.5", "28,125", "nan", "10%"])
 def test_parse_weight_pct_rejects(text: str) -> None:
-    with pytest.raises(es.EngineStateError):
-        es.parse_weight_pct(text)
+    with pytest.raises(EngineStateError):
+        parse_weight_pct(text)
 
 
 def test_parse_startup_canary() -> None:
-    report = es.parse_startup(STARTUP_CANARY)
+    report = parse_startup(STARTUP_CANARY)
     weights = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}
     assert report.build == "1a2b3c4"
     assert report.builds == ["1a2b3c4"]
     assert report.voting == weights
     assert report.shadow == {}
-    assert report.canary == es.Canary("patchtst", 0.1, weights)
+    assert report.canary == Canary("patchtst", 0.1, weights)
     assert report.model_file == STARTUP_CANARY[1]
     assert report.ready is True
     assert (report.errors, report.anomalies) == ([], [])
 
 
 def test_parse_startup_shadow() -> None:
-    report = es.parse_startup(STARTUP_SHADOW)
+    report = parse_startup(STARTUP_SHADOW)
     assert report.voting == {"xgb": 0.3125, "lgbm": 0.3125, "nhits": 0.375}
     assert report.shadow == {"patchtst": 0.2}
     assert report.canary is None
@@ -273,13 +288,13 @@ def test_parse_startup_shadow() -> None:
 
 
 def test_parse_startup_of_nothing_proves_nothing() -> None:
-    report = es.parse_startup([])
-    assert report == es.StartupReport()
+    report = parse_startup([])
+    assert report == StartupReport()
     assert (report.build, report.ready, report.voting) == (None, False, {})
 
 
 def test_parse_startup_same_build_twice_is_one_build() -> None:
-    report = es.parse_startup(["AI_ENGINE_BUILD: 1a2b3c4", "AI_ENGINE_BUILD: 1a2b3c4"])
+    report = parse_startup(["AI_ENGINE_BUILD: 1a2b3c4", "AI_ENGINE_BUILD: 1a2b3c4"])
     assert (report.build, report.builds, report.anomalies) == (
         "1a2b3c4",
         ["1a2b3c4", "1a2b3c4"],
@@ -288,7 +303,7 @@ def test_parse_startup_same_build_twice_is_one_build() -> None:
 
 
 def test_parse_startup_conflicting_builds() -> None:
-    report = es.parse_startup(["AI_ENGINE_BUILD: 1a2b3c4", "x", "AI_ENGINE_BUILD: 9f8e7d6"])
+    report = parse_startup(["AI_ENGINE_BUILD: 1a2b3c4", "x", "AI_ENGINE_BUILD: 9f8e7d6"])
     assert report.build is None
     assert report.builds == ["1a2b3c4", "9f8e7d6"]
     assert report.anomalies == ["conflicting AI_ENGINE_BUILD lines: 1a2b3c4, 9f8e7d6"]
@@ -301,7 +316,7 @@ def test_parse_startup_errors_and_fatal_lines() -> None:
         "[FATAL] model file unreadable",
         "an ERROR without brackets is not one",
     ]
-    report = es.parse_startup(lines)
+    report = parse_startup(lines)
     assert report.errors == [
         "[ERROR] redis publish failed: timeout",
         "[FATAL] model file unreadable",
@@ -309,7 +324,7 @@ def test_parse_startup_errors_and_fatal_lines() -> None:
 
 
 def test_parse_startup_tolerates_a_logging_prefix() -> None:
-    report = es.parse_startup(["2026-01-10 12:00:00 INFO AI_ENGINE_BUILD: 1a2b3c4"])
+    report = parse_startup(["2026-01-10 12:00:00 INFO AI_ENGINE_BUILD: 1a2b3c4"])
     assert report.build == "1a2b3c4"
 
 
@@ -325,14 +340,14 @@ def test_parse_startup_tolerates_a_logging_prefix() -> None:
     ],
 )
 def test_parse_startup_reports_malformed_lines(line: str, anomaly: str) -> None:
-    report = es.parse_startup([line])
+    report = parse_startup([line])
     assert len(report.anomalies) == 1
     assert anomaly in report.anomalies[0]
     assert (report.voting, report.shadow, report.canary) == ({}, {}, None)
 
 
 def test_parse_startup_contradictions() -> None:
-    report = es.parse_startup(
+    report = parse_startup(
         [
             "[OK] xgb agent loaded (weight: 25%)",
             "[OK] xgb agent loaded (weight: 30%)",
@@ -347,7 +362,7 @@ def test_parse_startup_contradictions() -> None:
 
 
 def test_startup_report_as_dict_is_json() -> None:
-    data = es.parse_startup(STARTUP_CANARY).as_dict()
+    data = parse_startup(STARTUP_CANARY).as_dict()
     assert data["canary"] == {
         "model": "patchtst",
         "weight": 0.1,
@@ -361,16 +376,18 @@ def test_startup_report_as_dict_is_json() -> None:
 
 def test_read_git_head() -> None:
     run = FakeRun(git=(0, SHA.upper() + "\n", ""))
-    assert es.read_git_head(run, "/home/qt/quantum_trader") == SHA
+    assert read_git_head(run, "/home/qt/quantum_trader") == SHA
     assert run.calls == [
         [
             "git",
+            "--no-optional-locks",
             "-C",
             "/home/qt/quantum_trader",
             "-c",
             "safe.directory=/home/qt/quantum_trader",
             "rev-parse",
-            "HEAD",
+            "--verify",
+            "HEAD^{commit}",
         ]
     ]
 
@@ -380,22 +397,23 @@ def test_read_git_head() -> None:
 )
 def test_read_git_head_rejects_bad_paths(checkout: str) -> None:
     run = FakeRun(git=(0, SHA, ""))
-    with pytest.raises(es.EngineStateError, match="absolute path"):
-        es.read_git_head(run, checkout)
+    with pytest.raises(EngineStateError, match="absolute path"):
+        read_git_head(run, checkout)
     assert run.calls == []
 
 
 @pytest.mark.parametrize(
-    ("answer", "error"),
+    ("answer", "message"),
     [
-        ((128, "", "fatal: not a git repository"), es.CommandError),
-        ((0, "HEAD\n", ""), es.EngineStateError),
-        ((0, SHA[:12], ""), es.EngineStateError),
+        ((128, "", "fatal: not a git repository"), "is not a readable git checkout with a commit"),
+        ((127, "", "git: not found"), "git is missing or cannot run on this host"),
+        ((0, "HEAD\n", ""), "git rev-parse HEAD in /home/qt/quantum_trader returned 'head'"),
+        ((0, SHA[:12], ""), "returned '1a2b3c4d5e6f'"),
     ],
 )
-def test_read_git_head_failures(answer: tuple[int, str, str], error: type[Exception]) -> None:
-    with pytest.raises(error):
-        es.read_git_head(FakeRun(git=answer), "/home/qt/quantum_trader")
+def test_read_git_head_failures(answer: tuple[int, str, str], message: str) -> None:
+    with pytest.raises(EngineStateError, match=re.escape(message)):
+        read_git_head(FakeRun(git=answer), "/home/qt/quantum_trader")
 
 
 @pytest.mark.parametrize(
@@ -419,7 +437,7 @@ def test_read_git_head_failures(answer: tuple[int, str, str], error: type[Except
     ],
 )
 def test_build_matches(build: str | None, sha: str | None, expected: bool) -> None:
-    assert es.build_matches(build, sha) is expected
+    assert build_matches(build, sha) is expected
 
 
 # --------------------------------------------------------------------------- stream
@@ -429,7 +447,7 @@ def test_build_matches(build: str | None, sha: str | None, expected: bool) -> No
 def test_stream_stats_from_ids(as_bytes: bool) -> None:
     now = 1_700_000_001_500
     client = FakeRedis(recent_ids(1_700_000_001_000), now_ms=now, as_bytes=as_bytes)
-    stats = es.stream_stats(client, "s", sample=200)
+    stats = stream_stats(client, "s", sample=200)
     assert stats == {
         "stream": "s",
         "length": 11,
@@ -438,39 +456,39 @@ def test_stream_stats_from_ids(as_bytes: bool) -> None:
         "rate_per_s": 10.0,
         "sampled": 11,
     }
-    assert es.stream_stats(client, "s", sample=200, now_ms=now + 1000)["last_event_age_s"] == 1.5
+    assert stream_stats(client, "s", sample=200, now_ms=now + 1000)["last_event_age_s"] == 1.5
 
 
 def test_stream_stats_samples_only_the_newest() -> None:
     ids = ["1700000000000-0", *recent_ids(1_700_000_010_000, count=5, step_ms=250)]
-    stats = es.stream_stats(FakeRedis(ids, now_ms=1_700_000_010_000), "s", sample=5)
+    stats = stream_stats(FakeRedis(ids, now_ms=1_700_000_010_000), "s", sample=5)
     assert (stats["length"], stats["sampled"], stats["rate_per_s"]) == (6, 5, 4.0)
 
 
 @pytest.mark.parametrize("ids", [[], ["1700000000000-0"], ["1700000000000-0", "1700000000000-1"]])
 def test_stream_stats_without_a_rate(ids: list[str]) -> None:
-    stats = es.stream_stats(FakeRedis(ids, now_ms=1_700_000_000_000), "s")
+    stats = stream_stats(FakeRedis(ids, now_ms=1_700_000_000_000), "s")
     assert stats["rate_per_s"] is None
     assert stats["length"] == len(ids)
 
 
 @pytest.mark.parametrize("sample", [0, 1, 10_001, True, "200"])
 def test_stream_stats_rejects_bad_sample(sample: Any) -> None:
-    with pytest.raises(es.EngineStateError, match="sample"):
-        es.stream_stats(FakeRedis([], now_ms=0), "s", sample=sample)
+    with pytest.raises(EngineStateError, match="sample"):
+        stream_stats(FakeRedis([], now_ms=0), "s", sample=sample)
 
 
 @pytest.mark.parametrize("stream", ["", "a b", "x" * 257])
 def test_stream_stats_rejects_bad_stream_names(stream: str) -> None:
-    with pytest.raises(es.EngineStateError, match="stream name"):
-        es.stream_stats(FakeRedis([], now_ms=0), stream)
+    with pytest.raises(EngineStateError, match="stream name"):
+        stream_stats(FakeRedis([], now_ms=0), stream)
 
 
 # --------------------------------------------------------------------------- composition
 
 
 def collect(run: FakeRun, client: Any) -> dict[str, Any]:
-    return es.collect_engine_status(
+    return collect_engine_status(
         run, client, UNIT, "/home/qt/quantum_trader", "quantum:stream:trade.intent"
     )
 
@@ -578,9 +596,9 @@ def test_collect_redis_failure_is_a_problem() -> None:
 
 
 def test_collect_raises_only_on_bad_input_or_systemctl() -> None:
-    with pytest.raises(es.EngineStateError, match="absolute path"):
-        es.collect_engine_status(healthy_run(), live_redis(), UNIT, "x", "s")
-    with pytest.raises(es.CommandError, match="systemctl"):
+    with pytest.raises(EngineStateError, match="absolute path"):
+        collect_engine_status(healthy_run(), live_redis(), UNIT, "x", "s")
+    with pytest.raises(CommandError, match="systemctl"):
         collect(FakeRun(), live_redis())
 
 
@@ -590,7 +608,7 @@ def test_collect_raises_only_on_bad_input_or_systemctl() -> None:
 def test_format_status_table() -> None:
     healthy = collect(healthy_run(), live_redis())
     broken = collect(healthy_run(sha="9" * 40), BrokenRedis())
-    table = es.format_status_table(
+    table = format_status_table(
         {"qlab1": healthy, "qlab2": broken, "qlab3": {"failed": True, "msg": "systemctl missing"}}
     )
     lines = table.splitlines()
@@ -648,24 +666,24 @@ def test_format_status_table() -> None:
 
 def test_format_status_table_healthy_and_missing_results() -> None:
     healthy = collect(healthy_run(), live_redis())
-    assert es.format_status_table({"qlab1": healthy}).endswith("\nPROBLEMS: none")
-    table = es.format_status_table({"qlab1": healthy, "qlab2": None, "qlab3": {}})
+    assert format_status_table({"qlab1": healthy}).endswith("\nPROBLEMS: none")
+    table = format_status_table({"qlab1": healthy, "qlab2": None, "qlab3": {}})
     assert table.splitlines()[-2:] == [
         "  qlab2: no status: the engine_status module returned nothing",
         "  qlab3: no status: the engine_status module returned nothing",
     ]
-    unreachable = es.format_status_table({"qlab1": {"unreachable": True}})
+    unreachable = format_status_table({"qlab1": {"unreachable": True}})
     assert unreachable.splitlines()[-1] == "  qlab1: no status: host unreachable"
 
 
 def test_format_status_table_shows_conflicting_builds() -> None:
     journal = [*STARTUP_CANARY, "AI_ENGINE_BUILD: 9f8e7d6"]
     status = collect(healthy_run(journal=journal), live_redis())
-    assert es.format_status_table({"h": status}).splitlines()[2].split()[3] == "CONFLICT"
+    assert format_status_table({"h": status}).splitlines()[2].split()[3] == "CONFLICT"
 
 
 def test_service_uptime_from_the_monotonic_clock():
-    state = es.service_state_from_properties(
+    state = service_state_from_properties(
         "quantum-ai-engine.service",
         {
             "Id": "quantum-ai-engine.service",
@@ -681,9 +699,9 @@ def test_service_uptime_from_the_monotonic_clock():
         },
     )
     # Up for 25.5 s at wall time 2026-01-10T12:00:25.500Z: started at 12:00:00.000Z.
-    assert es.service_uptime(state, monotonic_now=125.5, wall_now=1768046425.5) == {
+    assert service_uptime(state, monotonic_now=125.5, wall_now=1768046425.5) == {
         "uptime_s": 25.5,
         "active_since": "2026-01-10T12:00:00.000Z",
     }
-    stopped = es.ServiceState(**{**state.as_dict(), "active_state": "inactive"})
-    assert es.service_uptime(stopped) == {"uptime_s": None, "active_since": None}
+    stopped = ServiceState(**{**state.as_dict(), "active_state": "inactive"})
+    assert service_uptime(stopped) == {"uptime_s": None, "active_since": None}

@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from model_safety.engine import status as es
+from model_safety.engine.commands import CommandError, EngineStateError
+from model_safety.engine.git import read_git_build
+from model_safety.engine.journal_proof import (
+    compile_patterns,
+    find_forbidden_lines,
+    find_journal_lines,
+    proof_failure_message,
+    prove_journal,
+)
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
@@ -60,7 +68,7 @@ class FakeGit:
 
 def test_clean_checkout_on_a_branch():
     run = FakeGit()
-    assert es.read_git_build(run, CHECKOUT) == {
+    assert read_git_build(run, CHECKOUT) == {
         "sha": SHA,
         "short": "18c7dbb",
         "dirty": False,
@@ -76,65 +84,65 @@ def test_clean_checkout_on_a_branch():
 
 def test_modified_tracked_file_makes_it_dirty():
     run = FakeGit(status=" M ai_engine/service.py\n")
-    assert es.read_git_build(run, CHECKOUT)["dirty"] is True
+    assert read_git_build(run, CHECKOUT)["dirty"] is True
 
 
 def test_whitespace_only_status_is_clean():
-    assert es.read_git_build(FakeGit(status="\n"), CHECKOUT)["dirty"] is False
+    assert read_git_build(FakeGit(status="\n"), CHECKOUT)["dirty"] is False
 
 
 def test_detached_head_has_no_branch():
-    build = es.read_git_build(FakeGit(branch=(1, "")), CHECKOUT)
+    build = read_git_build(FakeGit(branch=(1, "")), CHECKOUT)
     assert build["branch"] is None
     assert build["sha"] == SHA
 
 
 def test_short_is_as_long_as_git_makes_it():
-    build = es.read_git_build(FakeGit(short="18c7dbbcf7"), CHECKOUT)
+    build = read_git_build(FakeGit(short="18c7dbbcf7"), CHECKOUT)
     assert build["short"] == "18c7dbbcf7"
 
 
 def test_uppercase_sha_is_normalised():
     run = FakeGit()
     run.answers[("rev-parse", "--verify", "HEAD^{commit}")] = (0, SHA.upper() + "\n", "")
-    assert es.read_git_build(run, CHECKOUT)["sha"] == SHA
+    assert read_git_build(run, CHECKOUT)["sha"] == SHA
 
 
 def test_not_a_git_checkout_fails_clearly():
     head = (128, "", "fatal: not a git repository (or any of the parent directories): .git\n")
-    with pytest.raises(es.EngineStateError, match="not a readable git checkout") as caught:
-        es.read_git_build(FakeGit(head=head), CHECKOUT)
+    with pytest.raises(EngineStateError, match="not a readable git checkout") as caught:
+        read_git_build(FakeGit(head=head), CHECKOUT)
     assert "not a git repository" in str(caught.value)
 
 
 def test_missing_git_fails_clearly():
     head = (127, "", "cannot run git: [Errno 2] No such file or directory: 'git'")
-    with pytest.raises(es.EngineStateError, match="git is missing or cannot run"):
-        es.read_git_build(FakeGit(head=head), CHECKOUT)
+    with pytest.raises(EngineStateError, match="git is missing or cannot run"):
+        read_git_build(FakeGit(head=head), CHECKOUT)
 
 
 @pytest.mark.parametrize("output", ["", "HEAD\n", "1234\n", SHA[:39] + "\n", SHA + "0\n"])
 def test_anything_but_a_sha_is_refused(output):
-    with pytest.raises(es.EngineStateError, match="returned"):
-        es.read_git_build(FakeGit(head=(0, output, "")), CHECKOUT)
+    with pytest.raises(EngineStateError, match="returned"):
+        read_git_build(FakeGit(head=(0, output, "")), CHECKOUT)
 
 
 @pytest.mark.parametrize("short", ["", "18c", "9999999", "18c7dbb\n18c7dbb", "18C7DBB!"])
 def test_a_short_sha_that_is_not_a_prefix_is_refused(short):
-    with pytest.raises(es.EngineStateError, match="rev-parse --short"):
-        es.read_git_build(FakeGit(short=short), CHECKOUT)
+    with pytest.raises(EngineStateError, match="rev-parse --short"):
+        read_git_build(FakeGit(short=short), CHECKOUT)
 
 
 def test_failing_symbolic_ref_is_not_taken_for_detached():
-    with pytest.raises(es.CommandError, match="symbolic-ref"):
-        es.read_git_build(FakeGit(branch=(128, "")), CHECKOUT)
+    with pytest.raises(CommandError, match="symbolic-ref"):
+        read_git_build(FakeGit(branch=(128, "")), CHECKOUT)
 
 
 @pytest.mark.parametrize("checkout", ["relative/path", "/a/../b", "/a/", "/a\nb", ""])
 def test_bad_checkout_never_reaches_git(checkout):
     run = FakeGit()
-    with pytest.raises(es.EngineStateError, match="normalised absolute path"):
-        es.read_git_build(run, checkout)
+    with pytest.raises(EngineStateError, match="normalised absolute path"):
+        read_git_build(run, checkout)
     assert run.calls == []
 
 
@@ -142,8 +150,8 @@ def test_bad_checkout_never_reaches_git(checkout):
 
 
 def test_find_journal_lines_returns_first_match_and_missing_in_order():
-    patterns = es.compile_patterns([XGB, BUILD, r"^\[OK\] \w+ agent", "^nowhere$"])
-    matched, missing = es.find_journal_lines(STARTUP, patterns)
+    patterns = compile_patterns([XGB, BUILD, r"^\[OK\] \w+ agent", "^nowhere$"])
+    matched, missing = find_journal_lines(STARTUP, patterns)
     assert matched == {
         XGB: "[OK] xgb agent loaded (weight: 25%)",
         BUILD: "AI_ENGINE_BUILD: 18c7dbb",
@@ -154,47 +162,47 @@ def test_find_journal_lines_returns_first_match_and_missing_in_order():
 
 
 def test_anchors_apply_to_each_line():
-    patterns = es.compile_patterns([r"^AI_ENGINE_BUILD: 18c7db$", r"^AI_ENGINE_BUILD: 18c7dbb$"])
-    matched, missing = es.find_journal_lines(["AI_ENGINE_BUILD: 18c7dbb"], patterns)
+    patterns = compile_patterns([r"^AI_ENGINE_BUILD: 18c7db$", r"^AI_ENGINE_BUILD: 18c7dbb$"])
+    matched, missing = find_journal_lines(["AI_ENGINE_BUILD: 18c7dbb"], patterns)
     assert list(matched) == [r"^AI_ENGINE_BUILD: 18c7dbb$"]
     assert missing == [r"^AI_ENGINE_BUILD: 18c7db$"]
 
 
 def test_literal_patterns_are_fixed_strings():
     line = "[OK] xgb agent loaded (weight: 25%)"
-    literal = es.compile_patterns([line, "loaded (weight"], literal=True)
-    assert es.find_journal_lines([line], literal) == ({line: line, "loaded (weight": line}, [])
-    dotted = es.compile_patterns(["xgb.agent"], literal=True)
-    assert es.find_journal_lines([line], dotted) == ({}, ["xgb.agent"])
+    literal = compile_patterns([line, "loaded (weight"], literal=True)
+    assert find_journal_lines([line], literal) == ({line: line, "loaded (weight": line}, [])
+    dotted = compile_patterns(["xgb.agent"], literal=True)
+    assert find_journal_lines([line], dotted) == ({}, ["xgb.agent"])
 
 
 @pytest.mark.parametrize("bad", ["(unclosed", "[a-", "*x", "a{2,1}"])
 def test_invalid_regex_is_named(bad):
-    with pytest.raises(es.EngineStateError, match="invalid regular expression") as caught:
-        es.compile_patterns(["fine", bad])
+    with pytest.raises(EngineStateError, match="invalid regular expression") as caught:
+        compile_patterns(["fine", bad])
     assert repr(bad) in str(caught.value)
 
 
 def test_invalid_regex_is_fine_as_a_literal():
-    assert list(es.compile_patterns(["(unclosed"], literal=True)) == ["(unclosed"]
+    assert list(compile_patterns(["(unclosed"], literal=True)) == ["(unclosed"]
 
 
 @pytest.mark.parametrize("bad", ["", None, 3])
 def test_empty_or_non_string_pattern_is_refused(bad):
-    with pytest.raises(es.EngineStateError, match="non-empty string"):
-        es.compile_patterns([bad])
+    with pytest.raises(EngineStateError, match="non-empty string"):
+        compile_patterns([bad])
 
 
 def test_find_forbidden_lines_keeps_order_and_limit():
     lines = ["[ERROR] a", "ok", "[FATAL] b", "x [ERROR] not at start", *["[ERROR] c"] * 5]
-    forbidden = es.compile_patterns([r"^\[(ERROR|FATAL)\]"])
-    assert es.find_forbidden_lines(lines, forbidden, limit=3) == [
+    forbidden = compile_patterns([r"^\[(ERROR|FATAL)\]"])
+    assert find_forbidden_lines(lines, forbidden, limit=3) == [
         "[ERROR] a",
         "[FATAL] b",
         "[ERROR] c",
     ]
-    assert len(es.find_forbidden_lines(lines, forbidden)) == 7
-    assert es.find_forbidden_lines(lines, {}) == []
+    assert len(find_forbidden_lines(lines, forbidden)) == 7
+    assert find_forbidden_lines(lines, {}) == []
 
 
 # --------------------------------------------------------------------------- polling
@@ -227,7 +235,7 @@ class FakeJournal:
         self.now += seconds
 
     def prove(self, patterns, **options):
-        return es.prove_journal(
+        return prove_journal(
             self, UNIT, INVOCATION, patterns, clock=self.clock, sleep=self.sleep, **options
         )
 
@@ -279,7 +287,7 @@ def test_timeout_reports_what_is_missing():
     assert sum(journal.sleeps) <= 2.0
     assert all(0 <= s <= 0.5 for s in journal.sleeps)
     assert 4 <= proof["reads"] <= 5
-    message = es.proof_failure_message(UNIT, INVOCATION, proof)
+    message = proof_failure_message(UNIT, INVOCATION, proof)
     assert f"invocation {INVOCATION}" in message and repr(XGB) in message
     assert "not found after 2" in message
 
@@ -307,7 +315,7 @@ def test_forbidden_line_fails_at_once_even_with_everything_found():
     assert proof["found_forbidden"] == ["[ERROR] redis: connection refused"]
     assert proof["reads"] == 1
     assert proof["startup"]["errors"] == ["[ERROR] redis: connection refused"]
-    message = es.proof_failure_message(UNIT, INVOCATION, proof)
+    message = proof_failure_message(UNIT, INVOCATION, proof)
     assert "forbidden" in message and "connection refused" in message
 
 
@@ -316,7 +324,7 @@ def test_forbidden_line_stops_the_wait_for_missing_patterns():
     proof = journal.prove([BUILD, XGB], forbidden=[r"^\[(ERROR|FATAL)\]"], timeout=30)
     assert proof["reads"] == 2
     assert proof["missing"] == [XGB] and proof["found_forbidden"] == ["[FATAL] config: bad"]
-    message = es.proof_failure_message(UNIT, INVOCATION, proof)
+    message = proof_failure_message(UNIT, INVOCATION, proof)
     assert repr(XGB) in message and "[FATAL] config: bad" in message
 
 
@@ -324,7 +332,7 @@ def test_forbidden_lines_are_capped_in_the_message():
     journal = FakeJournal([[f"[ERROR] e{i}" for i in range(10)]])
     proof = journal.prove(["x"], forbidden=[r"^\[ERROR\]"], timeout=0)
     assert len(proof["found_forbidden"]) == 10
-    assert "(+7 more)" in es.proof_failure_message(UNIT, INVOCATION, proof)
+    assert "(+7 more)" in proof_failure_message(UNIT, INVOCATION, proof)
 
 
 def test_literal_applies_to_patterns_not_to_forbidden():
@@ -338,7 +346,7 @@ def test_literal_applies_to_patterns_not_to_forbidden():
 
 def test_journalctl_failure_raises():
     journal = FakeJournal([[]], rc=1, stderr="Failed to open journal")
-    with pytest.raises(es.CommandError, match="Failed to open journal"):
+    with pytest.raises(CommandError, match="Failed to open journal"):
         journal.prove([BUILD])
 
 
@@ -356,23 +364,23 @@ def test_journalctl_failure_raises():
 )
 def test_bad_invocation_or_unit_never_reaches_journalctl(invocation, unit):
     journal = FakeJournal([STARTUP])
-    with pytest.raises(es.EngineStateError, match="not a"):
-        es.prove_journal(journal, unit, invocation, [BUILD], clock=journal.clock)
+    with pytest.raises(EngineStateError, match="not a"):
+        prove_journal(journal, unit, invocation, [BUILD], clock=journal.clock)
     assert journal.calls == []
 
 
 def test_bad_regex_never_reaches_journalctl():
     journal = FakeJournal([STARTUP])
-    with pytest.raises(es.EngineStateError, match=re.escape("forbidden: invalid regular")):
+    with pytest.raises(EngineStateError, match=re.escape("forbidden: invalid regular")):
         journal.prove([BUILD], forbidden=["[ERROR"])
-    with pytest.raises(es.EngineStateError, match=re.escape("patterns: invalid regular")):
+    with pytest.raises(EngineStateError, match=re.escape("patterns: invalid regular")):
         journal.prove(["(x"])
     assert journal.calls == []
 
 
 def test_no_pattern_is_no_proof():
     journal = FakeJournal([STARTUP])
-    with pytest.raises(es.EngineStateError, match="at least one pattern"):
+    with pytest.raises(EngineStateError, match="at least one pattern"):
         journal.prove([])
     assert journal.calls == []
 
@@ -380,7 +388,7 @@ def test_no_pattern_is_no_proof():
 @pytest.mark.parametrize("timeout", [-1, 3601, float("nan"), float("inf"), True, "30"])
 def test_bad_timeout_is_refused(timeout):
     journal = FakeJournal([STARTUP])
-    with pytest.raises(es.EngineStateError, match="timeout"):
+    with pytest.raises(EngineStateError, match="timeout"):
         journal.prove([BUILD], timeout=timeout)
     assert journal.calls == []
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from model_safety.engine import role_proof as rp
-from model_safety.engine.status import EngineStateError
+from model_safety.engine.commands import EngineStateError
 
 T0 = 1_768_046_400_000  # 2026-01-10T12:00:00.000Z
 

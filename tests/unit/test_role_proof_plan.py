@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from model_safety.engine import role_proof as rp
-from model_safety.engine.status import EngineStateError
+from model_safety.engine.commands import EngineStateError
 
 
 @pytest.mark.parametrize(

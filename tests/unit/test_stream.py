@@ -11,18 +11,18 @@ import pytest
 import redis
 
 from model_safety.cutover import parse_cutover
-from model_safety.telemetry import stream
-from model_safety.telemetry.stream import (
-    DEFAULT_URL,
+from model_safety.redis_client import (
     StreamError,
     connect,
     describe_client,
-    read_window,
     redact_url,
     resolve_url,
     scrub,
     url_secrets,
 )
+from model_safety.site_defaults import DEFAULT_REDIS_URL
+from model_safety.telemetry import stream
+from model_safety.telemetry.stream import read_window
 
 MAX_SEQ = 2**64 - 1
 NOON_MS = 1768046400000  # 2026-01-10T12:00:00Z
@@ -121,7 +121,7 @@ def test_url_secrets_and_scrub() -> None:
 
 
 def test_resolve_url_order() -> None:
-    assert resolve_url(None, {}) == DEFAULT_URL == "redis://127.0.0.1:6379/0"
+    assert resolve_url(None, {}) == DEFAULT_REDIS_URL == "redis://127.0.0.1:6379/0"
     assert resolve_url(None, {"MODEL_SAFETY_REDIS_URL": "redis://e/1"}) == "redis://e/1"
     assert resolve_url("redis://a/2", {"MODEL_SAFETY_REDIS_URL": "redis://e/1"}) == "redis://a/2"
 

@@ -19,8 +19,8 @@ from typing import TextIO
 
 from ..argtypes import positive_int, share
 from ..judgement.reports import DEFAULT_REPORT_DIR
+from ..site_defaults import DEFAULT_TRADE_LOG
 
-DEFAULT_DB = "/opt/quantum/data/quantum_trader.db"
 DEFAULT_LOOKBACK = 64
 DEFAULT_HORIZON = "4h"
 DEFAULT_THRESHOLD = 0.0
@@ -96,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("build-patchtst-dataset", help=_HELP, description=_HELP)
     parser.set_defaults(handler=_cmd_build)
     source = parser.add_argument_group("input (table ohlcv: symbol, ts, open, high, low, ...)")
-    source.add_argument("--db", metavar="PATH", default=DEFAULT_DB, help=f"default {DEFAULT_DB}")
+    source.add_argument(
+        "--db", metavar="PATH", default=DEFAULT_TRADE_LOG, help=f"default {DEFAULT_TRADE_LOG}"
+    )
     source.add_argument(
         "--symbols", metavar="A,B", help="comma-separated symbols (default: every symbol)"
     )

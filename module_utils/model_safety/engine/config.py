@@ -30,8 +30,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .envfile import HIDDEN, EnvFileError, env_values, is_secret_key, validate_key
-from .status import EngineStateError, Runner, validate_unit
+from ..redaction import is_secret_name
+from .commands import CommandError, EngineStateError, Runner, run_checked
+from .envfile import HIDDEN, EnvFileError, env_values, validate_key
+from .validation import validate_unit
 from .weights import WeightsError, parse_weights, validate_model_name, weights_differences
 
 SHADOW_SUFFIX = "_SHADOW_ONLY"
@@ -85,7 +87,7 @@ def model_environment(environment: Mapping[str, str]) -> dict[str, str]:
     """The model-configuration keys of ``environment`` (sorted), values of keys whose name says
     they are secret shown as ``<hidden>``: safe to return and log."""
     return {
-        key: HIDDEN if is_secret_key(key) else environment[key]
+        key: HIDDEN if is_secret_name(key) else environment[key]
         for key in sorted(environment)
         if is_model_config_key(key)
     }
@@ -390,11 +392,11 @@ def read_unit_environment(run: Runner, unit: str) -> dict[str, Any]:
     except EngineStateError as exc:
         raise EngineConfigError(str(exc)) from None
     argv = ["systemctl", "show", unit, "--property=Environment,EnvironmentFiles"]
-    rc, stdout, stderr = run(argv)
-    if rc != 0:
-        said = (stderr.strip() or stdout.strip() or "no output")[:400]
-        raise EngineConfigError(f"`{' '.join(argv)}` failed (rc {rc}): {said}")
-    return parse_unit_environment(stdout)
+    try:
+        shown = run_checked(run, argv)
+    except CommandError as exc:
+        raise EngineConfigError(str(exc)) from None
+    return parse_unit_environment(shown)
 
 
 def read_env_file(path: str) -> bytes | None:

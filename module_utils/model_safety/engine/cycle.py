@@ -23,16 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..utctime import iso_us
-from .status import (
-    CommandError,
-    EngineStateError,
-    Runner,
-    ServiceState,
-    parse_systemctl_show,
-    read_journal,
-    read_service_state,
-    validate_unit,
-)
+from .commands import EngineStateError, Runner, run_checked
+from .systemd import ServiceState, parse_systemctl_show, read_journal, read_service_state
+from .validation import validate_unit
 
 __all__ = [
     "CycleError",
@@ -141,10 +134,7 @@ def read_started_at(run: Runner, unit: str) -> datetime:
         "--property=ActiveEnterTimestamp",
         validate_unit(unit),
     ]
-    rc, stdout, stderr = run(argv)
-    if rc != 0:
-        raise CommandError(argv, rc, stdout, stderr)
-    return parse_active_enter_timestamp(stdout)
+    return parse_active_enter_timestamp(run_checked(run, argv))
 
 
 # --------------------------------------------------------------------------- cycle
@@ -263,11 +253,8 @@ def cycle_service(
     began = clock()
     before = read_service_state(run, unit)
     previous = before.invocation_id
-    stop = ["systemctl", "stop", unit]
     stopping = clock()
-    rc, stdout, stderr = run(stop)
-    if rc != 0:
-        raise CommandError(stop, rc, stdout, stderr)
+    run_checked(run, ["systemctl", "stop", unit])
     stopped = clock()
     start = ["systemctl", "start", unit]
     rc, stdout, stderr = run(start)

@@ -34,13 +34,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..redaction import is_secret_name
+
 __all__ = [
     "EnvFileError",
     "EnvLine",
     "changed_keys",
     "diff_texts",
     "env_values",
-    "is_secret_key",
     "masked_value",
     "parse_env",
     "render_env",
@@ -53,7 +54,6 @@ HIDDEN = "<hidden>"
 
 # Always used with fullmatch (a trailing newline never slips through).
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SECRET_WORDS = ("PASS", "SECRET", "TOKEN", "KEY", "AUTH")
 # The userinfo of a URL anywhere in a value (redis://:pw@host, https://user:pw@host).
 _URL_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@\s]*)@")
 _SHOWN_PREFIX = 80
@@ -77,18 +77,12 @@ class EnvLine:
     value: str | None = None
 
 
-def is_secret_key(key: str) -> bool:
-    """True when the key's name says it holds a secret (PASS, SECRET, TOKEN, KEY, AUTH)."""
-    upper = key.upper()
-    return any(word in upper for word in _SECRET_WORDS)
-
-
 def masked_value(key: str, value: str | None) -> str | None:
     """``value`` as output may show it: ``<hidden>`` for a secret-looking key, the userinfo of
     any URL in it replaced by ``***`` (``redis://***@host:6379/0``), else as it is."""
     if value is None:
         return None
-    if is_secret_key(key):
+    if is_secret_name(key):
         return HIDDEN
     return _URL_USERINFO_RE.sub(r"\1***@", value)
 
@@ -110,7 +104,7 @@ def secret_values(text: str, changes: Mapping[str, str | None]) -> set[str]:
     for key, value in assignments:
         if not value:
             continue
-        if is_secret_key(key):
+        if is_secret_name(key):
             secrets.add(value)
         secrets.update(_url_userinfo(value))
     return secrets

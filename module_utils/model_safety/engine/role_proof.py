@@ -34,15 +34,11 @@ import redis
 
 from .. import utctime
 from ..cutover import parse_cutover, stream_id_key
+from ..site_defaults import DEFAULT_TRADE_TABLE
 from ..telemetry.stream import PAYLOAD_FIELD
-from .status import (
-    EngineStateError,
-    span_rate,
-    stream_id_ms,
-    validate_model_name,
-    validate_stream_name,
-    validate_timeout,
-)
+from .commands import EngineStateError
+from .stream_stats import span_rate, stream_id_ms
+from .validation import validate_model_name, validate_stream_name, validate_timeout
 
 ROLES = ("voting", "shadow")
 ACTIONS = frozenset({"BUY", "SELL", "HOLD"})
@@ -52,7 +48,6 @@ POLL_INTERVAL_S = 0.5
 # gate allows for an inactive candidate (DESIGN "Telemetry event").
 MAX_MISSING_SHARE = 0.05
 MAX_VIOLATIONS = 10
-TRADE_TABLE = "trade_intents"
 # The table name is put into the SQL text (SQLite cannot bind it): only a plain identifier.
 _SQL_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # The plan (proof_plan): a healthy start fails to show the planned events within the wait
@@ -418,7 +413,7 @@ class TradeLogError(Exception):
     """The trade log is missing, not a database, lacks its table or cannot be read."""
 
 
-def open_trade_log(db_path: str, table: str = TRADE_TABLE) -> sqlite3.Connection:
+def open_trade_log(db_path: str, table: str = DEFAULT_TRADE_TABLE) -> sqlite3.Connection:
     """A read-only connection (``mode=ro``: nothing can be written) with ``table`` checked."""
     if not os.path.isfile(db_path):
         raise TradeLogError(f"trade log {db_path} does not exist (or is not a file)")
@@ -448,7 +443,7 @@ class _Rows:
 
     model: str
     cutover_ms: int
-    table: str = TRADE_TABLE
+    table: str = DEFAULT_TRADE_TABLE
     last_row_id: int = -1
     count: int = 0
     row_ids: list[int] = field(default_factory=list)
@@ -493,7 +488,7 @@ def prove_model_role(
     timeout: float = 60,
     db_path: str | None = None,
     min_rows: int = 1,
-    trade_table: str = TRADE_TABLE,
+    trade_table: str = DEFAULT_TRADE_TABLE,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:

@@ -24,21 +24,19 @@ from typing import Any
 
 from ..cutover import parse_cutover
 from ..names import is_model_name
-from ..telemetry.features import feature_sanity
-from ..telemetry.stream import (
-    DEFAULT_COUNT,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_STREAM,
+from ..redis_client import (
     DEFAULT_TIMEOUT_S,
     StreamError,
     connect,
     describe_client,
-    read_window,
     redact_url,
     resolve_url,
     scrub,
     url_secrets,
 )
+from ..site_defaults import DEFAULT_STREAM
+from ..telemetry.features import feature_sanity
+from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window
 from .gate import evaluate, failure
 from .promotion import blocked_check, promotion_check, validate_promotion_args
 from .scoreboard import scoreboard

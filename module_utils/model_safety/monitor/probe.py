@@ -28,12 +28,15 @@ from typing import Any
 
 from ..activation.log import ActivationLogError, last_record
 from ..cutover import parse_cutover
+from ..engine.commands import Runner
 from ..engine.config import EngineConfigError, unit_expected_config
 from ..engine.role_proof import RoleProofError, pre_activation_rate
-from ..engine.status import Runner, read_service_state, service_uptime, stream_id_ms
+from ..engine.stream_stats import stream_id_ms
+from ..engine.systemd import read_service_state, service_uptime
 from ..judgement.run import RunError, _open
+from ..redis_client import StreamError, scrub
 from ..telemetry.events import NO_ACTION
-from ..telemetry.stream import StreamError, read_window, scrub
+from ..telemetry.stream import read_window
 
 ACTIVATION_EVENTS = ("activation", "promotion")
 DEFAULT_WINDOW_EVENTS = 1000

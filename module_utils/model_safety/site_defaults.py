@@ -1,0 +1,13 @@
+"""The trading system's site defaults (DESIGN.md): where the engine runs, what it is called,
+where it publishes and logs. One place for the code's defaults and the modules' options.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STREAM = "quantum:stream:trade.intent"
+DEFAULT_UNIT = "quantum-ai-engine.service"
+DEFAULT_CHECKOUT = "/home/qt/quantum_trader"
+DEFAULT_TRADE_LOG = "/opt/quantum/data/quantum_trader.db"
+DEFAULT_TRADE_TABLE = "trade_intents"
