@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from model_safety.activation import lock as ls
+from model_safety.activation.lease_file import parse_lease
 
 T0 = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 
@@ -442,7 +443,7 @@ def test_a_reader_never_sees_a_partial_lease(lease_path):
         except FileNotFoundError:
             seen["absent"] += 1
             continue
-        assert ls.parse_lease(content)["owner"] == "churn", content
+        assert parse_lease(content)["owner"] == "churn", content
         seen["lease"] += 1
     for writer in writers:
         writer.join()

@@ -34,60 +34,37 @@ only way. Standard library only (runs on the target through AnsiballZ).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import re
-import secrets
-import socket
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from ..fileio import ensure_directory, fsync_directory, write_atomic
-from ..utctime import iso_s
+from .lease_file import (
+    LEASE_MODE,
+    TOKEN_RE,
+    FoundLease,
+    LeaseError,
+    LeaseHeld,
+    Serialised,
+    expiry,
+    holder_message,
+    inspect_lease,
+    moment_of,
+    new_lease,
+    parse_iso,
+    publish_lease,
+    retire_lease,
+)
 
 DEFAULT_LEASE_PATH = "/var/lib/model-safety/activation.lease"
 DEFAULT_TTL = 1800
 MIN_TTL = 1
 MAX_TTL = 86_400
 MAX_TEXT = 200
-LEASE_MODE = 0o600
+
+
 DIR_MODE = 0o700
-LOCK_WAIT_S = 10.0
-# Enough of an unreadable lease to recognise it in a report, not a whole file.
-_EXCERPT = 200
-
-_TOKEN_RE = re.compile(r"[0-9a-f]{32}")
-_ISO_Z_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_FIELDS = {
-    "owner": str,
-    "purpose": str,
-    "host": str,
-    "pid": int,
-    "token": str,
-    "acquired": str,
-    "expires": str,
-    "ttl": int,
-}
-
-
-class LeaseError(Exception):
-    """Bad input, or a lease that cannot be taken or released; ``lease`` is the holder's."""
-
-    def __init__(self, message: str, lease: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.lease = dict(lease) if lease is not None else None
-
-
-class LeaseHeld(LeaseError):
-    """Another activation holds a valid, unexpired lease (or one too young to judge)."""
-
-
-# --------------------------------------------------------------------------- validation
 
 
 def validate_text(name: str, value: object) -> str:
@@ -126,7 +103,7 @@ def validate_ttl(ttl: object) -> int:
 
 def validate_token(token: object) -> str:
     """Return ``token`` if it is 32 lowercase hex digits (what ``acquire`` hands out)."""
-    if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise LeaseError(f"not a lease token (32 lowercase hex digits): {token!r}")
     return token
 
@@ -137,185 +114,6 @@ def _validate_path(path: object) -> str:
     return path
 
 
-# --------------------------------------------------------------------------- time
-
-
-def _moment(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise LeaseError("now must be timezone-aware")
-    return now.astimezone(UTC)
-
-
-def _parse_iso(text: str) -> datetime:
-    if not _ISO_Z_RE.fullmatch(text):
-        raise ValueError(f"not a UTC time like 2026-01-10T12:00:00Z: {text!r}")
-    return datetime.fromisoformat(text[:-1] + "+00:00")
-
-
-# --------------------------------------------------------------------------- the file
-
-
-@dataclass(frozen=True)
-class _Found:
-    """What is at the lease path: its bytes and identity, and the lease they hold (None when
-    unreadable)."""
-
-    content: bytes
-    identity: tuple[int, int]
-    mtime: float
-    lease: dict[str, Any] | None
-    problem: str | None
-
-    def expired(self, moment: datetime, ttl: int) -> bool:
-        """A valid lease past its expiry, or an unreadable one older than ``ttl``."""
-        if self.lease is not None:
-            return _parse_iso(self.lease["expires"]) <= moment
-        return moment.timestamp() - self.mtime > ttl
-
-    def described(self) -> dict[str, Any]:
-        """The lease as returned to callers; an unreadable one as what is known of it."""
-        if self.lease is not None:
-            return dict(self.lease)
-        return {
-            "corrupt": True,
-            "problem": self.problem,
-            "content": self.content[:_EXCERPT].decode("utf-8", "replace"),
-            "modified": iso_s(datetime.fromtimestamp(self.mtime, UTC)),
-        }
-
-
-def parse_lease(content: bytes) -> dict[str, Any]:
-    """The lease in ``content``; raise ValueError naming what is wrong with it."""
-    lease = json.loads(content.decode("utf-8"))
-    if not isinstance(lease, dict):
-        raise ValueError("not a JSON object")
-    for name, kind in _FIELDS.items():
-        value = lease.get(name)
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(f"{name} missing or not a {kind.__name__}")
-    if not _TOKEN_RE.fullmatch(lease["token"]):
-        raise ValueError("token is not 32 lowercase hex digits")
-    _parse_iso(lease["acquired"])
-    _parse_iso(lease["expires"])
-    return lease
-
-
-def _inspect(path: str) -> _Found | None:
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read()
-            status = os.fstat(handle.fileno())
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LeaseError(f"cannot read the lease {path}: {exc}") from None
-    try:
-        lease, problem = parse_lease(content), None
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        lease, problem = None, f"unreadable lease: {exc}"
-    return _Found(content, (status.st_dev, status.st_ino), status.st_mtime, lease, problem)
-
-
-def _holder_message(found: _Found, ttl: int) -> str:
-    if found.lease is not None:
-        lease = found.lease
-        return (
-            f"held by {lease['owner']} for {lease['purpose']} since {lease['acquired']} "
-            f"(expires {lease['expires']})"
-        )
-    modified = datetime.fromtimestamp(found.mtime, UTC)
-    return (
-        f"held by an unreadable lease written {iso_s(modified)} ({found.problem}); "
-        f"treated as held until it is {ttl} s old "
-        f"({iso_s(modified + timedelta(seconds=ttl))})"
-    )
-
-
-def _expiry(moment: datetime, ttl: int) -> dict[str, Any]:
-    # Whole seconds, rounded so the lease lasts at least ttl (never less).
-    expires = moment.replace(microsecond=0) + timedelta(
-        seconds=ttl + (1 if moment.microsecond else 0)
-    )
-    return {"expires": iso_s(expires), "ttl": ttl}
-
-
-def _new_lease(owner: str, purpose: str, ttl: int, moment: datetime) -> dict[str, Any]:
-    return {
-        "owner": owner,
-        "purpose": purpose,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "token": secrets.token_hex(16),
-        "acquired": iso_s(moment.replace(microsecond=0)),
-        **_expiry(moment, ttl),
-    }
-
-
-def _publish(path: str, lease: Mapping[str, Any]) -> None:
-    """Create ``path`` holding ``lease``, whole, or raise FileExistsError if it exists."""
-    content = (json.dumps(lease, sort_keys=True) + "\n").encode("ascii")
-    write_atomic(path, content, LEASE_MODE, replace=False)
-
-
-class _Serialised:
-    """An exclusive flock of ``path + ".lock"`` around one read-judge-replace sequence."""
-
-    def __init__(self, path: str, wait: float = LOCK_WAIT_S) -> None:
-        self.lock_path = path + ".lock"
-        self.wait = wait
-        self.fd = -1
-
-    def __enter__(self) -> _Serialised:
-        self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LEASE_MODE)
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    os.close(self.fd)
-                    raise
-            if time.monotonic() >= deadline:
-                os.close(self.fd)
-                raise LeaseError(f"{self.lock_path} stayed locked for {self.wait:g} s")
-            time.sleep(0.01)
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self.fd)
-
-
-def _retire(path: str, found: _Found, token: str, ttl: int) -> None:
-    """Move the lease ``found`` (stale, or broken on purpose) out of the way; refuse if another
-    file was moved."""
-    aside = f"{path}.stale-{token}"
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        raise LeaseError(f"the stale lease {path} vanished during the take-over") from None
-    moved = _inspect(aside)
-    if moved is None:
-        raise LeaseError(f"{aside} vanished during the take-over of {path}")
-    if (moved.identity, moved.content) == (found.identity, found.content):
-        os.unlink(aside)
-        return
-    try:
-        os.link(aside, path)
-    except FileExistsError:
-        raise LeaseError(
-            f"{path} changed during the take-over and was replaced again; "
-            f"the lease moved aside is kept in {aside}",
-            moved.described(),
-        ) from None
-    os.unlink(aside)
-    raise LeaseHeld(_holder_message(moved, ttl), moved.described())
-
-
-# --------------------------------------------------------------------------- public API
-
-
 def read_lease(path: str, now: datetime | None = None, ttl: int = DEFAULT_TTL) -> dict | None:
     """The lease at ``path`` with ``expired`` added, or None when there is none.
 
@@ -324,13 +122,15 @@ def read_lease(path: str, now: datetime | None = None, ttl: int = DEFAULT_TTL) -
     """
     path = _validate_path(path)
     ttl = validate_ttl(ttl)
-    found = _inspect(path)
+    found = inspect_lease(path)
     if found is None:
         return None
-    return {**found.described(), "expired": found.expired(_moment(now), ttl)}
+    return {**found.described(), "expired": found.expired(moment_of(now), ttl)}
 
 
-def _taken_over(found: _Found | None, moment: datetime, ttl: int, force: bool) -> dict[str, Any]:
+def _taken_over(
+    found: FoundLease | None, moment: datetime, ttl: int, force: bool
+) -> dict[str, Any]:
     """``{"stale", "broken"}``: the lease ``found`` that a take-over replaces, as stale when
     expired, as broken when held and ``force``; raise LeaseHeld when held without ``force``."""
     if found is None:
@@ -338,8 +138,18 @@ def _taken_over(found: _Found | None, moment: datetime, ttl: int, force: bool) -
     if found.expired(moment, ttl):
         return {"stale": found.described(), "broken": None}
     if not force:
-        raise LeaseHeld(_holder_message(found, ttl), found.described())
+        raise LeaseHeld(holder_message(found, ttl), found.described())
     return {"stale": None, "broken": found.described()}
+
+
+def _acquire_args(path: object, owner: object, purpose: object, ttl: object) -> tuple:
+    """The validated ``(path, owner, purpose, ttl)`` of an acquire, the purpose normalised."""
+    return (
+        _validate_path(path),
+        validate_text("owner", owner),
+        normalise_text("purpose", purpose),
+        validate_ttl(ttl),
+    )
 
 
 def check_acquire(
@@ -355,14 +165,11 @@ def check_acquire(
     else return ``{"lease": None, "token": None, "stale": <expired lease it would take over>,
     "broken": <held lease it would break (force)>}`` (None when there is none).
     """
-    path = _validate_path(path)
-    validate_text("owner", owner)
-    normalise_text("purpose", purpose)
-    ttl = validate_ttl(ttl)
+    path, _, _, ttl = _acquire_args(path, owner, purpose, ttl)
     return {
         "lease": None,
         "token": None,
-        **_taken_over(_inspect(path), _moment(now), ttl, force),
+        **_taken_over(inspect_lease(path), moment_of(now), ttl, force),
     }
 
 
@@ -382,26 +189,23 @@ def acquire(
     "broken": <the held lease broken>}`` (None when there was none); the token is what
     ``release`` needs.
     """
-    path = _validate_path(path)
-    owner = validate_text("owner", owner)
-    purpose = normalise_text("purpose", purpose)
-    ttl = validate_ttl(ttl)
-    moment = _moment(now)
+    path, owner, purpose, ttl = _acquire_args(path, owner, purpose, ttl)
+    moment = moment_of(now)
     try:
         ensure_directory(os.path.dirname(path), DIR_MODE)
-        with _Serialised(path):
-            found = _inspect(path)
-            lease = _new_lease(owner, purpose, ttl, moment)
+        with Serialised(path):
+            found = inspect_lease(path)
+            lease = new_lease(owner, purpose, ttl, moment)
             replaced = _taken_over(found, moment, ttl, force)
             if found is not None:
-                _retire(path, found, lease["token"], ttl)
+                retire_lease(path, found, lease["token"], ttl)
             try:
-                _publish(path, lease)
+                publish_lease(path, lease)
             except FileExistsError:
                 # Only a writer bypassing the lock gets here; whatever it wrote wins.
-                current = _inspect(path)
+                current = inspect_lease(path)
                 raise LeaseHeld(
-                    _holder_message(current, ttl) if current else f"{path} changed meanwhile",
+                    holder_message(current, ttl) if current else f"{path} changed meanwhile",
                     current.described() if current else None,
                 ) from None
     except OSError as exc:
@@ -409,7 +213,7 @@ def acquire(
     return {"lease": lease, "token": lease["token"], **replaced}
 
 
-def _check_renewable(path: str, found: _Found | None, token: str, moment: datetime) -> None:
+def _check_renewable(path: str, found: FoundLease | None, token: str, moment: datetime) -> None:
     if found is None:
         raise LeaseError(
             f"{path} is gone: this activation no longer holds the lease (removed, or taken over "
@@ -417,7 +221,7 @@ def _check_renewable(path: str, found: _Found | None, token: str, moment: dateti
         )
     _refuse_foreign(path, found, token)
     expires = found.lease["expires"] if found.lease else "?"
-    if _parse_iso(expires) <= moment:
+    if parse_iso(expires) <= moment:
         raise LeaseError(
             f"this activation's lease expired at {expires}: another activation may take it "
             "over at any moment"
@@ -429,8 +233,8 @@ def check_renew(path: str, token: str, ttl: int, now: datetime | None = None) ->
     path = _validate_path(path)
     validate_token(token)
     validate_ttl(ttl)
-    found = _inspect(path)
-    _check_renewable(path, found, token, _moment(now))
+    found = inspect_lease(path)
+    _check_renewable(path, found, token, moment_of(now))
     return dict(found.lease)
 
 
@@ -442,12 +246,12 @@ def renew(path: str, token: str, ttl: int, now: datetime | None = None) -> dict[
     path = _validate_path(path)
     validate_token(token)
     ttl = validate_ttl(ttl)
-    moment = _moment(now)
+    moment = moment_of(now)
     try:
-        with _Serialised(path):
-            found = _inspect(path)
+        with Serialised(path):
+            found = inspect_lease(path)
             _check_renewable(path, found, token, moment)
-            renewed = {**found.lease, **_expiry(moment, ttl)}
+            renewed = {**found.lease, **expiry(moment, ttl)}
             content = (json.dumps(renewed, sort_keys=True) + "\n").encode("ascii")
             write_atomic(path, content, LEASE_MODE)
     except OSError as exc:
@@ -460,7 +264,7 @@ def check_release(path: str, token: str) -> str:
     as it would."""
     path = _validate_path(path)
     validate_token(token)
-    found = _inspect(path)
+    found = inspect_lease(path)
     if found is None:
         return "not_held"
     _refuse_foreign(path, found, token)
@@ -475,8 +279,8 @@ def release(path: str, token: str) -> str:
     if not os.path.isdir(os.path.dirname(path)):
         return "not_held"
     try:
-        with _Serialised(path):
-            found = _inspect(path)
+        with Serialised(path):
+            found = inspect_lease(path)
             if found is None:
                 return "not_held"
             _refuse_foreign(path, found, token)
@@ -487,7 +291,7 @@ def release(path: str, token: str) -> str:
     return "released"
 
 
-def _refuse_foreign(path: str, found: _Found, token: str) -> None:
+def _refuse_foreign(path: str, found: FoundLease, token: str) -> None:
     if found.lease is None:
         raise LeaseError(
             f"{path} is an unreadable lease ({found.problem}), not the one of this token",
