@@ -85,31 +85,61 @@ def test_no_wait_reads_once(client, key) -> None:
     assert (result["verdict"], result["reads"]) == ("FAIL", 1)
 
 
+def gate_result(
+    event_count: int, blockers: list[str], findings: dict[str, list[str]], **extra: object
+) -> dict:
+    """A FAIL gate result with ``findings`` (judged model -> rules, texts as the blockers)."""
+    return {
+        "verdict": "FAIL",
+        "event_count": event_count,
+        "malformed": 0,
+        "blockers": blockers,
+        "judged": list(findings),
+        "models": {
+            name: {"findings": [{"rule": rule, "text": rule} for rule in rules]}
+            for name, rules in findings.items()
+        },
+        **extra,
+    }
+
+
 @pytest.mark.parametrize(
     ("result", "waits"),
     [
-        ({"verdict": "FAIL", "event_count": 9, "malformed": 0, "blockers": [
+        (gate_result(9, [
             "window: 9 events < 200 required (canary)", "xgb: 9 events < 200 required (canary)"
-        ]}, True),
-        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "blockers": [
+        ], {"xgb": ["too_few_events"]}), True),
+        (gate_result(0, [
             "window: empty (no events)", "patchtst: not in the window (no event reports this model)"
-        ]}, True),
-        ({"verdict": "FAIL", "event_count": 9, "malformed": 0, "blockers": [
+        ], {"patchtst": ["not_in_window"]}), True),
+        (gate_result(0, ["window: empty (no events)"], {}), True),
+        (gate_result(9, [
             "window: 9 events < 200 required (canary)",
             "patchtst: not in the window (no event reports this model)",
-        ]}, False),
-        ({"verdict": "FAIL", "event_count": 9, "malformed": 1, "blockers": [
+        ], {"patchtst": ["not_in_window"]}), False),
+        (gate_result(9, [
             "window: 1 malformed event (first 1-0: unparsable JSON)",
             "window: 9 events < 200 required (canary)",
-        ]}, False),
-        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "error": "x", "blockers": [
-            "window: empty (no events)"
-        ]}, False),
-        ({"verdict": "FAIL", "event_count": 0, "malformed": 0, "blockers": []}, False),
-        ({"verdict": "COLLECTION", "event_count": 9, "malformed": 0, "blockers": [
+        ], {}, malformed=1), False),
+        (gate_result(9, [
+            "window: 9 events < 200 required (canary)", "window: no voting model in the window"
+        ], {}), False),
+        (gate_result(0, ["window: empty (no events)"], {}, error="x"), False),
+        (gate_result(0, [], {}), False),
+        (gate_result(9, [
             "window: 9 events < 100 required (collection)"
-        ]}, False),
+        ], {}, verdict="COLLECTION"), False),
     ],
 )  # fmt: skip
 def test_only_too_few_events(result: dict, waits: bool) -> None:
     assert only_too_few_events(result) is waits
+
+
+def test_the_wait_follows_the_findings_not_the_sentences() -> None:
+    """A reworded too-few-events blocker still waits; a collapse worded like it does not."""
+    reworded = gate_result(9, ["xgb: only 9 of 200 events so far"], {"xgb": ["too_few_events"]})
+    assert only_too_few_events(reworded)
+    lookalike = gate_result(
+        9, ["xgb: 9 events < 200 required (canary)"], {"xgb": ["action_collapse"]}
+    )
+    assert not only_too_few_events(lookalike)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -190,25 +189,28 @@ def run_gate(
 
 
 GATE_POLL_INTERVAL_S = 1.0
-# The gate's too-few-events blockers (gate.window_blockers / gate.model_blockers): a window
-# that is still filling up after an engine (re)start, not yet a verdict on the models.
-_TOO_FEW_EVENTS = re.compile(
-    r"(window|[a-z][a-z0-9_]{0,31}): [0-9]+ events < [0-9]+ required \(\w+\)"
-)
-_EMPTY_WINDOW = ("window: empty (no events)", "not in the window (no event reports this model)")
+# The gate's findings (gate.model_findings rules) of a window still filling up after an engine
+# (re)start: not yet a verdict on the models. An empty window holds no model at all yet.
+_FILLING_RULES = frozenset({"too_few_events"})
+_EMPTY_WINDOW_RULES = _FILLING_RULES | {"not_in_window"}
 
 
 def only_too_few_events(result: Mapping[str, Any]) -> bool:
     """True when ``result`` (a :func:`run_gate` result) is a FAIL for no reason but too few
-    events: each blocker says so, or the window is still empty (then the judged model is not
-    in it yet either)."""
-    blockers = result.get("blockers") or []
-    if result.get("verdict") != "FAIL" or result.get("error") or not blockers:
+    events, judged from its structure (counts and each judged model's findings, as the monitor
+    does), not from the blocker sentences: no malformed event, a voting model judged unless the
+    window is empty, and every finding of the judged models is too few events (or, in an empty
+    window, the model not being in it yet)."""
+    if result.get("verdict") != "FAIL" or result.get("error") or not result.get("blockers"):
         return False
-    empty = result.get("event_count") == 0 and result.get("malformed") == 0
+    events = result.get("event_count") or 0
+    judged = result.get("judged") or []
+    if result.get("malformed") or (events and not judged):
+        return False
+    allowed = _EMPTY_WINDOW_RULES if events == 0 else _FILLING_RULES
+    models = result.get("models") or {}
     return all(
-        _TOO_FEW_EVENTS.fullmatch(blocker) or (empty and blocker.endswith(_EMPTY_WINDOW))
-        for blocker in blockers
+        finding["rule"] in allowed for name in judged for finding in models[name]["findings"]
     )
 
 
