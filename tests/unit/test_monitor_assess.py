@@ -53,8 +53,9 @@ from model_safety.monitor.settings import (
     stream_id_key,
 )
 from model_safety.telemetry.events import BUY, HOLD, SELL
-from tests.unit.test_evidence import (
+from tests.monitor_events import (
     T0_MS,
+    Rows,
     class_rows,
     constant_rows,
     healthy_rows,
@@ -69,7 +70,6 @@ OTHER_INVOCATION = "fedcba9876543210fedcba9876543210"
 STARTED = "2026-01-10T12:00:00.000Z"
 DEFAULT = MonitorSettings(model=MODEL)
 PER_MINUTE = 1 / 60
-Rows = list[list[Any]]
 
 
 # -- probes ----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from model_safety.monitor.settings import ROLLING_BACK, MonitorOptions, MonitorS
 from model_safety.monitor.store import StateStore
 from model_safety.playbook_runner import PlaybookRun
 from model_safety.telemetry.events import BUY
-from tests.unit.test_evidence import T0_MS, class_rows, healthy_rows
+from tests.monitor_events import T0_MS, class_rows, healthy_rows
 
 MODEL = "patchtst"
 INVOCATION = "0123456789abcdef0123456789abcdef"

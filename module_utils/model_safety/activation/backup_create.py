@@ -17,6 +17,7 @@ from ..fileio import fsync_directory
 from ..fileio import write_atomic as _write_atomic
 from ..names import is_model_name
 from ..utctime import iso_us
+from .backup_files import file_state, make_dirs, mode_or_none, read_file, refuse_symlinks, write_new
 from .backup_format import (
     BACKUP_DIR_MODE,
     FORMAT,
@@ -28,13 +29,7 @@ from .backup_format import (
     backup_name,
     check_root,
     checked_path,
-    file_state,
-    make_dirs,
-    mode_or_none,
-    read_file,
-    refuse_symlinks,
     saved_as,
-    write_new,
 )
 from .backup_verify import copy_problems, verify_backup
 

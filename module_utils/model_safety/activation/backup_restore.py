@@ -17,6 +17,7 @@ from ..fileio import fsync_directory
 from ..fileio import write_atomic as _write_atomic
 from ..utctime import iso_us
 from .backup_catalog import refuse_future
+from .backup_files import file_state, make_dirs, mode_or_none, read_file, refuse_symlinks
 from .backup_format import (
     MANIFEST,
     RESTORATIONS,
@@ -28,11 +29,6 @@ from .backup_format import (
     as_utc,
     check_root,
     checked_path,
-    file_state,
-    make_dirs,
-    mode_or_none,
-    read_file,
-    refuse_symlinks,
 )
 from .backup_verify import manifest_problems, read_manifest, verify_backup
 

@@ -11,6 +11,7 @@ import stat
 from typing import Any
 
 from ..names import is_model_name
+from .backup_files import read_file
 from .backup_format import (
     FILES_DIR,
     FORMAT,
@@ -21,7 +22,6 @@ from .backup_format import (
     SHA256_RE,
     BackupError,
     checked_path,
-    read_file,
     saved_as,
 )
 
