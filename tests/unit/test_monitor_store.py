@@ -26,16 +26,6 @@ from model_safety import fileio
 from model_safety.monitor import store as monitor_io
 from model_safety.monitor.report import prometheus_text
 from model_safety.monitor.settings import MonitorSettings, new_state
-from model_safety.monitor.store import (
-    HostLocks,
-    MonitorIOError,
-    StateStore,
-    Webhook,
-    check_logger,
-    log_check,
-    redact_webhook,
-    write_textfile,
-)
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "module_utils"
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -49,22 +39,22 @@ def mode_of(path: Path | str) -> int:
 
 
 @pytest.fixture
-def locks(tmp_path: Path) -> Iterator[list[HostLocks]]:
+def locks(tmp_path: Path) -> Iterator[list[monitor_io.HostLocks]]:
     """HostLocks made by a test, released afterwards."""
-    made: list[HostLocks] = []
+    made: list[monitor_io.HostLocks] = []
     yield made
     for item in made:
         item.release()
 
 
-def new_locks(made: list[HostLocks], state_dir: Path) -> HostLocks:
-    item = HostLocks(str(state_dir))
+def new_locks(made: list[monitor_io.HostLocks], state_dir: Path) -> monitor_io.HostLocks:
+    item = monitor_io.HostLocks(str(state_dir))
     made.append(item)
     return item
 
 
 def test_a_second_lock_in_the_same_process_is_refused_and_names_the_holder(
-    tmp_path: Path, locks: list[HostLocks]
+    tmp_path: Path, locks: list[monitor_io.HostLocks]
 ) -> None:
     state_dir = tmp_path / "state"
     first = new_locks(locks, state_dir)
@@ -75,7 +65,7 @@ def test_a_second_lock_in_the_same_process_is_refused_and_names_the_holder(
     assert (holder["pid"], holder["model"]) == (os.getpid(), "patchtst")
     assert TS.match(holder["since"])
     second = new_locks(locks, state_dir)
-    with pytest.raises(MonitorIOError) as refused:
+    with pytest.raises(monitor_io.MonitorIOError) as refused:
         second.acquire(["e1"], "nhits")
     message = str(refused.value)
     assert message.startswith("another monitor already watches e1 (")
@@ -89,12 +79,12 @@ def test_a_second_lock_in_the_same_process_is_refused_and_names_the_holder(
     assert json.loads((state_dir / "e1.lock").read_text())["model"] == "nhits"
 
 
-def test_locks_are_all_or_none(tmp_path: Path, locks: list[HostLocks]) -> None:
+def test_locks_are_all_or_none(tmp_path: Path, locks: list[monitor_io.HostLocks]) -> None:
     state_dir = tmp_path / "state"
     holder = new_locks(locks, state_dir)
     holder.acquire(["e2"], "patchtst")
     loser = new_locks(locks, state_dir)
-    with pytest.raises(MonitorIOError, match="already watches e2"):
+    with pytest.raises(monitor_io.MonitorIOError, match="already watches e2"):
         loser.acquire(["e1", "e2", "e3"], "patchtst")
     # e1 was locked before e2 was refused: it is free again; e3 was never taken.
     third = new_locks(locks, state_dir)
@@ -103,12 +93,12 @@ def test_locks_are_all_or_none(tmp_path: Path, locks: list[HostLocks]) -> None:
 
 
 def test_bad_host_names_are_refused_before_anything_is_locked(
-    tmp_path: Path, locks: list[HostLocks]
+    tmp_path: Path, locks: list[monitor_io.HostLocks]
 ) -> None:
     state_dir = tmp_path / "state"
     item = new_locks(locks, state_dir)
     for bad in ("../e1", "", "-e1", "e1/x", "e 1"):
-        with pytest.raises(MonitorIOError, match="not a usable inventory host name"):
+        with pytest.raises(monitor_io.MonitorIOError, match="not a usable inventory host name"):
             item.acquire(["ok1", bad], "patchtst")
     new_locks(locks, state_dir).acquire(["ok1"], "patchtst")  # released by the refusals
     assert sorted(os.listdir(state_dir)) == ["ok1.lock"]
@@ -124,7 +114,7 @@ time.sleep(60)
 
 
 def test_a_lock_of_another_process_is_refused_and_dropped_when_it_dies(
-    tmp_path: Path, locks: list[HostLocks]
+    tmp_path: Path, locks: list[monitor_io.HostLocks]
 ) -> None:
     state_dir = tmp_path / "state"
     env = {**os.environ, "PYTHONPATH": str(MODULE_UTILS)}
@@ -138,7 +128,7 @@ def test_a_lock_of_another_process_is_refused_and_dropped_when_it_dies(
         assert child.stdout is not None
         assert child.stdout.readline() == "locked\n"
         mine = new_locks(locks, state_dir)
-        with pytest.raises(MonitorIOError) as refused:
+        with pytest.raises(monitor_io.MonitorIOError) as refused:
             mine.acquire(["e2"], "patchtst")
         assert f'"pid": {child.pid}' in str(refused.value)
         child.kill()
@@ -154,7 +144,9 @@ def test_a_lock_of_another_process_is_refused_and_dropped_when_it_dies(
             child.stdout.close()
 
 
-def test_release_lets_another_take_the_lock(tmp_path: Path, locks: list[HostLocks]) -> None:
+def test_release_lets_another_take_the_lock(
+    tmp_path: Path, locks: list[monitor_io.HostLocks]
+) -> None:
     first = new_locks(locks, tmp_path)
     first.acquire(["e1", "e2"], "patchtst")
     first.release()
@@ -181,7 +173,7 @@ def sample_state(host: str = "e1", model: str = "patchtst") -> dict[str, Any]:
 
 def test_state_round_trip_and_mode(tmp_path: Path) -> None:
     state_dir = tmp_path / "monitor"
-    store = StateStore(str(state_dir))
+    store = monitor_io.StateStore(str(state_dir))
     assert store.load("e1", "patchtst") is None
     store.save(sample_state())
     path = Path(store.path("e1", "patchtst"))
@@ -204,34 +196,34 @@ def test_state_round_trip_and_mode(tmp_path: Path) -> None:
     ids=["bad-json", "bad-utf8", "empty", "a-list", "a-string"],
 )
 def test_an_unusable_state_file_raises(tmp_path: Path, content: bytes) -> None:
-    store = StateStore(str(tmp_path))
+    store = monitor_io.StateStore(str(tmp_path))
     Path(store.path("e1", "patchtst")).write_bytes(content)
-    with pytest.raises(MonitorIOError, match="e1"):
+    with pytest.raises(monitor_io.MonitorIOError, match="e1"):
         store.load("e1", "patchtst")
 
 
 def test_a_state_of_another_host_or_model_raises(tmp_path: Path) -> None:
-    store = StateStore(str(tmp_path))
+    store = monitor_io.StateStore(str(tmp_path))
     Path(store.path("e1", "patchtst")).write_text(json.dumps(sample_state("e2")))
-    with pytest.raises(MonitorIOError, match="is not the monitor state of e1/patchtst"):
+    with pytest.raises(monitor_io.MonitorIOError, match="is not the monitor state of e1/patchtst"):
         store.load("e1", "patchtst")
     Path(store.path("e3", "patchtst")).write_text(json.dumps(sample_state("e3", "nhits")))
-    with pytest.raises(MonitorIOError, match="is not the monitor state of e3/patchtst"):
+    with pytest.raises(monitor_io.MonitorIOError, match="is not the monitor state of e3/patchtst"):
         store.load("e3", "patchtst")
 
 
 def test_a_state_directory_in_place_of_the_file_raises(tmp_path: Path) -> None:
-    store = StateStore(str(tmp_path))
+    store = monitor_io.StateStore(str(tmp_path))
     os.mkdir(store.path("e1", "patchtst"))
-    with pytest.raises(MonitorIOError, match="remove it to start a new window"):
+    with pytest.raises(monitor_io.MonitorIOError, match="remove it to start a new window"):
         store.load("e1", "patchtst")
 
 
 def test_state_store_refuses_bad_host_names(tmp_path: Path) -> None:
-    store = StateStore(str(tmp_path))
-    with pytest.raises(MonitorIOError):
+    store = monitor_io.StateStore(str(tmp_path))
+    with pytest.raises(monitor_io.MonitorIOError):
         store.path("../etc", "patchtst")
-    with pytest.raises(MonitorIOError):
+    with pytest.raises(monitor_io.MonitorIOError):
         store.save(sample_state(host="a/b"))
 
 
@@ -258,10 +250,10 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.usefixtures("close_loggers")
 def test_log_check_writes_json_lines_with_ts(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "checks.jsonl"
-    logger = check_logger(str(path))
+    logger = monitor_io.check_logger(str(path))
     assert mode_of(tmp_path / "logs") == 0o750
-    log_check(logger, {"check": 1, "host": "e1", "status": "ok", "odd": Path("/var/x")})
-    log_check(logger, {"check": 2, "host": "e1", "status": "violation", "findings": []})
+    monitor_io.log_check(logger, {"check": 1, "host": "e1", "status": "ok", "odd": Path("/var/x")})
+    monitor_io.log_check(logger, {"check": 2, "host": "e1", "status": "violation", "findings": []})
     for handler in logger.handlers:
         handler.flush()
     first, second = read_lines(path)
@@ -280,11 +272,11 @@ def test_log_check_writes_json_lines_with_ts(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("close_loggers")
 def test_one_handler_per_path_however_often_the_logger_is_asked_for(tmp_path: Path) -> None:
     path = tmp_path / "checks.jsonl"
-    first = check_logger(str(path))
-    second = check_logger(str(path))
+    first = monitor_io.check_logger(str(path))
+    second = monitor_io.check_logger(str(path))
     assert first is second
     assert len(second.handlers) == 1
-    log_check(second, {"check": 1})
+    monitor_io.log_check(second, {"check": 1})
     second.handlers[0].flush()
     assert len(path.read_text().splitlines()) == 1
 
@@ -294,9 +286,9 @@ def test_the_check_log_rotates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(monitor_io, "CHECK_LOG_BYTES", 400)
     monkeypatch.setattr(monitor_io, "CHECK_LOG_BACKUPS", 2)
     path = tmp_path / "checks.jsonl"
-    logger = check_logger(str(path))
+    logger = monitor_io.check_logger(str(path))
     for number in range(60):
-        log_check(logger, {"check": number, "host": "e1", "status": "ok"})
+        monitor_io.log_check(logger, {"check": number, "host": "e1", "status": "ok"})
     for handler in logger.handlers:
         handler.flush()
     names = sorted(os.listdir(tmp_path))
@@ -320,14 +312,14 @@ def test_default_check_log_rotation_settings() -> None:
 def test_write_textfile_is_atomic_with_mode_0644(tmp_path: Path) -> None:
     old_umask = os.umask(0o077)
     try:
-        path = write_textfile(str(tmp_path), "patchtst", "metric 1\n")
+        path = monitor_io.write_textfile(str(tmp_path), "patchtst", "metric 1\n")
     finally:
         os.umask(old_umask)
     assert path == str(tmp_path / "qsc_monitor_patchtst.prom")
     assert Path(path).read_text() == "metric 1\n"
     assert mode_of(path) == 0o644
     inode = os.stat(path).st_ino
-    write_textfile(str(tmp_path), "patchtst", "metric 2\n")
+    monitor_io.write_textfile(str(tmp_path), "patchtst", "metric 2\n")
     assert Path(path).read_text() == "metric 2\n"
     assert os.stat(path).st_ino != inode  # replaced by rename, never rewritten in place
     assert os.listdir(tmp_path) == ["qsc_monitor_patchtst.prom"]
@@ -336,7 +328,7 @@ def test_write_textfile_is_atomic_with_mode_0644(tmp_path: Path) -> None:
 def test_a_failed_textfile_write_leaves_the_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_textfile(str(tmp_path), "patchtst", "metric 1\n")
+    path = monitor_io.write_textfile(str(tmp_path), "patchtst", "metric 1\n")
 
     def half_then_fail(fd: int, data: bytes) -> None:
         os.write(fd, data[: len(data) // 2])
@@ -344,14 +336,14 @@ def test_a_failed_textfile_write_leaves_the_old_file(
 
     monkeypatch.setattr(fileio, "write_all", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
-        write_textfile(str(tmp_path), "patchtst", "metric 2 with a longer line\n")
+        monitor_io.write_textfile(str(tmp_path), "patchtst", "metric 2 with a longer line\n")
     assert Path(path).read_text() == "metric 1\n"
     assert os.listdir(tmp_path) == ["qsc_monitor_patchtst.prom"]
 
 
 def test_write_textfile_into_a_missing_directory_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
-        write_textfile(str(tmp_path / "missing"), "patchtst", "x\n")
+        monitor_io.write_textfile(str(tmp_path / "missing"), "patchtst", "x\n")
 
 
 STARTED = "2026-01-10T12:00:00.000Z"
@@ -379,7 +371,9 @@ def read_families(path: str) -> list[Any]:
 
 def test_the_textfile_reads_back_whole_with_prometheus_client(tmp_path: Path) -> None:
     states = monitor_states("patchtst", e1="rolled_back", **{'we"ird\\host': "inconclusive"})
-    path = write_textfile(str(tmp_path), "patchtst", prometheus_text("patchtst", states, 1.5))
+    path = monitor_io.write_textfile(
+        str(tmp_path), "patchtst", prometheus_text("patchtst", states, 1.5)
+    )
     assert Path(path).read_text().endswith("\n")
     families = read_families(path)
     # One family per metric, each typed: a split family would come back as an untyped copy.
@@ -428,7 +422,9 @@ def test_two_models_textfiles_merge_without_a_duplicate_series(tmp_path: Path) -
     paths = []
     for model in ("patchtst", "nhits"):
         states = monitor_states(model, e1="monitoring", e2="rolled_back")
-        paths.append(write_textfile(str(tmp_path), model, prometheus_text(model, states, 2.0)))
+        paths.append(
+            monitor_io.write_textfile(str(tmp_path), model, prometheus_text(model, states, 2.0))
+        )
     # node_exporter merges the files' families by name: their type and help must agree, and
     # no two series may share a name and labels ("collected before with the same name...").
     merged: dict[str, tuple[str, str]] = {}
@@ -459,14 +455,14 @@ def test_two_models_textfiles_merge_without_a_duplicate_series(tmp_path: Path) -
     ],
 )
 def test_redact_webhook(url: str, shown: str) -> None:
-    redacted = redact_webhook(url)
+    redacted = monitor_io.redact_webhook(url)
     assert redacted == shown
     for secret in ("user", "pass", "services", "token", "abc", "secret", "XYZ", "frag"):
         assert secret not in redacted
 
 
 def test_redact_webhook_keeps_ipv6_brackets() -> None:
-    assert redact_webhook("http://u:p@[::1]:8080/hook") == "http://[::1]:8080"
+    assert monitor_io.redact_webhook("http://u:p@[::1]:8080/hook") == "http://[::1]:8080"
 
 
 # -- webhook delivery --------------------------------------------------------------------------
@@ -537,7 +533,7 @@ class Outcomes:
 def test_a_notification_is_delivered_as_json(recorder_factory: Any) -> None:
     server = recorder_factory()
     outcomes = Outcomes()
-    hook = Webhook(server.url, timeout=5, retries=2, backoff=0.05, report=outcomes)
+    hook = monitor_io.Webhook(server.url, timeout=5, retries=2, backoff=0.05, report=outcomes)
     payload = {"event": "violation", "host": "e1", "model": "patchtst", "violations": [{"x": 1}]}
     hook.notify(payload)
     assert outcomes.wait() == {
@@ -557,7 +553,7 @@ def test_a_notification_is_delivered_as_json(recorder_factory: Any) -> None:
 def test_a_failing_endpoint_is_retried(recorder_factory: Any) -> None:
     server = recorder_factory([500, 503])
     outcomes = Outcomes()
-    hook = Webhook(server.url, timeout=5, retries=2, backoff=0.05, report=outcomes)
+    hook = monitor_io.Webhook(server.url, timeout=5, retries=2, backoff=0.05, report=outcomes)
     hook.notify({"event": "rollback_executed", "host": "e1"})
     hook.drain(5)
     assert outcomes.wait() == {
@@ -574,7 +570,7 @@ def test_a_failing_endpoint_is_retried(recorder_factory: Any) -> None:
 def test_retries_run_out_and_are_reported(recorder_factory: Any) -> None:
     server = recorder_factory([500, 500, 500])
     outcomes = Outcomes()
-    hook = Webhook(server.url, timeout=5, retries=1, backoff=0.01, report=outcomes)
+    hook = monitor_io.Webhook(server.url, timeout=5, retries=1, backoff=0.01, report=outcomes)
     hook.notify({"event": "violation"})
     hook.drain(5)
     outcome = outcomes.wait()
@@ -595,7 +591,7 @@ def dead_endpoint() -> Iterator[str]:
 
 def test_a_dead_endpoint_never_delays_the_caller(dead_endpoint: str) -> None:
     outcomes = Outcomes()
-    hook = Webhook(dead_endpoint, timeout=0.3, retries=2, backoff=0.05, report=outcomes)
+    hook = monitor_io.Webhook(dead_endpoint, timeout=0.3, retries=2, backoff=0.05, report=outcomes)
     began = time.monotonic()
     hook.notify({"event": "violation", "host": "e1"})
     assert time.monotonic() - began < 0.1
@@ -617,7 +613,9 @@ def test_a_refused_connection_is_reported_failed() -> None:
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there now
     outcomes = Outcomes()
-    hook = Webhook(f"http://127.0.0.1:{port}/", timeout=1, retries=1, backoff=0.01, report=outcomes)
+    hook = monitor_io.Webhook(
+        f"http://127.0.0.1:{port}/", timeout=1, retries=1, backoff=0.01, report=outcomes
+    )
     hook.notify({"event": "x"})
     outcome = outcomes.wait()
     assert (outcome["webhook"], outcome["attempts"]) == ("failed", 2)
@@ -674,7 +672,7 @@ def not_http() -> Iterator[str]:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_non_http_answer_is_retried_and_reported_failed(not_http: str) -> None:
     outcomes = Outcomes()
-    hook = Webhook(not_http, timeout=1, retries=1, backoff=0.01, report=outcomes)
+    hook = monitor_io.Webhook(not_http, timeout=1, retries=1, backoff=0.01, report=outcomes)
     hook.notify({"event": "violation"})
     hook.drain(5)
     outcome = outcomes.wait(0.5)
@@ -693,8 +691,10 @@ def test_a_non_http_answer_is_retried_and_reported_failed(not_http: str) -> None
     ],
 )
 def test_non_http_urls_are_refused(url: str) -> None:
-    with pytest.raises(MonitorIOError, match=r"webhook URL must be http\(s\)://host/") as refused:
-        Webhook(url)
+    with pytest.raises(
+        monitor_io.MonitorIOError, match=r"webhook URL must be http\(s\)://host/"
+    ) as refused:
+        monitor_io.Webhook(url)
     assert "secret" not in str(refused.value)
 
 
@@ -712,7 +712,9 @@ def test_non_http_urls_are_refused(url: str) -> None:
 )
 def test_urls_http_cannot_send_are_refused_up_front(url: str) -> None:
     # Accepted before, each delivery then failed with the path (and token) in its error.
-    with pytest.raises(MonitorIOError, match="printable ASCII without spaces") as refused:
-        Webhook(url)  # type: ignore[arg-type]
+    with pytest.raises(
+        monitor_io.MonitorIOError, match="printable ASCII without spaces"
+    ) as refused:
+        monitor_io.Webhook(url)  # type: ignore[arg-type]
     assert "T0K3N" not in str(refused.value)
     assert "services" not in str(refused.value)
