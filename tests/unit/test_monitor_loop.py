@@ -104,12 +104,22 @@ class FakeJob:
         return self.finished.is_set()
 
     def wait(self) -> PlaybookRun:
+        return self.ended()
+
+    def ended(self, failures: dict[str, str] | None = None) -> PlaybookRun:
+        """The rollback run once the test finished it: failed on the hosts in ``failures``."""
         assert self.finished.wait(10), "the test never finished the rollback"
+        failures = failures or {}
         return PlaybookRun(
             ident="rollback-x",
-            status="successful",
-            rc=0,
-            stats={"ok": dict.fromkeys(self.hosts, 5), "failures": {}, "dark": {}},
+            status="failed" if failures else "successful",
+            rc=2 if failures else 0,
+            failures=failures,
+            stats={
+                "ok": dict.fromkeys(self.hosts, 5),
+                "failures": dict.fromkeys(failures, 1),
+                "dark": {},
+            },
         )
 
 
@@ -433,14 +443,7 @@ class OneHostFailsJob(FakeJob):
     ran to their end."""
 
     def wait(self) -> PlaybookRun:
-        assert self.finished.wait(10), "the test never finished the rollback"
-        return PlaybookRun(
-            ident="rollback-x",
-            status="failed",
-            rc=2,
-            failures={"a": "rollback of a failed at Restore"},
-            stats={"ok": dict.fromkeys(self.hosts, 5), "failures": {"a": 1}, "dark": {}},
-        )
+        return self.ended({"a": "rollback of a failed at Restore"})
 
 
 def test_two_interrupted_rollbacks_run_again_each_under_its_own_id(tmp_path, fleet, monkeypatch):
