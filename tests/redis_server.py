@@ -3,7 +3,8 @@
 Register it with ``pytest_plugins = ["tests.redis_server"]`` in the root conftest (or import
 the ``redis_server`` fixture into a test module). The server listens on a free port of
 127.0.0.1 only, keeps nothing on disk, and is stopped when the session ends. Without a
-``redis-server`` binary the tests that need it are skipped, saying why.
+``redis-server`` binary the tests that need it are skipped, saying why. ``redis_client`` (a
+client of it) and ``redis_stream`` (a stream name of the test's own) build on it.
 """
 
 from __future__ import annotations
