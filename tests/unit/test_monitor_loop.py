@@ -351,12 +351,18 @@ def test_a_pooled_violation_rolls_back_every_host_of_the_canary(tmp_path, fleet)
         assert state["events"] <= 14 and state["detectors"]["alpha"] == pytest.approx(0.01 / 6)
 
 
-def test_a_watch_with_too_few_events_ends_inconclusive_exit_5(tmp_path, fleet):
-    fleet.behaviour = {"a": healthy(1), "b": healthy(1)}
+def watch_to_the_end(tmp_path, fleet, per_check: int) -> tuple[int, list[str], list[dict]]:
+    """Hosts a and b healthy with ``per_check`` events a check, watched for 0.3 s: the exit
+    code, the output lines and the ``monitoring_completed`` records."""
+    fleet.behaviour = {"a": healthy(per_check), "b": healthy(per_check)}
     lines: list[str] = []
     code = Monitor(options(tmp_path, duration=0.3), out=lines.append).run()
+    return code, lines, [r for r in records(tmp_path) if r["event"] == "monitoring_completed"]
+
+
+def test_a_watch_with_too_few_events_ends_inconclusive_exit_5(tmp_path, fleet):
+    code, lines, completed = watch_to_the_end(tmp_path, fleet, 1)
     assert code == EXIT_INCONCLUSIVE
-    completed = [r for r in records(tmp_path) if r["event"] == "monitoring_completed"]
     assert [(r["host"], r["result"]) for r in completed] == [
         ("a", "inconclusive"),
         ("b", "inconclusive"),
@@ -377,11 +383,8 @@ def test_a_watch_with_too_few_events_ends_inconclusive_exit_5(tmp_path, fleet):
 
 
 def test_a_watch_with_enough_healthy_events_ends_safe_exit_0(tmp_path, fleet):
-    fleet.behaviour = {"a": healthy(150), "b": healthy(150)}
-    lines: list[str] = []
-    code = Monitor(options(tmp_path, duration=0.3), out=lines.append).run()
+    code, lines, completed = watch_to_the_end(tmp_path, fleet, 150)
     assert code == EXIT_SAFE
-    completed = [r for r in records(tmp_path) if r["event"] == "monitoring_completed"]
     assert [(r["host"], r["result"], r["missing"]) for r in completed] == [
         ("a", "safe", []),
         ("b", "safe", []),
