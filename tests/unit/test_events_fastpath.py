@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from ai_engine.models import BEHAVIOURS
-from model_safety.telemetry import events
 from model_safety.telemetry.events import EventWindow, WindowBuilder
+from model_safety.telemetry.fastpath import FastPath
 
 START = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 SETTINGS = settings(
@@ -111,14 +111,14 @@ def entries_of(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 def test_engine_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     hits = []
-    parse = events._FastPath.parse
+    parse = FastPath.parse
 
-    def counted(self: events._FastPath, raw: bytes) -> tuple | None:
+    def counted(self: FastPath, raw: bytes) -> tuple | None:
         values = parse(self, raw)
         hits.append(values is not None)
         return values
 
-    monkeypatch.setattr(events._FastPath, "parse", counted)
+    monkeypatch.setattr(FastPath, "parse", counted)
     entries = entries_of(POOL)
     window = build(entries, [500, 1000], fast=True)
     assert window.n == len(POOL) and not window.malformed
