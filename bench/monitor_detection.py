@@ -792,6 +792,9 @@ def code_version() -> str:
     """The commit and the judgement code's files (changed in the work tree or not)."""
     judged = (
         "module_utils/model_safety/monitor/evidence.py",
+        "module_utils/model_safety/monitor/observations.py",
+        "module_utils/model_safety/monitor/healthy_bounds.py",
+        "module_utils/model_safety/monitor/settings.py",
         "module_utils/model_safety/monitor/assess.py",
     )
 
