@@ -35,8 +35,16 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "module_utils"))
 
-from model_safety.dataset import build as dataset  # noqa: E402
 from model_safety.dataset import cli as dataset_cli  # noqa: E402
+from model_safety.dataset.candles import read_candles  # noqa: E402
+from model_safety.dataset.features import fill_features  # noqa: E402
+from model_safety.dataset.options import (  # noqa: E402
+    FEATURES,
+    VOLATILITY_CANDLES,
+    VOLUME_Z_MIN_STD,
+    BuildOptions,
+)
+from model_safety.dataset.windows import Plan, plan_windows  # noqa: E402
 
 SYMBOLS = ("AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT")
 INTERVAL_S = 300
@@ -101,7 +109,7 @@ def make_db(path: str, candles: int) -> None:
     connection.close()
 
 
-def plain_windows(plan: dataset.Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
+def plain_windows(plan: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The baseline: (X, y) of the plan's first ``count`` windows, one Python loop per
     window, every feature from the window's raw candles with ``math``."""
     candles = plan.candles
@@ -119,8 +127,7 @@ def plain_windows(plan: dataset.Plan, count: int) -> tuple[np.ndarray, np.ndarra
         rows = []
         for j, i in enumerate(range(first, t + 1)):
             returns = [
-                math.log(close[k] / close[k - 1])
-                for k in range(i - dataset.VOLATILITY_CANDLES + 1, i + 1)
+                math.log(close[k] / close[k - 1]) for k in range(i - VOLATILITY_CANDLES + 1, i + 1)
             ]
             mean_return = sum(returns) / len(returns)
             rows.append(
@@ -131,7 +138,7 @@ def plain_windows(plan: dataset.Plan, count: int) -> tuple[np.ndarray, np.ndarra
                     math.log1p(volume[i]) - math.log1p(volume[i - 1]),
                     math.sqrt(sum((r - mean_return) ** 2 for r in returns) / len(returns)),
                     math.log(close[i] / close[t]),
-                    (log_volumes[j] - mean) / std if std >= dataset.VOLUME_Z_MIN_STD else 0.0,
+                    (log_volumes[j] - mean) / std if std >= VOLUME_Z_MIN_STD else 0.0,
                 ]
             )
         window_x.append(rows)
@@ -158,14 +165,14 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}; "
         f"{args.candles} candles ({len(SYMBOLS)} symbols, {INTERVAL_S} s, "
         f"{GAPS_PER_SYMBOL} gaps each), lookback {args.lookback}, horizon "
-        f"{dataset_cli.DEFAULT_HORIZON}, {len(dataset.FEATURES)} features"
+        f"{dataset_cli.DEFAULT_HORIZON}, {len(FEATURES)} features"
     )
     with tempfile.TemporaryDirectory(prefix="dataset-bench-") as workdir:
         db = os.path.join(workdir, "ohlcv.db")
         began = time.perf_counter()
         make_db(db, args.candles)
         print(f"database written in {time.perf_counter() - began:.1f} s")
-        options = dataset.BuildOptions.parse(
+        options = BuildOptions.parse(
             db=db,
             symbols=None,
             start=None,
@@ -177,12 +184,12 @@ def main() -> int:
         )
 
         began = time.perf_counter()
-        candles = dataset.read_candles(options)
+        candles = read_candles(options)
         read_s = time.perf_counter() - began
         began = time.perf_counter()
-        plan = dataset.plan_windows(candles, options)
+        plan = plan_windows(candles, options)
         x = np.empty(plan.x_shape, dtype=np.float32)
-        dataset.fill_features(plan, x)
+        fill_features(plan, x)
         vector_s = time.perf_counter() - began
         windows = plan.windows
 

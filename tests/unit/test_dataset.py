@@ -22,19 +22,32 @@ import numpy as np
 import pytest
 
 from bench.dataset_bench import plain_windows
-from model_safety.dataset import build as dataset
+from model_safety.dataset import build as dataset_build
 from model_safety.dataset import cli as dataset_cli
-from model_safety.dataset.build import BuildOptions, DatasetError
+from model_safety.dataset import features as dataset_features
+from model_safety.dataset.build import BuildResult, build_dataset, load_dataset
+from model_safety.dataset.candles import read_candles
+from model_safety.dataset.features import FEATURE_NAMES, fill_features
+from model_safety.dataset.metadata import LABEL_RULE
+from model_safety.dataset.options import (
+    FEATURES,
+    WARMUP_CANDLES,
+    BuildOptions,
+    DatasetError,
+    parse_horizon,
+    parse_time,
+)
+from model_safety.dataset.windows import Gap, Plan, plan_windows
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 HOUR = 3600
-WARMUP = dataset.WARMUP_CANDLES
+WARMUP = WARMUP_CANDLES
 NOW = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 SCHEMA = (
     "CREATE TABLE ohlcv (symbol TEXT, ts INTEGER, open REAL, high REAL, low REAL, close REAL, "
     "volume REAL)"
 )
-FEATURE = {name: index for index, name in enumerate(dataset.FEATURE_NAMES)}
+FEATURE = {name: index for index, name in enumerate(FEATURE_NAMES)}
 
 Row = tuple[Any, ...]
 
@@ -88,19 +101,19 @@ def options(db: str, **overrides: Any) -> BuildOptions:
     return BuildOptions.parse(db=db, **{**chosen, **overrides})
 
 
-def plan_of(db: str, **overrides: Any) -> dataset.Plan:
+def plan_of(db: str, **overrides: Any) -> Plan:
     chosen = options(db, **overrides)
-    return dataset.plan_windows(dataset.read_candles(chosen), chosen)
+    return plan_windows(read_candles(chosen), chosen)
 
 
-def features_of(plan: dataset.Plan) -> np.ndarray:
+def features_of(plan: Plan) -> np.ndarray:
     x = np.empty(plan.x_shape, dtype=np.float32)
-    dataset.fill_features(plan, x)
+    fill_features(plan, x)
     return x
 
 
-def build(db: str, tmp_path: Path, **overrides: Any) -> dataset.BuildResult:
-    return dataset.build_dataset(
+def build(db: str, tmp_path: Path, **overrides: Any) -> BuildResult:
+    return build_dataset(
         options(db, **overrides), str(tmp_path / "data"), str(tmp_path / "reports"), now=NOW
     )
 
@@ -128,7 +141,7 @@ def test_window_ends_and_labels_hand_computed(tmp_path: Path) -> None:
     [("4h", 14400), ("90m", 5400), ("1d", 86400), ("30s", 30), ("2w", 1209600), (" 4 h ", 14400)],
 )
 def test_parse_horizon(text: str, seconds: int) -> None:
-    assert dataset.parse_horizon(text) == seconds
+    assert parse_horizon(text) == seconds
 
 
 def test_horizon_is_converted_with_the_candle_interval(tmp_path: Path) -> None:
@@ -157,7 +170,7 @@ def test_a_gap_splits_the_series(tmp_path: Path) -> None:
     expected = [*range(19, 29), *range(51, 59)]
     assert plan.end_ts.tolist() == [T0 + i * HOUR for i in expected]
     assert [(r.start, r.stop, r.windows) for r in plan.runs] == [(0, 30, 10), (30, 58, 8)]
-    assert plan.gaps == (dataset.Gap("BTCUSDT", T0 + 29 * HOUR, T0 + 32 * HOUR, 2),)
+    assert plan.gaps == (Gap("BTCUSDT", T0 + 29 * HOUR, T0 + 32 * HOUR, 2),)
 
 
 def test_no_window_crosses_a_symbol(tmp_path: Path) -> None:
@@ -173,7 +186,7 @@ def test_no_window_crosses_a_symbol(tmp_path: Path) -> None:
 
 def test_chronological_split_purges_the_label_overlap(tmp_path: Path) -> None:
     db = make_db(tmp_path / "c.db", candle_rows("BTCUSDT", walk(120)))
-    result = dataset.build_dataset(options(db), "unused", "unused", dry_run=True, now=NOW)
+    result = build_dataset(options(db), "unused", "unused", dry_run=True, now=NOW)
     split = result.metadata["split"]
     # 100 windows ending at candles 19..118; validation: the newest 20 (from candle 99)
     assert split["split_ts"] == T0 + 99 * HOUR
@@ -196,7 +209,7 @@ def test_start_and_end_select_candles(tmp_path: Path) -> None:
     "text", ["1767225600", "2026-01-01", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00"]
 )
 def test_parse_time(text: str) -> None:
-    assert dataset.parse_time(text, "--start") == T0
+    assert parse_time(text, "--start") == T0
 
 
 def test_a_without_rowid_table_is_read(tmp_path: Path) -> None:
@@ -251,7 +264,7 @@ def test_features_equal_the_plain_per_window_loop(tmp_path: Path) -> None:
 def test_chunks_do_not_change_x(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_of(make_db(tmp_path / "c.db", candle_rows("BTCUSDT", walk(80))), lookback=6)
     whole = features_of(plan)
-    monkeypatch.setattr(dataset, "CHUNK_WINDOWS", 7)
+    monkeypatch.setattr(dataset_features, "CHUNK_WINDOWS", 7)
     assert features_of(plan).tobytes() == whole.tobytes()
 
 
@@ -294,15 +307,15 @@ def test_npz_round_trip(tmp_path: Path) -> None:
         np.int64,
         "U",
     )
-    assert x.shape == (30 + 20, 4, len(dataset.FEATURES))
+    assert x.shape == (30 + 20, 4, len(FEATURES))
     assert x.tobytes() == features_of(plan).tobytes()
     assert y.tolist() == plan.y.tolist()
     assert end_ts.tolist() == plan.end_ts.tolist()
     assert symbol.tolist() == ["BTCUSDT"] * 30 + ["ETHUSDT"] * 20
-    assert [f["name"] for f in metadata["features"]] == list(dataset.FEATURE_NAMES)
+    assert [f["name"] for f in metadata["features"]] == list(FEATURE_NAMES)
     assert metadata["lookback"] == 4
     assert metadata["horizon"] == {"given": "1h", "seconds": 3600, "candles": 1}
-    assert metadata["label"] == {"rule": dataset.LABEL_RULE, "threshold": 0.0}
+    assert metadata["label"] == {"rule": LABEL_RULE, "threshold": 0.0}
     assert metadata["symbols"] == ["BTCUSDT", "ETHUSDT"]
     assert metadata["class_balance"]["win"] == int(y.sum())
     assert metadata["class_balance"]["windows"] == 50
@@ -312,7 +325,7 @@ def test_npz_round_trip(tmp_path: Path) -> None:
     assert metadata["split"]["train"]["windows"] + metadata["split"]["validation"]["windows"] > 0
     stats = metadata["feature_stats"]["close_vs_last"]
     assert stats["max"] == pytest.approx(float(x[:, :, FEATURE["close_vs_last"]].max()))
-    arrays, loaded = dataset.load_dataset(result.dataset_path)
+    arrays, loaded = load_dataset(result.dataset_path)
     assert loaded == metadata
     assert arrays["X"].tobytes() == x.tobytes()
     assert oct(os.stat(result.dataset_path).st_mode & 0o777) == "0o640"
@@ -326,7 +339,7 @@ def test_same_db_same_bytes(tmp_path: Path) -> None:
     assert second.report_path.endswith("_1.md")
     shuffled = sorted(rows, key=lambda row: (row[1], row[0]))  # symbols interleaved
     third = build(make_db(tmp_path / "c.db", shuffled), tmp_path)
-    arrays = [dataset.load_dataset(r.dataset_path)[0] for r in (first, second, third)]
+    arrays = [load_dataset(r.dataset_path)[0] for r in (first, second, third)]
     for other in arrays[1:]:
         assert other["X"].tobytes() == arrays[0]["X"].tobytes()
         assert other["y"].tobytes() == arrays[0]["y"].tobytes()
@@ -355,7 +368,7 @@ def test_a_one_sided_class_balance_is_warned_about(tmp_path: Path) -> None:
 
 def test_a_dry_run_writes_nothing(tmp_path: Path) -> None:
     db = make_db(tmp_path / "c.db", candle_rows("BTCUSDT", walk(30)))
-    result = dataset.build_dataset(
+    result = build_dataset(
         options(db), str(tmp_path / "data"), str(tmp_path / "reports"), dry_run=True
     )
     assert (result.dataset_path, result.report_path) == (None, None)
@@ -367,13 +380,13 @@ def test_a_dry_run_writes_nothing(tmp_path: Path) -> None:
 def test_progress_is_reported(tmp_path: Path) -> None:
     db = make_db(tmp_path / "c.db", candle_rows("BTCUSDT", walk(40)))
     calls: list[tuple[str, int, int]] = []
-    dataset.build_dataset(
+    build_dataset(
         options(db), str(tmp_path / "d"), str(tmp_path / "r"), progress=lambda *c: calls.append(c)
     )
     assert calls == [
         ("read", 40, 0),
         ("windows", 20, 20),
-        ("write", 0, 20 * 4 * len(dataset.FEATURES) * 4),
+        ("write", 0, 20 * 4 * len(FEATURES) * 4),
     ]
 
 
@@ -397,7 +410,7 @@ def test_a_failed_report_removes_the_npz(tmp_path: Path, monkeypatch: pytest.Mon
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dataset, "write_atomic", refuse)
+    monkeypatch.setattr(dataset_build, "write_atomic", refuse)
     with pytest.raises(PermissionError):
         build(db, tmp_path)
     assert os.listdir(tmp_path / "data") == []

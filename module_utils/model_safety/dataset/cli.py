@@ -60,11 +60,12 @@ class _ProgressPrinter:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from . import build as dataset
+    from .build import build_dataset
+    from .options import BuildOptions, DatasetError
     from .report import summary_lines
 
     try:
-        options = dataset.BuildOptions.parse(
+        options = BuildOptions.parse(
             db=args.db,
             symbols=args.symbols,
             start=args.start,
@@ -74,14 +75,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             validation_fraction=args.validation_fraction,
         )
-        result = dataset.build_dataset(
+        result = build_dataset(
             options,
             args.out_dir,
             args.report_dir,
             dry_run=args.dry_run,
             progress=_ProgressPrinter(sys.stderr),
         )
-    except dataset.DatasetError as exc:
+    except DatasetError as exc:
         print(f"model-safety: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except OSError as exc:
