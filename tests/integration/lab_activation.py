@@ -26,11 +26,11 @@ DESIGN_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
 # The preflight wants a settled engine; the tests' fresh starts are settled after 1 s.
 SETTLED = (
     "-e",
-    "activation_preflight_min_uptime=1",
+    "model_activation_min_uptime=1",
     # The settle watch (no restart of a new start) is covered by the engine_cycle tests; 1 s
     # here keeps every stop + start of these tests short.
     "-e",
-    "ai_engine_cycle_settle=1",
+    "model_activation_cycle_settle=1",
 )
 
 

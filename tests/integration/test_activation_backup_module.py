@@ -345,22 +345,26 @@ ROLE_RESTORE = """\
   hosts: localhost
   gather_facts: false
   tasks:
+    - name: Start the activation's result
+      ansible.builtin.set_fact:
+        model_activation_result: {}
+
     - name: Restore the backup
       ansible.builtin.include_role:
-        name: activation_backup
-        tasks_from: restore.yml
+        name: model_activation
+        tasks_from: restore_files.yml
 """
 
 
 def run_role_restore(tmp_path: Path, engine: dict[str, Path], backup: str) -> tuple[bool, dict]:
-    """Run the role's restore entry point with the engine's paths as group_vars give them
+    """Run the role's restore step with the engine's paths as group_vars give them
     (nothing else about them is passed): whether it succeeded, and the module's result."""
     group_vars = {
         "ai_engine_env_file": str(engine["env"]),
         "ai_engine_dropin_dir": str(engine["dropins"]),
         "ai_engine_canary_dropin": engine["canary"].name,
         "model_safety_backup_dir": str(engine["root"]),
-        "activation_backup_path": backup,
+        "model_activation_restore_path": backup,
     }
     (tmp_path / "restore.yml").write_text(ROLE_RESTORE)
     (tmp_path / "vars.json").write_text(json.dumps(group_vars))
@@ -389,7 +393,9 @@ def run_role_restore(tmp_path: Path, engine: dict[str, Path], backup: str) -> tu
     found = list(re.finditer(r"^localhost \| ([A-Z]+)!? => ", process.stdout, re.M))
     assert found, output
     result = json.JSONDecoder().raw_decode(process.stdout[found[-1].end() :])[0]
-    return process.returncode == 0, {**result, "output": output}
+    # A restore that succeeded ends with the role keeping what it restored in its result fact.
+    kept = result.get("ansible_facts", {}).get("model_activation_result", {}).get("restored")
+    return process.returncode == 0, {**(kept or result), "output": output}
 
 
 def test_the_role_restores_only_the_group_vars_paths(engine, tmp_path):

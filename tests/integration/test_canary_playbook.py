@@ -369,7 +369,7 @@ def test_another_activation_holding_the_lease_is_named(hosts):
     assert run.returncode != 0
     assert "held by alice for canary lgbm" in run.output
     # The lease comes first: nothing of the host was read or judged.
-    assert "activation_preflight : Read the engine's status" not in run.output
+    assert "model_activation : Read the engine's status" not in run.output
     assert snapshot(host) == held
     assert {k: v for k, v in held.items() if k != "lease"} == {
         k: v for k, v in before.items() if k != "lease"

@@ -67,6 +67,7 @@ def test_canary_plan_is_the_design_canary() -> None:
         "weights": DESIGN_WEIGHTS,
     }
     assert plan["from"] == 0.0 and plan["from_label"] == "shadow" and plan["to"] == 0.1
+    assert plan["ladder"] == [0.1, 0.25, 0.5, 1.0]
     assert plan["refusal"] is None
 
 

@@ -163,8 +163,8 @@ def activation_plan(
     weight, ``target`` a promotion's step (empty: the next one), ``model_path`` the file a
     shadow deployment loads, ``host`` names the host in a refusal.
 
-    Keys: kind, model, event (of the activation log), failure_event, from/to/next (the
-    ladder: 0.0 is shadow, 1.0 promoted; from_label says "shadow"), weights (deployed; {} for
+    Keys: kind, model, event (of the activation log), failure_event, ladder, from/to/next
+    (its steps: 0.0 is shadow, 1.0 promoted; from_label says "shadow"), weights (deployed; {} for
     a shadow deployment), env (env-file keys to set), dropin ({state, environment}), prove
     ({role, weight, weights, canary}: what the new start must show), restore_role (the
     model's role before, proven after a restore), record (the log record's skeleton),
@@ -181,6 +181,7 @@ def activation_plan(
         "model": model,
         "event": event,
         "failure_event": f"{event}_failed",
+        "ladder": list(ladder),
         "from": None,
         "from_label": None,
         "to": None,
