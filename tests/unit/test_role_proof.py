@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 
+from model_safety.engine import role_events, trade_log
 from model_safety.engine import role_proof as rp
 from model_safety.engine.commands import EngineStateError
 
@@ -96,7 +97,9 @@ def prove(client: Any, role: str = "voting", **kwargs: Any) -> tuple[dict[str, A
 
 
 def test_parse_event_states() -> None:
-    states, parsed = rp.parse_event(event({"xgb": "voting", "nhits": "inactive", "p": "shadow"}))
+    states, parsed = role_events.parse_event(
+        event({"xgb": "voting", "nhits": "inactive", "p": "shadow"})
+    )
     assert states == {"xgb": ("voting", "BUY"), "nhits": ("inactive", None), "p": ("shadow", "BUY")}
     assert parsed["total_models"] == 1
 
@@ -136,8 +139,10 @@ def test_parse_event_states() -> None:
     ],
 )
 def test_malformed_payloads(payload: str | None, reason: str) -> None:
-    with pytest.raises(rp._Malformed, match=reason.replace("[", r"\[").replace("(", r"\(")):
-        rp.parse_event(payload)
+    with pytest.raises(
+        role_events.MalformedEvent, match=reason.replace("[", r"\[").replace("(", r"\(")
+    ):
+        role_events.parse_event(payload)
 
 
 @pytest.mark.parametrize(
@@ -154,8 +159,8 @@ def test_malformed_payloads(payload: str | None, reason: str) -> None:
     ],
 )
 def test_role_violation(roles: dict, role: str, overrides: dict, reason: str | None) -> None:
-    states, parsed = rp.parse_event(event(roles, **overrides))
-    found = rp.role_violation("patchtst", role, states, parsed)
+    states, parsed = role_events.parse_event(event(roles, **overrides))
+    found = role_events.role_violation("patchtst", role, states, parsed)
     assert found == reason if reason is None else found.startswith(reason)
 
 
@@ -170,18 +175,18 @@ def test_cutover_bound_and_times() -> None:
         with pytest.raises(rp.RoleProofError, match="bad cutover"):
             rp.cutover_bound(bad)
     assert rp.iso_ms(T0 + 5) == "2026-01-10T12:00:00.005Z"
-    assert rp.created_at_ms("2026-01-10T12:00:00.005Z") == T0 + 5
-    assert rp.created_at_ms("2026-01-10 12:00:01") == T0 + 1000  # SQLite's naive UTC
-    assert rp.created_at_ms("not a time") is None
-    assert rp.created_at_ms(None) is None
+    assert trade_log.created_at_ms("2026-01-10T12:00:00.005Z") == T0 + 5
+    assert trade_log.created_at_ms("2026-01-10 12:00:01") == T0 + 1000  # SQLite's naive UTC
+    assert trade_log.created_at_ms("not a time") is None
+    assert trade_log.created_at_ms(None) is None
 
 
 def test_credits_model_splits_on_commas() -> None:
-    assert rp.credits_model("xgb,patchtst", "patchtst")
-    assert rp.credits_model("xgb, patchtst", "patchtst")
-    assert not rp.credits_model("xgb,patchtst_v2", "patchtst")
-    assert not rp.credits_model("", "patchtst")
-    assert not rp.credits_model(None, "patchtst")
+    assert trade_log.credits_model("xgb,patchtst", "patchtst")
+    assert trade_log.credits_model("xgb, patchtst", "patchtst")
+    assert not trade_log.credits_model("xgb,patchtst_v2", "patchtst")
+    assert not trade_log.credits_model("", "patchtst")
+    assert not trade_log.credits_model(None, "patchtst")
 
 
 @pytest.mark.parametrize(
@@ -235,11 +240,11 @@ def test_incremental_reads_wait_for_new_events() -> None:
         f"({T0 + 200}-0",
         f"({T0 + 200}-0",
     ]
-    assert all(count == rp.PAGE_SIZE for _start, count in client.calls)
+    assert all(count == role_events.PAGE_SIZE for _start, count in client.calls)
 
 
 def test_pages_are_followed_until_the_stream_is_drained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rp, "PAGE_SIZE", 2)
+    monkeypatch.setattr(role_events, "PAGE_SIZE", 2)
     client = FakeStream([event(VOTING)] * 5)
     proof, clock = prove(client)
     assert (proof["proven"], proof["reads"], len(client.calls), clock.sleeps) == (True, 1, 3, [])

@@ -18,36 +18,30 @@ How many events to wait for, and how long, follows the rate observed before the 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
-import redis
-
-from .. import utctime
 from ..cutover import parse_cutover, stream_id_key
 from ..site_defaults import DEFAULT_TRADE_TABLE
-from ..telemetry.stream import PAYLOAD_FIELD
 from .commands import EngineStateError
+from .role_events import MAX_VIOLATIONS, RoleTally, read_new_events
 from .stream_stats import span_rate, stream_id_ms
+from .trade_log import (
+    TradeLogError,
+    TradeRows,
+    iso_ms,
+    open_trade_log,
+)
 from .validation import validate_model_name, validate_stream_name, validate_timeout
 
 ROLES = ("voting", "shadow")
-ACTIONS = frozenset({"BUY", "SELL", "HOLD"})
-PAGE_SIZE = 1000
 POLL_INTERVAL_S = 0.5
 # Share of the events after the cutover that may lack the model (absent or inactive), as the
 # gate allows for an inactive candidate (DESIGN "Telemetry event").
 MAX_MISSING_SHARE = 0.05
-MAX_VIOLATIONS = 10
 # The table name is put into the SQL text (SQLite cannot bind it): only a plain identifier.
 _SQL_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # The plan (proof_plan): a healthy start fails to show the planned events within the wait
@@ -59,15 +53,10 @@ RATE_SAMPLE = 50
 MIN_WAIT_S = 60.0
 # The operator's bound on the wait (activation_verify_timeout) when nothing else is given.
 DEFAULT_MAX_WAIT_S = 900.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RoleProofError(EngineStateError):
     """Input that cannot be right: an unknown role, a bad cutover, a bad count."""
-
-
-class _Malformed(Exception):
-    """A payload that breaks the DESIGN event contract."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -101,27 +90,6 @@ def cutover_bound(after: str) -> tuple[str, int]:
     except ValueError as exc:
         raise RoleProofError(f"bad cutover: {exc}") from None
     return start, stream_id_key(start)[0]
-
-
-def iso_ms(ms: int) -> str:
-    """``2026-01-10T12:00:00.123Z``, the trade log's ``created_at`` format, of epoch ``ms``."""
-    second = datetime.fromtimestamp(ms // 1000, UTC)
-    return utctime.iso_ms(second.replace(microsecond=ms % 1000 * 1000))
-
-
-def created_at_ms(text: object) -> int | None:
-    """Epoch milliseconds of a ``created_at`` value (ISO-8601; without a zone, UTC as SQLite
-    writes it), or None when it is not a time."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 # --------------------------------------------------------------------------- plan
@@ -244,237 +212,6 @@ def pre_activation_rate(
     }
 
 
-# --------------------------------------------------------------------------- events
-
-
-def _reject_constant(name: str) -> float:
-    raise _Malformed(f"non-finite number {name} in JSON")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _count(event: dict[str, Any], key: str) -> int:
-    value = event.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Malformed(f"{key} is not a non-negative integer: {value!r}"[:200])
-    return value
-
-
-def _entry_state(name: str, entry: object) -> tuple[str, str | None]:
-    """``("voting" | "shadow" | "inactive", action)`` of one model_breakdown entry."""
-    if not isinstance(entry, dict):
-        raise _Malformed(f"model_breakdown.{name} is not an object")
-    shadow, inactive = entry.get("shadow", False), entry.get("inactive", False)
-    if not isinstance(shadow, bool) or not isinstance(inactive, bool):
-        raise _Malformed(f"model_breakdown.{name}: shadow/inactive flags must be booleans")
-    if inactive:
-        if "action" in entry or "confidence" in entry:
-            raise _Malformed(f"model_breakdown.{name} is inactive but has an action or confidence")
-        if not isinstance(entry.get("inactive_reason"), str) or not entry["inactive_reason"]:
-            raise _Malformed(f"model_breakdown.{name} is inactive without an inactive_reason")
-        return "inactive", None
-    action, confidence = entry.get("action"), entry.get("confidence")
-    if action not in ACTIONS:
-        raise _Malformed(f"model_breakdown.{name}.action is not BUY/SELL/HOLD: {action!r}"[:200])
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, int | float)
-        or not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0)
-    ):
-        raise _Malformed(f"model_breakdown.{name}.confidence not in [0, 1]: {confidence!r}"[:200])
-    return ("shadow" if shadow else "voting"), action
-
-
-def parse_event(payload: bytes | str | None) -> tuple[dict[str, tuple[str, str | None]], Any]:
-    """``({model: (state, action)}, event)`` of one payload; :class:`_Malformed` when it breaks
-    the parts of the contract a role proof relies on (strict JSON, side, counts, breakdown)."""
-    if payload is None:
-        raise _Malformed(f"no {PAYLOAD_FIELD!r} field")
-    try:
-        event = json.loads(_text(payload), parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise _Malformed(f"unparsable JSON: {exc}"[:200]) from None
-    if not isinstance(event, dict):
-        raise _Malformed("payload is not a JSON object")
-    if event.get("side") not in ACTIONS:
-        raise _Malformed(f"side is not BUY/SELL/HOLD: {event.get('side')!r}"[:200])
-    _count(event, "total_models")
-    _count(event, "consensus_count")
-    breakdown = event.get("model_breakdown")
-    if not isinstance(breakdown, dict) or not breakdown:
-        raise _Malformed("model_breakdown is not a non-empty object")
-    return {name: _entry_state(name, entry) for name, entry in breakdown.items()}, event
-
-
-def role_violation(
-    model: str, role: str, states: dict[str, tuple[str, str | None]], event: dict[str, Any]
-) -> str | None:
-    """Why an event in which ``model`` is active contradicts ``role``, or None."""
-    state = states[model][0]
-    if role == "voting" and state == "shadow":
-        return f"{model} has the shadow flag, expected voting"
-    if role == "shadow" and state == "voting":
-        return f"{model} votes (no shadow flag), expected shadow"
-    voters = [action for state, action in states.values() if state == "voting"]
-    agreeing = sum(action == event["side"] for action in voters)
-    total, consensus = event["total_models"], event["consensus_count"]
-    if role == "shadow" and total == len(voters) + 1:
-        return f"total_models {total} counts the shadow model {model} ({len(voters)} voting)"
-    if total != len(voters):
-        return f"total_models {total} != {len(voters)} voting models (active, not shadow)"
-    if consensus != agreeing:
-        return (
-            f"consensus_count {consensus} != {agreeing} voting models agreeing with side "
-            f"{event['side']}"
-        )
-    return None
-
-
-@dataclass
-class _Tally:
-    """What the events read so far say about the model's role."""
-
-    model: str
-    role: str
-    events: int = 0
-    missing: int = 0
-    inactive: int = 0
-    violations: list[str] = field(default_factory=list)
-    violation_count: int = 0
-    first_id: str | None = None
-    last_id: str | None = None
-
-    @property
-    def seen(self) -> int:
-        return self.events + self.missing + self.inactive
-
-    def violate(self, stream_id: str, reason: str) -> None:
-        self.violation_count += 1
-        if len(self.violations) < MAX_VIOLATIONS:
-            self.violations.append(f"{stream_id}: {reason}")
-
-    def add(self, stream_id: str, payload: bytes | str | None) -> None:
-        self.first_id = self.first_id or stream_id
-        self.last_id = stream_id
-        try:
-            states, event = parse_event(payload)
-        except _Malformed as exc:
-            self.violate(stream_id, f"malformed event: {exc}")
-            return
-        if self.model not in states:
-            self.missing += 1
-            return
-        if states[self.model][0] == "inactive":
-            # An inactive model neither votes nor counts: no proof either way, like an absence.
-            self.inactive += 1
-            return
-        reason = role_violation(self.model, self.role, states, event)
-        if reason:
-            self.violate(stream_id, reason)
-        else:
-            self.events += 1
-
-
-def _payload_of(fields: dict[Any, Any]) -> bytes | str | None:
-    for key, value in fields.items():
-        if _text(key) == PAYLOAD_FIELD:
-            return value
-    return None
-
-
-def read_new_events(
-    client: Any, stream: str, start: str, tally: _Tally, enough: int
-) -> tuple[str, str | None]:
-    """Feed ``tally`` the entries after ``start`` (exclusive), page by page, until the stream
-    is drained, a violation is found or ``enough`` events prove the role. Returns the new
-    exclusive start and a reason when Redis failed."""
-    while tally.events < enough and not tally.violations:
-        try:
-            page = client.xrange(stream, min=start, max="+", count=PAGE_SIZE)
-        except (redis.RedisError, OSError) as exc:
-            return start, f"redis unreachable or failing: {type(exc).__name__}: {exc}"
-        for entry_id, fields in page:
-            stream_id = _text(entry_id)
-            tally.add(stream_id, _payload_of(fields))
-            start = "(" + stream_id
-            if tally.violations or tally.events >= enough:
-                break
-        if len(page) < PAGE_SIZE:
-            break
-    return start, None
-
-
-# --------------------------------------------------------------------------- trade log
-
-
-class TradeLogError(Exception):
-    """The trade log is missing, not a database, lacks its table or cannot be read."""
-
-
-def open_trade_log(db_path: str, table: str = DEFAULT_TRADE_TABLE) -> sqlite3.Connection:
-    """A read-only connection (``mode=ro``: nothing can be written) with ``table`` checked."""
-    if not os.path.isfile(db_path):
-        raise TradeLogError(f"trade log {db_path} does not exist (or is not a file)")
-    uri = "file:" + quote(os.path.abspath(db_path)) + "?mode=ro"
-    try:
-        connection = sqlite3.connect(uri, uri=True, timeout=5.0)
-    except sqlite3.Error as exc:
-        raise TradeLogError(f"trade log {db_path} cannot be opened read-only: {exc}") from None
-    try:
-        connection.execute(f"SELECT id, created_at, model_source FROM {table} LIMIT 0")
-    except sqlite3.Error as exc:
-        connection.close()
-        raise TradeLogError(f"trade log {db_path} unusable: {exc}") from None
-    return connection
-
-
-def credits_model(model_source: object, model: str) -> bool:
-    """True when the comma-separated ``model_source`` names ``model``."""
-    return isinstance(model_source, str) and model in (
-        name.strip() for name in model_source.split(",")
-    )
-
-
-@dataclass
-class _Rows:
-    """Trade log rows after the cutover that credit the model (read incrementally by id)."""
-
-    model: str
-    cutover_ms: int
-    table: str = DEFAULT_TRADE_TABLE
-    last_row_id: int = -1
-    count: int = 0
-    row_ids: list[int] = field(default_factory=list)
-    unparsable: list[int] = field(default_factory=list)
-
-    def read(self, connection: sqlite3.Connection, db_path: str) -> None:
-        # The indexed created_at prefilter is only a lower bound (to the second); the exact
-        # comparison is made on the parsed time below.
-        lower = iso_ms(self.cutover_ms - self.cutover_ms % 1000)[:19]
-        query = (
-            f"SELECT id, created_at, model_source FROM {self.table} "
-            "WHERE id > ? AND created_at >= ? AND instr(model_source, ?) > 0 ORDER BY id"
-        )
-        try:
-            cursor = connection.execute(query, (self.last_row_id, lower, self.model))
-            for row_id, created_at, model_source in cursor:
-                self.last_row_id = row_id
-                if not credits_model(model_source, self.model):
-                    continue
-                ms = created_at_ms(created_at)
-                if ms is None:
-                    if len(self.unparsable) < MAX_VIOLATIONS:
-                        self.unparsable.append(row_id)
-                elif ms > self.cutover_ms:
-                    self.count += 1
-                    if len(self.row_ids) < MAX_VIOLATIONS:
-                        self.row_ids.append(row_id)
-        except sqlite3.Error as exc:
-            raise TradeLogError(f"trade log {db_path} unreadable: {exc}") from None
-
-
 # --------------------------------------------------------------------------- the proof
 
 
@@ -513,8 +250,8 @@ def prove_model_role(
     _positive_int(min_rows, "min_rows")
     validate_trade_table(trade_table)
     start_id, cutover_ms = cutover_bound(after)
-    tally = _Tally(model, role)
-    rows = _Rows(model, cutover_ms, trade_table)
+    tally = RoleTally(model, role)
+    rows = TradeRows(model, cutover_ms, trade_table)
     errors: list[str] = []
     began = clock()
     reads = 0
@@ -571,8 +308,8 @@ def prove_model_role(
 
 
 def _reasons(
-    tally: _Tally,
-    rows: _Rows,
+    tally: RoleTally,
+    rows: TradeRows,
     errors: list[str],
     after: str,
     timeout: float,
