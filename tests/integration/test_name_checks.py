@@ -1,6 +1,6 @@
 """The name checks of the playbooks and roles match whole strings: a trailing newline, which a
 Jinja ``match('^...$')`` lets through, is refused (issue 12, item 9). Real `ansible-playbook
---check` runs on localhost: playbooks/monitor.yml, playbooks/tasks/model_file.yml and the role
+--check` runs on localhost: playbooks/monitor.yml, roles/model_activation/tasks/model_file.yml and the role
 ai_engine_dropin, each with a valid value as the control.
 """
 
@@ -80,9 +80,11 @@ def outcomes(tmp_path: Path, cases: list[dict[str, Any]]) -> list[str]:
 
 
 def test_model_file_paths_are_matched_whole(tmp_path: Path) -> None:
-    include = {"ansible.builtin.include_tasks": str(ROOT / "playbooks/tasks/model_file.yml")}
+    include = {
+        "ansible.builtin.include_tasks": str(ROOT / "roles/model_activation/tasks/model_file.yml")
+    }
     paths = ["/opt/quantum/models/patchtst.pth\n", str(tmp_path / "missing.pth")]
-    cases = [{"vars": {"shadow_model_path": path}, **include} for path in paths]
+    cases = [{"vars": {"model_activation_model_path": path}, **include} for path in paths]
     refused, control = outcomes(tmp_path, cases)
     assert refused == f"failed: {MODEL_PATH_CHECK}"
     # The valid path passes the check and fails on the file that is not there.
