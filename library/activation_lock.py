@@ -96,13 +96,7 @@ notes:
   - Ansible adds the lease file's owner, group, mode and size to the result when it exists.
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """

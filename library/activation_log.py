@@ -68,13 +68,7 @@ notes:
   - Ansible adds the log file's owner, group, mode and size to the result when it exists.
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """

@@ -6,13 +6,12 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.activation.log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
-    COMMON_ARGUMENT_SPEC,
+    SITE_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
 )
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.names import is_model_name
-from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---
@@ -59,14 +58,6 @@ options:
     description: The activation log (JSON lines) on the host.
     type: path
     default: /var/log/quantum/qsc_canary.jsonl
-  redis_url:
-    description: URL of the Redis server with the telemetry stream; a password is masked.
-    type: str
-    default: redis://127.0.0.1:6379/0
-  stream:
-    description: The telemetry stream.
-    type: str
-    default: quantum:stream:trade.intent
   window_events:
     description: At most this many of the newest events after O(after) are read (1 to 100000).
     type: int
@@ -83,13 +74,8 @@ requirements:
   - python3-numpy and python3-redis on the target (as for C(quality_gate))
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
+  - model_safety_redis
 seealso:
   - module: ansible.legacy.quality_gate
   - module: ansible.legacy.engine_config
@@ -170,10 +156,10 @@ def main() -> None:
         argument_spec={
             "model": {"type": "str", "required": True},
             "after": {"type": "str"},
-            "service": {"type": "str", "default": DEFAULT_UNIT},
+            "service": SITE_ARGUMENT_SPEC["unit"],
             "baseline": {"type": "dict", "required": True},
             "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
-            **{key: COMMON_ARGUMENT_SPEC[key] for key in ("redis_url", "stream")},
+            **{key: SITE_ARGUMENT_SPEC[key] for key in ("redis_url", "stream")},
             "window_events": {"type": "int", "default": 1000},
             "retries": {"type": "int", "default": 2},
             "timeout": {"type": "float", "default": 10.0},

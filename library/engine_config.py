@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.ansible_support import SITE_ARGUMENT_SPEC, module_runner
 from ansible.module_utils.model_safety.engine.config import (
     EngineConfigError,
     config_differences,
     unit_expected_config,
 )
-from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---
@@ -56,13 +55,7 @@ notes:
     four decimals).
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """
@@ -129,7 +122,7 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(
         argument_spec={
-            "unit": {"type": "str", "default": DEFAULT_UNIT},
+            "unit": SITE_ARGUMENT_SPEC["unit"],
             "baseline": {"type": "dict", "required": True},
             "startup": {"type": "dict"},
         },

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.ansible_support import SITE_ARGUMENT_SPEC, module_runner
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.engine.cycle import (
     CycleError,
@@ -13,7 +13,6 @@ from ansible.module_utils.model_safety.engine.cycle import (
     validate_cycle_options,
 )
 from ansible.module_utils.model_safety.engine.systemd import read_service_state
-from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---
@@ -61,13 +60,7 @@ notes:
     returns it with RV(would_cycle) and C(changed=true), because a real run always cycles.
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """
@@ -184,7 +177,7 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(
         argument_spec={
-            "unit": {"type": "str", "default": DEFAULT_UNIT},
+            "unit": SITE_ARGUMENT_SPEC["unit"],
             "timeout": {"type": "float", "default": 60.0},
             "settle": {"type": "float", "default": 3.0},
         },

@@ -7,18 +7,14 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.model_safety.ansible_support import (
-    COMMON_ARGUMENT_SPEC,
+    SITE_ARGUMENT_SPEC,
     mask_redis_password,
     module_runner,
 )
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.engine.status import collect_engine_status
 from ansible.module_utils.model_safety.engine.stream_stats import DEFAULT_SAMPLE
-from ansible.module_utils.model_safety.site_defaults import (
-    DEFAULT_CHECKOUT,
-    DEFAULT_STREAM,
-    DEFAULT_UNIT,
-)
+from ansible.module_utils.model_safety.redis_url import check_db_path
 
 DOCUMENTATION = r"""
 ---
@@ -46,17 +42,6 @@ options:
       - Trusted as a git C(safe.directory) for this one read only.
     type: path
     default: /home/qt/quantum_trader
-  redis_url:
-    description:
-      - URL of the Redis server holding the telemetry stream.
-      - A password in the URL is masked in all output. Without one, the password is taken from
-        C(MODEL_SAFETY_REDIS_PASSWORD) or C(REDISCLI_AUTH) in the module's environment.
-    type: str
-    default: redis://127.0.0.1:6379/0
-  stream:
-    description: The Redis stream the engine publishes its events to.
-    type: str
-    default: quantum:stream:trade.intent
   sample:
     description: How many of the newest stream entries the event rate is computed from (2 to 10000).
     type: int
@@ -68,13 +53,8 @@ notes:
     C(git -C <checkout> rev-parse --verify HEAD^{commit}) (read-only).
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
+  - model_safety_redis
 author:
   - Model Safety Ops
 """
@@ -289,10 +269,8 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(
         argument_spec={
-            "service": {"type": "str", "default": DEFAULT_UNIT},
-            "checkout": {"type": "path", "default": DEFAULT_CHECKOUT},
-            "redis_url": COMMON_ARGUMENT_SPEC["redis_url"],
-            "stream": {"type": "str", "default": DEFAULT_STREAM},
+            "service": SITE_ARGUMENT_SPEC["unit"],
+            **{key: SITE_ARGUMENT_SPEC[key] for key in ("checkout", "redis_url", "stream")},
             "sample": {"type": "int", "default": DEFAULT_SAMPLE},
         },
         supports_check_mode=True,
@@ -301,6 +279,11 @@ def main() -> None:
     mask_redis_password(module, params["redis_url"])
     if REDIS_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    try:
+        # Refused in the module's own words before the shared connector sees it.
+        check_db_path(params["redis_url"])
+    except ValueError as exc:
+        module.fail_json(msg=f"invalid redis_url: {exc}")
     try:
         # The shared connector: with no password in the URL, the environment's is used.
         client = connect(

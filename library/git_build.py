@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.ansible_support import SITE_ARGUMENT_SPEC, module_runner
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.engine.git import read_git_build
-from ansible.module_utils.model_safety.site_defaults import DEFAULT_CHECKOUT
 
 DOCUMENTATION = r"""
 ---
@@ -39,13 +38,7 @@ notes:
   - RV(dirty) looks at tracked files only (C(git status --porcelain --untracked-files=no)).
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """
@@ -99,7 +92,7 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "default": DEFAULT_CHECKOUT, "aliases": ["checkout"]},
+            "path": {**SITE_ARGUMENT_SPEC["checkout"], "aliases": ["checkout"]},
         },
         supports_check_mode=True,
     )

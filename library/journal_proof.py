@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.ansible_support import SITE_ARGUMENT_SPEC, module_runner
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
 from ansible.module_utils.model_safety.engine.journal_proof import (
     proof_failure_message,
     prove_journal,
 )
-from ansible.module_utils.model_safety.site_defaults import DEFAULT_UNIT
 
 DOCUMENTATION = r"""
 ---
@@ -71,13 +70,7 @@ notes:
     proof fails when O(timeout) has passed.
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
 author:
   - Model Safety Ops
 """
@@ -179,7 +172,7 @@ def main() -> None:
     """Entry point."""
     module = AnsibleModule(
         argument_spec={
-            "unit": {"type": "str", "default": DEFAULT_UNIT},
+            "unit": SITE_ARGUMENT_SPEC["unit"],
             "invocation_id": {"type": "str", "required": True},
             "patterns": {"type": "list", "elements": "str", "required": True},
             "literal": {"type": "bool", "default": False},

@@ -7,7 +7,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import (
-    COMMON_ARGUMENT_SPEC,
+    SITE_ARGUMENT_SPEC,
     mask_redis_password,
 )
 
@@ -60,18 +60,6 @@ options:
         C(created_at) is later), typically the engine's start time.
     type: str
     required: true
-  redis_url:
-    description:
-      - URL of the Redis server holding the telemetry stream (C(redis://), C(rediss://) for TLS
-        or C(unix://)).
-      - A password in the URL is masked in all output. Without one, the password is taken from
-        C(MODEL_SAFETY_REDIS_PASSWORD) or C(REDISCLI_AUTH) in the module's environment.
-    type: str
-    default: redis://127.0.0.1:6379/0
-  stream:
-    description: The Redis stream the engine publishes its events to.
-    type: str
-    default: quantum:stream:trade.intent
   db_path:
     description:
       - The engine's SQLite trade log on the target (table O(trade_table)), opened read-only.
@@ -127,13 +115,8 @@ requirements:
   - python3-redis (redis-py 4.3 or later) and python3-numpy on the target
 extends_documentation_fragment:
   - action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - model_safety_attributes
+  - model_safety_redis
 seealso:
   - module: ansible.legacy.journal_proof
   - module: ansible.legacy.quality_gate
@@ -285,10 +268,10 @@ def main() -> None:
             "model": {"type": "str", "required": True},
             "role": {"type": "str", "choices": ["voting", "shadow"], "required": True},
             "after": {"type": "str", "required": True},
-            "redis_url": COMMON_ARGUMENT_SPEC["redis_url"],
-            "stream": {"type": "str", "default": "quantum:stream:trade.intent"},
-            "db_path": {"type": "path", "default": "/opt/quantum/data/quantum_trader.db"},
-            "trade_table": {"type": "str", "default": "trade_intents"},
+            **{
+                key: SITE_ARGUMENT_SPEC[key]
+                for key in ("redis_url", "stream", "db_path", "trade_table")
+            },
             "min_events": {"type": "int", "default": 20},
             "min_rows": {"type": "int", "default": 1},
             "timeout": {"type": "float", "default": 60.0},

@@ -93,6 +93,8 @@ seealso:
   - module: ansible.legacy.shadow_report
 extends_documentation_fragment:
   - action_common_attributes
+  - model_safety_attributes
+  - model_safety_redis
   - model_safety_window
 author:
   - Model Safety Ops

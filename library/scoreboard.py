@@ -68,6 +68,8 @@ seealso:
   - module: ansible.legacy.quality_gate
 extends_documentation_fragment:
   - action_common_attributes
+  - model_safety_attributes
+  - model_safety_redis
   - model_safety_window
 author:
   - Model Safety Ops

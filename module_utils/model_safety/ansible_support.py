@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .redaction import PASSWORD_ENVS, is_secret_name
-from .site_defaults import DEFAULT_REDIS_URL, DEFAULT_STREAM
+from .site_defaults import (
+    DEFAULT_CHECKOUT,
+    DEFAULT_REDIS_URL,
+    DEFAULT_STREAM,
+    DEFAULT_TRADE_LOG,
+    DEFAULT_TRADE_TABLE,
+    DEFAULT_UNIT,
+)
 
 # Keys Ansible gives a meaning to in a module's result (a non-zero "rc" fails the task, "path"
 # adds file attributes, ...); a result key of that name is returned as "result_<key>".
@@ -35,15 +42,25 @@ RESERVED_KEYS = frozenset(
     }
 )
 
-# Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes");
-# every module with a Redis URL takes its "redis_url". That one is no_log so that Ansible masks
-# the whole URL from the start, also when another option fails validation before any code of
-# the module runs; mask_redis_password then narrows the mask to the URL's secrets.
+# The site's options (site_defaults) as argument specs, one definition for every module that
+# takes them. "redis_url" is no_log so that Ansible masks the whole URL from the start, also
+# when another option fails validation before any code of the module runs;
+# mask_redis_password then narrows the mask to the URL's secrets.
+SITE_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "redis_url": {"type": "str", "default": DEFAULT_REDIS_URL, "no_log": True},
+    "stream": {"type": "str", "default": DEFAULT_STREAM},
+    "unit": {"type": "str", "default": DEFAULT_UNIT},
+    "checkout": {"type": "path", "default": DEFAULT_CHECKOUT},
+    "db_path": {"type": "path", "default": DEFAULT_TRADE_LOG},
+    "trade_table": {"type": "str", "default": DEFAULT_TRADE_TABLE},
+}
+
+# Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes").
 COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "after": {"type": "str"},
     "count": {"type": "int"},
-    "redis_url": {"type": "str", "default": DEFAULT_REDIS_URL, "no_log": True},
-    "stream": {"type": "str", "default": DEFAULT_STREAM},
+    "redis_url": SITE_ARGUMENT_SPEC["redis_url"],
+    "stream": SITE_ARGUMENT_SPEC["stream"],
     "thresholds": {"type": "dict", "default": {}},
     "report_dir": {"type": "path"},
     "report_only": {"type": "bool", "default": False},
@@ -77,11 +94,7 @@ def mask_redis_password(module: Any, url: str) -> None:
     try:
         parts = urlsplit(url)
         secrets = {parts.password or "", unquote(parts.password or "")}
-        secrets.update(
-            value
-            for key, value in parse_qsl(parts.query)
-            if is_secret_name(key)
-        )
+        secrets.update(value for key, value in parse_qsl(parts.query) if is_secret_name(key))
     except ValueError as exc:
         module.fail_json(msg=f"invalid redis_url: {exc}")
     secrets.update(os.environ.get(name, "") for name in PASSWORD_ENVS)

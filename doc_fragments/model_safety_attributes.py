@@ -1,0 +1,14 @@
+"""Documentation of the attributes most of the project's modules share: full check mode
+support, no diff, POSIX targets. A module that differs documents its own attributes."""
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
