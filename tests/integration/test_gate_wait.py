@@ -5,47 +5,33 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from model_safety.judgement.run import only_too_few_events, run_gate_waiting
 from tests.integration.test_gate_cli import BASE_MS, add, engine_payloads
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import free_port
 
 CUTOVER = f"{BASE_MS - 1}-0"  # just before the first event
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    connection = redis_server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def key(client: redis.Redis) -> Iterator[str]:
-    name = f"wait:{uuid.uuid4().hex}"
-    yield name
-    client.delete(name)
-
-
-def test_a_window_that_fills_up_during_the_wait_passes(client, key) -> None:
+def test_a_window_that_fills_up_during_the_wait_passes(redis_client, redis_stream) -> None:
     healthy = engine_payloads(250)
-    client.xadd(key, {"payload": "{}"}, id=f"{BASE_MS - 1}-0")  # before the cutover: not read
+    redis_client.xadd(
+        redis_stream, {"payload": "{}"}, id=f"{BASE_MS - 1}-0"
+    )  # before the cutover: not read
 
     def engine_publishes() -> None:
-        other = redis.Redis(connection_pool=client.connection_pool)
+        other = redis.Redis(connection_pool=redis_client.connection_pool)
         time.sleep(0.3)
-        add(other, key, healthy[:120])
+        add(other, redis_stream, healthy[:120])
         time.sleep(1.2)
-        add(other, key, healthy[120:], first=120)
+        add(other, redis_stream, healthy[120:], first=120)
 
     publisher = threading.Thread(target=engine_publishes)
     publisher.start()
-    result = run_gate_waiting(client, key, wait=10, model="xgb", after=CUTOVER)
+    result = run_gate_waiting(redis_client, redis_stream, wait=10, model="xgb", after=CUTOVER)
     publisher.join()
     assert result["verdict"] == "PASS", result["blockers"]
     assert result["event_count"] == 250
@@ -53,19 +39,19 @@ def test_a_window_that_fills_up_during_the_wait_passes(client, key) -> None:
     assert 1.0 <= result["waited"] < 5
 
 
-def test_a_constant_model_fails_without_waiting(client, key) -> None:
-    add(client, key, engine_payloads(50, (("SIM_XGB", "constant"),)))
+def test_a_constant_model_fails_without_waiting(redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(50, (("SIM_XGB", "constant"),)))
     started = time.monotonic()
-    result = run_gate_waiting(client, key, wait=10, model="xgb", after=CUTOVER)
+    result = run_gate_waiting(redis_client, redis_stream, wait=10, model="xgb", after=CUTOVER)
     assert time.monotonic() - started < 1
     assert result["verdict"] == "FAIL" and result["reads"] == 1 and result["waited"] < 1
     assert "xgb: 50 events < 200 required (canary)" in result["blockers"]
     assert any(b.startswith("xgb: constant output") for b in result["blockers"])
 
 
-def test_too_few_events_until_the_timeout_fail(client, key) -> None:
-    add(client, key, engine_payloads(50))
-    result = run_gate_waiting(client, key, wait=2.0, after=CUTOVER)
+def test_too_few_events_until_the_timeout_fail(redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(50))
+    result = run_gate_waiting(redis_client, redis_stream, wait=2.0, after=CUTOVER)
     assert result["verdict"] == "FAIL"
     assert result["blockers"][0] == "window: 50 events < 200 required (canary)"
     assert only_too_few_events(result)
@@ -79,9 +65,9 @@ def test_redis_down_fails_without_waiting() -> None:
     assert not only_too_few_events(result)
 
 
-def test_no_wait_reads_once(client, key) -> None:
-    add(client, key, engine_payloads(50))
-    result = run_gate_waiting(client, key, after=CUTOVER)
+def test_no_wait_reads_once(redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(50))
+    result = run_gate_waiting(redis_client, redis_stream, after=CUTOVER)
     assert (result["verdict"], result["reads"]) == ("FAIL", 1)
 
 

@@ -5,10 +5,6 @@ arguments), and the promotion_check module run locally by Ansible
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +13,7 @@ import pytest
 import redis
 
 from model_safety.judgement.run import run_promotion_check
+from tests import local_ansible
 from tests.redis_server import RedisServer, free_port
 from tests.unit.test_shadow import healthy
 
@@ -146,40 +143,8 @@ def test_bad_arguments_block(redis_server, client, key, kwargs, reason) -> None:
 
 def run_module(*options: str, **args: Any) -> tuple[bool, dict[str, Any]]:
     """Run promotion_check ad hoc on localhost: (succeeded, its result)."""
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-M",
-            "library",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            "promotion_check",
-            "-a",
-            json.dumps(args),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        },
-    )
-    said = f"rc={done.returncode}\n{done.stdout}\n{done.stderr}"
-    found = re.search(r"^localhost \| ([A-Z]+)!? => ", done.stdout, re.M)
-    assert found, said
-    assert (found.group(1) == "SUCCESS") == (done.returncode == 0), said
-    return found.group(1) == "SUCCESS", json.JSONDecoder().raw_decode(done.stdout[found.end() :])[0]
+    succeeded, result, _output = local_ansible.run_module("promotion_check", args, *options)
+    return succeeded, result
 
 
 def test_module_go_blocked_and_check_mode(redis_server, client, key, tmp_path) -> None:

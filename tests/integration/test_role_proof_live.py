@@ -4,15 +4,9 @@ model_role_proof module run locally by Ansible (``ansible localhost -c local -M 
 from __future__ import annotations
 
 import json
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +14,7 @@ import pytest
 import redis
 
 from model_safety.engine.role_proof import RoleProofError, iso_ms, prove_model_role
+from tests import local_ansible
 from tests.redis_server import RedisServer
 from tests.unit.test_role_proof import SHADOW, VOTING, event
 
@@ -34,26 +29,11 @@ SCHEMA = (
 )
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    connection = redis_server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def key(client: redis.Redis) -> Iterator[str]:
-    """A stream of this test's own (deleted afterwards)."""
-    name = f"role:{uuid.uuid4().hex}"
-    yield name
-    client.delete(name)
-
-
-def add(client: redis.Redis, stream: str, payloads: list[str | None], first: int = 1) -> None:
+def add(redis_client: redis.Redis, stream: str, payloads: list[str | None], first: int = 1) -> None:
     """XADD the payloads at T0 + 100 ms * (first, first + 1, ...)."""
     for offset, payload in enumerate(payloads):
         fields = {"payload": payload} if payload is not None else {"other": "x"}
-        client.xadd(stream, fields, id=f"{T0 + 100 * (first + offset)}-0")
+        redis_client.xadd(stream, fields, id=f"{T0 + 100 * (first + offset)}-0")
 
 
 def trade_log(path: Path, rows: list[tuple[int, str]], table: str = "trade_intents") -> str:
@@ -69,20 +49,22 @@ def trade_log(path: Path, rows: list[tuple[int, str]], table: str = "trade_inten
     return str(path)
 
 
-def prove(client: redis.Redis, key: str, role: str = "voting", **kwargs: Any) -> dict[str, Any]:
+def prove(
+    redis_client: redis.Redis, redis_stream: str, role: str = "voting", **kwargs: Any
+) -> dict[str, Any]:
     args = {"after": CUTOVER_ID, "min_events": 10, "timeout": 2.0, **kwargs}
-    return prove_model_role(client, key, "patchtst", role, **args)
+    return prove_model_role(redis_client, redis_stream, "patchtst", role, **args)
 
 
 # --------------------------------------------------------------------------- prove_model_role
 
 
 @pytest.mark.parametrize("after", [CUTOVER_ID, CUTOVER_ISO, "2026-01-10T13:00:00.000+01:00"])
-def test_voting_proven_with_trade_rows(client, key, tmp_path, after) -> None:
-    add(client, key, [event(VOTING)] * 12)
+def test_voting_proven_with_trade_rows(redis_client, redis_stream, tmp_path, after) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 12)
     db = trade_log(tmp_path / "t.db", [(-5, "xgb,patchtst"), (150, "xgb,patchtst,lgbm")])
     before = Path(db).read_bytes()
-    proof = prove(client, key, after=after, db_path=db)
+    proof = prove(redis_client, redis_stream, after=after, db_path=db)
     assert proof["proven"] is True, proof
     assert (proof["events"], proof["rows"], proof["missing"]) == (10, 1, 0)
     assert (proof["first_id"], proof["last_id"]) == (f"{T0 + 100}-0", f"{T0 + 1000}-0")
@@ -90,24 +72,31 @@ def test_voting_proven_with_trade_rows(client, key, tmp_path, after) -> None:
     assert Path(db).read_bytes() == before  # read-only: not one byte written
 
 
-def test_trade_table_names_the_table_read_and_reported(client, key, tmp_path) -> None:
-    add(client, key, [event(VOTING)] * 10)
+def test_trade_table_names_the_table_read_and_reported(
+    redis_client, redis_stream, tmp_path
+) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
     db = trade_log(tmp_path / "t.db", [(100, "xgb,patchtst")], table="engine_intents_v2")
-    proof = prove(client, key, db_path=db, trade_table="engine_intents_v2")
+    proof = prove(redis_client, redis_stream, db_path=db, trade_table="engine_intents_v2")
     assert proof["proven"] is True, proof
     assert proof["rows"] == 1
     # The default table is absent from this log; a shadow proof names the table it read.
-    default = prove(client, key, db_path=db, timeout=30)
+    default = prove(redis_client, redis_stream, db_path=db, timeout=30)
     assert default["reasons"] == [f"trade log {db} unusable: no such table: trade_intents"]
-    add(client, key, [event(SHADOW)] * 10, first=11)
+    add(redis_client, redis_stream, [event(SHADOW)] * 10, first=11)
     shadow = prove(
-        client, key, "shadow", after=f"{T0 + 1000}-0", db_path=db, trade_table="engine_intents_v2"
+        redis_client,
+        redis_stream,
+        "shadow",
+        after=f"{T0 + 1000}-0",
+        db_path=db,
+        trade_table="engine_intents_v2",
     )
     assert shadow["reasons"] == []
     credited = trade_log(tmp_path / "c.db", [(1200, "patchtst")], table="engine_intents_v2")
     shadow = prove(
-        client,
-        key,
+        redis_client,
+        redis_stream,
         "shadow",
         after=f"{T0 + 1000}-0",
         db_path=credited,
@@ -119,36 +108,42 @@ def test_trade_table_names_the_table_read_and_reported(client, key, tmp_path) ->
 @pytest.mark.parametrize(
     "table", ["trade_intents; DROP TABLE x", "1intents", "", "a" * 64, "intents-v2", None]
 )
-def test_trade_table_must_be_a_plain_identifier(client, key, tmp_path, table) -> None:
+def test_trade_table_must_be_a_plain_identifier(
+    redis_client, redis_stream, tmp_path, table
+) -> None:
     with pytest.raises(RoleProofError, match="trade_table must be a plain SQL identifier"):
-        prove(client, key, db_path=str(tmp_path / "t.db"), trade_table=table)
+        prove(redis_client, redis_stream, db_path=str(tmp_path / "t.db"), trade_table=table)
 
 
-def test_cutover_is_exclusive_and_earlier_events_are_ignored(client, key) -> None:
-    add(client, key, [event(SHADOW)] * 5, first=-4)  # up to T0 itself: the old shadow role
-    add(client, key, [event(VOTING)] * 10)
-    proof = prove(client, key)
+def test_cutover_is_exclusive_and_earlier_events_are_ignored(redis_client, redis_stream) -> None:
+    add(
+        redis_client, redis_stream, [event(SHADOW)] * 5, first=-4
+    )  # up to T0 itself: the old shadow role
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
+    proof = prove(redis_client, redis_stream)
     assert proof["proven"] is True, proof
     assert proof["first_id"] == f"{T0 + 100}-0"
     # A cutover one event earlier lets the last shadow event (at T0) in: a violation.
-    earlier = prove(client, key, after=f"{T0 - 1}-0")
+    earlier = prove(redis_client, redis_stream, after=f"{T0 - 1}-0")
     assert earlier["violations"] == [f"{T0}-0: patchtst has the shadow flag, expected voting"]
-    iso_earlier = prove(client, key, after="2026-01-10T11:59:59.999Z")
+    iso_earlier = prove(redis_client, redis_stream, after="2026-01-10T11:59:59.999Z")
     assert iso_earlier["violations"] == earlier["violations"]
 
 
-def test_shadow_proven_with_a_trade_log_that_never_credits_it(client, key, tmp_path) -> None:
-    add(client, key, [event(SHADOW)] * 10)
+def test_shadow_proven_with_a_trade_log_that_never_credits_it(
+    redis_client, redis_stream, tmp_path
+) -> None:
+    add(redis_client, redis_stream, [event(SHADOW)] * 10)
     db = trade_log(tmp_path / "t.db", [(-50, "xgb,patchtst"), (200, "xgb,lgbm")])
-    proof = prove(client, key, "shadow", db_path=db)
+    proof = prove(redis_client, redis_stream, "shadow", db_path=db)
     assert proof["proven"] is True, proof
     assert (proof["events"], proof["rows"], proof["violations"]) == (10, 0, [])
 
 
-def test_rows_crediting_a_shadow_model_fail(client, key, tmp_path) -> None:
-    add(client, key, [event(SHADOW)] * 10)
+def test_rows_crediting_a_shadow_model_fail(redis_client, redis_stream, tmp_path) -> None:
+    add(redis_client, redis_stream, [event(SHADOW)] * 10)
     db = trade_log(tmp_path / "t.db", [(100, "xgb"), (200, "lgbm,patchtst")])
-    proof = prove(client, key, "shadow", db_path=db)
+    proof = prove(redis_client, redis_stream, "shadow", db_path=db)
     assert proof["proven"] is False
     assert proof["rows"] == 1
     assert proof["violations"] == ["trade_intents row 2 credits the shadow model patchtst"]
@@ -158,18 +153,22 @@ def test_rows_crediting_a_shadow_model_fail(client, key, tmp_path) -> None:
     ]
 
 
-def test_contradiction_fails_fast_naming_the_stream_id(client, key) -> None:
-    add(client, key, [event(VOTING)] * 3 + [event(SHADOW)] + [event(VOTING)] * 10)
+def test_contradiction_fails_fast_naming_the_stream_id(redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 3 + [event(SHADOW)] + [event(VOTING)] * 10)
     started = time.monotonic()
-    proof = prove(client, key, timeout=30)
+    proof = prove(redis_client, redis_stream, timeout=30)
     assert time.monotonic() - started < 2
     assert proof["proven"] is False
     assert proof["violations"] == [f"{T0 + 400}-0: patchtst has the shadow flag, expected voting"]
 
 
-def test_model_missing_in_too_many_events_fails(client, key) -> None:
-    add(client, key, [event({"xgb": "voting", "lgbm": "voting"})] + [event(VOTING)] * 10)
-    proof = prove(client, key)
+def test_model_missing_in_too_many_events_fails(redis_client, redis_stream) -> None:
+    add(
+        redis_client,
+        redis_stream,
+        [event({"xgb": "voting", "lgbm": "voting"})] + [event(VOTING)] * 10,
+    )
+    proof = prove(redis_client, redis_stream)
     assert proof["proven"] is False
     assert (proof["events"], proof["missing"]) == (10, 1)
     assert proof["reasons"] == [
@@ -177,9 +176,9 @@ def test_model_missing_in_too_many_events_fails(client, key) -> None:
     ]
 
 
-def test_not_enough_events_before_the_timeout_fails(client, key) -> None:
-    add(client, key, [event(VOTING)] * 4)
-    proof = prove(client, key, timeout=1.0)
+def test_not_enough_events_before_the_timeout_fails(redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 4)
+    proof = prove(redis_client, redis_stream, timeout=1.0)
     assert proof["proven"] is False
     assert 1.0 <= proof["elapsed"] < 1.5 and proof["reads"] >= 3
     assert proof["reasons"] == [
@@ -187,11 +186,11 @@ def test_not_enough_events_before_the_timeout_fails(client, key) -> None:
     ]
 
 
-def test_missing_trade_rows_fail(client, key, tmp_path) -> None:
-    add(client, key, [event(VOTING)] * 10)
+def test_missing_trade_rows_fail(redis_client, redis_stream, tmp_path) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
     # Before the cutover, not crediting patchtst, or naming it only as a prefix: none counts.
     db = trade_log(tmp_path / "t.db", [(0, "patchtst"), (100, "xgb"), (200, "patchtst_v2")])
-    proof = prove(client, key, db_path=db, timeout=0.6)
+    proof = prove(redis_client, redis_stream, db_path=db, timeout=0.6)
     assert proof["proven"] is False
     assert (proof["events"], proof["rows"]) == (10, 0)
     assert proof["reasons"] == [
@@ -200,8 +199,8 @@ def test_missing_trade_rows_fail(client, key, tmp_path) -> None:
     ]
 
 
-def test_trade_rows_committed_while_waiting_count(client, key, tmp_path) -> None:
-    add(client, key, [event(VOTING)] * 10)
+def test_trade_rows_committed_while_waiting_count(redis_client, redis_stream, tmp_path) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
     db = trade_log(tmp_path / "t.db", [])
 
     def engine_commits() -> None:
@@ -216,7 +215,7 @@ def test_trade_rows_committed_while_waiting_count(client, key, tmp_path) -> None
 
     writer = threading.Thread(target=engine_commits)
     writer.start()
-    proof = prove(client, key, db_path=db, timeout=5)
+    proof = prove(redis_client, redis_stream, db_path=db, timeout=5)
     writer.join()
     assert proof["proven"] is True, proof
     assert proof["rows"] == 1 and 0.5 <= proof["elapsed"] < 3
@@ -245,43 +244,49 @@ def file_with(path: Path, data: bytes) -> str:
         ),
     ],
 )
-def test_unusable_trade_log_is_a_clear_reason(client, key, tmp_path, make, reason) -> None:
-    add(client, key, [event(VOTING)] * 10)
-    proof = prove(client, key, db_path=make(tmp_path), timeout=30)
+def test_unusable_trade_log_is_a_clear_reason(
+    redis_client, redis_stream, tmp_path, make, reason
+) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
+    proof = prove(redis_client, redis_stream, db_path=make(tmp_path), timeout=30)
     assert proof["proven"] is False and proof["reads"] == 0
     assert proof["reasons"] == [reason.format(p=tmp_path)]
     assert not (tmp_path / "absent.db").exists()  # read-only: never created
 
 
-def test_malformed_payload_fails(client, key) -> None:
-    add(client, key, [event(VOTING)] * 2 + ['{"side": "BUY"}'] + [event(VOTING)] * 10)
-    proof = prove(client, key)
+def test_malformed_payload_fails(redis_client, redis_stream) -> None:
+    add(
+        redis_client, redis_stream, [event(VOTING)] * 2 + ['{"side": "BUY"}'] + [event(VOTING)] * 10
+    )
+    proof = prove(redis_client, redis_stream)
     assert proof["proven"] is False
     assert proof["violations"] == [
         f"{T0 + 300}-0: malformed event: total_models is not a non-negative integer: None"
     ]
 
 
-def test_events_added_while_waiting_are_read_incrementally(client, key, monkeypatch) -> None:
-    add(client, key, [event(VOTING)] * 4)
+def test_events_added_while_waiting_are_read_incrementally(
+    redis_client, redis_stream, monkeypatch
+) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 4)
     calls: list[str] = []
-    xrange = client.xrange
+    xrange = redis_client.xrange
 
     def recording_xrange(stream: str, min: str, max: str, count: int) -> Any:
         calls.append(min)
         return xrange(stream, min=min, max=max, count=count)
 
-    monkeypatch.setattr(client, "xrange", recording_xrange)
+    monkeypatch.setattr(redis_client, "xrange", recording_xrange)
 
     def engine_publishes() -> None:
-        other = redis.Redis(connection_pool=client.connection_pool)
+        other = redis.Redis(connection_pool=redis_client.connection_pool)
         for index in range(5, 11):
             time.sleep(0.15)
-            add(other, key, [event(VOTING)], first=index)
+            add(other, redis_stream, [event(VOTING)], first=index)
 
     publisher = threading.Thread(target=engine_publishes)
     publisher.start()
-    proof = prove(client, key, timeout=5)
+    proof = prove(redis_client, redis_stream, timeout=5)
     publisher.join()
     assert proof["proven"] is True, proof
     assert proof["events"] == 10 and proof["reads"] >= 2
@@ -296,46 +301,17 @@ def test_events_added_while_waiting_are_read_incrementally(client, key, monkeypa
 
 def run_module(redis_server: RedisServer, *options: str, **args: Any) -> tuple[bool, dict]:
     """Run model_role_proof ad hoc on localhost: (succeeded, its result)."""
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-M",
-            "library",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            "model_role_proof",
-            "-a",
-            json.dumps({"redis_url": redis_server.url, **args}),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        },
-    )
-    said = f"rc={done.returncode}\n{done.stdout}\n{done.stderr}"
-    found = re.search(r"^localhost \| ([A-Z]+)!? => ", done.stdout, re.M)
-    assert found, said
-    assert (found.group(1) == "SUCCESS") == (done.returncode == 0), said
-    return found.group(1) == "SUCCESS", json.JSONDecoder().raw_decode(done.stdout[found.end() :])[0]
+    module_args = {"redis_url": redis_server.url, **args}
+    succeeded, result, _output = local_ansible.run_module("model_role_proof", module_args, *options)
+    return succeeded, result
 
 
-def test_module_proves_fails_and_runs_in_check_mode(redis_server, client, key, tmp_path) -> None:
-    add(client, key, [event(VOTING)] * 10)
+def test_module_proves_fails_and_runs_in_check_mode(
+    redis_server, redis_client, redis_stream, tmp_path
+) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
     db = trade_log(tmp_path / "t.db", [(100, "xgb,patchtst")])
-    common = {"stream": key, "model": "patchtst", "after": CUTOVER_ISO, "db_path": db}
+    common = {"stream": redis_stream, "model": "patchtst", "after": CUTOVER_ISO, "db_path": db}
     ok, result = run_module(redis_server, role="voting", min_events=10, timeout=5, **common)
     assert ok, result
     assert result["changed"] is False
@@ -352,19 +328,25 @@ def test_module_proves_fails_and_runs_in_check_mode(redis_server, client, key, t
     ok, result = run_module(redis_server, "--check", role="shadow", timeout=0, **failing)
     assert not ok
     assert secret not in json.dumps(result)
-    assert result["proven"] is False and result["stream"] == key and result["db_path"] is None
+    assert (
+        result["proven"] is False and result["stream"] == redis_stream and result["db_path"] is None
+    )
     assert result["violations"][0] == (
         f"{T0 + 100}-0: patchtst votes (no shadow flag), expected shadow"
     )
-    assert result["msg"].startswith("patchtst is not proven shadow (stream " + key)
-    ok, result = run_module(redis_server, role="voting", model="Bad", after="x", stream=key)
+    assert result["msg"].startswith("patchtst is not proven shadow (stream " + redis_stream)
+    ok, result = run_module(
+        redis_server, role="voting", model="Bad", after="x", stream=redis_stream
+    )
     assert not ok and result["msg"].startswith("role proof impossible: not a valid model name")
 
 
-def test_module_reads_the_trade_table_given(redis_server, client, key, tmp_path) -> None:
-    add(client, key, [event(VOTING)] * 10)
+def test_module_reads_the_trade_table_given(
+    redis_server, redis_client, redis_stream, tmp_path
+) -> None:
+    add(redis_client, redis_stream, [event(VOTING)] * 10)
     db = trade_log(tmp_path / "t.db", [(100, "patchtst")], table="intents_v2")
-    common = {"stream": key, "model": "patchtst", "after": CUTOVER_ISO, "db_path": db}
+    common = {"stream": redis_stream, "model": "patchtst", "after": CUTOVER_ISO, "db_path": db}
     ok, result = run_module(
         redis_server, role="voting", min_events=10, timeout=5, trade_table="intents_v2", **common
     )
