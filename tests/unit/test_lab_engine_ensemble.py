@@ -12,13 +12,17 @@ def p(action: str, confidence: float) -> Prediction:
     return Prediction(action=action, confidence=confidence)
 
 
+# DESIGN.md's example: three voters, patchtst in shadow agreeing with the winning side.
+DESIGN_EXAMPLE = {
+    "xgb": p("BUY", 0.71),
+    "lgbm": p("SELL", 0.55),
+    "nhits": p("BUY", 0.60),
+    "patchtst": p("BUY", 0.62),
+}
+
+
 def test_design_example_shadow_never_counts() -> None:
-    predictions = {
-        "xgb": p("BUY", 0.71),
-        "lgbm": p("SELL", 0.55),
-        "nhits": p("BUY", 0.60),
-        "patchtst": p("BUY", 0.62),
-    }
+    predictions = DESIGN_EXAMPLE
     # BUY = .25*.71 + .30*.60 = .3575, SELL = .25*.55 = .1375; / (.25+.25+.30) = .446875
     decision = vote(predictions, WEIGHTS, VOTERS)
     assert decision == Decision("BUY", 0.4469, 2, 3, ("xgb", "nhits"))
@@ -93,12 +97,7 @@ def test_agreeing_models_keep_model_order() -> None:
 
 
 def test_counts_with_shadow_add_active_shadow_models_only() -> None:
-    predictions = {
-        "xgb": p("BUY", 0.71),
-        "lgbm": p("SELL", 0.55),
-        "nhits": p("BUY", 0.60),
-        "patchtst": p("BUY", 0.62),
-    }
+    predictions = DESIGN_EXAMPLE
     decision = vote(predictions, WEIGHTS, VOTERS)
     assert counts_with_shadow(decision, predictions, frozenset({"patchtst"})) == (3, 4)
     disagreeing = {**predictions, "patchtst": p("SELL", 0.9)}

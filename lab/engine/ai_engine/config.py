@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .models import HEALTHY_SCHEDULE, Schedule, parse_schedule
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 EX_CONFIG = 78
 
@@ -293,11 +294,15 @@ def _positive(key: str, value: str) -> float:
     return number
 
 
-def _rate(key: str, value: str) -> float:
-    number = _positive(key, value)
-    if number > MAX_RATE:
-        raise ConfigError(f"{key} must be <= {MAX_RATE:g}, got {value!r}")
+def _at_most(limit: float, key: str, value: str, number: N) -> N:
+    """``number``, read from ``value``, unless it is over ``limit``."""
+    if number > limit:
+        raise ConfigError(f"{key} must be <= {limit:g}, got {value!r}")
     return number
+
+
+def _rate(key: str, value: str) -> float:
+    return _at_most(MAX_RATE, key, value, _positive(key, value))
 
 
 def _non_negative(key: str, value: str) -> float:
@@ -314,10 +319,7 @@ def _build_sha(key: str, value: str) -> str:
 
 
 def _payload_pad(key: str, value: str) -> int:
-    number = parse_int(key, value)
-    if number > MAX_PAYLOAD_PAD:
-        raise ConfigError(f"{key} must be <= {MAX_PAYLOAD_PAD}, got {value!r}")
-    return number
+    return _at_most(MAX_PAYLOAD_PAD, key, value, parse_int(key, value))
 
 
 def _features_mode(key: str, value: str) -> str:
