@@ -1,7 +1,7 @@
 """The name checks of the playbooks and roles match whole strings: a trailing newline, which a
 Jinja ``match('^...$')`` lets through, is refused (issue 12, item 9). Real `ansible-playbook
---check` runs on localhost: playbooks/monitor.yml, roles/model_activation/tasks/model_file.yml and the role
-ai_engine_dropin, each with a valid value as the control.
+--check` runs on localhost: playbooks/monitor.yml, roles/model_activation/tasks/model_file.yml
+and the role ai_engine_dropin, each with a valid value as the control.
 """
 
 from __future__ import annotations
