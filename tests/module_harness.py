@@ -133,7 +133,7 @@ def fails(name: str, args: dict[str, Any], **options: bool) -> dict[str, Any]:
 # One program for systemctl and journalctl: it logs every argv and answers from a JSON state
 # file: "show" (the unit's properties), "journal" (the invocation's lines), "fail" ({verb:
 # message}: exit 1 saying it) and "on_stop"/"on_start" (the properties those verbs set, also
-# when they fail).
+# when they fail). Any other systemctl verb (a restart, say) fails: the modules use none.
 FAKE_SYSTEMD = """\
 #!{python}
 import json, os, sys
@@ -144,6 +144,8 @@ with open(STATE) as handle:
 program, args = os.path.basename(sys.argv[0]), sys.argv[1:]
 state["calls"].append([program, *args])
 verb = args[0] if program == "systemctl" else program
+if verb not in ("show", "stop", "start", "journalctl"):
+    sys.exit("fake systemctl: unexpected " + repr([program, *args]))
 if verb in ("stop", "start"):
     state["show"].update(state["on_" + verb])
 with open(STATE, "w") as handle:
@@ -179,9 +181,15 @@ RUNNING = {
 
 @dataclass
 class FakeSystemd:
-    """The fake's state file: what it answers, and the argv it was run with."""
+    """The fake's programs and state file: what it answers, and the argv it was run with."""
 
+    bin_dir: Path
     state_file: Path
+
+    @classmethod
+    def under(cls, directory: Path) -> FakeSystemd:
+        """The fake :func:`install_fake_systemd` puts in ``directory``."""
+        return cls(directory / "fake-bin", directory / "systemd-state.json")
 
     def state(self) -> dict[str, Any]:
         """The whole state, with ``calls``."""
@@ -200,13 +208,12 @@ class FakeSystemd:
         return self.state()["calls"]
 
 
-@pytest.fixture
-def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
-    """A fake ``systemctl`` and ``journalctl`` first on PATH; the unit runs as INVOCATION and
-    a stop+start gives it NEW_INVOCATION."""
-    bin_dir = tmp_path / "fake-bin"
-    bin_dir.mkdir()
-    fake = FakeSystemd(tmp_path / "systemd-state.json")
+def install_fake_systemd(directory: Path, **state: Any) -> FakeSystemd:
+    """A fake ``systemctl`` and ``journalctl`` in ``directory``/fake-bin: the unit runs as
+    INVOCATION and a stop+start gives it NEW_INVOCATION, unless ``state`` replaces parts of
+    that (``show``, ``journal``, ``fail``, ``on_stop``, ``on_start``)."""
+    fake = FakeSystemd.under(directory)
+    fake.bin_dir.mkdir(parents=True)
     fake.state_file.write_text(
         json.dumps(
             {
@@ -221,14 +228,22 @@ def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd
                     "InvocationID": NEW_INVOCATION,
                 },
                 "calls": [],
+                **state,
             }
         )
     )
-    program = bin_dir / "systemctl"
+    program = fake.bin_dir / "systemctl"
     program.write_text(FAKE_SYSTEMD.format(python=sys.executable, state=str(fake.state_file)))
     program.chmod(0o755)
-    (bin_dir / "journalctl").symlink_to(program)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (fake.bin_dir / "journalctl").symlink_to(program)
+    return fake
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
+    """A fake ``systemctl`` and ``journalctl`` (:func:`install_fake_systemd`) first on PATH."""
+    fake = install_fake_systemd(tmp_path)
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:{os.environ['PATH']}")
     return fake
 
 

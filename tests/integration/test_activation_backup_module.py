@@ -11,14 +11,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import local_ansible
-from tests.local_ansible import LOCAL, REPO_ROOT
+from tests.local_ansible import JSON_RESULTS, LOCAL, ansible, host_results, printed
 
 SECRET = b"QT_API_SECRET=hunter2\n"
 
@@ -368,31 +366,19 @@ def run_role_restore(tmp_path: Path, engine: dict[str, Path], backup: str) -> tu
     }
     (tmp_path / "restore.yml").write_text(ROLE_RESTORE)
     (tmp_path / "vars.json").write_text(json.dumps(group_vars))
-    process = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            *LOCAL,
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-            str(tmp_path / "restore.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
+    process = ansible(
+        "ansible-playbook",
+        *LOCAL,
+        "-e",
+        f"@{tmp_path / 'vars.json'}",
+        str(tmp_path / "restore.yml"),
+        env=JSON_RESULTS,
         timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "minimal",
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-            "ANSIBLE_NOCOLOR": "1",
-        },
     )
-    output = f"rc={process.returncode}\n{process.stdout}\n{process.stderr}"
-    found = list(re.finditer(r"^localhost \| ([A-Z]+)!? => ", process.stdout, re.M))
+    output = printed(process)
+    found = host_results(process.stdout).get("localhost")
     assert found, output
-    result = json.JSONDecoder().raw_decode(process.stdout[found[-1].end() :])[0]
+    result = found[-1]
     # A restore that succeeded ends with the role keeping what it restored in its result fact.
     kept = result.get("ansible_facts", {}).get("model_activation_result", {}).get("restored")
     return process.returncode == 0, {**(kept or result), "output": output}

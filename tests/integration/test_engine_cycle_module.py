@@ -4,67 +4,40 @@ never restart), its results, check mode, and each failure message."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from model_safety.engine.systemd import SHOW_PROPERTIES
+from tests.local_ansible import host_results, play_on_local_hosts
+from tests.module_harness import (
+    INVOCATION,
+    NEW_INVOCATION,
+    UNIT,
+    FakeSystemd,
+    install_fake_systemd,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
-UNIT = "quantum-ai-engine.service"
-OLD = "0123456789abcdef0123456789abcdef"
-
-# One program for both commands; it logs every argv and keeps the unit's state in a JSON file.
-FAKE = """\
-#!{python}
-import json, os, sys, uuid
-
-STATE, LOG = {state!r}, {log!r}
-with open(STATE) as handle:
-    state = json.load(handle)
-argv = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
-with open(LOG, "a") as handle:
-    handle.write(json.dumps(argv) + "\\n")
-
-
-def save(**changes):
-    state.update(changes)
-    with open(STATE, "w") as handle:
-        json.dump(state, handle)
-
-
-if argv[0] == "journalctl":
-    print("[ERROR] config: SIM_XGB: unknown behaviour")
-elif argv[1:3] == ["show", "--timestamp=us+utc"]:
-    print("ActiveEnterTimestamp=Mon 2026-11-23 18:01:02.123456 UTC")
-elif argv[1] == "show":
-    print("Id=" + argv[2])
-    print("LoadState=loaded")
-    print("ActiveState=" + state["active"])
-    print("SubState=" + state["sub"])
-    print("MainPID=" + str(state["pid"]))
-    print("NRestarts=0")
-    print("InvocationID=" + state["invocation"])
-    print("ActiveEnterTimestamp=Mon 2026-11-23 18:01:02 UTC")
-    print("ActiveEnterTimestampMonotonic=123456789")
-    print("Result=" + state["result"])
-elif argv[1] == "stop" and state["scenario"] == "stop_fails":
-    sys.exit("Failed to stop " + argv[2] + ": Access denied")
-elif argv[1] == "stop":
-    save(active="inactive", sub="dead", pid=0)
-elif argv[1] == "start" and state["scenario"] == "start_fails":
-    save(active="failed", sub="failed", pid=0, result="exit-code", invocation=uuid.uuid4().hex)
-    sys.exit("Job for " + argv[2] + " failed because the control process exited with error code.")
-elif argv[1] == "start":
-    save(active="active", sub="running", pid=4242, invocation=uuid.uuid4().hex)
-else:
-    sys.exit("fake systemctl: unexpected " + repr(argv))
-"""
+# What the unit's journal says once a start has failed.
+JOURNAL = ["[ERROR] config: SIM_XGB: unknown behaviour"]
+# Each scenario's changes to the fake systemd (tests/module_harness.py): a stop that is refused
+# and changes nothing; a start that fails, leaving a failed unit with a new invocation.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "ok": {},
+    "stop_fails": {"fail": {"stop": f"Failed to stop {UNIT}: Access denied"}, "on_stop": {}},
+    "start_fails": {
+        "fail": {
+            "start": f"Job for {UNIT} failed because the control process exited with error code."
+        },
+        "on_start": {
+            "ActiveState": "failed",
+            "SubState": "failed",
+            "MainPID": "0",
+            "Result": "exit-code",
+            "InvocationID": NEW_INVOCATION,
+        },
+    },
+}
 
 PLAYBOOK = """\
 - name: Stop and start the engine
@@ -80,73 +53,23 @@ PLAYBOOK = """\
         PATH: "{{ fake_bin }}:{{ lookup('ansible.builtin.env', 'PATH') }}"
       check_mode: "{{ check }}"
 """
-_RESULT = re.compile(r"^([a-z_]+) \| (SUCCESS|CHANGED|FAILED!) => ", re.MULTILINE)
 
 
 def fake_host(tmp_path: Path, name: str, scenario: str, unit: str = UNIT, check: bool = False):
-    """A directory with the fake commands and the unit running as invocation OLD."""
-    home = tmp_path / name
-    (home / "bin").mkdir(parents=True)
-    state, log = home / "state.json", home / "calls.jsonl"
-    state.write_text(
-        json.dumps(
-            {
-                "scenario": scenario,
-                "active": "active",
-                "sub": "running",
-                "pid": 100,
-                "invocation": OLD,
-                "result": "success",
-            }
-        )
-    )
-    log.write_text("")
-    program = home / "bin" / "systemctl"
-    program.write_text(FAKE.format(python=sys.executable, state=str(state), log=str(log)))
-    program.chmod(0o755)
-    (home / "bin" / "journalctl").symlink_to(program)
-    return {"fake_bin": str(home / "bin"), "unit": unit, "check": check}
+    """The inventory variables of a "host" with its own fake commands, the unit running as
+    invocation INVOCATION."""
+    fake = install_fake_systemd(tmp_path / name, journal=JOURNAL, **SCENARIOS[scenario])
+    return {"fake_bin": str(fake.bin_dir), "unit": unit, "check": check}
 
 
 def calls(tmp_path: Path, name: str) -> list[list[str]]:
-    lines = (tmp_path / name / "calls.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    return FakeSystemd.under(tmp_path / name).calls()
 
 
 def run_play(tmp_path: Path, hosts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Run the playbook; ``{host: result}`` with ``status`` (SUCCESS, CHANGED or FAILED!)."""
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "inventory.yml").write_text(json.dumps(inventory))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "minimal",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    process = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    decoder = json.JSONDecoder()
-    found = {
-        match.group(1): {
-            **decoder.raw_decode(process.stdout, match.end())[0],
-            "status": match.group(2),
-        }
-        for match in _RESULT.finditer(process.stdout)
-    }
+    process = play_on_local_hosts(tmp_path, PLAYBOOK, hosts)
+    found = {host: results[-1] for host, results in host_results(process.stdout).items()}
     assert set(found) == set(hosts), process.stdout + process.stderr
     return found
 
@@ -166,9 +89,9 @@ def test_engine_cycle_module_end_to_end(tmp_path):
 
     happy = results["happy"]
     assert happy["status"] == "CHANGED"
-    assert happy["previous_invocation_id"] == OLD
+    assert happy["previous_invocation_id"] == INVOCATION
     assert re.fullmatch(r"[0-9a-f]{32}", happy["invocation_id"])
-    assert happy["invocation_id"] != OLD
+    assert happy["invocation_id"] != INVOCATION
     assert happy["main_pid"] == 4242
     assert happy["started_at"] == "2026-11-23T18:01:02.123456Z"
     assert happy["started_at_epoch"] == 1795456862.123456
@@ -193,7 +116,7 @@ def test_engine_cycle_module_end_to_end(tmp_path):
     dry = results["dry"]
     assert dry["status"] == "CHANGED"
     assert dry["would_cycle"] is True
-    assert (dry["invocation_id"], dry["main_pid"]) == (OLD, 100)
+    assert (dry["invocation_id"], dry["main_pid"]) == (INVOCATION, 100)
     assert calls(tmp_path, "dry") == [show]
 
     start_fails = results["start_fails"]
@@ -203,7 +126,9 @@ def test_engine_cycle_module_end_to_end(tmp_path):
         "failed because the control process exited with error code.; the unit is now failed/failed"
     )
     assert start_fails["journal"] == ["[ERROR] config: SIM_XGB: unknown behaviour"]
-    assert start_fails["journal_invocation_id"] == start_fails["state"]["invocation_id"] != OLD
+    assert (
+        start_fails["journal_invocation_id"] == start_fails["state"]["invocation_id"] != INVOCATION
+    )
     assert calls(tmp_path, "start_fails")[-1][:2] == ["journalctl", "--no-pager"]
 
     stop_fails = results["stop_fails"]

@@ -5,17 +5,13 @@ files, values and modes are refused without showing a value."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB_ENV = ROOT / "lab" / "engine" / "ai-engine.env"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+from tests.local_ansible import REPO_ROOT, host_results, play_on_local_hosts
+
+LAB_ENV = REPO_ROOT / "lab" / "engine" / "ai-engine.env"
 SECRET = "pw-Zq8xV3-never-printed"
 
 PASSWORD = "s3cr3t-pw"
@@ -42,18 +38,14 @@ PLAYBOOK = """\
         mode: "{{ env_mode | default('0640') }}"
 """
 TASKS = ("change",)
-_RESULT = re.compile(r"^([a-z_]+) \| (SUCCESS|CHANGED|FAILED!) => ", re.MULTILINE)
 
 
 def results(stdout: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{host: {task: result}}`` from the minimal callback's output (tasks by TASKS name);
-    each result gets ``status`` (SUCCESS, CHANGED or FAILED!)."""
-    decoder = json.JSONDecoder()
-    by_host: dict[str, list[dict[str, Any]]] = {}
-    for match in _RESULT.finditer(stdout):
-        result = decoder.raw_decode(stdout, match.end())[0]
-        by_host.setdefault(match.group(1), []).append({**result, "status": match.group(2)})
-    return {host: dict(zip(TASKS, found, strict=False)) for host, found in by_host.items()}
+    """``{host: {task: result}}`` from the play's output (tasks by TASKS name); each result
+    has ``status`` (SUCCESS, CHANGED or FAILED!)."""
+    return {
+        host: dict(zip(TASKS, found, strict=False)) for host, found in host_results(stdout).items()
+    }
 
 
 def diff_lines(stdout: str) -> list[str]:
@@ -70,36 +62,7 @@ def play(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, dict[str, Any]]]]:
     """Run the playbook on local "hosts", each with its own ``env_path`` and ``changes``
     (inventory variables, so a YAML ``false`` stays a boolean); the process and the results."""
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp_path / "inventory.yml").write_text(json.dumps(inventory))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "minimal",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    process = subprocess.run(
-        [
-            str(ANSIBLE_PLAYBOOK),
-            "-i",
-            str(tmp_path / "inventory.yml"),
-            *options,
-            str(tmp_path / "play.yml"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    process = play_on_local_hosts(tmp_path, PLAYBOOK, hosts, *options)
     return process, results(process.stdout)
 
 

@@ -5,33 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from labctl import hosts as lab_hosts
-from labctl.config import REPO_ROOT
 from labctl.mounts import mounts_under
 from labctl.network import link_exists
 from labctl.processes import lab_processes, wait_gone
 from tests.conftest import LAB_TEST_HOSTS, bring_up, labctl
+from tests.local_ansible import ansible
 
 # The whole lab: its size (3 hosts), every host in the inventory, lab-up and lab-down.
 pytestmark = [pytest.mark.lab, pytest.mark.lab_whole]
-
-
-def ansible(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / args[0]), *args[1:]],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
-    )
 
 
 def test_hosts_boot_with_systemd_and_their_own_identity(lab):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ import pytest
 
 from model_safety.activation import lock as lease
 from model_safety.activation import log as activation_log
+from tests.local_ansible import ansible
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OTHER_TOKEN = "e" * 32
 RECORD = {"event": "activation", "model": "patchtst", "weight": 0.1, "sha": "18c7dbb"}
 # name, options, message, check mode (check mode validates the same way)
@@ -165,23 +164,15 @@ def run(tmp_path_factory) -> tuple[Paths, dict[str, dict[str, Any]]]:
     }
     playbook = paths.results.with_name("playbook.json")
     playbook.write_text(json.dumps([play]))
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-c",
-            "local",
-            "-i",
-            ",".join(SEQUENCES) + ",",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+    result = ansible(
+        "ansible-playbook",
+        "-c",
+        "local",
+        "-i",
+        ",".join(SEQUENCES) + ",",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(playbook),
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     results: dict[str, dict[str, Any]] = {}

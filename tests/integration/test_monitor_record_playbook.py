@@ -14,8 +14,8 @@ from pathlib import Path
 
 from model_safety.activation import log as activation_log
 from model_safety.monitor import promotion_watch
+from tests.local_ansible import ansible
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("engine1", "engine2", "engine3")
 STARTED = {
     "event": "monitoring_started",
@@ -44,21 +44,13 @@ def run_playbook(tmp_path: Path, extra: dict) -> subprocess.CompletedProcess[str
             for host in HOSTS
         )
     )
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "-e",
-            json.dumps({"activation_log_group": str(os.getegid()), **extra}),
-            "playbooks/monitor_record.yml",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+    return ansible(
+        "ansible-playbook",
+        "-i",
+        str(inventory),
+        "-e",
+        json.dumps({"activation_log_group": str(os.getegid()), **extra}),
+        "playbooks/monitor_record.yml",
     )
 
 
