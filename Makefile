@@ -35,11 +35,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
 	@touch $@
 
-lint: setup ## ruff, ansible-lint (production profile), the module and filter docs
+lint: setup ## ruff, ansible-lint (production profile), module/filter docs, task data flow, doc links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/check_module_docs.py
+	$(BIN)/python scripts/check_registered_vars.py
+	$(BIN)/python scripts/check_doc_links.py
 
 unit: setup ## the pure unit tests only (no root, no lab)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
