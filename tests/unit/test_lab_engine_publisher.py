@@ -18,19 +18,9 @@ from ai_engine.publisher import (
     connect_redis,
     redact_url,
 )
+from tests.fake_clock import FakeClock
 
 MOMENT = datetime(2026, 1, 10, 12, 0, 0, 500000, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakePipeline:

@@ -31,24 +31,15 @@ from ai_engine.service import (
     run_service,
     startup_lines,
 )
+from tests.fake_clock import FakeClock
 
+# The runner never sleeps longer than this at a time, so it notices a stop soon.
+LONGEST_SLEEP = 0.25
 CANARY_ENV = {
     "QSC_MODEL_WEIGHTS": "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1",
     "QSC_CANARY_MODEL": "patchtst",
     "QSC_CANARY_WEIGHT": "0.1",
 }
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert 0 < seconds <= 0.25
-        self.now += seconds
 
 
 class RecordingSink:
@@ -82,7 +73,7 @@ def make_runner(
     stop_at: float, stall: tuple[float, float] | None = None, **env: str
 ) -> tuple[Runner, RecordingSink, FakeClock, io.StringIO]:
     """A runner on a fake clock; ``stall=(at, seconds)`` freezes the process once."""
-    clock = FakeClock()
+    clock = FakeClock(LONGEST_SLEEP)
     start = clock.now
     sink = RecordingSink(clock, stop_at)
     out = io.StringIO()
@@ -341,7 +332,7 @@ def test_runner_logs_shadow_lines_rate_limited() -> None:
 
 
 def test_shadow_logger_rate_limit_per_model() -> None:
-    clock = FakeClock()
+    clock = FakeClock(LONGEST_SLEEP)
     logger = ShadowLogger(10.0, clock)
     buy = Prediction("BUY", 0.6234)
     assert logger.line("patchtst", "BTCUSDT", buy) == (
@@ -360,7 +351,7 @@ def test_shadow_logger_rate_limit_per_model() -> None:
 
 
 def test_shadow_logger_interval_zero_logs_every_prediction() -> None:
-    logger = ShadowLogger(0.0, FakeClock())
+    logger = ShadowLogger(0.0, FakeClock(LONGEST_SLEEP))
     assert all(logger.line("xgb", "BTCUSDT", Prediction("HOLD", 0.5)) for _ in range(3))
 
 
