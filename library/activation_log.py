@@ -8,6 +8,7 @@ from ansible.module_utils.model_safety.activation.log import (
     DEFAULT_LOG_PATH,
     ActivationLogError,
     append_record,
+    check_path,
     format_line,
     parse_mode,
     resolve_group,
@@ -46,7 +47,8 @@ description:
 options:
   path:
     description:
-      - The log file. Its directory is created with mode 0750 when missing.
+      - The log file, a normalised absolute path (a relative one or one with C(..) is
+        refused). Its directory is created with mode 0750 when missing.
     type: path
     default: /var/log/quantum/qsc_canary.jsonl
   record:
@@ -145,6 +147,7 @@ def main() -> None:
     path = params["path"]
     try:
         if module.check_mode:
+            check_path(path)
             parse_mode(params["mode"])
             resolve_group(params["group"])
             record, line = format_line(params["record"])

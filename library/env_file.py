@@ -4,7 +4,9 @@ with a diff that shows only the changed keys and never a secret."""
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -127,6 +129,29 @@ def _checked_mode(module: AnsibleModule) -> int | None:
     return mode
 
 
+# Ansible's own lookups of owner and group (set_owner/group_if_different), with its messages.
+_ID_LOOKUPS = (
+    ("owner", pwd.getpwnam, "chown failed: failed to look up user"),
+    ("group", grp.getgrnam, "chgrp failed: failed to look up group"),
+)
+
+
+def _check_owner_and_group(module: AnsibleModule) -> None:
+    """Fail on an unknown owner or group before anything is written (the file is then left
+    as it was), not after the rewrite as Ansible's chown/chgrp would."""
+    for option, lookup, failure in _ID_LOOKUPS:
+        name = module.params[option]
+        if name is None:
+            continue
+        try:
+            int(name)
+        except ValueError:
+            try:
+                lookup(name)
+            except KeyError:
+                module.fail_json(path=module.params["path"], msg=f"{failure} {name}")
+
+
 def _read(module: AnsibleModule, path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -167,6 +192,7 @@ def main() -> None:
     params = module.params
     path = params["path"]
     mode = _checked_mode(module)
+    _check_owner_and_group(module)
     current = _read(module, path)
     try:
         # Before anything can fail or be returned: these values are masked in all output.

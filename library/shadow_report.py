@@ -196,17 +196,17 @@ reports:
 
 
 def reasons(result: dict[str, Any]) -> list[str]:
-    """Why the model is not ready: hard blockers, blockers, then each gate that did not pass."""
-    found = [*result.get("hard_blockers", []), *result.get("blockers", [])]
-    if result.get("error") and result["error"] not in found:
-        found.insert(0, result["error"])
+    """Why the model is not ready, each reason once (a blocker can also be a hard blocker):
+    the error, hard blockers, blockers, then each gate that did not pass."""
+    found = [result["error"]] if result.get("error") else []
+    found += [*result.get("hard_blockers", []), *result.get("blockers", [])]
     for name, gate in (result.get("gates") or {}).items():
         if isinstance(gate, dict) and gate.get("status") != "PASS":
             found.append(
                 f"{name} {gate.get('status')} (value {gate.get('value')}, "
                 f"threshold {gate.get('threshold')})"
             )
-    return found or ["no reason reported, status unclear"]
+    return list(dict.fromkeys(found)) or ["no reason reported, status unclear"]
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Durable file writes shared by the lease, the activation log and the backups.
+"""Durable file writes shared by the lease, the activation log and the backups, and the one
+check of the paths they are given.
 
 A write counts only once it is on disk: file contents are fsynced before they are made visible
 and the directory is fsynced after a name in it was created, replaced or removed, so a crash
@@ -11,6 +12,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+
+
+def absolute_path_problem(path: object) -> str | None:
+    """Why ``path`` is refused (a relative path, a '..' in it, one not normalised), or None
+    for a normalised absolute path: what a root-run task writes must not depend on the working
+    directory nor climb out of the directory it names."""
+    if not isinstance(path, str) or not path:
+        return "is not a non-empty path"
+    if not path.startswith("/"):
+        return "is not an absolute path"
+    if ".." in path.split("/"):
+        return "contains '..'"
+    if path == "/" or path.startswith("//") or os.path.normpath(path) != path or "\0" in path:
+        return "is not a normalised absolute path"
+    return None
 
 
 def fsync_directory(directory: str) -> None:

@@ -28,6 +28,8 @@ import re
 import stat
 from collections.abc import Iterable, Mapping
 
+from ..fileio import absolute_path_problem
+
 DEFAULT_ROOT = "/opt/quantum/backups/model_activations"
 DEFAULT_FILES = ("/etc/quantum/ai-engine.env",)
 DEFAULT_DIRS = ("/etc/systemd/system/quantum-ai-engine.service.d",)
@@ -104,14 +106,9 @@ def as_utc(when: dt.datetime) -> dt.datetime:
 
 def checked_path(path: object, what: str) -> str:
     """Return ``path`` if it is a normalised absolute path without '..', else raise."""
-    if not isinstance(path, str) or not path:
-        raise BackupError(f"{what} must be a non-empty path, not {path!r}")
-    if not path.startswith("/"):
-        raise BackupError(f"{what} {path!r} is not an absolute path")
-    if ".." in path.split("/"):
-        raise BackupError(f"{what} {path!r} contains '..'")
-    if path == "/" or path.startswith("//") or os.path.normpath(path) != path or "\0" in path:
-        raise BackupError(f"{what} {path!r} is not a normalised absolute path")
+    problem = absolute_path_problem(path)
+    if problem is not None:
+        raise BackupError(f"{what} {path!r} {problem}")
     return path
 
 

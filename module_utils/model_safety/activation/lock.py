@@ -39,7 +39,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from ..fileio import ensure_directory, fsync_directory, write_atomic
+from ..fileio import absolute_path_problem, ensure_directory, fsync_directory, write_atomic
 from .lease_file import (
     LEASE_MODE,
     TOKEN_RE,
@@ -109,7 +109,7 @@ def validate_token(token: object) -> str:
 
 
 def _validate_path(path: object) -> str:
-    if not isinstance(path, str) or not os.path.isabs(path) or path.endswith("/"):
+    if absolute_path_problem(path) is not None:
         raise LeaseError(f"the lease path must be an absolute file path: {path!r}")
     return path
 

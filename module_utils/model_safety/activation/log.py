@@ -49,7 +49,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from ..fileio import ensure_directory, fsync_directory, write_all
+from ..fileio import absolute_path_problem, ensure_directory, fsync_directory, write_all
 from ..utctime import iso_ms
 
 DEFAULT_LOG_PATH = "/var/log/quantum/qsc_canary.jsonl"
@@ -108,6 +108,15 @@ def parse_mode(mode: object) -> int:
     if bits & 0o002:
         raise ActivationLogError(f"mode {bits:04o} would let anyone write the activation log")
     return bits
+
+
+def check_path(path: object) -> str:
+    """``path`` if it is a normalised absolute path without '..' (as the lease and the backups
+    require), else raise."""
+    problem = absolute_path_problem(path)
+    if problem is not None:
+        raise ActivationLogError(f"the log path {path!r} {problem}")
+    return path
 
 
 def resolve_group(group: str | None) -> int:
@@ -285,6 +294,7 @@ def append_record(
 ) -> dict[str, Any]:
     """Append ``record`` as one line; return ``{"record", "line", "created", "repaired"}``
     (``repaired``: a torn last line was ended first)."""
+    check_path(path)
     complete, line = format_line(record, now)
     bits = parse_mode(mode)
     gid = resolve_group(group)

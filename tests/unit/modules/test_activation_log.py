@@ -78,3 +78,17 @@ def test_check_mode_returns_the_line_and_writes_nothing(log) -> None:
     assert (result["changed"], result["created"]) == (True, False)
     assert json.loads(result["line"])["action"] == "shadow_activated"
     assert not log.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("quantum/qsc_canary.jsonl", "is not an absolute path"),
+        ("/var/log/quantum/../qsc_canary.jsonl", "contains '..'"),
+        ("/var/log//quantum/qsc_canary.jsonl", "is not a normalised absolute path"),
+    ],
+)
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_relative_or_climbing_path_is_refused(path, problem, check_mode) -> None:
+    result = fails(MODULE, {"path": path, "record": {"event": "activation"}}, check_mode=check_mode)
+    assert result["msg"] == f"activation log {path}: the log path {path!r} {problem}"

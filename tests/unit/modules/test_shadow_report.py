@@ -34,10 +34,6 @@ def test_a_voting_model_is_blocked_with_its_reasons(telemetry) -> None:
     assert (reported["status"], reported["exit_code"]) == ("BLOCKED", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="module bug: reasons() names a hard blocker that is also in blockers twice",
-)
 def test_a_reason_is_named_once(telemetry) -> None:
     telemetry.add(300)
     assert fails(MODULE, {**telemetry.args, "model": "xgb"})["msg"].count(VOTER) == 1
