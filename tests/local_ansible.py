@@ -23,14 +23,15 @@ JSON_RESULTS = {
     "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     "ANSIBLE_NOCOLOR": "1",
 }
-_RESULT = re.compile(r"^([a-z_]+) \| ([A-Z]+!?) => ", re.MULTILINE)
+_RESULT = re.compile(r"^([\w.-]+) \| ([A-Z]+!?) => ", re.MULTILINE)
 
 
 def ansible(
     program: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the venv's ``program`` (``ansible``, ``ansible-playbook``) with ``args`` from the
-    checkout with its ansible.cfg, ``env`` added to the environment; never raises on failure."""
+    checkout with its ansible.cfg, ``env`` added to the environment (a failed run is returned,
+    not raised)."""
     return subprocess.run(
         [str(ANSIBLE_BIN / program), *args],
         capture_output=True,
