@@ -19,7 +19,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..cutover import parse_cutover
 from ..names import is_model_name
@@ -41,6 +41,9 @@ from .promotion import blocked_check, promotion_check, validate_promotion_args
 from .scoreboard import scoreboard
 from .shadow import shadow_report
 from .thresholds import MODES, Thresholds
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 
 class RunError(Exception):
@@ -123,11 +126,11 @@ def _with_window(
     client_or_url: Any,
     stream: str,
     *,
-    count: int | None,
-    after: str | None,
-    page_size: int,
-    timeout: float,
-    env: Mapping[str, str] | None,
+    count: int | None = None,
+    after: str | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read the window and judge it; RunError (scrubbed) for anything that went wrong."""
     limit = _count(count, after)
@@ -151,41 +154,71 @@ def _with_window(
     return result
 
 
+class WindowOptions(TypedDict, total=False):
+    """The keyword arguments every run_* function takes besides its own (module docstring)."""
+
+    count: int | None
+    after: str | None
+    thresholds: Thresholds | Mapping[str, Any] | None
+    page_size: int
+    timeout: float
+    env: Mapping[str, str] | None
+
+
+def _run_judged(
+    client_or_url: Any,
+    stream: str,
+    window: WindowOptions,
+    judge: Callable[[Any, Thresholds], dict[str, Any]],
+    failed: Callable[[str, Thresholds], dict[str, Any]],
+    check: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """What every run_* function does: ``check`` its own arguments, read the window and
+    ``judge(window, thresholds)`` it; for any RunError on the way, ``failed(reason,
+    thresholds)`` (the defaults until the given thresholds are valid) with the source."""
+    read = dict(window)
+    limits = Thresholds()
+    try:
+        check()
+        limits = make_thresholds(read.pop("thresholds", None))
+        return _with_window(lambda events: judge(events, limits), client_or_url, stream, **read)
+    except RunError as exc:
+        result = failed(str(exc), limits)
+        result["source"] = source_info(
+            client_or_url, stream, read.get("count"), read.get("after"), read.get("env")
+        )
+        return result
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+
+
 def run_gate(
     client_or_url: Any = None,
     stream: str = DEFAULT_STREAM,
     *,
     mode: str = "canary",
     model: str | None = None,
-    count: int | None = None,
-    after: str | None = None,
-    thresholds: Thresholds | Mapping[str, Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
+    **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """The quality gate's result (DESIGN.md ``--json``); never raises for operational errors."""
-    safe_mode = mode if mode in MODES else "canary"
-    safe_model = model if is_model_name(model) else None
-    try:
-        if mode not in MODES:
-            raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+
+    def check() -> None:
+        _check_mode(mode)
         validate_model(model)
-        limits = make_thresholds(thresholds)
-        return _with_window(
-            lambda window: evaluate(window, mode=mode, model=model, thresholds=limits),
-            client_or_url,
-            stream,
-            count=count,
-            after=after,
-            page_size=page_size,
-            timeout=timeout,
-            env=env,
-        )
-    except RunError as exc:
-        result = failure(safe_mode, str(exc), safe_model)
-        result["source"] = source_info(client_or_url, stream, count, after, env)
-        return result
+
+    return _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, limits: evaluate(events, mode=mode, model=model, thresholds=limits),
+        lambda reason, _: failure(
+            mode if mode in MODES else "canary", reason, model if is_model_name(model) else None
+        ),
+        check,
+    )
 
 
 GATE_POLL_INTERVAL_S = 1.0
@@ -250,62 +283,32 @@ def run_scoreboard(
     stream: str = DEFAULT_STREAM,
     *,
     mode: str = "canary",
-    count: int | None = None,
-    after: str | None = None,
-    thresholds: Thresholds | Mapping[str, Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
+    **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """GO / WAIT / NO-GO per model; ``exit_code`` 0, or 2 with an ``error`` when unreadable."""
-    try:
-        if mode not in MODES:
-            raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
-        limits = make_thresholds(thresholds)
-        result = _with_window(
-            lambda window: scoreboard(window, thresholds=limits, mode=mode),
-            client_or_url,
-            stream,
-            count=count,
-            after=after,
-            page_size=page_size,
-            timeout=timeout,
-            env=env,
-        )
-    except RunError as exc:
-        info = source_info(client_or_url, stream, count, after, env)
-        return _error_result(str(exc), mode=mode, models={}, source=info)
+    result = _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, limits: scoreboard(events, thresholds=limits, mode=mode),
+        lambda reason, _: _error_result(reason, mode=mode, models={}),
+        lambda: _check_mode(mode),
+    )
     result.setdefault("exit_code", 0)
     return result
 
 
 def run_feature_sanity(
-    client_or_url: Any = None,
-    stream: str = DEFAULT_STREAM,
-    *,
-    count: int | None = None,
-    after: str | None = None,
-    thresholds: Thresholds | Mapping[str, Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
+    client_or_url: Any = None, stream: str = DEFAULT_STREAM, **window: Unpack[WindowOptions]
 ) -> dict[str, Any]:
     """NaN/Inf/flatline per feature; ``exit_code`` 2 on a problem or an error, else 0."""
-    try:
-        limits = make_thresholds(thresholds)
-        return _with_window(
-            lambda window: feature_sanity(window, thresholds=limits),
-            client_or_url,
-            stream,
-            count=count,
-            after=after,
-            page_size=page_size,
-            timeout=timeout,
-            env=env,
-        )
-    except RunError as exc:
-        info = source_info(client_or_url, stream, count, after, env)
-        return _error_result(str(exc), features={}, problems=[str(exc)], warnings=[], source=info)
+    return _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, limits: feature_sanity(events, thresholds=limits),
+        lambda reason, _: _error_result(reason, features={}, problems=[reason], warnings=[]),
+    )
 
 
 def run_shadow_report(
@@ -313,39 +316,29 @@ def run_shadow_report(
     stream: str = DEFAULT_STREAM,
     *,
     model: str,
-    count: int | None = None,
-    after: str | None = None,
-    thresholds: Thresholds | Mapping[str, Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
+    **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """The four shadow gates of ``model``; ``exit_code`` 0 READY, else 2 (errors too)."""
-    try:
+
+    def check() -> None:
         if model is None:
             raise RunError("a shadow report needs a model")
         validate_model(model)
-        limits = make_thresholds(thresholds)
-        return _with_window(
-            lambda window: shadow_report(window, model, thresholds=limits),
-            client_or_url,
-            stream,
-            count=count,
-            after=after,
-            page_size=page_size,
-            timeout=timeout,
-            env=env,
-        )
-    except RunError as exc:
-        safe_model = model if is_model_name(model) else None
-        return _error_result(
-            str(exc),
-            model=safe_model,
+
+    return _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, limits: shadow_report(events, model, thresholds=limits),
+        lambda reason, _: _error_result(
+            reason,
+            model=model if is_model_name(model) else None,
             status="NOT_READY",
             gates={},
-            hard_blockers=[str(exc)],
-            source=source_info(client_or_url, stream, count, after, env),
-        )
+            hard_blockers=[reason],
+        ),
+        check,
+    )
 
 
 def run_promotion_check(
@@ -356,35 +349,26 @@ def run_promotion_check(
     current_role: str,
     uptime_s: float,
     min_uptime_s: float,
-    count: int | None = None,
-    after: str | None = None,
-    thresholds: Thresholds | Mapping[str, Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
+    **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """The hard blockers of promoting ``model`` from ``current_role`` (:mod:`.promotion`);
     ``verdict`` GO (``exit_code`` 0) or BLOCKED (2), errors included (then with ``error``)."""
-    limits = Thresholds()
-    try:
+
+    def check() -> None:
         try:
             validate_promotion_args(model, current_role, uptime_s, min_uptime_s)
         except ValueError as exc:
             raise RunError(str(exc)) from None
-        limits = make_thresholds(thresholds)
-        return _with_window(
-            lambda window: promotion_check(
-                window, model, current_role, limits, uptime_s, min_uptime_s
-            ),
-            client_or_url,
-            stream,
-            count=count,
-            after=after,
-            page_size=page_size,
-            timeout=timeout,
-            env=env,
-        )
-    except RunError as exc:
-        result = blocked_check(str(exc), model, current_role, uptime_s, min_uptime_s, limits)
-        result["source"] = source_info(client_or_url, stream, count, after, env)
-        return result
+
+    return _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, limits: promotion_check(
+            events, model, current_role, limits, uptime_s, min_uptime_s
+        ),
+        lambda reason, limits: blocked_check(
+            reason, model, current_role, uptime_s, min_uptime_s, limits
+        ),
+        check,
+    )
