@@ -1,5 +1,5 @@
-"""Documentation of the attributes most of the project's modules share: full check mode
-support, no diff, POSIX targets. A module that differs documents its own attributes."""
+"""Documentation most of the project's modules share: full check mode support, no diff, POSIX
+targets, and the author. A module that differs documents its own attributes."""
 
 
 class ModuleDocFragment:
@@ -11,4 +11,6 @@ attributes:
     support: none
   platform:
     platforms: posix
+author:
+  - Model Safety Ops
 """

@@ -1,9 +1,15 @@
-"""Documentation of the options every module that reads the engine's telemetry takes: where
-Redis is (password masked, or taken from the environment) and which stream."""
+"""Documentation of the options of the modules that read the engine's telemetry.
 
+DOCUMENTATION (C(model_safety_redis)): where Redis is (password masked, or taken from the
+environment) and which stream. WINDOW (C(model_safety_redis.window)): those and what the
+analytics modules (quality_gate, scoreboard, feature_sanity, shadow_report, promotion_check)
+share, the window, the reports and the checking of the thresholds; each module documents which
+thresholds matter to it (O(thresholds)) and may document O(after) more closely. The window's
+options follow the arguments of model_safety.judgement.run and the argument spec
+ansible_support.COMMON_ARGUMENT_SPEC.
+"""
 
-class ModuleDocFragment:
-    DOCUMENTATION = r"""
+_REDIS_OPTIONS = r"""
 options:
   redis_url:
     description:
@@ -18,3 +24,47 @@ options:
     type: str
     default: quantum:stream:trade.intent
 """
+
+_WINDOW_OPTIONS = r"""
+  count:
+    description:
+      - The window is the newest O(count) events (after O(after), when given).
+      - Default 500 without O(after), no limit with it (every event after the cutover).
+    type: int
+  after:
+    description:
+      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
+        id C(<ms>-<seq>) (exclusive); then every later event is read and O(count) does not
+        apply.
+    type: str
+  report_dir:
+    description:
+      - Directory on the target to write the reports to, a Markdown report and the JSON result
+        named after the check and the UTC time (their paths are in RV(reports)), mode 0640,
+        written atomically. It must exist.
+      - Null writes no file. Check mode never writes one.
+    type: path
+  report_only:
+    description:
+      - Only report, never fail the task because of what was found (the full result is
+        returned either way).
+    type: bool
+    default: false
+"""
+
+_WINDOW_NOTES = r"""
+requirements:
+  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - The overrides in O(thresholds) are validated by C(Thresholds.with_overrides)
+    (C(model_safety.judgement.thresholds)); an unknown name or a value that is not a finite,
+    non-negative number (an integer for integer thresholds, at most 1 for shares) fails the
+    task.
+  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+"""
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = _REDIS_OPTIONS
+    WINDOW = _REDIS_OPTIONS + _WINDOW_OPTIONS + _WINDOW_NOTES

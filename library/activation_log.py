@@ -71,8 +71,6 @@ notes:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

@@ -79,8 +79,6 @@ extends_documentation_fragment:
 seealso:
   - module: ansible.legacy.quality_gate
   - module: ansible.legacy.engine_config
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

@@ -55,8 +55,6 @@ extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
   - model_safety_redis
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

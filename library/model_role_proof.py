@@ -120,8 +120,6 @@ extends_documentation_fragment:
 seealso:
   - module: ansible.legacy.journal_proof
   - module: ansible.legacy.quality_gate
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

@@ -85,9 +85,6 @@ options:
         (fields of C(model_safety.judgement.thresholds.Thresholds)),
         for example C(max_payload_p95) (1500), C(shadow_max_hard_disagree) (0.30),
         C(shadow_min_agreement) (0.55), C(max_action_share) (0.70).
-      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
-        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
-        fails the task.
     type: dict
     default: {}
   strategy:
@@ -98,17 +95,6 @@ options:
         log is written).
     type: dict
     default: {}
-  report_dir:
-    description:
-      - Directory on the target to write the decision log to, C(promotion_decision_<UTC
-        timestamp>.md) (Markdown) and C(.json) (the whole check), mode 0640, written
-        atomically. It must exist.
-      - Null writes no file. Check mode never writes one.
-    type: path
-  report_only:
-    description: Only report, never fail the task because the verdict is V(BLOCKED).
-    type: bool
-    default: false
   activation_log:
     description:
       - The host's activation log (JSON lines) the monitor's result is read from, with
@@ -126,8 +112,8 @@ options:
         unused (with a warning) when the watch completed safe.
     type: str
 notes:
-  - Writing the decision log is not reported as a change (C(changed) stays false), the engine,
-    its configuration and its data are never touched; the written paths are in RV(reports).
+  - The reports written to O(report_dir) are the decision log, C(promotion_decision_<UTC
+    timestamp>.md) (Markdown) and C(.json) (the whole check).
   - The playbook C(playbooks/promote.yml) runs this with O(report_only=true) and stops on
     anything but V(GO) itself, after fetching the decision log.
 seealso:
@@ -136,10 +122,7 @@ seealso:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-  - model_safety_redis
-  - model_safety_window
-author:
-  - Model Safety Ops
+  - model_safety_redis.window
 """
 
 EXAMPLES = r"""

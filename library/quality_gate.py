@@ -55,22 +55,8 @@ options:
         C(min_conf_std) (0.05), C(min_spread) (0.12), C(constant_std) (0.01),
         C(hold_collapse_share) (0.85), C(max_inactive_share) (0.05). The names and defaults are
         the fields of C(model_safety.judgement.thresholds.Thresholds) (README, "Quality gate").
-      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
-        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
-        fails the task.
     type: dict
     default: {}
-  report_dir:
-    description:
-      - Directory on the target to write the Markdown report and the JSON result to, as
-        C(quality_gate_<UTC timestamp>.md) and C(.json) (mode 0640, written atomically). It
-        must exist.
-      - Null writes no file. Check mode never writes one.
-    type: path
-  report_only:
-    description: Only report, never fail the task because of the verdict.
-    type: bool
-    default: false
   wait:
     description:
       - Seconds (0 to 3600) to wait for the window to fill up, for a gate run right after the
@@ -83,8 +69,6 @@ options:
     type: float
     default: 0
 notes:
-  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
-    its configuration and its data are never touched; the written paths are in RV(reports).
   - The fraction values follow the DESIGN contract, percentiles are numpy's default linear
     interpolation and standard deviations population ones.
 seealso:
@@ -94,10 +78,7 @@ seealso:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-  - model_safety_redis
-  - model_safety_window
-author:
-  - Model Safety Ops
+  - model_safety_redis.window
 """
 
 EXAMPLES = r"""

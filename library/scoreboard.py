@@ -34,45 +34,21 @@ options:
     type: str
     choices: [canary, collection]
     default: canary
-  after:
-    description:
-      - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
-        id C(<ms>-<seq>) (exclusive); then every later event is read and O(count) does not
-        apply.
-    type: str
   thresholds:
     description:
       - Overrides of the thresholds by name, for example C(go_agreement_low) (0.55),
         C(go_agreement_high) (0.80), C(go_max_hard_disagree) (0.20) or any gate threshold;
         the fields of C(model_safety.judgement.thresholds.Thresholds).
-      - Validated by C(Thresholds.with_overrides), an unknown name or a value that is not a
-        finite, non-negative number (an integer for integer thresholds, at most 1 for shares)
-        fails the task.
     type: dict
     default: {}
-  report_dir:
-    description:
-      - Directory on the target to write the reports to, C(scoreboard_<UTC timestamp>.md) and
-        C(.json), and C(scoreboard_latest.md) (replaced), mode 0640, written atomically. It
-        must exist.
-      - Null writes no file. Check mode never writes one.
-    type: path
-  report_only:
-    description: Only report, never fail the task, not even when no scoreboard could be made.
-    type: bool
-    default: false
 notes:
-  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
-    its configuration and its data are never touched; the written paths are in RV(reports).
+  - With O(report_dir), C(scoreboard_latest.md) there is replaced by the newest report too.
 seealso:
   - module: ansible.legacy.quality_gate
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-  - model_safety_redis
-  - model_safety_window
-author:
-  - Model Safety Ops
+  - model_safety_redis.window
 """
 
 EXAMPLES = r"""
