@@ -14,6 +14,7 @@ from model_safety.engine.systemd import (
     parse_systemctl_show,
     service_state_from_properties,
 )
+from tests.unit.systemd_argv import journal_argv
 
 UNIT = "quantum-ai-engine.service"
 OLD = "0123456789abcdef0123456789abcdef"
@@ -24,19 +25,6 @@ STOP = ["systemctl", "stop", UNIT]
 START = ["systemctl", "start", UNIT]
 STARTED_AT = ["systemctl", "show", "--timestamp=us+utc", "--property=ActiveEnterTimestamp", UNIT]
 STAMP = "ActiveEnterTimestamp=Mon 2026-11-23 18:01:02.123456 UTC\n"
-
-
-def journal_argv(invocation: str) -> list[str]:
-    return [
-        "journalctl",
-        "--no-pager",
-        "--quiet",
-        "-o",
-        "cat",
-        "-u",
-        UNIT,
-        f"_SYSTEMD_INVOCATION_ID={invocation}",
-    ]
 
 
 def show(
@@ -110,8 +98,8 @@ def script(shows: list[tuple[int, str, str]], **extra: list[tuple[int, str, str]
         tuple(STOP): extra.get("stop", [OK]),
         tuple(START): extra.get("start", [OK]),
         tuple(STARTED_AT): extra.get("started_at", [(0, STAMP, "")]),
-        tuple(journal_argv(NEW)): extra.get("journal", [(0, "", "")]),
-        tuple(journal_argv(NEWER)): extra.get("journal", [(0, "", "")]),
+        tuple(journal_argv(UNIT, NEW)): extra.get("journal", [(0, "", "")]),
+        tuple(journal_argv(UNIT, NEWER)): extra.get("journal", [(0, "", "")]),
     }
     return Script(answers)
 

@@ -23,6 +23,7 @@ from model_safety.engine.systemd import (
     service_uptime,
 )
 from model_safety.engine.validation import validate_unit
+from tests.unit.systemd_argv import journal_argv
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
@@ -213,18 +214,7 @@ def test_valid_unit_names(unit: str) -> None:
 def test_read_journal_argv_and_lines() -> None:
     run = FakeRun(journalctl=(0, "a\nb\n", ""))
     assert read_journal(run, UNIT, INVOCATION) == ["a", "b"]
-    assert run.calls == [
-        [
-            "journalctl",
-            "--no-pager",
-            "--quiet",
-            "-o",
-            "cat",
-            "-u",
-            UNIT,
-            f"_SYSTEMD_INVOCATION_ID={INVOCATION}",
-        ]
-    ]
+    assert run.calls == [journal_argv(UNIT, INVOCATION)]
 
 
 @pytest.mark.parametrize("invocation", ["", INVOCATION.upper(), INVOCATION[:-1], INVOCATION + "0"])

@@ -16,6 +16,7 @@ from model_safety.engine.journal_proof import (
     proof_failure_message,
     prove_journal,
 )
+from tests.unit.systemd_argv import journal_argv
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
@@ -240,16 +241,7 @@ class FakeJournal:
         )
 
 
-JOURNALCTL = [
-    "journalctl",
-    "--no-pager",
-    "--quiet",
-    "-o",
-    "cat",
-    "-u",
-    UNIT,
-    f"_SYSTEMD_INVOCATION_ID={INVOCATION}",
-]
+JOURNALCTL = journal_argv(UNIT, INVOCATION)
 
 
 def test_found_at_once_reads_once():
