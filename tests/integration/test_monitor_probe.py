@@ -24,24 +24,14 @@ from model_safety.monitor.observations import INACTIVE, Observations
 from model_safety.monitor.settings import MonitorSettings, new_state
 from model_safety.telemetry.events import BUY, HOLD, SELL
 from tests.redis_server import RedisServer, free_port
+from tests.systemd_fakes import show_output
 
 MODEL = "patchtst"
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
-SHOW = f"""\
-Id={UNIT}
-LoadState=loaded
-ActiveState=active
-SubState=running
-MainPID=4242
-NRestarts=0
-InvocationID={INVOCATION}
-ActiveEnterTimestamp=Fri 2026-12-04 00:00:00 UTC
-ActiveEnterTimestampMonotonic=123456789
-Result=success
-"""
+SHOW = show_output(UNIT, INVOCATION, since="Fri 2026-12-04 00:00:00 UTC")
 ENVIRONMENT = (
     f"Environment=QSC_MODEL_WEIGHTS={WEIGHTS} QSC_CANARY_MODEL={MODEL}\nEnvironmentFiles=\n"
 )

@@ -18,23 +18,13 @@ from redis.retry import Retry
 from model_safety.engine.status import collect_engine_status
 from model_safety.engine.stream_stats import stream_stats
 from tests.redis_server import RedisServer, free_port
+from tests.systemd_fakes import show_output
 
 T0 = 1_700_000_000_000
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
 SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
-SHOW = f"""\
-Id={UNIT}
-LoadState=loaded
-ActiveState=active
-SubState=running
-MainPID=4242
-NRestarts=0
-InvocationID={INVOCATION}
-ActiveEnterTimestamp=Sat 2026-01-10 12:00:00 UTC
-ActiveEnterTimestampMonotonic=123456789
-Result=success
-"""
+SHOW = show_output(UNIT, INVOCATION)
 JOURNAL = """\
 AI_ENGINE_BUILD: 1a2b3c4
 [OK] xgb agent loaded (weight: 31.25%)

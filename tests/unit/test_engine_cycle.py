@@ -14,7 +14,7 @@ from model_safety.engine.systemd import (
     parse_systemctl_show,
     service_state_from_properties,
 )
-from tests.unit.systemd_argv import journal_argv
+from tests.systemd_fakes import journal_argv
 
 UNIT = "quantum-ai-engine.service"
 OLD = "0123456789abcdef0123456789abcdef"

@@ -23,24 +23,13 @@ from model_safety.engine.systemd import (
     service_uptime,
 )
 from model_safety.engine.validation import validate_unit
-from tests.unit.systemd_argv import journal_argv
+from tests.systemd_fakes import journal_argv, show_output
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
 SHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 
-SHOW_OK = f"""\
-Id={UNIT}
-LoadState=loaded
-ActiveState=active
-SubState=running
-MainPID=4242
-NRestarts=2
-InvocationID={INVOCATION}
-ActiveEnterTimestamp=Sat 2026-01-10 12:00:00 UTC
-ActiveEnterTimestampMonotonic=123456789
-Result=success
-"""
+SHOW_OK = show_output(UNIT, INVOCATION, restarts=2)
 
 STARTUP_CANARY = [
     "AI_ENGINE_BUILD: 1a2b3c4",

@@ -16,7 +16,7 @@ from model_safety.engine.journal_proof import (
     proof_failure_message,
     prove_journal,
 )
-from tests.unit.systemd_argv import journal_argv
+from tests.systemd_fakes import journal_argv
 
 UNIT = "quantum-ai-engine.service"
 INVOCATION = "0123456789abcdef0123456789abcdef"
