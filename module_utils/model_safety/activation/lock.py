@@ -39,6 +39,7 @@ import os
 from datetime import datetime
 from typing import Any
 
+from ..checks import full_match, int_in_range
 from ..fileio import absolute_path_problem, ensure_directory, fsync_directory, write_atomic
 from .lease_file import (
     LEASE_MODE,
@@ -96,16 +97,13 @@ def normalise_text(name: str, value: object) -> str:
 
 def validate_ttl(ttl: object) -> int:
     """Return ``ttl`` if it is an integer number of seconds in MIN_TTL..MAX_TTL."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
-        raise LeaseError(f"ttl must be an integer in {MIN_TTL}..{MAX_TTL} seconds: {ttl!r}")
-    return ttl
+    what = f"ttl must be an integer in {MIN_TTL}..{MAX_TTL} seconds"
+    return int_in_range(ttl, LeaseError, what, MIN_TTL, MAX_TTL)
 
 
 def validate_token(token: object) -> str:
     """Return ``token`` if it is 32 lowercase hex digits (what ``acquire`` hands out)."""
-    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
-        raise LeaseError(f"not a lease token (32 lowercase hex digits): {token!r}")
-    return token
+    return full_match(token, TOKEN_RE, LeaseError, "not a lease token (32 lowercase hex digits)")
 
 
 def _validate_path(path: object) -> str:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..checks import full_match, int_in_range
 from ..cutover import parse_cutover, stream_id_key
 from ..site_defaults import DEFAULT_TRADE_TABLE
 from .commands import EngineStateError
@@ -71,15 +72,12 @@ def validate_role(role: str) -> str:
 
 def validate_trade_table(table: str) -> str:
     """Return ``table`` if it is a plain SQL identifier (letters, digits, ``_``), else raise."""
-    if not isinstance(table, str) or not _SQL_IDENTIFIER_RE.fullmatch(table):
-        raise RoleProofError(f"trade_table must be a plain SQL identifier: {table!r}")
-    return table
+    what = "trade_table must be a plain SQL identifier"
+    return full_match(table, _SQL_IDENTIFIER_RE, RoleProofError, what)
 
 
 def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RoleProofError(f"{name} must be a positive integer: {value!r}")
-    return value
+    return int_in_range(value, RoleProofError, f"{name} must be a positive integer")
 
 
 def cutover_bound(after: str) -> tuple[str, int]:

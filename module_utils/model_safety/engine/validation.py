@@ -10,6 +10,7 @@ import math
 import os
 import re
 
+from ..checks import full_match, int_in_range
 from ..names import is_model_name
 from .commands import EngineStateError
 
@@ -26,16 +27,13 @@ _STREAM_NAME_RE = re.compile(r"[!-~]{1,256}")
 
 def validate_unit(unit: str) -> str:
     """Return ``unit`` if it is a well-formed systemd unit name, else raise."""
-    if not isinstance(unit, str) or not _UNIT_RE.fullmatch(unit):
-        raise EngineStateError(f"not a valid systemd unit name: {unit!r}")
-    return unit
+    return full_match(unit, _UNIT_RE, EngineStateError, "not a valid systemd unit name")
 
 
 def validate_invocation_id(invocation_id: str) -> str:
     """Return ``invocation_id`` if it is 32 lowercase hex digits (systemd's format), else raise."""
-    if not isinstance(invocation_id, str) or not _INVOCATION_RE.fullmatch(invocation_id):
-        raise EngineStateError(f"not a systemd invocation id (32 lowercase hex): {invocation_id!r}")
-    return invocation_id
+    what = "not a systemd invocation id (32 lowercase hex)"
+    return full_match(invocation_id, _INVOCATION_RE, EngineStateError, what)
 
 
 def validate_checkout(checkout: str) -> str:
@@ -59,16 +57,13 @@ def validate_model_name(model: str) -> str:
 
 def validate_stream_name(stream: str) -> str:
     """Return ``stream`` if it is 1..256 printable, non-blank ASCII characters, else raise."""
-    if not isinstance(stream, str) or not _STREAM_NAME_RE.fullmatch(stream):
-        raise EngineStateError(f"not a valid stream name: {stream!r}")
-    return stream
+    return full_match(stream, _STREAM_NAME_RE, EngineStateError, "not a valid stream name")
 
 
 def validate_sample(sample: int) -> int:
     """Return ``sample`` if it is an int in 2..MAX_SAMPLE (a rate needs two events)."""
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 2 <= sample <= MAX_SAMPLE:
-        raise EngineStateError(f"sample must be an integer in 2..{MAX_SAMPLE}: {sample!r}")
-    return sample
+    what = f"sample must be an integer in 2..{MAX_SAMPLE}"
+    return int_in_range(sample, EngineStateError, what, 2, MAX_SAMPLE)
 
 
 def validate_timeout(timeout: float) -> float:
