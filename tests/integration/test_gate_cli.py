@@ -72,12 +72,12 @@ def engine_payloads(count: int, env: tuple[tuple[str, str], ...] = ()) -> tuple[
 
 
 def add(
-    client: redis.Redis, stream: str, payloads: Sequence[str | None], first: int = 0
+    redis_client: redis.Redis, stream: str, payloads: Sequence[str | None], first: int = 0
 ) -> list[str]:
     """XADD the payloads (None: an entry without a payload field) with ids at BASE + 100 ms
     steps from index ``first``; return the ids."""
     ids = []
-    pipe = client.pipeline(transaction=False)
+    pipe = redis_client.pipeline(transaction=False)
     for offset, payload in enumerate(payloads):
         stream_id = f"{BASE_MS + (first + offset) * STEP_MS}-0"
         fields = {"payload": payload} if payload is not None else {"other": "x"}
@@ -118,61 +118,51 @@ def gate_json(*argv: str, url: str | None = None, **kwargs: Any) -> tuple[int, d
     return code, json.loads(out)
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis_server.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def key(request: pytest.FixtureRequest, client: redis.Redis) -> Iterator[str]:
-    """A stream name of this test's own (deleted afterwards)."""
-    name = f"it:{request.node.name}"
-    client.delete(name)
-    yield name
-    client.delete(name)
-
-
 # --------------------------------------------------------------------------- read_window
 
 
-def test_read_window_pages_and_counts(client: redis.Redis, key: str) -> None:
-    ids = add(client, key, engine_payloads(50))
+def test_read_window_pages_and_counts(redis_client: redis.Redis, redis_stream: str) -> None:
+    ids = add(redis_client, redis_stream, engine_payloads(50))
     for page_size in (1, 7, 50, 2000):
-        window = read_window(client, key, count=None, page_size=page_size)
+        window = read_window(redis_client, redis_stream, count=None, page_size=page_size)
         assert (window.n, window.first_id, window.last_id) == (50, ids[0], ids[-1])
-        newest = read_window(client, key, count=20, page_size=page_size)
+        newest = read_window(redis_client, redis_stream, count=20, page_size=page_size)
         assert (newest.n, newest.first_id, newest.last_id) == (20, ids[30], ids[-1])
         assert list(newest.stream_ms) == [int(i.split("-")[0]) for i in ids[30:]]
-    assert read_window(client, key, count=50).n == read_window(client, key, count=500).n == 50
+    assert (
+        read_window(redis_client, redis_stream, count=50).n
+        == read_window(redis_client, redis_stream, count=500).n
+        == 50
+    )
 
 
-def test_read_window_cutovers(client: redis.Redis, key: str) -> None:
-    ids = add(client, key, engine_payloads(40))
-    after_id = read_window(client, key, count=None, after=parse_cutover(ids[9]))
+def test_read_window_cutovers(redis_client: redis.Redis, redis_stream: str) -> None:
+    ids = add(redis_client, redis_stream, engine_payloads(40))
+    after_id = read_window(redis_client, redis_stream, count=None, after=parse_cutover(ids[9]))
     assert (after_id.n, after_id.first_id) == (30, ids[10])
     # An ISO time equal to an event's time excludes it: only later events count.
-    after_time = read_window(client, key, count=None, after=parse_cutover(iso(9)))
+    after_time = read_window(redis_client, redis_stream, count=None, after=parse_cutover(iso(9)))
     assert (after_time.n, after_time.first_id) == (30, ids[10])
     between = parse_cutover((BASE + timedelta(milliseconds=9 * STEP_MS + 50)).isoformat())
-    assert read_window(client, key, count=None, after=between).first_id == ids[10]
-    both = read_window(client, key, count=5, after=parse_cutover(ids[9]), page_size=2)
+    assert read_window(redis_client, redis_stream, count=None, after=between).first_id == ids[10]
+    both = read_window(
+        redis_client, redis_stream, count=5, after=parse_cutover(ids[9]), page_size=2
+    )
     assert (both.n, both.first_id, both.last_id) == (5, ids[35], ids[39])
-    assert read_window(client, key, count=None, after=parse_cutover(ids[-1])).n == 0
-    assert read_window(client, key, count=None, after=parse_cutover(iso(100))).n == 0
+    assert read_window(redis_client, redis_stream, count=None, after=parse_cutover(ids[-1])).n == 0
+    assert read_window(redis_client, redis_stream, count=None, after=parse_cutover(iso(100))).n == 0
 
 
 @pytest.mark.parametrize("count", [None, 45, 60])
 def test_consolidating_pages_keeps_the_order(
-    client: redis.Redis, key: str, monkeypatch: pytest.MonkeyPatch, count: int | None
+    redis_client: redis.Redis, redis_stream: str, monkeypatch: pytest.MonkeyPatch, count: int | None
 ) -> None:
     payloads: list[str | None] = list(engine_payloads(60))
     payloads[3] = payloads[50] = "{broken"
-    ids = add(client, key, payloads)
-    whole = read_window(client, key, count=count, page_size=4)
+    ids = add(redis_client, redis_stream, payloads)
+    whole = read_window(redis_client, redis_stream, count=count, page_size=4)
     monkeypatch.setattr(stream_module, "CONSOLIDATE_ENTRIES", 7)
-    merged = read_window(client, key, count=count, page_size=4)
+    merged = read_window(redis_client, redis_stream, count=count, page_size=4)
     assert (merged.n, merged.first_id, merged.last_id) == (whole.n, whole.first_id, whole.last_id)
     assert merged.first_id == ids[-(count or 60)]
     assert list(merged.stream_ms) == list(whole.stream_ms)
@@ -184,46 +174,50 @@ def test_consolidating_pages_keeps_the_order(
         )
 
 
-def test_read_window_malformed_and_missing_payload(client: redis.Redis, key: str) -> None:
+def test_read_window_malformed_and_missing_payload(
+    redis_client: redis.Redis, redis_stream: str
+) -> None:
     good = engine_payloads(5)
-    ids = add(client, key, [good[0], "{not json", None, good[1]])
-    window = read_window(client, key)
+    ids = add(redis_client, redis_stream, [good[0], "{not json", None, good[1]])
+    window = read_window(redis_client, redis_stream)
     assert (window.n, window.total) == (2, 4)
     assert [m.stream_id for m in window.malformed] == [ids[1], ids[2]]
     assert "payload" in window.malformed[1].reason
 
 
-def test_read_window_with_decoded_responses(redis_server: RedisServer, key: str) -> None:
-    client = redis_server.client(decode_responses=True)
-    ids = add(client, key, engine_payloads(30))
-    window = read_window(client, key, count=10, page_size=3)
+def test_read_window_with_decoded_responses(redis_server: RedisServer, redis_stream: str) -> None:
+    decoded = redis_server.client(decode_responses=True)
+    ids = add(decoded, redis_stream, engine_payloads(30))
+    window = read_window(decoded, redis_stream, count=10, page_size=3)
     assert (window.n, window.first_id, window.last_id) == (10, ids[20], ids[29])
-    client.close()
+    decoded.close()
 
 
-def test_read_window_errors(client: redis.Redis, key: str) -> None:
+def test_read_window_errors(redis_client: redis.Redis, redis_stream: str) -> None:
     with pytest.raises(StreamError, match="does not exist"):
-        read_window(client, key)
-    client.set(key, "x")
+        read_window(redis_client, redis_stream)
+    redis_client.set(redis_stream, "x")
     with pytest.raises(StreamError, match="is a string, not a stream"):
-        read_window(client, key)
+        read_window(redis_client, redis_stream)
     down = connect(f"redis://127.0.0.1:{free_port()}/0", {}, timeout=1)
     with pytest.raises(StreamError, match="unreachable"):
-        read_window(down, key)
+        read_window(down, redis_stream)
 
 
-def test_read_window_leaves_the_connection_clean(client: redis.Redis, key: str) -> None:
-    add(client, key, engine_payloads(30))
-    read_window(client, key, count=25, page_size=4)
+def test_read_window_leaves_the_connection_clean(
+    redis_client: redis.Redis, redis_stream: str
+) -> None:
+    add(redis_client, redis_stream, engine_payloads(30))
+    read_window(redis_client, redis_stream, count=25, page_size=4)
     # The pooled connection was released with no reply pending: the next command is answered.
-    assert client.ping() is True
-    assert client.xlen(key) == 30
+    assert redis_client.ping() is True
+    assert redis_client.xlen(redis_stream) == 30
 
 
-def test_empty_stream_gives_an_empty_window(client: redis.Redis, key: str) -> None:
-    add(client, key, engine_payloads(3))
-    client.xtrim(key, maxlen=0)
-    window = read_window(client, key)
+def test_empty_stream_gives_an_empty_window(redis_client: redis.Redis, redis_stream: str) -> None:
+    add(redis_client, redis_stream, engine_payloads(3))
+    redis_client.xtrim(redis_stream, maxlen=0)
+    window = read_window(redis_client, redis_stream)
     assert isinstance(window, EventWindow)
     assert (window.n, window.total, window.first_id) == (0, 0, None)
 
@@ -231,11 +225,11 @@ def test_empty_stream_gives_an_empty_window(client: redis.Redis, key: str) -> No
 # --------------------------------------------------------------------------- exit codes
 
 
-def test_gate_pass_exit_0_with_reports(redis_server, client, key, tmp_path) -> None:
-    add(client, key, engine_payloads(300))
+def test_gate_pass_exit_0_with_reports(redis_server, redis_client, redis_stream, tmp_path) -> None:
+    add(redis_client, redis_stream, engine_payloads(300))
     report_dir = tmp_path / "reports"
     code, out, err = cli(
-        "gate", "--stream", key, "--report-dir", str(report_dir), url=redis_server.url
+        "gate", "--stream", redis_stream, "--report-dir", str(report_dir), url=redis_server.url
     )
     assert code == 0, out + err
     assert out.startswith("QUALITY GATE PASS (mode canary, 300 events, 0 malformed")
@@ -247,22 +241,22 @@ def test_gate_pass_exit_0_with_reports(redis_server, client, key, tmp_path) -> N
     assert json.loads((report_dir / names[0]).read_text())["verdict"] == "PASS"
 
 
-def test_gate_fail_exit_2_names_the_model(redis_server, client, key) -> None:
-    add(client, key, engine_payloads(300, (("SIM_XGB", "constant"),)))
-    code, result = gate_json("--stream", key, url=redis_server.url)
+def test_gate_fail_exit_2_names_the_model(redis_server, redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(300, (("SIM_XGB", "constant"),)))
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 2
     assert result["verdict"] == "FAIL"
     assert result["models"]["xgb"]["passed"] is False
     assert any(b.startswith("xgb: ") for b in result["blockers"])
     assert result["models"]["lgbm"]["passed"] is True
     # Judging only a healthy model passes; judging the broken one fails.
-    assert gate_json("--stream", key, "--model", "lgbm", url=redis_server.url)[0] == 0
-    assert gate_json("--stream", key, "--model", "xgb", url=redis_server.url)[0] == 2
+    assert gate_json("--stream", redis_stream, "--model", "lgbm", url=redis_server.url)[0] == 0
+    assert gate_json("--stream", redis_stream, "--model", "xgb", url=redis_server.url)[0] == 2
 
 
-def test_collection_exit_3_even_with_blockers(redis_server, client, key) -> None:
-    add(client, key, engine_payloads(150, (("SIM_XGB", "buy_bias"),)))
-    code, result = gate_json("--stream", key, "--mode", "collection", url=redis_server.url)
+def test_collection_exit_3_even_with_blockers(redis_server, redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(150, (("SIM_XGB", "buy_bias"),)))
+    code, result = gate_json("--stream", redis_stream, "--mode", "collection", url=redis_server.url)
     assert code == 3
     assert (result["verdict"], result["mode"], result["event_count"]) == (
         "COLLECTION",
@@ -271,19 +265,19 @@ def test_collection_exit_3_even_with_blockers(redis_server, client, key) -> None
     )
 
 
-def test_too_few_events_fail(redis_server, client, key) -> None:
-    add(client, key, engine_payloads(150))
-    code, result = gate_json("--stream", key, url=redis_server.url)
+def test_too_few_events_fail(redis_server, redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(150))
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 2
     assert result["event_count"] == 150
     assert any("150" in b and "200" in b for b in result["blockers"])
 
 
-def test_malformed_event_fails_and_is_named(redis_server, client, key) -> None:
+def test_malformed_event_fails_and_is_named(redis_server, redis_client, redis_stream) -> None:
     payloads = list(engine_payloads(300))
     payloads[17] = payloads[17].replace('"side":"', '"side":"X', 1)
-    ids = add(client, key, payloads)
-    code, result = gate_json("--stream", key, url=redis_server.url)
+    ids = add(redis_client, redis_stream, payloads)
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 2
     assert result["malformed"] == 1
     assert any(ids[17] in b for b in result["blockers"])
@@ -314,25 +308,27 @@ def test_timeout_fails() -> None:
     assert time.monotonic() - began < 20
 
 
-def test_missing_stream_fails(redis_server, key) -> None:
-    code, result = gate_json("--stream", key, url=redis_server.url)
+def test_missing_stream_fails(redis_server, redis_stream) -> None:
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 2
     assert any("does not exist" in b for b in result["blockers"])
 
 
-def test_wrong_type_fails(redis_server, client, key) -> None:
-    client.hset(key, "a", "b")
-    code, result = gate_json("--stream", key, url=redis_server.url)
+def test_wrong_type_fails(redis_server, redis_client, redis_stream) -> None:
+    redis_client.hset(redis_stream, "a", "b")
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 2
     assert any("not a stream" in b for b in result["blockers"])
 
 
 @pytest.mark.parametrize("path", ["/abc", "/0/0"])
-def test_a_db_path_that_is_no_number_fails(redis_server, client, key, path: str) -> None:
+def test_a_db_path_that_is_no_number_fails(
+    redis_server, redis_client, redis_stream, path: str
+) -> None:
     # db 0 holds a passing window: redis-py would read it for /abc (and db 0 for /0/0).
-    add(client, key, engine_payloads(300))
+    add(redis_client, redis_stream, engine_payloads(300))
     url = redis_server.url.removesuffix("/0") + path
-    code, result = gate_json("--stream", key, url=url)
+    code, result = gate_json("--stream", redis_stream, url=url)
     assert code == 2
     assert (result["verdict"], result["event_count"]) == ("FAIL", 0)
     assert any(
@@ -340,14 +336,14 @@ def test_a_db_path_that_is_no_number_fails(redis_server, client, key, path: str)
     )
 
 
-def test_empty_window_fails(redis_server, client, key) -> None:
-    ids = add(client, key, engine_payloads(300))
-    code, result = gate_json("--stream", key, "--after", ids[-1], url=redis_server.url)
+def test_empty_window_fails(redis_server, redis_client, redis_stream) -> None:
+    ids = add(redis_client, redis_stream, engine_payloads(300))
+    code, result = gate_json("--stream", redis_stream, "--after", ids[-1], url=redis_server.url)
     assert code == 2
     assert result["event_count"] == 0
     assert result["blockers"]
     code, _ = gate_json(
-        "--stream", key, "--mode", "collection", "--after", ids[-1], url=redis_server.url
+        "--stream", redis_stream, "--mode", "collection", "--after", ids[-1], url=redis_server.url
     )
     assert code == 3  # collection never promotes, whatever it saw
 
@@ -356,57 +352,64 @@ def test_empty_window_fails(redis_server, client, key) -> None:
 
 
 @pytest.fixture
-def cutover_stream(client: redis.Redis, key: str) -> tuple[str, list[str]]:
+def cutover_stream(redis_client: redis.Redis, redis_stream: str) -> tuple[str, list[str]]:
     """300 events with an inactive xgb, then 300 healthy ones, 100 ms apart."""
     bad = engine_payloads(300, (("SIM_XGB", "inactive"),))
-    ids = add(client, key, bad) + add(client, key, engine_payloads(300), first=300)
-    return key, ids
+    ids = add(redis_client, redis_stream, bad) + add(
+        redis_client, redis_stream, engine_payloads(300), first=300
+    )
+    return redis_stream, ids
 
 
 def test_after_iso_time(redis_server, cutover_stream) -> None:
-    key, ids = cutover_stream
-    assert gate_json("--stream", key, "--count", "600", url=redis_server.url)[0] == 2
-    code, result = gate_json("--stream", key, "--after", iso(299), url=redis_server.url)
+    redis_stream, ids = cutover_stream
+    assert gate_json("--stream", redis_stream, "--count", "600", url=redis_server.url)[0] == 2
+    code, result = gate_json("--stream", redis_stream, "--after", iso(299), url=redis_server.url)
     assert (code, result["event_count"]) == (0, 300)
     assert result["window"]["first_id"] == ids[300]
     offset = (BASE + timedelta(milliseconds=299 * STEP_MS)).astimezone().isoformat()
     assert (
-        gate_json("--stream", key, "--after", offset, url=redis_server.url)[1]["event_count"] == 300
+        gate_json("--stream", redis_stream, "--after", offset, url=redis_server.url)[1][
+            "event_count"
+        ]
+        == 300
     )
     # One event earlier includes the last broken one.
     assert (
-        gate_json("--stream", key, "--after", iso(298), url=redis_server.url)[1]["event_count"]
+        gate_json("--stream", redis_stream, "--after", iso(298), url=redis_server.url)[1][
+            "event_count"
+        ]
         == 301
     )
 
 
 def test_after_stream_id(redis_server, cutover_stream) -> None:
-    key, ids = cutover_stream
-    code, result = gate_json("--stream", key, "--after", ids[299], url=redis_server.url)
+    redis_stream, ids = cutover_stream
+    code, result = gate_json("--stream", redis_stream, "--after", ids[299], url=redis_server.url)
     assert (code, result["event_count"]) == (0, 300)
-    code, result = gate_json("--stream", key, "--after", ids[99], url=redis_server.url)
+    code, result = gate_json("--stream", redis_stream, "--after", ids[99], url=redis_server.url)
     assert (code, result["event_count"]) == (2, 500)
     code, result = gate_json(
-        "--stream", key, "--after", ids[99], "--count", "250", url=redis_server.url
+        "--stream", redis_stream, "--after", ids[99], "--count", "250", url=redis_server.url
     )
     assert (code, result["event_count"], result["window"]["first_id"]) == (0, 250, ids[350])
 
 
-def test_count_takes_the_newest(redis_server, client, key) -> None:
+def test_count_takes_the_newest(redis_server, redis_client, redis_stream) -> None:
     payloads: list[str | None] = ["{broken", *engine_payloads(300)]
-    ids = add(client, key, payloads)
-    code, result = gate_json("--stream", key, "--count", "300", url=redis_server.url)
+    ids = add(redis_client, redis_stream, payloads)
+    code, result = gate_json("--stream", redis_stream, "--count", "300", url=redis_server.url)
     assert (code, result["event_count"], result["malformed"]) == (0, 300, 0)
-    code, result = gate_json("--stream", key, "--count", "301", url=redis_server.url)
+    code, result = gate_json("--stream", redis_stream, "--count", "301", url=redis_server.url)
     assert (code, result["malformed"]) == (2, 1)
     assert any(ids[0] in b for b in result["blockers"])
     # The default is the newest 500.
-    assert gate_json("--stream", key, url=redis_server.url)[1]["malformed"] == 1
+    assert gate_json("--stream", redis_stream, url=redis_server.url)[1]["malformed"] == 1
 
 
-def test_json_shape(redis_server, client, key) -> None:
-    add(client, key, engine_payloads(250))
-    code, result = gate_json("--stream", key, url=redis_server.url)
+def test_json_shape(redis_server, redis_client, redis_stream) -> None:
+    add(redis_client, redis_stream, engine_payloads(250))
+    code, result = gate_json("--stream", redis_stream, url=redis_server.url)
     assert code == 0
     for name, kind in {
         "verdict": str,
@@ -428,25 +431,25 @@ def test_json_shape(redis_server, client, key) -> None:
     assert result["models"]["patchtst"]["shadow"] is True
     assert result["source"] == {
         "redis": redis_server.url,
-        "stream": key,
+        "stream": redis_stream,
         "count": 500,
         "after": None,
     }
 
 
-def test_large_window_is_read_in_pages(redis_server, client, key) -> None:
+def test_large_window_is_read_in_pages(redis_server, redis_client, redis_stream) -> None:
     pool = engine_payloads(2000)
-    add(client, key, [pool[i % len(pool)] for i in range(100_000)])
-    client.config_resetstat()
-    code, result = gate_json("--stream", key, "--count", "100000", url=redis_server.url)
+    add(redis_client, redis_stream, [pool[i % len(pool)] for i in range(100_000)])
+    redis_client.config_resetstat()
+    code, result = gate_json("--stream", redis_stream, "--count", "100000", url=redis_server.url)
     assert (code, result["event_count"], result["malformed"]) == (0, 100_000, 0)
-    stats = client.info("commandstats")
+    stats = redis_client.info("commandstats")
     assert stats["cmdstat_xrange"]["calls"] == 50  # pages of 2000, one past the end is not asked
-    client.config_resetstat()
-    code, result = gate_json("--stream", key, "--count", "60000", url=redis_server.url)
+    redis_client.config_resetstat()
+    code, result = gate_json("--stream", redis_stream, "--count", "60000", url=redis_server.url)
     assert (code, result["event_count"]) == (0, 60_000)
     assert result["window"]["first_id"] == f"{BASE_MS + 40_000 * STEP_MS}-0"
-    assert client.info("commandstats")["cmdstat_xrevrange"]["calls"] == 1 + 30
+    assert redis_client.info("commandstats")["cmdstat_xrevrange"]["calls"] == 1 + 30
 
 
 # --------------------------------------------------------------------------- credentials

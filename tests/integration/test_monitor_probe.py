@@ -8,8 +8,6 @@ rows go on through the monitor's own judgement (monitor.assess)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -83,22 +81,8 @@ def event(canary: tuple[str, float] | str | None, side: str = "BUY") -> str:
     )
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    connection = redis_server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def key(client: redis.Redis) -> Iterator[str]:
-    name = f"probe:{uuid.uuid4().hex}"
-    yield name
-    client.delete(name)
-
-
-def server_ms(client: redis.Redis) -> int:
-    seconds, microseconds = client.time()
+def server_ms(redis_client: redis.Redis) -> int:
+    seconds, microseconds = redis_client.time()
     return int(seconds) * 1000 + int(microseconds) // 1000
 
 
@@ -106,11 +90,11 @@ class Canary:
     """A canary activated at ``start_ms`` (a minute ago by the server's clock): its
     activation record, and helpers to XADD events before and after the start."""
 
-    def __init__(self, client: redis.Redis, key: str, log: str) -> None:
-        self.client = client
-        self.key = key
+    def __init__(self, redis_client: redis.Redis, redis_stream: str, log: str) -> None:
+        self.client = redis_client
+        self.key = redis_stream
         self.log = log
-        self.start_ms = server_ms(client) - 60_000
+        self.start_ms = server_ms(redis_client) - 60_000
         self.started_at = iso_ms(self.start_ms)
         append_record(
             log,
@@ -153,8 +137,8 @@ class Canary:
 
 
 @pytest.fixture
-def canary(client: redis.Redis, key: str, tmp_path) -> Canary:
-    return Canary(client, key, str(tmp_path / "quantum" / "qsc_canary.jsonl"))
+def canary(redis_client: redis.Redis, redis_stream: str, tmp_path) -> Canary:
+    return Canary(redis_client, redis_stream, str(tmp_path / "quantum" / "qsc_canary.jsonl"))
 
 
 # --------------------------------------------------------------------------- observations
@@ -225,21 +209,21 @@ def test_a_model_absent_from_every_event_is_rows_without_a_prediction(
 
 
 def test_the_cursor_reads_only_newer_events_and_a_malformed_last_entry_is_passed(
-    canary: Canary, client: redis.Redis
+    canary: Canary, redis_client: redis.Redis
 ) -> None:
     canary.before(20, 1000)
     at = canary.start_ms + 1000
     canary.add(at, event(("BUY", 0.6)))
     last = canary.add(at + 10, "{broken")
-    first = canary.probe(client)
+    first = canary.probe(redis_client)
     assert first["observations"]["last_id"] == last  # the cursor moves past the bad entry
     assert first["observations"]["malformed"] == 1
-    again = canary.probe(client, after=last)
+    again = canary.probe(redis_client, after=last)
     assert again["after"] == last
     assert again["observations"]["rows"] == [] and again["observations"]["malformed"] == 0
     assert again["observations"]["last_id"] is None
     newer = canary.add(at + 20, event(("SELL", 0.4)))
-    third = canary.probe(client, after=last)
+    third = canary.probe(redis_client, after=last)
     assert third["observations"]["rows"] == [[at + 20, SELL, 0.4, BUY]]
     assert third["observations"]["last_id"] == newer
     # the rate is still the one before the activation start, whatever the cursor
@@ -264,15 +248,17 @@ def test_window_events_keeps_the_newest(canary: Canary, redis_server: RedisServe
     assert len(canary.probe(redis_server.url)["observations"]["rows"]) == 30
 
 
-def test_silence_is_measured_by_the_server_clock(canary: Canary, client: redis.Redis) -> None:
-    old = server_ms(client) - 120_000  # before the activation: the stream's newest all the same
+def test_silence_is_measured_by_the_server_clock(canary: Canary, redis_client: redis.Redis) -> None:
+    old = (
+        server_ms(redis_client) - 120_000
+    )  # before the activation: the stream's newest all the same
     canary.add(old, event(("BUY", 0.6)))
-    silent = canary.probe(client)
+    silent = canary.probe(redis_client)
     assert silent["observations"]["rows"] == []
     assert silent["newest_id"] == f"{old}-0"
     assert silent["silence_s"] == pytest.approx(120.0, abs=2.0)
-    fresh = client.xadd(canary.key, {"payload": event(("SELL", 0.5))}).decode()  # server's id
-    heard = canary.probe(client)
+    fresh = redis_client.xadd(canary.key, {"payload": event(("SELL", 0.5))}).decode()  # server's id
+    heard = canary.probe(redis_client)
     assert heard["newest_id"] == fresh
     assert 0.0 <= heard["silence_s"] < 2.0
     assert heard["observations"]["rows"][-1][1:] == [SELL, 0.5, BUY]

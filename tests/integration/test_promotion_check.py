@@ -5,7 +5,6 @@ arguments), and the promotion_check module run locally by Ansible
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import redis
 
 from model_safety.judgement.run import run_promotion_check
 from tests import local_ansible
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import free_port
 from tests.unit.test_shadow import healthy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,27 +34,11 @@ STRATEGY = {
 }
 
 
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    connection = redis_server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def key(request: pytest.FixtureRequest, client: redis.Redis) -> Iterator[str]:
-    """A stream of this test's own (deleted afterwards)."""
-    name = f"promotion:{request.node.name}"
-    client.delete(name)
-    yield name
-    client.delete(name)
-
-
-def fill(client: redis.Redis, stream: str, shadow: bool = True) -> None:
+def fill(redis_client: redis.Redis, stream: str, shadow: bool = True) -> None:
     """50 malformed entries of the previous start, then 300 healthy events of the current one
     (the model ``s`` in shadow or voting), 100 ms apart from T0."""
     payloads = ["{"] * OLD_EVENTS + [json.dumps(e) for e in healthy(shadow=shadow)]
-    pipe = client.pipeline(transaction=False)
+    pipe = redis_client.pipeline(transaction=False)
     for index, payload in enumerate(payloads):
         pipe.xadd(stream, {"payload": payload}, id=f"{T0 + index * STEP_MS}-0")
     pipe.execute()
@@ -70,38 +53,42 @@ def promote(source: Any, stream: str, role: str = "shadow", **kwargs: Any) -> di
 
 
 @pytest.mark.parametrize("after", [CUTOVER_ID, CUTOVER_ISO])
-def test_go_on_the_events_of_the_current_start(redis_server, client, key, after) -> None:
-    fill(client, key)
-    result = promote(redis_server.url, key, after=after)
+def test_go_on_the_events_of_the_current_start(
+    redis_server, redis_client, redis_stream, after
+) -> None:
+    fill(redis_client, redis_stream)
+    result = promote(redis_server.url, redis_stream, after=after)
     assert (result["verdict"], result["blockers"], result["exit_code"]) == ("GO", [], 0)
     assert result["event_count"] == 300 and result["malformed"] == 0
     assert result["window"]["first_id"] == f"{T0 + OLD_EVENTS * STEP_MS}-0"
     assert result["shadow_report"]["status"] == "READY"
     assert result["source"] == {
         "redis": redis_server.url,
-        "stream": key,
+        "stream": redis_stream,
         "count": None,
         "after": after,
     }
     assert json.dumps(result, allow_nan=False)
 
 
-def test_the_previous_start_blocks_without_a_cutover(redis_server, client, key) -> None:
-    fill(client, key)
-    result = promote(redis_server.url, key)  # the newest 500: both starts
+def test_the_previous_start_blocks_without_a_cutover(
+    redis_server, redis_client, redis_stream
+) -> None:
+    fill(redis_client, redis_stream)
+    result = promote(redis_server.url, redis_stream)  # the newest 500: both starts
     assert result["verdict"] == "BLOCKED"
     assert result["blockers"] == [f"window: 50 malformed events (first {T0}-0: unparsable JSON)"]
-    assert promote(redis_server.url, key, count=300)["verdict"] == "GO"  # the newest 300
+    assert promote(redis_server.url, redis_stream, count=300)["verdict"] == "GO"  # the newest 300
 
 
-def test_voting_canary_with_a_client_left_open(client, key) -> None:
-    fill(client, key, shadow=False)
-    result = promote(client, key, "voting", after=CUTOVER_ID)
+def test_voting_canary_with_a_client_left_open(redis_client, redis_stream) -> None:
+    fill(redis_client, redis_stream, shadow=False)
+    result = promote(redis_client, redis_stream, "voting", after=CUTOVER_ID)
     assert (result["verdict"], result["gate"]["verdict"]) == ("GO", "PASS")
-    blocked = promote(client, key, "voting", after=CUTOVER_ID, uptime_s=3600)
+    blocked = promote(redis_client, redis_stream, "voting", after=CUTOVER_ID, uptime_s=3600)
     assert blocked["blockers"] == [UPTIME_BLOCKER]
-    assert client.ping()  # a client passed in is not closed
-    shadow = promote(client, key, "shadow", after=CUTOVER_ID)
+    assert redis_client.ping()  # a redis_client passed in is not closed
+    shadow = promote(redis_client, redis_stream, "shadow", after=CUTOVER_ID)
     assert shadow["blockers"] == [
         "counted as voter: not tagged shadow in 300 of 300 events that report it"
     ]
@@ -129,10 +116,10 @@ def test_redis_unreachable_blocks_without_leaking_the_password() -> None:
         ({"count": 0}, "count must be a positive integer, not 0"),
     ],
 )
-def test_bad_arguments_block(redis_server, client, key, kwargs, reason) -> None:
-    fill(client, key)
+def test_bad_arguments_block(redis_server, redis_client, redis_stream, kwargs, reason) -> None:
+    fill(redis_client, redis_stream)
     role = kwargs.pop("role", "shadow")
-    result = promote(redis_server.url, key, role, **kwargs)
+    result = promote(redis_server.url, redis_stream, role, **kwargs)
     assert result["verdict"] == "BLOCKED"
     assert result["blockers"][0].startswith(reason)
     assert result["error"] == result["blockers"][0]
@@ -147,11 +134,13 @@ def run_module(*options: str, **args: Any) -> tuple[bool, dict[str, Any]]:
     return succeeded, result
 
 
-def test_module_go_blocked_and_check_mode(redis_server, client, key, tmp_path) -> None:
-    fill(client, key)
+def test_module_go_blocked_and_check_mode(
+    redis_server, redis_client, redis_stream, tmp_path
+) -> None:
+    fill(redis_client, redis_stream)
     common = {
         "redis_url": redis_server.url,
-        "stream": key,
+        "stream": redis_stream,
         "model": "s",
         "current_role": "shadow",
         "after": CUTOVER_ISO,
