@@ -455,6 +455,17 @@ def test_large_window_is_read_in_pages(redis_server, redis_client, redis_stream)
 # --------------------------------------------------------------------------- credentials
 
 
+def answers_ping(probe: redis.Redis, process: subprocess.Popen[bytes]) -> bool:
+    """Whether the server ``process`` started answers ``probe``'s PING within 10 s."""
+    deadline = time.monotonic() + 10
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            return bool(probe.ping())
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return False
+
+
 @pytest.fixture(scope="module")
 def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server that requires SECRET; yields its URL without the password."""
@@ -470,15 +481,8 @@ def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen(argv)
     url = f"redis://127.0.0.1:{port}/0"
     probe = redis.Redis.from_url(url, password=SECRET, socket_connect_timeout=1)
-    deadline = time.monotonic() + 10
     try:
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "secured redis-server did not start"
-                time.sleep(0.05)
+        assert answers_ping(probe, process), "secured redis-server did not start"
         add(probe, "it:auth", engine_payloads(300))
         yield url
     finally:
@@ -580,16 +584,9 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     probe = redis.Redis.from_url(
         url, password=SECRET, ssl_ca_certs=str(workdir / "ca.crt"), socket_connect_timeout=1
     )
-    deadline = time.monotonic() + 10
     try:
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip("this redis-server does not start with TLS")
-                time.sleep(0.05)
+        if not answers_ping(probe, process):
+            pytest.skip("this redis-server does not start with TLS")
         add(probe, "it:tls", engine_payloads(300))
         yield url, workdir / "ca.crt"
     finally:
