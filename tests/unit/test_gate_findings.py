@@ -16,22 +16,8 @@ import pytest
 from model_safety.judgement.gate import evaluate, model_blockers, model_findings
 from model_safety.judgement.thresholds import MODES, Thresholds
 from model_safety.telemetry.events import parse_window
+from tests.unit.gate_metrics import HEALTHY
 
-# A model that breaks no rule: diverse actions, wide confidences, always active.
-HEALTHY: dict[str, Any] = {
-    "name": "patchtst",
-    "in_window": True,
-    "n": 500,
-    "actions": {"BUY": 0.2, "SELL": 0.3, "HOLD": 0.5},
-    "conf_std": 0.2,
-    "p10": 0.3,
-    "p90": 0.8,
-    "spread": 0.5,
-    "median": 0.55,
-    "inactive_share": 0.0,
-    "inactive": 0,
-    "absent": 0,
-}
 LOOSE = Thresholds(max_action_share=0.99)  # isolates the HOLD rule from the action-share rule
 DOCUMENTED_RULES = {
     "too_few_events",
@@ -214,16 +200,7 @@ def test_findings_are_plain_json_with_exactly_four_keys_and_known_rules() -> Non
         inactive=150,
     )
     found = model_findings(bad)
-    assert {f["rule"] for f in found} == {
-        "too_few_events",
-        "action_collapse",
-        "flat_predictions",
-        "narrow_spread",
-        "constant_output",
-        "hold_collapse",
-        "model_inactive",
-    }
-    assert {f["rule"] for f in found} <= DOCUMENTED_RULES
+    assert {f["rule"] for f in found} == DOCUMENTED_RULES - {"not_in_window", "no_active_events"}
     for item in found:
         assert set(item) == {"rule", "value", "threshold", "text"}
         assert isinstance(item["text"], str) and item["text"]

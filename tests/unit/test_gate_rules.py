@@ -13,6 +13,7 @@ from model_safety.judgement.gate import evaluate, exit_code, failure, model_bloc
 from model_safety.judgement.thresholds import MODES, Thresholds
 from model_safety.telemetry.events import parse_window
 from model_safety.telemetry.metrics import ensemble_metrics, model_metrics
+from tests.unit.gate_metrics import HEALTHY
 
 # Confidences with a healthy spread (std ~0.17, p90 - p10 ~0.47) in a fixed order.
 SPREAD = [round(0.3 + 0.6 * ((i * 37) % 100) / 99, 4) for i in range(1000)]
@@ -579,18 +580,7 @@ def test_ensemble_metrics() -> None:
 
 
 def test_model_blockers_from_metrics_directly() -> None:
-    metrics = {
-        "n": 500,
-        "actions": {"BUY": 0.2, "SELL": 0.3, "HOLD": 0.5},
-        "conf_std": 0.2,
-        "p10": 0.3,
-        "p90": 0.8,
-        "spread": 0.5,
-        "median": 0.55,
-        "inactive_share": 0.0,
-        "inactive": 0,
-        "absent": 0,
-    }
+    metrics = HEALTHY
     assert model_blockers(metrics) == []
     assert model_blockers({**metrics, "n": 150}, MODES["collection"]) == []
     assert model_blockers({**metrics, "n": 150}, "canary") == ["150 events < 200 required (canary)"]
