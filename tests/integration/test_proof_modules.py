@@ -11,7 +11,6 @@ checkout, no git), through the local connection, to cover what the lab's checkou
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.config import REPO_ROOT
 from labctl.remote import LabHost, configure
 from model_safety.engine.startup import parse_startup
+from tests.local_ansible import ansible, printed
 
 pytestmark = pytest.mark.lab
 
@@ -31,36 +30,18 @@ FORBIDDEN = [r"^\[(ERROR|FATAL)\]"]
 XGB_LOADED = r"^\[OK\] xgb agent loaded \(weight: 25%\)$"
 
 
-def ansible(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run an Ansible command of the venv from the checkout, with its ansible.cfg."""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / args[0]), *args[1:]],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-            **(env or {}),
-        },
-    )
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return f"rc={result.returncode}\n{result.stdout}\n{result.stderr}"
+# Results as a JSON document after "<host> | <STATUS> =>", which module() parses.
+JSON_FORMAT = {"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
 
 
 def module(host: str, name: str, *options: str, **args: object) -> tuple[bool, dict]:
     """Run one module ad hoc on one host (a name or `localhost`): (succeeded, its result)."""
     arguments = ("-a", json.dumps(args)) if args else ()
-    result = ansible("ansible", host, "-m", name, *arguments, *options)
+    result = ansible("ansible", host, "-m", name, *arguments, *options, env=JSON_FORMAT)
     found = re.search(rf"^{re.escape(host)} \| ([A-Z]+)!? => ", result.stdout, re.M)
-    assert found, output(result)
+    assert found, printed(result)
     succeeded = found.group(1) == "SUCCESS"
-    assert succeeded == (result.returncode == 0), output(result)
+    assert succeeded == (result.returncode == 0), printed(result)
     return succeeded, json.JSONDecoder().raw_decode(result.stdout[found.end() :])[0]
 
 
@@ -94,10 +75,10 @@ def test_git_build_is_the_build_the_engine_logged(lab):
 
 
 def test_git_build_on_every_engine_host_in_check_mode(lab):
-    result = ansible("ansible", "engine", "-m", "git_build", "--check")
-    assert result.returncode == 0, output(result)
+    result = ansible("ansible", "engine", "-m", "git_build", "--check", env=JSON_FORMAT)
+    assert result.returncode == 0, printed(result)
     for host in lab.hosts:
-        assert re.search(rf"^{host.name} \| SUCCESS => ", result.stdout, re.M), output(result)
+        assert re.search(rf"^{host.name} \| SUCCESS => ", result.stdout, re.M), printed(result)
     assert "CHANGED" not in result.stdout
 
 
@@ -355,6 +336,6 @@ def test_local_missing_git_fails_clearly(tmp_path, checkout):
         "      environment:\n"
         f"        PATH: {tmp_path}/no-bin\n"
     )
-    result = ansible("ansible-playbook", str(playbook), *LOCAL)
-    assert result.returncode != 0, output(result)
-    assert "git is missing or cannot run" in result.stdout, output(result)
+    result = ansible("ansible-playbook", str(playbook), *LOCAL, env=JSON_FORMAT)
+    assert result.returncode != 0, printed(result)
+    assert "git is missing or cannot run" in result.stdout, printed(result)
