@@ -91,8 +91,8 @@ def test_host_keys_are_pinned_not_trusted_blindly(lab, tmp_path):
     )
 
 
-def test_lab_status_playbook_verifies_every_host(lab):
-    result = ansible("ansible-playbook", "playbooks/lab_status.yml")
+def test_status_playbook_verifies_every_host(lab):
+    result = ansible("ansible-playbook", "playbooks/status.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     for host in lab.hosts:
         assert host.name in result.stdout
