@@ -52,8 +52,10 @@ def test_canary_at_a_slow_rate_proves_its_role_from_the_first_events(hosts):
     assert 1 <= planned <= 5 and wait == BOUND
     # Measured on the slow start only, not on the fast shadow run before it.
     assert 0.05 <= rate <= 0.6, rate
-    # Progress is printed while the proof waits.
-    assert "ASYNC POLL on " + host.name in run.output, run.output
+    # The proof runs as an async job that reports progress every poll_s while it waits (a POLL
+    # line). On a loaded machine the steps before it can outlast the few slow events, so the
+    # job may find them at once and end at its first poll: either line shows the async proof.
+    assert f"ASYNC POLL on {host.name}" in run.output or f"ASYNC OK on {host.name}" in run.output
     (record,) = log_records(host)
     assert record["event"] == "activation"
     assert record["votes"] == planned and record["trade_rows"] >= 1

@@ -133,15 +133,28 @@ def test_at_two_events_per_second_healthy_stays_and_constant_is_rolled_back(host
     assert rollback["result"] == "rolled_back", rollback
     rules = {v["rule"] for v in rollback["violation_details"]}
     assert rules <= {"constant_output", "action_collapse"} and rules, rollback
-    (decisive,) = [c for c in host_checks(gone, constant.name) if c["status"] == "violation"]
-    read_until_ms = int(decisive["cursor"].split("-")[0])
-    collapsed = [
-        entry_id
+    constant_checks = host_checks(gone, constant.name)
+    (decisive,) = [c for c in constant_checks if c["status"] == "violation"]
+    collapsed_ms = [
+        int(entry_id.split("-")[0])
         for entry_id, payload in constant.events_after(f"{bad_since_ms - 1}-0")
-        if int(entry_id.split("-")[0]) <= read_until_ms
-        and (payload["model_breakdown"].get("patchtst") or {}).get("confidence") == 0.5
+        if (payload["model_breakdown"].get("patchtst") or {}).get("confidence") == 0.5
     ]
-    assert 1 <= len(collapsed) <= MOST_COLLAPSED_EVENTS, (len(collapsed), decisive)
+
+    def collapsed_read(check: dict) -> int:
+        read_until_ms = int((check.get("cursor") or "0-0").split("-")[0])
+        return sum(1 for ms in collapsed_ms if ms <= read_until_ms)
+
+    # Decided within 30 collapsed events: no check that had read more let the canary pass. A
+    # first check that comes late (the monitor starting on a loaded machine) may read more
+    # than 30 at once; it must decide then.
+    assert collapsed_read(decisive) >= 1, decisive
+    late = [
+        (c["check"], collapsed_read(c))
+        for c in constant_checks
+        if c["status"] != "violation" and collapsed_read(c) > MOST_COLLAPSED_EVENTS
+    ]
+    assert not late, (late, collapsed_read(decisive), decisive)
     after = snapshot(constant)
     assert after["env"] == befores[constant.name]["env"]
     assert after["dropins"] == befores[constant.name]["dropins"]
@@ -149,8 +162,9 @@ def test_at_two_events_per_second_healthy_stays_and_constant_is_rolled_back(host
     host_actions = [r["action"] for r in log_records(constant)]
     assert "violation" in host_actions and "rollback_executed" in host_actions
     print(
-        f"\n{constant.name} constant at {SLOW}/s: decided after {len(collapsed)} collapsed "
-        f"events; {rollback['violations'][0]}\n{healthy.name} healthy: {completed['result']} "
+        f"\n{constant.name} constant at {SLOW}/s: decided after "
+        f"{collapsed_read(decisive)} collapsed events; {rollback['violations'][0]}\n"
+        f"{healthy.name} healthy: {completed['result']} "
         f"after {len(checks)} checks ({completed.get('window_events')} events in the window; "
         f"missing: {completed.get('missing')})"
     )
