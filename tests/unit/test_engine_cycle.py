@@ -14,6 +14,7 @@ from model_safety.engine.systemd import (
     parse_systemctl_show,
     service_state_from_properties,
 )
+from tests.fake_clock import FakeClock
 from tests.systemd_fakes import journal_argv
 
 UNIT = "quantum-ai-engine.service"
@@ -76,22 +77,6 @@ class Script:
         return [names.get(tuple(argv), argv[0]) for argv in self.calls]
 
 
-class Clock:
-    """A clock that only moves when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def script(shows: list[tuple[int, str, str]], **extra: list[tuple[int, str, str]]) -> Script:
     answers = {
         tuple(SHOW): shows,
@@ -104,7 +89,7 @@ def script(shows: list[tuple[int, str, str]], **extra: list[tuple[int, str, str]
     return Script(answers)
 
 
-def cycle(run: Script, clock: Clock, **kwargs):
+def cycle(run: Script, clock: FakeClock, **kwargs):
     return sc.cycle_service(run, UNIT, sleep=clock.sleep, clock=clock, **kwargs)
 
 
@@ -113,7 +98,7 @@ def cycle(run: Script, clock: Clock, **kwargs):
 
 def test_stop_then_start_then_a_new_stable_invocation():
     run = script([show(invocation=OLD, pid=50), show(invocation=NEW, pid=100)])
-    clock = Clock()
+    clock = FakeClock()
     result = cycle(run, clock, settle=3.0)
     assert result == {
         "unit": UNIT,
@@ -144,7 +129,7 @@ def test_waits_for_the_new_invocation_to_run():
             show(invocation=NEW, pid=101),
         ]
     )
-    clock = Clock()
+    clock = FakeClock()
     result = cycle(run, clock, settle=0)
     assert result["invocation_id"] == NEW
     assert result["main_pid"] == 101
@@ -154,13 +139,13 @@ def test_waits_for_the_new_invocation_to_run():
 
 def test_a_unit_that_was_stopped_is_started():
     run = script([show(active="inactive", sub="dead", pid=0, invocation=""), show(invocation=NEW)])
-    result = cycle(run, Clock(), settle=0)
+    result = cycle(run, FakeClock(), settle=0)
     assert result["previous_invocation_id"] == ""
     assert result["invocation_id"] == NEW
 
 
 def test_durations_are_measured_around_each_step():
-    clock = Clock()
+    clock = FakeClock()
     run = script([show(), show(invocation=NEW)])
     real_call = run.__call__
 
@@ -178,7 +163,7 @@ def test_durations_are_measured_around_each_step():
 def test_failed_stop_raises_with_stderr_and_never_starts():
     run = script([show()], stop=[(1, "", "Failed to stop unit: Access denied\n")])
     with pytest.raises(EngineStateError, match="Access denied") as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     assert not isinstance(caught.value, sc.CycleError)
     assert run.commands() == ["show", "stop"]
 
@@ -191,7 +176,7 @@ def test_failed_start_carries_state_and_journal_tail_of_the_new_invocation():
         journal=[(0, "\n".join(lines) + "\n", "")],
     )
     with pytest.raises(sc.CycleError) as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     error = caught.value
     assert "`systemctl start quantum-ai-engine.service` failed (rc 1): Job for" in error.reason
     assert error.state.active_state == "failed"
@@ -211,7 +196,7 @@ def test_failed_start_without_a_new_invocation_has_no_journal(after):
         start=[(5, "", "Unit quantum-ai-engine.service not found.\n")],
     )
     with pytest.raises(sc.CycleError) as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     assert caught.value.journal == []
     assert caught.value.journal_invocation_id is None
     assert "journalctl" not in run.commands()
@@ -220,7 +205,7 @@ def test_failed_start_without_a_new_invocation_has_no_journal(after):
 def test_failed_start_with_unreadable_state_says_so():
     run = script([show(), (1, "", "Failed to connect to bus\n")], start=[(1, "", "boom\n")])
     with pytest.raises(sc.CycleError) as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     error = caught.value
     assert error.state is None
     assert "state is unreadable" in error.reason
@@ -235,7 +220,7 @@ def test_unreadable_journal_is_reported_not_hidden():
         journal=[(1, "", "No journal files were found.\n")],
     )
     with pytest.raises(sc.CycleError) as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     assert caught.value.journal[0].startswith("(journal unreadable:")
     assert "No journal files were found." in caught.value.journal[0]
 
@@ -245,20 +230,20 @@ def test_never_active_times_out_with_the_fake_clock():
         [show(), show(active="activating", sub="auto-restart", pid=0, invocation=NEW)],
         journal=[(0, "[FATAL] cannot load model\n", "")],
     )
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(sc.CycleError, match="no new invocation active and running after 2 s"):
         cycle(run, clock, timeout=2)
     assert clock.now == 1002.0
     assert clock.sleeps == [0.5] * 4
     with pytest.raises(sc.CycleError) as caught:
-        cycle(script([show(), show(active="activating", sub="start", invocation=NEW)]), Clock())
+        cycle(script([show(), show(active="activating", sub="start", invocation=NEW)]), FakeClock())
     assert "ActiveState=activating, SubState=start" in caught.value.reason
 
 
 def test_old_invocation_still_running_is_never_taken_for_the_new_one():
     run = script([show(), show(invocation=OLD)])
     with pytest.raises(sc.CycleError, match="InvocationID=" + OLD) as caught:
-        cycle(run, Clock(), timeout=1)
+        cycle(run, FakeClock(), timeout=1)
     assert caught.value.journal == []  # the old invocation's journal proves nothing
 
 
@@ -267,7 +252,7 @@ def test_a_failed_unit_fails_at_once():
         [show(), show(active="failed", sub="failed", invocation=NEW, result="exit-code")],
         journal=[(0, "[ERROR] config: ENGINE_RATE: not a number\n", "")],
     )
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(sc.CycleError, match=r"the unit failed \(Result=exit-code\)") as caught:
         cycle(run, clock)
     assert clock.sleeps == []
@@ -286,7 +271,7 @@ def test_a_failed_unit_fails_at_once():
 )
 def test_crash_loop_during_settle(later, what):
     run = script([show(), show(invocation=NEW, pid=100), show(invocation=NEW, pid=100), later])
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(sc.CycleError, match="did not stay up for 3 s") as caught:
         cycle(run, clock, settle=3)
     assert what in caught.value.reason
@@ -300,7 +285,7 @@ def test_crash_loop_reports_the_newest_invocation_journal():
         journal=[(0, "[FATAL] boom\n", "")],
     )
     with pytest.raises(sc.CycleError) as caught:
-        cycle(run, Clock())
+        cycle(run, FakeClock())
     assert caught.value.journal_invocation_id == NEWER
     assert caught.value.state.invocation_id == NEWER
 
@@ -318,7 +303,7 @@ def test_crash_loop_reports_the_newest_invocation_journal():
 def test_bad_durations_run_nothing(kwargs, message):
     run = script([show()])
     with pytest.raises(EngineStateError, match=message):
-        cycle(run, Clock(), **kwargs)
+        cycle(run, FakeClock(), **kwargs)
     assert run.calls == []
 
 
@@ -376,4 +361,4 @@ def test_malformed_timestamps_are_refused(output, message):
 def test_a_malformed_start_time_fails_the_cycle():
     run = script([show(), show(invocation=NEW)], started_at=[(0, "ActiveEnterTimestamp=\n", "")])
     with pytest.raises(EngineStateError, match="empty"):
-        cycle(run, Clock(), settle=0)
+        cycle(run, FakeClock(), settle=0)

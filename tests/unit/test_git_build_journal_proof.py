@@ -16,6 +16,7 @@ from model_safety.engine.journal_proof import (
     proof_failure_message,
     prove_journal,
 )
+from tests.fake_clock import FakeClock
 from tests.systemd_fakes import journal_argv
 
 UNIT = "quantum-ai-engine.service"
@@ -217,27 +218,18 @@ class FakeJournal:
         self.rc = rc
         self.stderr = stderr
         self.calls: list[list[str]] = []
-        self.now = 1000.0
-        self.sleeps: list[float] = []
+        self.clock = FakeClock()
 
     def __call__(self, argv: list[str]) -> tuple[int, str, str]:
         assert isinstance(argv, list)
         self.calls.append(argv)
-        self.now += 0.01  # a read takes a little time
+        self.clock.now += 0.01  # a read takes a little time
         lines = self.batches[min(len(self.calls) - 1, len(self.batches) - 1)]
         return self.rc, "".join(line + "\n" for line in lines), self.stderr
 
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
     def prove(self, patterns, **options):
         return prove_journal(
-            self, UNIT, INVOCATION, patterns, clock=self.clock, sleep=self.sleep, **options
+            self, UNIT, INVOCATION, patterns, clock=self.clock, sleep=self.clock.sleep, **options
         )
 
 
@@ -252,7 +244,7 @@ def test_found_at_once_reads_once():
     assert proof["missing"] == [] and proof["found_forbidden"] == []
     assert proof["lines_read"] == len(STARTUP) and proof["reads"] == 1
     assert journal.calls == [JOURNALCTL]
-    assert journal.sleeps == []
+    assert journal.clock.sleeps == []
     assert proof["startup"]["build"] == "18c7dbb"
     assert proof["startup"]["voting"] == {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.3}
     assert proof["startup"]["ready"] is True
@@ -263,7 +255,7 @@ def test_lines_found_after_some_polls():
     proof = journal.prove([BUILD, XGB], timeout=30)
     assert proof["proven"] is True
     assert proof["reads"] == 4
-    assert journal.sleeps == [0.5, 0.5, 0.5]
+    assert journal.clock.sleeps == [0.5, 0.5, 0.5]
     assert proof["elapsed"] == pytest.approx(1.54)
     assert all(call == JOURNALCTL for call in journal.calls)
 
@@ -276,8 +268,8 @@ def test_timeout_reports_what_is_missing():
     assert proof["missing"] == [XGB]
     # Polls every 0.5 s and never waits past the timeout.
     assert proof["elapsed"] == pytest.approx(2.0, abs=0.02)
-    assert sum(journal.sleeps) <= 2.0
-    assert all(0 <= s <= 0.5 for s in journal.sleeps)
+    assert sum(journal.clock.sleeps) <= 2.0
+    assert all(0 <= s <= 0.5 for s in journal.clock.sleeps)
     assert 4 <= proof["reads"] <= 5
     message = proof_failure_message(UNIT, INVOCATION, proof)
     assert f"invocation {INVOCATION}" in message and repr(XGB) in message
@@ -287,7 +279,7 @@ def test_timeout_reports_what_is_missing():
 def test_zero_timeout_reads_exactly_once():
     journal = FakeJournal([[], STARTUP])
     proof = journal.prove([BUILD], timeout=0)
-    assert proof["proven"] is False and proof["reads"] == 1 and journal.sleeps == []
+    assert proof["proven"] is False and proof["reads"] == 1 and journal.clock.sleeps == []
 
 
 def test_empty_journal_of_unknown_invocation_fails_after_timeout():

@@ -12,6 +12,7 @@ import redis
 from model_safety.engine import role_events, trade_log
 from model_safety.engine import role_proof as rp
 from model_safety.engine.commands import EngineStateError
+from tests.fake_clock import FakeClock
 
 T0 = 1_768_046_400_000  # 2026-01-10T12:00:00.000Z
 
@@ -69,19 +70,6 @@ class FakeStream:
             if rp.stream_id_key(sid) > after
         ]
         return page[:count]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def prove(client: Any, role: str = "voting", **kwargs: Any) -> tuple[dict[str, Any], FakeClock]:
