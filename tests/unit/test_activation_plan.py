@@ -3,19 +3,16 @@ the promotion ladder and its edges, bad input, and float edges."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from model_safety.activation.plan import LADDER, activation_plan, current_step
 from model_safety.engine.weights import WeightsError, canary_weights, format_weights
+from tests import filter_plugin
 
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 DESIGN_WEIGHTS = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}
 VOTING = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30}
-PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "activation_plan.py"
 
 
 def in_shadow(model: str = "patchtst") -> dict:
@@ -254,15 +251,8 @@ def test_the_plan_does_not_change_its_input() -> None:
 # --------------------------------------------------------------------------- filter
 
 
-def load_plugin():
-    spec = importlib.util.spec_from_file_location("activation_plan_plugin", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_filter_is_the_plan() -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("activation_plan")
     assert set(filters) == {"model_safety_activation_plan"}
     plan = filters["model_safety_activation_plan"]
     assert plan("canary", "patchtst", BASELINE, weight=0.1) == activation_plan(

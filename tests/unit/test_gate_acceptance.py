@@ -4,9 +4,7 @@ through that a canary-mode gate at the agreed thresholds would stop."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +14,8 @@ from model_safety.judgement.gate_acceptance import (
     threshold_refusals,
 )
 from model_safety.judgement.thresholds import Thresholds
+from tests import filter_plugin
 
-PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "activation_gate.py"
 DEFAULTS = asdict(Thresholds())
 
 
@@ -135,11 +133,7 @@ def test_a_promotion_needs_a_go_of_the_model_from_its_role_and_a_canary_gate():
 
 
 def test_the_filters_expose_the_same_checks():
-    spec = importlib.util.spec_from_file_location("activation_gate_plugin", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    filters = plugin.FilterModule().filters()
+    filters = filter_plugin.filters("activation_gate")
     assert filters["model_safety_gate_refusals"](passing(model="xgb"), "patchtst", {}) == [
         "the gate judged xgb, not patchtst"
     ]

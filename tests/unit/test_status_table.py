@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from model_safety.engine.status import format_status_table
-
-PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "status_table.py"
+from tests import filter_plugin
 
 RESULTS = {
     "qlab1": {
@@ -23,22 +18,14 @@ RESULTS = {
 }
 
 
-def load_plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("status_table_plugin", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_filter_is_format_status_table() -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("status_table")
     assert set(filters) == {"model_safety_status_table"}
     assert filters["model_safety_status_table"](RESULTS) == format_status_table(RESULTS)
 
 
 def test_filter_output() -> None:
-    table = load_plugin().FilterModule().filters()["model_safety_status_table"](RESULTS)
+    table = filter_plugin.filters("status_table")["model_safety_status_table"](RESULTS)
     assert "qlab1" in table.splitlines()[2]
     assert table.splitlines()[-1] == (
         "  qlab2: no status: cannot read the engine status: systemctl missing"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -21,8 +18,7 @@ from model_safety.engine.weights import (
     validate_weight,
     weights_differences,
 )
-
-PLUGIN = Path(__file__).resolve().parents[2] / "filter_plugins" / "canary_weights.py"
+from tests import filter_plugin
 
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 MODELS = tuple(BASELINE)
@@ -52,14 +48,6 @@ BAD_WEIGHTS = [
     None,
     [0.1],
 ]
-
-
-def load_plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("canary_weights_plugin", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- the DESIGN example -----------------------------------------------------------------
@@ -324,7 +312,7 @@ def test_format_refuses(vector: object, message: str) -> None:
 
 
 def test_filter_names() -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("canary_weights")
     assert set(filters) == {
         "model_safety_canary_weights",
         "model_safety_configured_model",
@@ -334,7 +322,7 @@ def test_filter_names() -> None:
 
 
 def test_filters_compute_the_design_example() -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("canary_weights")
     vector = filters["model_safety_canary_weights"](BASELINE, "patchtst", "0.10")
     assert vector == EXPECTED
     assert filters["model_safety_canary_weights"](BASELINE, "patchtst") == EXPECTED
@@ -354,13 +342,13 @@ def test_filters_compute_the_design_example() -> None:
     ],
 )
 def test_filter_errors_are_ansible_filter_errors(model: str, weight: object, message: str) -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("canary_weights")
     with pytest.raises(AnsibleFilterError, match=message):
         filters["model_safety_canary_weights"](BASELINE, model, weight)
 
 
 def test_qsc_model_weights_filter_error() -> None:
-    filters = load_plugin().FilterModule().filters()
+    filters = filter_plugin.filters("canary_weights")
     with pytest.raises(AnsibleFilterError, match="must sum to 1"):
         filters["model_safety_model_weights"]({"xgb": 0.5})
 
@@ -405,9 +393,11 @@ def test_weights_differences_names_every_difference():
 
 def test_configured_model_names_the_problem():
     assert (
-        load_plugin().FilterModule().filters()["model_safety_configured_model"](BASELINE, "xgb")
+        filter_plugin.filters("canary_weights")["model_safety_configured_model"](BASELINE, "xgb")
         == "xgb"
     )
     for model, message in [("../x", "not a valid model name"), ("foo", "unknown model 'foo'")]:
         with pytest.raises(AnsibleFilterError, match=message):
-            load_plugin().FilterModule().filters()["model_safety_configured_model"](BASELINE, model)
+            filter_plugin.filters("canary_weights")["model_safety_configured_model"](
+                BASELINE, model
+            )
