@@ -160,16 +160,11 @@ notes:
     after, never its contents.
 extends_documentation_fragment:
   - action_common_attributes
+  - model_safety_attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: partial
     details: Only O(state=restored) returns a diff, of checksums, modes and owners.
-  platform:
-    platforms: posix
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

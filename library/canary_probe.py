@@ -46,10 +46,6 @@ options:
         passes the last event it has read).
       - Empty means the canary's start (the activation record's C(started_at)).
     type: str
-  service:
-    description: The systemd unit of the engine.
-    type: str
-    default: quantum-ai-engine.service
   baseline:
     description: The configured models in the engine's order with their baseline weights.
     type: dict
@@ -76,6 +72,7 @@ extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
   - model_safety_redis
+  - model_safety_unit.service
 seealso:
   - module: ansible.legacy.quality_gate
   - module: ansible.legacy.engine_config

@@ -30,10 +30,6 @@ description:
     that start logged with the expectation and fails, naming every mismatch, when they differ.
   - Read-only, never changes anything; works the same in check mode.
 options:
-  unit:
-    description: The systemd unit of the engine.
-    type: str
-    default: quantum-ai-engine.service
   baseline:
     description:
       - The configured models in the engine's order, each with its baseline weight (they sum
@@ -56,6 +52,7 @@ notes:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
+  - model_safety_unit
 """
 
 EXAMPLES = r"""

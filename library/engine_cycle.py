@@ -34,10 +34,6 @@ description:
     fails.
   - Always reports C(changed=true) when it ran.
 options:
-  unit:
-    description: The systemd unit to stop and start.
-    type: str
-    default: quantum-ai-engine.service
   timeout:
     description:
       - Seconds (0 to 3600) to wait, after C(systemctl start) returned, for a new invocation to
@@ -61,6 +57,7 @@ notes:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
+  - model_safety_unit
 """
 
 EXAMPLES = r"""

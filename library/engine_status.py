@@ -32,10 +32,6 @@ description:
   - The build is verified fail-closed, RV(build_verified) is true only if the journal of the
     running invocation names exactly one C(AI_ENGINE_BUILD) and it is a prefix of git HEAD.
 options:
-  service:
-    description: The systemd unit of the engine.
-    type: str
-    default: quantum-ai-engine.service
   checkout:
     description:
       - Absolute path of the engine's git checkout.
@@ -55,6 +51,7 @@ extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
   - model_safety_redis
+  - model_safety_unit.service
 """
 
 EXAMPLES = r"""

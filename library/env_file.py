@@ -65,15 +65,10 @@ notes:
     nothing.
 extends_documentation_fragment:
   - action_common_attributes
+  - model_safety_attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
-author:
-  - Model Safety Ops
 """
 
 EXAMPLES = r"""

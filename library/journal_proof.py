@@ -26,10 +26,6 @@ description:
     an invalid unit or invocation id, or when C(journalctl) fails.
   - Read-only, never changes anything; works the same in check mode.
 options:
-  unit:
-    description: The systemd unit whose journal is read.
-    type: str
-    default: quantum-ai-engine.service
   invocation_id:
     description:
       - The InvocationID of the run to prove (C(systemctl show -p InvocationID <unit>)), 32
@@ -71,6 +67,7 @@ notes:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
+  - model_safety_unit
 """
 
 EXAMPLES = r"""
