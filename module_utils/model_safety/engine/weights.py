@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -100,6 +100,22 @@ def validate_weight(weight: Any) -> float:
     return number
 
 
+def _checked_weights(
+    weights: Mapping[Any, Any], what: str, accepts: Callable[[float], bool], must_be: str
+) -> dict[str, float]:
+    """``weights`` as ``{model: weight}`` in their order: each name a valid model name, each
+    weight (``<what> <name>`` in a refusal) a number that ``accepts`` takes."""
+    checked: dict[str, float] = {}
+    for name, value in weights.items():
+        validate_model_name(name)
+        label = f"{what} {name}"
+        number = _number(label, value)
+        if not accepts(number):
+            raise WeightsError(f"{label} must be {must_be}, got {value!r}")
+        checked[name] = number
+    return checked
+
+
 def _validate_baseline(baseline: Any) -> dict[str, float]:
     """The baseline as ``{model: weight}`` in its own order, each weight finite and > 0."""
     if not isinstance(baseline, Mapping):
@@ -108,13 +124,7 @@ def _validate_baseline(baseline: Any) -> dict[str, float]:
         )
     if not baseline:
         raise WeightsError("baseline weights are empty: no models configured")
-    weights: dict[str, float] = {}
-    for name, value in baseline.items():
-        validate_model_name(name)
-        number = _number(f"baseline weight of {name}", value)
-        if number <= 0.0:
-            raise WeightsError(f"baseline weight of {name} must be > 0, got {value!r}")
-        weights[name] = number
+    weights = _checked_weights(baseline, "baseline weight of", lambda w: w > 0.0, "> 0")
     total = math.fsum(weights.values())
     if abs(total - 1.0) > BASELINE_SUM_TOLERANCE:
         raise WeightsError(
@@ -187,13 +197,7 @@ def _validate_vector(weights: Any, where: str) -> dict[str, float]:
         )
     if not weights:
         raise WeightsError(f"{where}: no weights")
-    vector: dict[str, float] = {}
-    for name, value in weights.items():
-        validate_model_name(name)
-        number = _number(f"{where}: weight of {name}", value)
-        if not 0.0 < number <= 1.0:
-            raise WeightsError(f"{where}: weight of {name} must be in (0, 1], got {value!r}")
-        vector[name] = number
+    vector = _checked_weights(weights, f"{where}: weight of", lambda w: 0.0 < w <= 1.0, "in (0, 1]")
     total = math.fsum(vector.values())
     if abs(total - 1.0) > PARSE_SUM_TOLERANCE:
         raise WeightsError(
