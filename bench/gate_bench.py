@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "lab" / "engine"))
 sys.path.insert(0, str(REPO_ROOT / "module_utils"))
 
@@ -44,6 +44,7 @@ from ai_engine.engine import Engine  # noqa: E402
 from ai_engine.events import format_timestamp  # noqa: E402
 from model_safety.judgement.gate import evaluate  # noqa: E402
 from model_safety.telemetry.stream import read_window  # noqa: E402
+from tests.redis_server import free_port, server_argv  # noqa: E402
 
 STREAM = "bench:gate"
 PAGE = 2000
@@ -69,27 +70,12 @@ print(n)
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (Debian package redis-server)")
     port = free_port()
-    argv = [
-        binary,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", workdir,
-        "--logfile", os.path.join(workdir, "redis.log"),
-    ]  # fmt: skip
-    process = subprocess.Popen(argv)
+    process = subprocess.Popen(server_argv(binary, port, Path(workdir)))
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=1)
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -24,6 +24,7 @@ import redis
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+LOG_FILE = "redis.log"
 
 
 def free_port() -> int:
@@ -31,6 +32,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_argv(binary: str, port: int, workdir: Path, *options: str) -> list[str]:
+    """The argv of a ``redis-server`` on ``port`` of 127.0.0.1 only that keeps nothing on disk
+    and logs to ``workdir``/``LOG_FILE``; ``options`` come after."""
+    return [
+        binary,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(workdir),
+        "--logfile", str(workdir / LOG_FILE),
+        *options,
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,20 +102,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     if binary is None:
         pytest.skip("redis-server is not installed (Debian package redis-server)")
     workdir = tmp_path_factory.mktemp("redis")
-    log = workdir / "redis.log"
     port = free_port()
-    argv = [
-        binary,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(workdir),
-        "--logfile", str(log),
-    ]  # fmt: skip
-    server = RedisServer(port=port, process=subprocess.Popen(argv))
+    server = RedisServer(port=port, process=subprocess.Popen(server_argv(binary, port, workdir)))
     try:
-        _wait_until_ready(server, log)
+        _wait_until_ready(server, workdir / LOG_FILE)
         yield server
     finally:
         _stop(server.process)

@@ -32,7 +32,7 @@ from model_safety.redis_client import StreamError, connect
 from model_safety.telemetry import stream as stream_module
 from model_safety.telemetry.events import EventWindow
 from model_safety.telemetry.stream import read_window
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer, free_port, server_argv
 
 BASE = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 BASE_MS = 1768046400000
@@ -474,11 +474,7 @@ def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("redis-server is not installed (Debian package redis-server)")
     workdir = tmp_path_factory.mktemp("redis-auth")
     port = free_port()
-    argv = [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(workdir), "--requirepass", SECRET, "--logfile", str(workdir / "log"),
-    ]  # fmt: skip
-    process = subprocess.Popen(argv)
+    process = subprocess.Popen(server_argv(binary, port, workdir, "--requirepass", SECRET))
     url = f"redis://127.0.0.1:{port}/0"
     probe = redis.Redis.from_url(url, password=SECRET, socket_connect_timeout=1)
     try:
