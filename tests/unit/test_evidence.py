@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.monitor_detection import binomial_upper
 from model_safety.monitor import evidence
 from model_safety.monitor.evidence import (
     MEDIAN_MEMORY,
@@ -700,29 +701,12 @@ def test_upper_bound_known_values() -> None:
     assert 100 * kl == pytest.approx(math.log(100), rel=1e-6)
 
 
-def clopper_pearson_upper(ones: int, n: int, confidence: float) -> float:
-    """The exact one-sided upper bound: the q with P(Binomial(n, q) <= ones) = 1 - c, by
-    bisection over a brute-force binomial sum."""
-
-    def cdf(q: float) -> float:
-        return sum(math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(ones + 1))
-
-    low, high = ones / n, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        if cdf(middle) > 1 - confidence:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
 @pytest.mark.parametrize(("n", "confidence"), [(20, 0.95), (100, 0.99375), (400, 0.9)])
 def test_upper_bound_is_monotone_and_never_below_clopper_pearson(n: int, confidence: float) -> None:
     bounds = [upper_bound(k, n, confidence) for k in range(n + 1)]
     assert all(a < b for a, b in itertools.pairwise(bounds))
     for k in range(0, n, max(1, n // 10)):
-        exact = clopper_pearson_upper(k, n, confidence)
+        exact = binomial_upper(k, n, confidence)
         assert k / n <= exact <= bounds[k] + 1e-12
         assert bounds[k] - exact < 0.15  # a usable bound, not 1.0
     # more events at the same rate, or less confidence: a tighter bound
