@@ -18,6 +18,7 @@ from ai_engine.config import load_config
 from ai_engine.engine import Engine
 from model_safety.judgement.gate import evaluate, exit_code
 from model_safety.telemetry.events import parse_window
+from tests import event_schema
 
 ACTIONS = ("BUY", "SELL", "HOLD")
 SETTINGS = settings(
@@ -63,18 +64,8 @@ JSONISH = st.recursive(
     ),
     max_leaves=6,
 )
-TOP_KEYS = [
-    "symbol",
-    "side",
-    "confidence",
-    "price",
-    "consensus_count",
-    "total_models",
-    "timestamp",
-    "model_breakdown",
-    "features",
-    "extra",
-]
+# Every key of the DESIGN event, and one it does not know.
+TOP_KEYS = [*sorted(event_schema.TOP_KEYS | event_schema.OPTIONAL_KEYS), "extra"]
 ENTRY_KEYS = ["action", "confidence", "model", "shadow", "inactive", "inactive_reason", "x"]
 
 
