@@ -14,6 +14,8 @@ import redis
 from model_safety.judgement.run import run_promotion_check
 from tests import local_ansible
 from tests.redis_server import free_port
+from tests.unit import test_promotion
+from tests.unit.test_promotion import DAY, UPTIME_BLOCKER
 from tests.unit.test_shadow import healthy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,16 +24,8 @@ STEP_MS = 100
 OLD_EVENTS = 50
 CUTOVER_ID = f"{T0 + (OLD_EVENTS - 1) * STEP_MS}-0"  # the last event of the previous start
 CUTOVER_ISO = "2026-01-10T12:00:04.950Z"  # between that one and the first of the current start
-DAY = 86400.0
-UPTIME_BLOCKER = "service up 3600 s < min_uptime 86400 s on its current start (not yet stable)"
-STRATEGY = {
-    "from": "shadow",
-    "to": 0.1,
-    "ladder": [0.1, 0.25, 0.5, 1.0],
-    "allow_jump": False,
-    "operator": "alice",
-    "host": "localhost",
-}
+# The unit tests' promotion strategy, for this machine, where Ansible runs the module.
+STRATEGY = {**test_promotion.STRATEGY, "host": "localhost"}
 
 
 def fill(redis_client: redis.Redis, stream: str, shadow: bool = True) -> None:
