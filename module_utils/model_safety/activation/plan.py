@@ -154,7 +154,6 @@ def activation_plan(
     allow_jump: bool = False,
     model_path: str = "",
     host: str = "",
-    ladder: tuple[float, ...] = LADDER,
 ) -> dict[str, Any]:
     """The plan of one activation of ``model`` on one host.
 
@@ -174,14 +173,13 @@ def activation_plan(
         raise WeightsError(f"unknown activation kind {kind!r} (one of {', '.join(KINDS)})")
     configured_model(baseline, model)
     startup = startup or {}
-    ladder = tuple(float(step) for step in ladder)
     event = RECORD_EVENTS[kind]
     plan: dict[str, Any] = {
         "kind": kind,
         "model": model,
         "event": event,
         "failure_event": f"{event}_failed",
-        "ladder": list(ladder),
+        "ladder": list(LADDER),
         "from": None,
         "from_label": None,
         "to": None,
@@ -208,7 +206,7 @@ def activation_plan(
     else:
         plan.update(
             _promotion(
-                model, baseline, current_step(startup, model), target, allow_jump, host, ladder
+                model, baseline, current_step(startup, model), target, allow_jump, host, LADDER
             )
         )
     plan["from_label"] = _step_label(plan["from"])

@@ -17,11 +17,12 @@ with a message that names the offending value; nothing is ever clamped or guesse
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ..names import is_model_name
 
@@ -56,6 +57,24 @@ _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]
 
 class WeightsError(ValueError):
     """A model name, weight, baseline or weights text that cannot be right."""
+
+
+_Result = TypeVar("_Result")
+
+
+def reraised_as(error: type[Exception], function: Callable[..., _Result]) -> Callable[..., _Result]:
+    """``function`` (same signature) raising ``error`` with the same message where it raises
+    :class:`WeightsError`: a filter's AnsibleFilterError, which this module cannot import on a
+    target."""
+
+    @functools.wraps(function)
+    def reraising(*args: Any, **kwargs: Any) -> _Result:
+        try:
+            return function(*args, **kwargs)
+        except WeightsError as exc:
+            raise error(str(exc)) from exc
+
+    return reraising
 
 
 def validate_model_name(name: Any) -> str:
