@@ -95,15 +95,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """Start ``redis-server`` on a free local port for the session and stop it afterwards."""
+def start_server(workdir: Path, *options: str) -> RedisServer:
+    """A ``redis-server`` just started on a free local port (see ``server_argv``), maybe not
+    answering yet; without a redis-server binary the test that asks is skipped."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian package redis-server)")
-    workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
-    server = RedisServer(port=port, process=subprocess.Popen(server_argv(binary, port, workdir)))
+    argv = server_argv(binary, port, workdir, *options)
+    return RedisServer(port=port, process=subprocess.Popen(argv))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """Start ``redis-server`` on a free local port for the session and stop it afterwards."""
+    workdir = tmp_path_factory.mktemp("redis")
+    server = start_server(workdir)
     try:
         _wait_until_ready(server, workdir / LOG_FILE)
         yield server

@@ -32,7 +32,7 @@ from model_safety.redis_client import StreamError, connect
 from model_safety.telemetry import stream as stream_module
 from model_safety.telemetry.events import EventWindow
 from model_safety.telemetry.stream import read_window
-from tests.redis_server import RedisServer, free_port, server_argv
+from tests.redis_server import RedisServer, free_port, start_server
 
 BASE = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 BASE_MS = 1768046400000
@@ -469,22 +469,16 @@ def answers_ping(probe: redis.Redis, process: subprocess.Popen[bytes]) -> bool:
 @pytest.fixture(scope="module")
 def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server that requires SECRET; yields its URL without the password."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    workdir = tmp_path_factory.mktemp("redis-auth")
-    port = free_port()
-    process = subprocess.Popen(server_argv(binary, port, workdir, "--requirepass", SECRET))
-    url = f"redis://127.0.0.1:{port}/0"
-    probe = redis.Redis.from_url(url, password=SECRET, socket_connect_timeout=1)
+    server = start_server(tmp_path_factory.mktemp("redis-auth"), "--requirepass", SECRET)
+    probe = server.client(password=SECRET, socket_connect_timeout=1)
     try:
-        assert answers_ping(probe, process), "secured redis-server did not start"
+        assert answers_ping(probe, server.process), "secured redis-server did not start"
         add(probe, "it:auth", engine_payloads(300))
-        yield url
+        yield server.url
     finally:
         probe.close()
-        process.terminate()
-        process.wait(timeout=10)
+        server.process.terminate()
+        server.process.wait(timeout=10)
 
 
 def _assert_secret_absent(*texts: str) -> None:
