@@ -10,6 +10,7 @@ from ansible.module_utils.model_safety.engine.cycle import (
     CycleError,
     cycle_failure_message,
     cycle_service,
+    invocation_result,
     validate_cycle_options,
 )
 from ansible.module_utils.model_safety.engine.systemd import read_service_state
@@ -185,15 +186,7 @@ def main() -> None:
         validate_cycle_options(unit, params["timeout"], params["settle"])
         if module.check_mode:
             state = read_service_state(run, unit)
-            module.exit_json(
-                changed=True,
-                unit=unit,
-                would_cycle=True,
-                invocation_id=state.invocation_id,
-                main_pid=state.main_pid,
-                n_restarts=state.n_restarts,
-                state=state.as_dict(),
-            )
+            module.exit_json(changed=True, unit=unit, would_cycle=True, **invocation_result(state))
         result = cycle_service(run, unit, timeout=params["timeout"], settle=params["settle"])
     except CycleError as exc:
         module.fail_json(

@@ -19,6 +19,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "cycle_failure_message",
     "cycle_service",
     "format_utc",
+    "invocation_result",
     "parse_active_enter_timestamp",
     "read_started_at",
     "validate_cycle_options",
@@ -140,95 +142,91 @@ def read_started_at(run: Runner, unit: str) -> datetime:
 # --------------------------------------------------------------------------- cycle
 
 
-def _journal_tail(
-    run: Runner, state: ServiceState | None, previous: str
-) -> tuple[list[str], str | None]:
-    """The last lines of the invocation in ``state`` if it is a new one, and its id."""
-    if state is None or not state.invocation_id or state.invocation_id == previous:
-        return [], None
-    try:
-        lines = read_journal(run, state.unit, state.invocation_id)
-    except EngineStateError as exc:
-        return [f"(journal unreadable: {exc})"], state.invocation_id
-    return lines[-JOURNAL_TAIL:], state.invocation_id
+@dataclass(frozen=True)
+class _NewStart:
+    """The start of ``unit`` after ``previous`` (the InvocationID before the cycle; the new
+    invocation must differ), polled with the injectable ``sleep`` and ``clock``."""
 
+    run: Runner
+    unit: str
+    previous: str
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
 
-def _failure(
-    run: Runner, unit: str, previous: str, reason: str, state: ServiceState | None = None
-) -> CycleError:
-    """A :class:`CycleError` with the unit's state (read now unless given) and journal tail."""
-    if state is None:
+    def journal_tail(self, state: ServiceState | None) -> tuple[list[str], str | None]:
+        """The last lines of the invocation in ``state`` if it is a new one, and its id."""
+        if state is None or not state.invocation_id or state.invocation_id == self.previous:
+            return [], None
         try:
-            state = read_service_state(run, unit)
+            lines = read_journal(self.run, state.unit, state.invocation_id)
         except EngineStateError as exc:
-            reason = f"{reason} (and its state is unreadable: {exc})"
-    journal, journal_invocation_id = _journal_tail(run, state, previous)
-    return CycleError(reason, state, journal, journal_invocation_id)
+            return [f"(journal unreadable: {exc})"], state.invocation_id
+        return lines[-JOURNAL_TAIL:], state.invocation_id
+
+    def failure(self, reason: str, state: ServiceState | None = None) -> CycleError:
+        """A :class:`CycleError` with the unit's state (read now unless given) and journal
+        tail."""
+        if state is None:
+            try:
+                state = read_service_state(self.run, self.unit)
+            except EngineStateError as exc:
+                reason = f"{reason} (and its state is unreadable: {exc})"
+        journal, journal_invocation_id = self.journal_tail(state)
+        return CycleError(reason, state, journal, journal_invocation_id)
+
+    def wait_until_running(self, timeout: float) -> ServiceState:
+        """Poll until a new invocation is active/running; the state at that moment."""
+        start = self.clock()
+        while True:
+            state = read_service_state(self.run, self.unit)
+            if state.running and state.invocation_id and state.invocation_id != self.previous:
+                return state
+            if state.active_state == "failed":
+                raise self.failure(f"the unit failed (Result={state.result})", state)
+            elapsed = self.clock() - start
+            if elapsed >= timeout:
+                raise self.failure(
+                    f"no new invocation active and running after {timeout:g} s "
+                    f"(ActiveState={state.active_state}, SubState={state.sub_state}, "
+                    f"InvocationID={state.invocation_id or '-'})",
+                    state,
+                )
+            self.sleep(max(0.0, min(POLL_INTERVAL_S, timeout - elapsed)))
+
+    def watch_settle(self, started: ServiceState, settle: float) -> ServiceState:
+        """Check every 0.5 s for ``settle`` seconds that the same process still runs."""
+        state = started
+        start = self.clock()
+        while (elapsed := self.clock() - start) < settle:
+            self.sleep(min(POLL_INTERVAL_S, settle - elapsed))
+            state = read_service_state(self.run, started.unit)
+            changes = [
+                f"{name} {before} -> {after or '-'}"
+                for name, before, after in (
+                    ("InvocationID", started.invocation_id, state.invocation_id),
+                    ("MainPID", started.main_pid, state.main_pid),
+                    ("NRestarts", started.n_restarts, state.n_restarts),
+                )
+                if before != after
+            ]
+            if changes or not state.running:
+                what = ", ".join(changes) or f"{state.active_state}/{state.sub_state}"
+                raise self.failure(
+                    f"the new invocation did not stay up for {settle:g} s (crash loop?): {what}",
+                    state,
+                )
+        return state
 
 
-def _wait_until_running(
-    run: Runner,
-    unit: str,
-    previous: str,
-    timeout: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> ServiceState:
-    """Poll until a new invocation is active/running; the state at that moment."""
-    start = clock()
-    while True:
-        state = read_service_state(run, unit)
-        if state.running and state.invocation_id and state.invocation_id != previous:
-            return state
-        if state.active_state == "failed":
-            raise _failure(run, unit, previous, f"the unit failed (Result={state.result})", state)
-        elapsed = clock() - start
-        if elapsed >= timeout:
-            raise _failure(
-                run,
-                unit,
-                previous,
-                f"no new invocation active and running after {timeout:g} s "
-                f"(ActiveState={state.active_state}, SubState={state.sub_state}, "
-                f"InvocationID={state.invocation_id or '-'})",
-                state,
-            )
-        sleep(max(0.0, min(POLL_INTERVAL_S, timeout - elapsed)))
-
-
-def _watch_settle(
-    run: Runner,
-    started: ServiceState,
-    previous: str,
-    settle: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> ServiceState:
-    """Check every 0.5 s for ``settle`` seconds that the same process still runs."""
-    state = started
-    start = clock()
-    while (elapsed := clock() - start) < settle:
-        sleep(min(POLL_INTERVAL_S, settle - elapsed))
-        state = read_service_state(run, started.unit)
-        changes = [
-            f"{name} {before} -> {after or '-'}"
-            for name, before, after in (
-                ("InvocationID", started.invocation_id, state.invocation_id),
-                ("MainPID", started.main_pid, state.main_pid),
-                ("NRestarts", started.n_restarts, state.n_restarts),
-            )
-            if before != after
-        ]
-        if changes or not state.running:
-            what = ", ".join(changes) or f"{state.active_state}/{state.sub_state}"
-            raise _failure(
-                run,
-                started.unit,
-                previous,
-                f"the new invocation did not stay up for {settle:g} s (crash loop?): {what}",
-                state,
-            )
-    return state
+def invocation_result(state: ServiceState) -> dict[str, Any]:
+    """What a result says of the invocation ``state`` shows: its InvocationID, MainPID and
+    NRestarts, and the whole state as a dict."""
+    return {
+        "invocation_id": state.invocation_id,
+        "main_pid": state.main_pid,
+        "n_restarts": state.n_restarts,
+        "state": state.as_dict(),
+    }
 
 
 def cycle_service(
@@ -256,27 +254,25 @@ def cycle_service(
     stopping = clock()
     run_checked(run, ["systemctl", "stop", unit])
     stopped = clock()
+    new_start = _NewStart(run, unit, previous, sleep, clock)
     start = ["systemctl", "start", unit]
     rc, stdout, stderr = run(start)
     if rc != 0:
         said = (stderr.strip() or stdout.strip() or "no output")[:400]
-        raise _failure(run, unit, previous, f"`systemctl start {unit}` failed (rc {rc}): {said}")
+        raise new_start.failure(f"`systemctl start {unit}` failed (rc {rc}): {said}")
     started = clock()
-    running = _wait_until_running(run, unit, previous, timeout, sleep, clock)
-    final = _watch_settle(run, running, previous, settle, sleep, clock)
+    running = new_start.wait_until_running(timeout)
+    final = new_start.watch_settle(running, settle)
     started_at = read_started_at(run, unit)
     return {
         "unit": unit,
         "previous_invocation_id": previous,
-        "invocation_id": final.invocation_id,
-        "main_pid": final.main_pid,
-        "n_restarts": final.n_restarts,
+        **invocation_result(final),
         "started_at": format_utc(started_at),
         "started_at_epoch": started_at.timestamp(),
         "stop_seconds": round(stopped - stopping, 3),
         "start_seconds": round(started - stopped, 3),
         "elapsed": round(clock() - began, 3),
-        "state": final.as_dict(),
     }
 
 
