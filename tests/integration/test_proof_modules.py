@@ -45,6 +45,11 @@ def module(host: str, name: str, *options: str, **args: object) -> tuple[bool, d
     return succeeded, json.JSONDecoder().raw_decode(result.stdout[found.end() :])[0]
 
 
+def current_journal_proof(host: LabHost, *options: str, **args: object) -> tuple[bool, dict]:
+    """journal_proof on ``host`` over the engine's current start: (succeeded, its result)."""
+    return module(host.name, "journal_proof", *options, invocation_id=host.invocation(), **args)
+
+
 def build_pattern(short: str) -> str:
     return f"^AI_ENGINE_BUILD: {re.escape(short)}$"
 
@@ -123,24 +128,16 @@ def test_journal_proof_of_a_healthy_start(lab):
 
 def test_journal_proof_with_fixed_strings_and_in_check_mode(lab):
     host = healthy(lab)
-    ok, proof = module(
-        host.name,
-        "journal_proof",
+    ok, proof = current_journal_proof(
+        host,
         "--check",
-        invocation_id=host.invocation(),
         patterns=["[OK] xgb agent loaded (weight: 25%)", "AI_ENGINE_BUILD: "],
         literal=True,
     )
     assert ok, proof
     assert proof["changed"] is False and proof["missing"] == []
-    ok, proof = module(
-        host.name,
-        "journal_proof",
-        "--check",
-        invocation_id=host.invocation(),
-        patterns=["[OK] xgb agent loaded (weight: 25%)$"],
-        literal=True,
-        timeout=0,
+    ok, proof = current_journal_proof(
+        host, "--check", patterns=["[OK] xgb agent loaded (weight: 25%)$"], literal=True, timeout=0
     )
     assert not ok, "a literal `$` must not act as an anchor"
 
@@ -170,31 +167,17 @@ def test_journal_proof_refuses_a_malformed_invocation_id(lab, invocation):
 
 def test_journal_proof_refuses_a_bad_regex(lab):
     host = healthy(lab)
-    ok, proof = module(
-        host.name, "journal_proof", invocation_id=host.invocation(), patterns=["[OK"]
-    )
+    ok, proof = current_journal_proof(host, patterns=["[OK"])
     assert not ok
     assert "invalid regular expression '[OK'" in proof["msg"]
-    ok, proof = module(
-        host.name,
-        "journal_proof",
-        invocation_id=host.invocation(),
-        patterns=[XGB_LOADED],
-        forbidden=["(ERROR"],
-    )
+    ok, proof = current_journal_proof(host, patterns=[XGB_LOADED], forbidden=["(ERROR"])
     assert not ok and "forbidden: invalid regular expression" in proof["msg"]
 
 
 def test_journal_proof_fails_on_forbidden_lines(lab):
     host = healthy(lab)
     # Every start logs AI_ENGINE_BUILD: forbidding it must fail the proof, with the line.
-    ok, proof = module(
-        host.name,
-        "journal_proof",
-        invocation_id=host.invocation(),
-        patterns=[XGB_LOADED],
-        forbidden=["^AI_ENGINE_BUILD: "],
-    )
+    ok, proof = current_journal_proof(host, patterns=[XGB_LOADED], forbidden=["^AI_ENGINE_BUILD: "])
     assert not ok
     assert proof["missing"] == []
     assert len(proof["found_forbidden"]) == 1
