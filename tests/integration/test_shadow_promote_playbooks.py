@@ -48,6 +48,13 @@ def promote(host, *args: str) -> Run:
     )
 
 
+def shadow_model_file(host, path: str) -> Run:
+    """shadow.yml on ``host``: patchtst in shadow with the model file ``path``."""
+    return playbook(
+        "shadow.yml", "-e", "model=patchtst", "-e", f"model_path={path}", "--limit", host.name
+    )
+
+
 def test_shadow_deploys_a_model_file_and_proves_it(hosts):
     host = hosts[0]
     content = "retrained patchtst weights\n" * 100
@@ -55,9 +62,7 @@ def test_shadow_deploys_a_model_file_and_proves_it(hosts):
     host.write_file(MODEL_FILE, content, "0644", "root:root")
     sha256 = hashlib.sha256(content.encode()).hexdigest()
 
-    run = playbook(
-        "shadow.yml", "-e", "model=patchtst", "-e", f"model_path={MODEL_FILE}", "--limit", host.name
-    )
+    run = shadow_model_file(host, MODEL_FILE)
 
     assert run.returncode == 0, run.output
     after = snapshot(host)
@@ -79,15 +84,7 @@ def test_shadow_with_a_missing_model_file_changes_nothing(hosts):
     host = hosts[0]
     before = fresh(host)
 
-    run = playbook(
-        "shadow.yml",
-        "-e",
-        "model=patchtst",
-        "-e",
-        "model_path=/opt/quantum/models/none.pth",
-        "--limit",
-        host.name,
-    )
+    run = shadow_model_file(host, "/opt/quantum/models/none.pth")
 
     assert run.returncode != 0
     assert "does not exist or is not a regular file; nothing was changed" in run.output
