@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 
 from labctl.remote import configure
+from model_safety.engine.role_proof import proof_plan
 from tests.integration.lab_activation import FAST, log_records, playbook
 
 pytestmark = pytest.mark.lab
@@ -49,9 +50,13 @@ def test_canary_at_a_slow_rate_proves_its_role_from_the_first_events(hosts):
     )
     assert said, run.output
     planned, wait, rate = int(said.group(1)), float(said.group(2)), float(said.group(3))
-    assert 1 <= planned <= 5 and wait == BOUND
+    assert wait == BOUND
     # Measured on the slow start only, not on the fast shadow run before it.
     assert 0.05 <= rate <= 0.6, rate
+    # The few events that rate makes all but sure within the bound (the rate is printed to 3
+    # significant digits): 2-4 at 0.2/s, never the 20 of a fast stream.
+    assert planned in {proof_plan(rate * f, BOUND)["events"] for f in (0.999, 1, 1.001)}, rate
+    assert 1 <= planned <= proof_plan(0.6, BOUND)["events"] < 20
     # The proof runs as an async job that reports progress every poll_s while it waits (a POLL
     # line). On a loaded machine the steps before it can outlast the few slow events, so the
     # job may find them at once and end at its first poll: either line shows the async proof.
@@ -62,6 +67,6 @@ def test_canary_at_a_slow_rate_proves_its_role_from_the_first_events(hosts):
     proven_after = (
         datetime.fromisoformat(record["timestamp"]) - datetime.fromisoformat(record["started_at"])
     ).total_seconds()
-    # The first few slow events, well under the bound (5 s apart on average).
-    assert proven_after < BOUND * 0.8, proven_after
+    # Proven by the planned events as they came (5 s apart on average), within the bound.
+    assert proven_after < BOUND, proven_after
     print(f"\n{said.group(0)}\n{planned} votes after {proven_after:.1f} s, run {run.seconds} s")

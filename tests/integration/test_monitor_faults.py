@@ -1,20 +1,22 @@
 """`model-safety monitor` against faults that trigger at once (a crash loop: rule 7; telemetry
 that stalls: rule 8) beside a healthy canary that completes its window safe; the monitor is
-killed mid-window and restarted (it resumes), and a second monitor for the same hosts is
-refused. Every rolled-back host ends byte-identical to its pre-canary state."""
+killed mid-window and restarted (it resumes every host it had not finished), and a second
+monitor for the same hosts is refused. Every rolled-back host ends byte-identical to its
+pre-canary state."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
 import pytest
 
+from model_safety.monitor.settings import ACTIVE, ROLLING_BACK
 from tests.integration.lab_activation import snapshot
 from tests.integration.monitor_lab import (
     FAULTS_WITH_CANARY,
-    TURNS_BAD_AT,
     activation_started_at,
     canaries,
     conclusive_checks_since,
@@ -27,20 +29,24 @@ from tests.integration.monitor_lab import (
 
 pytestmark = pytest.mark.lab
 
+# The faults start this long after the canary's engine start: after the first monitor is
+# killed (the canary's own proof ends about 12 s after that start; the first monitor checks
+# twice and a second one is refused in about 12 s more), so the restarted one judges them.
+FAULT_AT = 30
 # Fault -> (the rules it may trigger, the most judging checks recorded after the fault until
 # one does; a check is recorded when its probe ends, so on a busy machine one probed before the
 # fault may be recorded after it).
 FAULTS = {
     # Rule 7 at once: caught restarting (auto-restart) or already restarted.
     "SIM_CRASH_AFTER": (
-        {"SIM_CRASH_AFTER": str(TURNS_BAD_AT)},
+        {"SIM_CRASH_AFTER": str(FAULT_AT)},
         {"service_inactive", "service_restarted"},
         2,
     ),
     # Stall: one check may still see the last events, then --stall-checks 2 empty ones.
-    "SIM_SILENT_AFTER": ({"SIM_SILENT_AFTER": str(TURNS_BAD_AT)}, {"telemetry_stalled"}, 3),
+    "SIM_SILENT_AFTER": ({"SIM_SILENT_AFTER": str(FAULT_AT)}, {"telemetry_stalled"}, 3),
 }
-WINDOW_S = 30
+WINDOW_S = 40
 
 
 def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resumes(hosts, tmp_path):
@@ -65,19 +71,31 @@ def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resume
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
+    # What the killed monitor left: a host it had not finished (still watched, or its rollback
+    # under way) is resumed; one it had finished, on a machine slow enough for a fault to come
+    # before the kill, starts afresh.
+    unfinished = {
+        host.name: json.loads((tmp_path / "state" / f"{host.name}.patchtst.json").read_text())[
+            "status"
+        ]
+        in (ACTIVE, ROLLING_BACK)
+        for host in hosts
+    }
+    assert unfinished[healthy.name], unfinished
 
     run = monitor(tmp_path, *args)
 
     assert run.returncode == 4, run.output
     for host in hosts:
         started = records(run, "monitoring_started", host.name)
-        assert [r["resumed"] for r in started] == [False, True]
-        assert started[1]["window_start"] == started[0]["window_start"]
-        assert started[1]["checks_done"] >= 1  # the window goes on: not started over
+        assert [r["resumed"] for r in started] == [False, unfinished[host.name]]
+        if unfinished[host.name]:
+            assert started[1]["window_start"] == started[0]["window_start"]
+            assert started[1]["checks_done"] >= 1  # the window goes on: not started over
     for host, (fault, (_env, rules, most_checks)) in zip(
         (crashing, silent), FAULTS.items(), strict=True
     ):
-        bad_since = activation_started_at(host) + TURNS_BAD_AT
+        bad_since = activation_started_at(host) + FAULT_AT
         (rollback,) = records(run, "rollback_executed", host.name)
         assert rollback["result"] == "rolled_back", rollback
         assert {v["rule"] for v in rollback["violation_details"]} <= rules, rollback[

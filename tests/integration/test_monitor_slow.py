@@ -7,6 +7,7 @@ each: nothing pooled), as an operator would watch two canaries."""
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,15 @@ WATCH_S = 180
 # healthy events first, so the decision has to find the change, not only a bad start.
 TURNS_CONSTANT_AT = 15
 MOST_COLLAPSED_EVENTS = 30
-ARGS = ("--model", "patchtst", "--interval", "5s", "--duration", f"{WATCH_S}s")
+CHECK_INTERVAL_S = 5
+ARGS = (
+    "--model",
+    "patchtst",
+    "--interval",
+    f"{CHECK_INTERVAL_S}s",
+    "--duration",
+    f"{WATCH_S}s",
+)
 
 
 def _slow_canaries(healthy, constant) -> dict[str, dict]:
@@ -115,7 +124,10 @@ def test_at_two_events_per_second_healthy_stays_and_constant_is_rolled_back(host
     (completed,) = records(kept, "monitoring_completed", healthy.name)
     assert completed["result"] in ("safe", "inconclusive")
     checks = host_checks(kept, healthy.name)
-    assert len(checks) >= WATCH_S / 5 * 0.8
+    # Checked all along the watch: a check every 5 s, or back to back when a check's playbook
+    # run takes longer than that (a loaded machine).
+    cadence = max(CHECK_INTERVAL_S, statistics.median(c["runner"]["seconds"] for c in checks))
+    assert len(checks) >= WATCH_S / cadence * 0.8, (len(checks), cadence)
     # About 10 events per check: far too few for the old fixed-n rule, not a reason now.
     assert sorted(c["events"] for c in checks)[len(checks) // 2] <= 15
     assert "qsc_canary.conf" in snapshot(healthy)["dropins"]
