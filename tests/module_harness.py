@@ -133,7 +133,8 @@ def fails(name: str, args: dict[str, Any], **options: bool) -> dict[str, Any]:
 # One program for systemctl and journalctl: it logs every argv and answers from a JSON state
 # file: "show" (the unit's properties), "journal" (the invocation's lines), "fail" ({verb:
 # message}: exit 1 saying it) and "on_stop"/"on_start" (the properties those verbs set, also
-# when they fail). Any other systemctl verb (a restart, say) fails: the modules use none.
+# when they fail); daemon-reload changes nothing. Any other systemctl verb (a restart, say)
+# fails: the modules use none.
 FAKE_SYSTEMD = """\
 #!{python}
 import json, os, sys
@@ -144,7 +145,7 @@ with open(STATE) as handle:
 program, args = os.path.basename(sys.argv[0]), sys.argv[1:]
 state["calls"].append([program, *args])
 verb = args[0] if program == "systemctl" else program
-if verb not in ("show", "stop", "start", "journalctl"):
+if verb not in ("show", "stop", "start", "daemon-reload", "journalctl"):
     sys.exit("fake systemctl: unexpected " + repr([program, *args]))
 if verb in ("stop", "start"):
     state["show"].update(state["on_" + verb])

@@ -8,13 +8,16 @@ events to see the old config run again.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import pytest
 
-from labctl.remote import ENV_FILE
+from labctl.remote import DROPIN_DIR, ENV_FILE
 from tests.integration.lab_activation import (
     BACKUPS,
+    CANARY_DROPIN,
     LEASE,
     Run,
     ansible_module,
@@ -23,6 +26,7 @@ from tests.integration.lab_activation import (
     log_records,
     playbook,
     snapshot,
+    start_playbook,
 )
 
 pytestmark = pytest.mark.lab
@@ -192,3 +196,92 @@ def test_rollback_of_three_hosts_runs_in_parallel(hosts):
         assert after["dropins"] == {}
         assert log_records(host)[-1]["event"] == "rollback_executed"
     print(f"\nrollback of 3 hosts: {run.seconds} s")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # Refused before READY: systemctl start itself fails.
+        "SIM_FAIL_START=true",
+        # Crashes right after READY: the watch of the new start catches it.
+        "SIM_CRASH_AFTER=0.3",
+    ],
+)
+def test_an_engine_that_fails_on_the_restored_files_fails_the_rollback(hosts, fault):
+    host = hosts[2]
+    before = fresh(host)
+    canary("--limit", host.name)
+    activated = snapshot(host)
+    (intact,) = activated["backups"]
+    # A newer backup of the canary's files with a fault the engine cannot run with (taken
+    # as an activation takes one).
+    faulty = activated["env"] + fault + "\n"
+    host.write_file(ENV_FILE, faulty)
+    taken = ansible_module(
+        host.name,
+        "activation_backup",
+        {
+            "model": "patchtst",
+            "root": BACKUPS,
+            "files": [ENV_FILE, CANARY_DROPIN],
+            "dirs": [DROPIN_DIR],
+        },
+    )
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    host.write_file(ENV_FILE, activated["env"])
+
+    run = rollback("--limit", host.name)
+
+    assert run.returncode != 0
+    assert f"rollback of {host.name} failed at Stop, then start the engine" in run.output
+    failed = log_records(host)[-1]
+    assert failed["event"] == "rollback_failed" and failed["model"] == "patchtst"
+    assert failed["failure"].startswith("Stop, then start the engine (never restart)")
+    refused = snapshot(host)
+    assert (refused["env"], refused["lease"]) == (faulty, "")
+
+    chosen = rollback("--limit", host.name, "-e", f"backup={intact}")
+
+    assert chosen.returncode == 0, chosen.output
+    after = snapshot(host)
+    assert after["env"] == before["env"] and after["dropins"] == {}
+    journal = host.journal(after["invocation"])
+    assert f"AI_ENGINE_BUILD: {host.git_head()[:7]}" in journal
+    assert log_records(host)[-1]["event"] == "rollback_executed"
+
+
+def test_a_rollback_killed_mid_run_leaves_whole_files_and_is_finished_by_the_next(hosts):
+    host = hosts[2]
+    before = fresh(host)
+    canary("--limit", host.name)
+    activated = snapshot(host)
+    process = start_playbook("rollback.yml", "--limit", host.name)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("TASK [model_activation : Take the lease, restore"):
+            break
+    time.sleep(0.5)  # in the module: restoring, or stopping and starting the engine
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    time.sleep(3)
+
+    killed = snapshot(host)
+    # Each file is the canary's or the backup's, whole; no temporary file is left.
+    assert killed["env"] in (activated["env"], before["env"])
+    assert killed["dropins"] in (activated["dropins"], {})
+    assert host.out("find", "/etc/quantum", DROPIN_DIR, "-name", ".*.tmp") == ""
+    if killed["lease"]:
+        # The killed run's lease: refused until it is stale, or broken on purpose.
+        assert json.loads(killed["lease"])["purpose"].startswith("rollback: ")
+        refused = rollback("--limit", host.name)
+        assert refused.returncode != 0
+        assert "another activation holds" in refused.output
+
+    run = rollback("--limit", host.name, "-e", "break_lock=true", "-e", "cycle=always")
+
+    assert run.returncode == 0, run.output
+    after = snapshot(host)
+    assert after["env"] == before["env"] and after["dropins"] == {}
+    assert after["lease"] == ""
+    assert after["invocation"] not in (before["invocation"], activated["invocation"])
+    assert log_records(host)[-1]["event"] == "rollback_executed"

@@ -193,13 +193,15 @@ class _NewStart:
                 )
             self.sleep(max(0.0, min(POLL_INTERVAL_S, timeout - elapsed)))
 
-    def watch_settle(self, started: ServiceState, settle: float) -> ServiceState:
-        """Check every 0.5 s for ``settle`` seconds that the same process still runs."""
-        state = started
-        start = self.clock()
-        while (elapsed := self.clock() - start) < settle:
-            self.sleep(min(POLL_INTERVAL_S, settle - elapsed))
+    def watch_settle(self, started: ServiceState, settle: float, since: float) -> ServiceState:
+        """Check every 0.5 s until ``settle`` seconds after ``since`` (the clock when
+        ``started`` was read) that the same process still runs; with a settle period, at
+        least once, however late this watch begins."""
+        state, reads = started, 0
+        while (elapsed := self.clock() - since) < settle or (settle and not reads):
+            self.sleep(max(0.0, min(POLL_INTERVAL_S, settle - elapsed)))
             state = read_service_state(self.run, started.unit)
+            reads += 1
             changes = [
                 f"{name} {before} -> {after or '-'}"
                 for name, before, after in (
@@ -236,12 +238,17 @@ def cycle_service(
     settle: float = 3.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    while_settling: Callable[[ServiceState], None] | None = None,
 ) -> dict[str, Any]:
     """``systemctl stop`` then ``systemctl start`` ``unit`` and prove a new, stable invocation.
 
     After start returned, ``systemctl show`` is polled every 0.5 s (at most ``timeout``
     seconds) until the unit is active/running with an InvocationID other than the one before;
-    then for ``settle`` seconds its InvocationID, MainPID and NRestarts must not change.
+    then for ``settle`` seconds from that moment its InvocationID, MainPID and NRestarts must
+    not change. ``while_settling`` (given the running state) runs first within that period, so
+    work that only reads the new invocation (its journal proof) costs no time of its own; what
+    it raises ends the cycle at once.
     Returns ``unit``, ``previous_invocation_id``, ``invocation_id``, ``main_pid``,
     ``n_restarts``, ``started_at`` (ActiveEnterTimestamp, ISO-8601 UTC with microseconds and
     ``Z``), ``started_at_epoch``, ``stop_seconds``, ``start_seconds``, ``elapsed`` and
@@ -262,7 +269,10 @@ def cycle_service(
         raise new_start.failure(f"`systemctl start {unit}` failed (rc {rc}): {said}")
     started = clock()
     running = new_start.wait_until_running(timeout)
-    final = new_start.watch_settle(running, settle)
+    running_since = clock()
+    if while_settling is not None:
+        while_settling(running)
+    final = new_start.watch_settle(running, settle, running_since)
     started_at = read_started_at(run, unit)
     return {
         "unit": unit,
