@@ -59,6 +59,14 @@ def playbook(name: str, *args: str, timeout: float = 600) -> Run:
     return Run(result.returncode, output, round(time.monotonic() - started, 1))
 
 
+def canary_after(cutover: str, *args: str) -> Run:
+    """canary.yml for patchtst whose gate reads only the events after ``cutover`` (the fast
+    events before a slow start)."""
+    return playbook(
+        "canary.yml", "-e", "model=patchtst", "-e", f"model_gate_after={cutover}", *args
+    )
+
+
 def start_playbook(name: str, *args: str) -> subprocess.Popen[str]:
     """ansible-playbook playbooks/NAME ARGS started in its own session (so a test can kill it
     whole), its output (stderr included) readable line by line from ``stdout``."""

@@ -12,7 +12,7 @@ import pytest
 
 from labctl.remote import configure
 from model_safety.engine.role_proof import proof_plan
-from tests.integration.lab_activation import FAST, log_records, playbook
+from tests.integration.lab_activation import FAST, canary_after, log_records
 
 pytestmark = pytest.mark.lab
 
@@ -30,17 +30,7 @@ def test_canary_at_a_slow_rate_proves_its_role_from_the_first_events(hosts):
     # The slow start's own events measure the rate before the activation.
     time.sleep(10)
 
-    run = playbook(
-        "canary.yml",
-        "-e",
-        "model=patchtst",
-        "-e",
-        f"model_gate_after={cutover}",
-        "-e",
-        f"activation_verify_timeout={BOUND}",
-        "--limit",
-        host.name,
-    )
+    run = canary_after(cutover, "-e", f"activation_verify_timeout={BOUND}", "--limit", host.name)
 
     assert run.returncode == 0, run.output
     said = re.search(

@@ -17,7 +17,7 @@ import pytest
 
 from labctl.config import REPO_ROOT
 from labctl.remote import configure
-from tests.integration.lab_activation import FAST, log_records, playbook, snapshot
+from tests.integration.lab_activation import FAST, canary_after, log_records, snapshot
 from tests.integration.monitor_lab import (
     FAULTS_WITH_CANARY,
     MonitorRun,
@@ -69,16 +69,8 @@ def _slow_canaries(healthy, constant) -> dict[str, dict]:
         list(pool.map(lambda host: configure(host, env={"ENGINE_RATE": SLOW}), hosts))
     befores = {host.name: snapshot(host) for host in hosts}
     time.sleep(8)  # the slow start's own events give the rate before the activation
-    run = playbook(
-        "canary.yml",
-        "-e",
-        "model=patchtst",
-        "-e",
-        f"model_gate_after={cutover}",
-        "-e",
-        "canary_serial=2",
-        "--limit",
-        f"{healthy.name},{constant.name}",
+    run = canary_after(
+        cutover, "-e", "canary_serial=2", "--limit", f"{healthy.name},{constant.name}"
     )
     assert run.returncode == 0, run.output
     return befores
