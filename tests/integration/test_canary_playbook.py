@@ -232,8 +232,27 @@ def test_failure_after_the_change_restores_the_backup(hosts, fault, reason):
         (("-e", "model=patchtst", "-e", "weight=-0.1"), "strictly between 0 and 1"),
         (("-e", "model=patchtst", "-e", "weight=abc"), "must be a decimal number, got 'abc'"),
         ((), "not a valid model name: ''"),
+        (
+            ("-e", "model=patchtst", "-e", "canary_serial=0"),
+            "canary_serial: '0' hosts per batch; at least 1 is needed",
+        ),
+        (
+            ("-e", "model=patchtst", "-e", '{"canary_serial": [1, "150%"]}'),
+            "canary_serial (batch 2): '150%' is not a percentage from 1% to 100%",
+        ),
     ],
-    ids=["dotdot", "semicolon", "unknown", "w0", "w1", "negative", "abc", "missing"],
+    ids=[
+        "dotdot",
+        "semicolon",
+        "unknown",
+        "w0",
+        "w1",
+        "negative",
+        "abc",
+        "missing",
+        "serial0",
+        "serial150",
+    ],
 )
 def test_bad_input_fails_before_the_host_is_touched(lab, extra, message):
     host = lab.hosts[2]
