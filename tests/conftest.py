@@ -47,18 +47,20 @@ class Lab:
         return next(h for h in self.hosts if h.name == name)
 
 
-def bring_up() -> Lab:
-    """The lab with 3 hosts per lane (lab-up serialises the lanes: it holds the lab's lock),
-    and this lane's hosts, reset."""
-    size = LAB_TEST_HOSTS * LANES
+# This lane's hosts, by number.
+LANE_HOSTS = range(LANE * LAB_TEST_HOSTS + 1, (LANE + 1) * LAB_TEST_HOSTS + 1)
+
+
+def bring_up(size: int = LAB_TEST_HOSTS * LANES, numbers: range = LANE_HOSTS) -> Lab:
+    """The lab with ``size`` hosts (default: 3 per lane; lab-up serialises the lanes: it holds
+    the lab's lock), and the hosts ``numbers`` (default: this lane's), reset."""
     # What the tests start (molecule's create, labctl) must keep the lab at this size.
     os.environ["LAB_HOSTS"] = str(size)
     result = labctl("up", "--hosts", str(size))
     assert result.returncode == 0, f"lab-up failed:\n{result.stdout}\n{result.stderr}"
     config = load_config(os.environ)
     hosts = []
-    first = LANE * LAB_TEST_HOSTS + 1
-    for index in range(first, first + LAB_TEST_HOSTS):
+    for index in numbers:
         record = lab_hosts.read_record(config, config.host_name(index))
         assert record is not None, f"lab-up left no record for host {index}"
         hosts.append(LabHost(config, record.spec.name, record.spec.address))
