@@ -57,6 +57,7 @@ PROOF_TASK = "Prove the model's role from the events and trade_intents rows afte
 WAITS = ("gate wait", "proof wait")
 IDLE_WINDOW_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+OPERATIONS = ("canary 1 batch", "canary batches", "rollback", "monitor check")
 PHASE_BY_FILE = {
     "request.yml": "validate + plan (controller)",
     "canary.yml": "validate + plan (controller)",
@@ -239,12 +240,17 @@ def idle_cost(hosts: list[LabHost]) -> dict:
         list(pool.map(LabHost.reset, hosts))
     time.sleep(5)
     trees = host_trees()
-    ticks = {name: sum(map(cpu_ticks, pids)) for name, pids in trees.items()}
+    ticks = {pid: cpu_ticks(pid) for pids in trees.values() for pid in pids}
     busy0, total0 = machine_busy()
     time.sleep(IDLE_WINDOW_S)
     busy1, total1 = machine_busy()
+    # Only the processes that ran the whole window (one that ended took its ticks along).
+    after = {pid: cpu_ticks(pid) for pid in ticks}
     cpu = {
-        name: (sum(map(cpu_ticks, pids)) - ticks[name]) / CLK_TCK / IDLE_WINDOW_S * 100
+        name: sum(max(0, after[pid] - ticks[pid]) for pid in pids if after[pid] and ticks[pid])
+        / CLK_TCK
+        / IDLE_WINDOW_S
+        * 100
         for name, pids in trees.items()
     }
     pss = {name: sum(map(pss_mib, pids)) for name, pids in trees.items()}
@@ -260,6 +266,8 @@ def idle_cost(hosts: list[LabHost]) -> dict:
 def resize(size: int) -> tuple[list[LabHost], dict]:
     """The lab at ``size`` hosts (lab-up: the new ones boot, the rest stay)."""
     os.environ["LAB_HOSTS"] = str(size)
+    # Ten hosts booting at once on 2 cores take longer than lab-up's default allows one host.
+    os.environ.setdefault("LAB_BOOT_TIMEOUT", "300")
     config = load_config(os.environ)
     before, started = used_mib(), time.monotonic()
     records = [record for record, _ in lab.up(config)]
@@ -299,6 +307,8 @@ def samples(results: dict, operation: str) -> dict[int, list[float]]:
                 value = run["seconds"] - sum(run["phases"].get(w, 0.0) for w in WAITS)
             elif part == "controller CPU s":
                 value = run["controller_cpu_s"]
+            elif part == "controller peak MiB":
+                value = run["controller_peak_mib"]
             elif part:
                 value = run["phases"].get(part, 0.0)
             else:
@@ -333,9 +343,8 @@ def print_report(results: dict) -> None:
         "canary batches: excl. waits",
         "rollback",
         "monitor check",
-        "canary 1 batch: controller CPU s",
-        "rollback: controller CPU s",
     ]
+    rows += [f"{op}: controller {what}" for what in ("CPU s", "peak MiB") for op in OPERATIONS]
     print("\n== seconds, command to end (min / median of the runs)")
     print(f"{'operation':<36}" + "".join(f"{f'{n} host(s)':>16}" for n in sizes))
     for row in rows:
@@ -369,7 +378,9 @@ def print_report(results: dict) -> None:
         serial = BATCH_LIST if batched else [PROJECTED]
         measured_waves = len(BATCH_LIST) if batched else 1
         by_n = a + b * PROJECTED
-        if row.endswith(("CPU s", "wait")):
+        if row.endswith("MiB"):
+            by_20 = a + b * min(FORKS, PROJECTED)  # one process per fork at the most
+        elif row.endswith(("CPU s", "wait")):
             # CPU seconds are work, not waves; the first wave of a batch waits for the events,
             # the later ones find them there already.
             by_20 = by_n
@@ -380,21 +391,21 @@ def print_report(results: dict) -> None:
             by_20 = once + (a - once) * scale + b * PROJECTED
         print(f"{row:<36}{a:>8.2f}{b:>10.3f}{by_n:>14.0f}{by_20:>15.0f}")
 
-    print("\n== what a lab host costs (engine at the lab's rate; means over the hosts)")
-    print(f"{'hosts':>6}{'boot s':>8}{'used MiB +':>12}{'MiB/new host':>14}{'PSS MiB/host':>14}"
-          f"{'CPU %/host':>12}{'machine busy %':>16}")  # fmt: skip
+    print("\n== what a lab host costs (engine at the lab's rate, settled; means over the hosts)")
+    print(f"{'hosts':>6}{'boot s':>8}{'used MiB':>10}{'MiB/added host':>16}{'PSS MiB/host':>14}"
+          f"{'CPU %/host':>12}{'machine busy % of a core':>26}")  # fmt: skip
     previous = None
     for n in sizes:
-        entry = results[str(n)]
-        boot, idle = entry["boot"], entry["idle"]
-        added = boot["used_after_mib"] - boot["used_before_mib"]
-        new_hosts = n - previous if previous is not None else None
-        per_new = f"{added / new_hosts:.0f}" if new_hosts and new_hosts > 0 else "-"
+        boot, idle = results[str(n)]["boot"], results[str(n)]["idle"]
+        per_added = "-"
+        if previous is not None and n > previous[0]:
+            per_added = f"{(idle['used_mib'] - previous[1]) / (n - previous[0]):.0f}"
         print(
-            f"{n:>6}{boot['boot_s']:>8.1f}{added:>12.0f}{per_new:>14}{idle['host_pss_mib']:>14.0f}"
-            f"{idle['host_cpu_pct']:>12.1f}{idle['machine_busy_pct']:>16.1f}"
+            f"{n:>6}{boot['boot_s']:>8.1f}{idle['used_mib']:>10.0f}{per_added:>16}"
+            f"{idle['host_pss_mib']:>14.0f}{idle['host_cpu_pct']:>12.2f}"
+            f"{idle['machine_busy_pct']:>26.1f}"
         )
-        previous = n
+        previous = (n, idle["used_mib"])
 
     one = results.get("1")
     canaries = [r for r in (one or {}).get("runs", []) if r["operation"] == "canary 1 batch"]
@@ -411,15 +422,14 @@ def print_report(results: dict) -> None:
             for run in canaries
         )
         print(f"{'total':<32}{totals}\n{'total excluding the two waits':<32}{excl}")
-    peaks = [r["controller_peak_mib"] for e in results.values() for r in e["runs"]]
-    if peaks:
-        print(f"\ncontroller: ansible-playbook processes' peak PSS {max(peaks):.0f} MiB")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,3,10,20")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--repeat", default="2", help="runs of each operation: one number, or one per size"
+    )
     parser.add_argument("--gate-wait", type=int, default=30)
     parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "bench_fleet.json"))
     parser.add_argument("--report", help="only print the report of a saved --out file")
@@ -435,12 +445,15 @@ def main() -> int:
     previous = running_size()
     results: dict = {}
     try:
-        for size in [int(n) for n in args.sizes.split(",")]:
+        sizes = [int(n) for n in args.sizes.split(",")]
+        repeats = [int(n) for n in args.repeat.split(",")]
+        repeats = repeats * len(sizes) if len(repeats) == 1 else repeats
+        for size, repeat in zip(sizes, repeats, strict=True):
             print(f"\n== {size} host(s)", flush=True)
             hosts, boot = resize(size)
             entry = results[str(size)] = {"boot": boot, "idle": idle_cost(hosts), "runs": []}
             print(f"boot {boot}, idle {entry['idle']}", flush=True)
-            for repetition in range(args.repeat):
+            for repetition in range(repeat):
                 fresh_all(hosts)
                 for operation, name, extra in operations(size, args.gate_wait):
                     run = {"operation": operation, "repetition": repetition}
