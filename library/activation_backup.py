@@ -32,6 +32,9 @@ from ansible.module_utils.model_safety.activation.backup_restore import (
     restore_diff,
 )
 from ansible.module_utils.model_safety.activation.backup_verify import read_manifest
+from ansible.module_utils.model_safety.ansible_support import module_runner
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.git import read_git_build
 from ansible.module_utils.model_safety.names import is_model_name
 
 DOCUMENTATION = r"""
@@ -99,8 +102,17 @@ options:
         C(unknown).
     type: str
   git_sha:
-    description: The engine build (7 to 40 hex digits), recorded in the manifest.
+    description:
+      - The engine build (7 to 40 hex digits), recorded in the manifest.
+      - Not with O(checkout).
     type: str
+  checkout:
+    description:
+      - The engine's git checkout whose HEAD (the deployed build) is recorded in the manifest
+        as C(git_sha), read with the code of the C(git_build) module and returned as
+        RV(build); with O(state=present) only, not with O(git_sha).
+      - A path that is not a git checkout with a commit fails before anything is written.
+    type: path
   files:
     description:
       - Absolute paths of the files to save (with O(state=present)).
@@ -168,11 +180,11 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Back up the env file and the drop-ins before the canary
+- name: Back up the env file and the drop-ins before the canary, with the deployed build
   activation_backup:
     model: patchtst
     weight: 0.10
-    git_sha: "{{ deployed.short }}"
+    checkout: /opt/quantum/ai-engine
     files:
       - /etc/quantum/ai-engine.env
       - /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf
@@ -239,6 +251,11 @@ manifest:
         uid: 0
         gid: 0
       - {path: /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf, absent: true}
+build:
+  description: The deployed build read from O(checkout) (C(sha) is what the manifest records).
+  returned: with O(state=present) and O(checkout), also in check mode
+  type: dict
+  sample: {sha: 18c7dbb5f0c3a1e0b6b9d2f4c8e7a6b5c4d3e2f1, short: 18c7dbb}
 plan:
   description: What would be saved, as the manifest's C(files) and C(dirs).
   returned: check mode of O(state=present)
@@ -309,6 +326,7 @@ def main() -> None:
             "weight": {"type": "float"},
             "operator": {"type": "str"},
             "git_sha": {"type": "str"},
+            "checkout": {"type": "path"},
             "files": {"type": "list", "elements": "path", "default": list(DEFAULT_FILES)},
             "dirs": {"type": "list", "elements": "path", "default": list(DEFAULT_DIRS)},
             "metadata": {"type": "dict", "default": {}},
@@ -318,7 +336,7 @@ def main() -> None:
             "mark_restored": {"type": "dict"},
         },
         required_if=[("state", "present", ["model"])],
-        mutually_exclusive=[("path", "name")],
+        mutually_exclusive=[("path", "name"), ("git_sha", "checkout")],
         supports_check_mode=True,
     )
     params = module.params
@@ -334,6 +352,10 @@ def main() -> None:
             checked_restoration_record(params["mark_restored"])
         except BackupError as exc:
             module.fail_json(msg=f"invalid mark_restored: {exc}")
+    if params["checkout"] is not None and params["state"] != "present":
+        module.fail_json(
+            msg="checkout records the deployed build in a new backup, only with state=present"
+        )
     if params["state"] == "present":
         present(module)
     path = None
@@ -361,19 +383,21 @@ def present(module: AnsibleModule) -> None:
     if params["keep"] < 1:
         module.fail_json(msg=f"keep must be at least 1, not {params['keep']}")
     root = params["root"]
+    build = deployed_build(module)
     details = {
         "weight": params["weight"],
         "operator": params["operator"] or default_operator(os.environ),
-        "git_sha": params["git_sha"],
+        "git_sha": params["git_sha"] if build is None else build["sha"],
         "metadata": params["metadata"],
     }
+    built = {} if build is None else {"build": build}
     try:
         warn_future_backups(module, root)
         if module.check_mode:
             checked_details(params["model"], **details)
             plan = plan_backup(params["files"], params["dirs"])
             pruned = prune(root, params["keep"], check_mode=True, pending=True)
-            module.exit_json(changed=True, path=None, plan=plan, pruned=pruned)
+            module.exit_json(changed=True, path=None, plan=plan, pruned=pruned, **built)
         backup = create_backup(
             root,
             params["model"],
@@ -388,8 +412,25 @@ def present(module: AnsibleModule) -> None:
     try:
         pruned = prune(root, params["keep"])
     except BackupError as exc:
-        module.fail_json(msg=f"backup {backup['path']} was made, but {exc}", **backup)
-    module.exit_json(changed=True, pruned=pruned, **backup)
+        module.fail_json(msg=f"backup {backup['path']} was made, but {exc}", **backup, **built)
+    module.exit_json(changed=True, pruned=pruned, **backup, **built)
+
+
+def deployed_build(module: AnsibleModule) -> dict[str, str] | None:
+    """The build deployed in the checkout option as {sha, short}, None without one; a checkout
+    that cannot be read fails the task before anything is written."""
+    checkout = module.params["checkout"]
+    if checkout is None:
+        return None
+    try:
+        build = read_git_build(module_runner(module), checkout)
+    except EngineStateError as exc:
+        module.fail_json(
+            msg=f"cannot back up for model {module.params['model']}: cannot read the git "
+            f"build of {checkout}: {exc}",
+            checkout=checkout,
+        )
+    return {"sha": build["sha"], "short": build["short"]}
 
 
 def warn_future_backups(module: AnsibleModule, root: str) -> None:

@@ -164,3 +164,51 @@ def test_an_unknown_backup_name_fails_listing_the_newest(engine) -> None:
     result = fails(MODULE, {**engine, "state": "verified", "name": "20260101T000000.000000Z_x"})
     assert result["msg"].startswith("no backup 20260101T000000.000000Z_x under ")
     assert Path(made["path"]).name in result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_the_build_is_read_from_the_checkout_and_recorded(engine, git_checkout, check_mode) -> None:
+    checkout, sha = git_checkout
+    made = backup(engine, check_mode=check_mode, checkout=str(checkout))
+    assert made["build"]["sha"] == sha and sha.startswith(made["build"]["short"])
+    assert set(made["build"]) == {"sha", "short"}
+    if check_mode:
+        assert made["path"] is None and not Path(engine["root"]).exists()
+    else:
+        manifest = json.loads(Path(made["path"], "manifest.json").read_text())
+        assert manifest["git_sha"] == made["manifest"]["git_sha"] == sha
+
+
+def test_without_checkout_no_build_is_returned(engine) -> None:
+    assert "build" not in backup(engine, git_sha="18c7dbb")
+
+
+def test_git_sha_and_checkout_together_are_refused(engine, git_checkout) -> None:
+    checkout, _ = git_checkout
+    result = fails(
+        MODULE, {**engine, "model": "patchtst", "git_sha": "18c7dbb", "checkout": str(checkout)}
+    )
+    assert "parameters are mutually exclusive: git_sha|checkout" in result["msg"]
+    assert not Path(engine["root"]).exists()
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_bad_checkout_fails_before_anything_is_written(engine, tmp_path, check_mode) -> None:
+    not_git = tmp_path / "not-a-checkout"
+    not_git.mkdir()
+    args = {**engine, "model": "patchtst", "checkout": str(not_git)}
+    result = fails(MODULE, args, check_mode=check_mode)
+    assert result["msg"].startswith(
+        f"cannot back up for model patchtst: cannot read the git build of {not_git}: "
+    )
+    assert result["checkout"] == str(not_git)
+    assert not Path(engine["root"]).exists()
+
+
+@pytest.mark.parametrize("state", ["restored", "verified"])
+def test_checkout_is_refused_unless_a_backup_is_made(engine, git_checkout, state) -> None:
+    checkout, _ = git_checkout
+    result = fails(MODULE, {**engine, "state": state, "checkout": str(checkout)})
+    assert result["msg"] == (
+        "checkout records the deployed build in a new backup, only with state=present"
+    )
