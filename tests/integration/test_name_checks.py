@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 MODEL_PATH_CHECK = "Refuse a model path that is not a plain absolute path"
-DROPIN_CHECK = "Validate the environment of the drop-in"
+DROPIN_CHECK = "Install or remove the drop-in (names and values validated)"
 _OUTCOME = re.compile(r'"OUTCOME (\d+): ([^"]*)"')
 
 
@@ -102,11 +102,13 @@ def test_dropin_names_and_values_are_matched_whole(tmp_path: Path) -> None:
         {"ai_engine_dropin_name": "qsc_test.conf\n"},
         {"ai_engine_dropin_environment": {"QSC_CANARY_MODEL\n": "patchtst"}},
         {"ai_engine_dropin_environment": {"QSC_CANARY_MODEL": "patchtst\n"}},
+        {"ai_engine_dropin_environment": {"QSC_CANARY_WEIGHT": True}},
+        {"ai_engine_dropin_purpose": "canary\n[Service]"},
         {},
     ]
     include = {"ansible.builtin.include_role": {"name": "ai_engine_dropin"}}
     results = outcomes(tmp_path, [{"vars": {**good, **change}, **include} for change in changes])
-    assert results == [f"failed: {DROPIN_CHECK}"] * 3 + ["passed"]
+    assert results == [f"failed: {DROPIN_CHECK}"] * 5 + ["passed"]
     assert not list((tmp_path / "dropin.d").iterdir())  # check mode wrote nothing
 
 
