@@ -4,18 +4,11 @@ with a diff that shows only the changed keys and never a secret."""
 
 from __future__ import annotations
 
-import grp
-import os
-import pwd
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.model_safety.engine.envfile import (
-    EnvFileError,
-    changed_keys,
-    diff_texts,
-    render_env,
-    secret_values,
+from ansible.module_utils.model_safety.engine.envfile import EnvFileError
+from ansible.module_utils.model_safety.engine.envfile_write import (
+    apply_env_change,
+    plan_env_change,
 )
 
 DOCUMENTATION = r"""
@@ -29,9 +22,11 @@ description:
   - The file and the result are validated (C(KEY=VALUE) lines, no duplicate key, values without
     newline, backslash, leading quote or surrounding whitespace); a file that is not valid is
     refused with the line number, never its value.
-  - The new content is written to a temporary file in the same directory and moved over the
-    file atomically, so a reader sees the old or the new file, never half of one. Then
-    O(owner), O(group) and O(mode) are applied.
+  - The new content is written to a temporary file in the same directory, given O(owner),
+    O(group) and O(mode) (the file's own where not given), fsynced and moved over the file
+    atomically, so a reader sees the old or the new file, never half of one. When only O(owner),
+    O(group) or O(mode) differ, they are set on the file. A bad mode or an unknown owner or
+    group is refused before anything is written.
   - An env file holds secrets (passwords, tokens, URLs with a password). The diff shows only the
     keys whose value changes, with the values of secret-looking keys (names containing C(PASS),
     C(SECRET), C(TOKEN), C(KEY) or C(AUTH)) as C(<hidden>) and the userinfo of any URL as
@@ -104,73 +99,6 @@ changed_keys:
   sample: {PATCHTST_SHADOW_ONLY: {before: "true", after: "false"}}
 """
 
-# Others must not read the file (secrets) and only its owner may write it.
-_FORBIDDEN_MODE_BITS = 0o027
-
-
-def _checked_mode(module: AnsibleModule) -> int | None:
-    text = module.params["mode"]
-    if text is None:
-        return None
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        module.fail_json(msg=f"mode must be an octal string such as '0640', not {text!r}")
-    if not 0 <= mode <= 0o777 or mode & _FORBIDDEN_MODE_BITS:
-        module.fail_json(
-            msg=f"mode {text} refused: the env file holds secrets; others must not read it and "
-            "only its owner may write it (for example '0640' or '0600')"
-        )
-    return mode
-
-
-# Ansible's own lookups of owner and group (set_owner/group_if_different), with its messages.
-_ID_LOOKUPS = (
-    ("owner", pwd.getpwnam, "chown failed: failed to look up user"),
-    ("group", grp.getgrnam, "chgrp failed: failed to look up group"),
-)
-
-
-def _check_owner_and_group(module: AnsibleModule) -> None:
-    """Fail on an unknown owner or group before anything is written (the file is then left
-    as it was), not after the rewrite as Ansible's chown/chgrp would."""
-    for option, lookup, failure in _ID_LOOKUPS:
-        name = module.params[option]
-        if name is None:
-            continue
-        try:
-            int(name)
-        except ValueError:
-            try:
-                lookup(name)
-            except KeyError:
-                module.fail_json(path=module.params["path"], msg=f"{failure} {name}")
-
-
-def _read(module: AnsibleModule, path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        module.fail_json(msg=f"{path} does not exist (the env file is changed, never created)")
-    except (OSError, UnicodeDecodeError) as exc:
-        module.fail_json(msg=f"cannot read {path}: {exc}")
-
-
-def _write(module: AnsibleModule, path: str, text: str) -> None:
-    """The new content into a temporary file beside ``path``, fsynced, then moved over it."""
-    directory = os.path.dirname(path) or "."
-    fd, temporary = tempfile.mkstemp(prefix=".env_file.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        os.unlink(temporary)
-        module.fail_json(msg=f"cannot write {path}: {exc}")
-    module.atomic_move(temporary, path)
-
 
 def main() -> None:
     """Entry point."""
@@ -186,28 +114,20 @@ def main() -> None:
     )
     params = module.params
     path = params["path"]
-    mode = _checked_mode(module)
-    _check_owner_and_group(module)
-    current = _read(module, path)
     try:
+        change = plan_env_change(
+            path, params["changes"], params["owner"], params["group"], params["mode"]
+        )
         # Before anything can fail or be returned: these values are masked in all output.
-        module.no_log_values.update(secret_values(current, params["changes"]))
-        rendered = render_env(current, params["changes"])
-        changes = changed_keys(current, params["changes"])
-        before, after = diff_texts(current, params["changes"])
+        module.no_log_values.update(change.secrets)
+        if not module.check_mode:
+            apply_env_change(change)
     except EnvFileError as exc:
-        module.fail_json(msg=f"{path}: {exc}")
-
-    changed = rendered != current
-    if changed and not module.check_mode:
-        _write(module, path, rendered)
-    header = f"{path} (changed keys only; secrets hidden)"
-    diff = {"before_header": header, "after_header": header, "before": before, "after": after}
-    changed = module.set_owner_if_different(path, params["owner"], changed)
-    changed = module.set_group_if_different(path, params["group"], changed)
-    if mode is not None:
-        changed = module.set_mode_if_different(path, mode, changed)
-    module.exit_json(changed=changed, path=path, changed_keys=changes, diff=diff)
+        module.no_log_values.update(exc.secrets)
+        module.fail_json(path=path, msg=str(exc))
+    module.exit_json(
+        changed=change.changed, path=path, changed_keys=change.changed_keys, diff=change.diff
+    )
 
 
 if __name__ == "__main__":

@@ -185,3 +185,25 @@ def test_missing_file_and_unsafe_modes_are_refused(tmp_path):
     assert "mode 0644 refused" in output["readable"]["change"]["msg"]
     assert "octal string" in output["garbage"]["change"]["msg"]
     assert env.read_text() == "A=1\n"
+
+
+def test_a_refused_change_never_shows_a_secret_it_was_given_at_vvv(tmp_path):
+    """Ansible prints a failed task's options at -vvv: the secrets of the changes are masked
+    whatever refuses them, before or after the file is read."""
+    env = write(tmp_path / "secrets.env", SECRET_ENV)
+    hosts = {
+        "readable": {"env_path": str(env), "changes": {"API_TOKEN": TOKEN}, "env_mode": "0644"},
+        "missing": {"env_path": str(tmp_path / "nope.env"), "changes": {"API_TOKEN": TOKEN}},
+        "invalid": {"env_path": str(env), "changes": {"API_TOKEN": TOKEN, "SIM_XGB": False}},
+    }
+    process, output = play(tmp_path, hosts, "-vvv")
+    printed = process.stdout + process.stderr
+    assert process.returncode == 2, printed
+    assert "mode 0644 refused" in output["readable"]["change"]["msg"]
+    assert "does not exist" in output["missing"]["change"]["msg"]
+    assert "value of SIM_XGB must be a string" in output["invalid"]["change"]["msg"]
+    # The options were printed (the key is there), the value masked.
+    assert "API_TOKEN" in printed
+    for secret in (TOKEN, PASSWORD, URL_PASSWORD):
+        assert secret not in printed
+    assert env.read_text() == SECRET_ENV

@@ -3,10 +3,10 @@
 The file is only ever changed by rendering it again from its current text: the keys being
 changed get their new value on their own line, removed keys lose their line, new keys are
 appended at the end, and every other byte (other keys, their order, comments, blank lines, a
-missing final newline) stays exactly as it was. The ``env_file`` module (used by the
-``ai_engine_env`` role) does the atomic write, check mode, owner and mode; this module is the
-logic behind it, including what its diff may show: only the changed keys, with secrets masked
-(:func:`diff_texts`, :func:`masked_value`, :func:`secret_values`).
+missing final newline) stays exactly as it was. This module is that logic, including what a
+diff may show: only the changed keys, with secrets masked (:func:`diff_texts`,
+:func:`masked_value`, :func:`secret_values`); :mod:`.envfile_write` plans and applies a change
+to the file on disk (the ``env_file`` and ``engine_change`` modules).
 
 The accepted format is deliberately narrower than what systemd reads, so that the file means
 the same thing to systemd, to the engine and to these tools:
@@ -30,7 +30,7 @@ a line without ``=`` only by its length. Pure standard library.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..redaction import is_secret_name
 __all__ = [
     "EnvFileError",
     "EnvLine",
+    "change_secret_values",
     "changed_keys",
     "diff_texts",
     "env_values",
@@ -60,7 +61,15 @@ _SHOWN_PREFIX = 80
 
 
 class EnvFileError(ValueError):
-    """An environment file, key or value that cannot be right; never shows a value."""
+    """An environment file, key or value that cannot be right; never shows a value.
+
+    ``secrets`` are the values known, when it was raised, that output must mask (see
+    :mod:`.envfile_write`); empty where nothing was read yet.
+    """
+
+    def __init__(self, message: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.secrets = frozenset(secrets)
 
 
 @dataclass(frozen=True)
@@ -96,18 +105,34 @@ def _url_userinfo(value: str) -> list[str]:
     return [text for text in found if text]
 
 
-def secret_values(text: str, changes: Mapping[str, str | None]) -> set[str]:
-    """Every value of ``text`` and ``changes`` that output must never show: the values of
-    secret-looking keys and the userinfo of URLs (for Ansible's ``no_log_values``)."""
-    assignments = [*env_values(text).items(), *_validated_changes(changes).items()]
+def _secrets_in(assignments: Iterable[tuple[Any, Any]]) -> set[str]:
+    """The values of secret-looking keys and the userinfo of URLs among ``assignments``."""
     secrets: set[str] = set()
     for key, value in assignments:
-        if not value:
+        if not isinstance(key, str) or not value:
+            continue
+        # A number given for a secret is refused, but Ansible shows the task's options.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
             continue
         if is_secret_name(key):
             secrets.add(value)
         secrets.update(_url_userinfo(value))
     return secrets
+
+
+def secret_values(text: str, changes: Mapping[str, str | None]) -> set[str]:
+    """Every value of ``text`` and ``changes`` that output must never show: the values of
+    secret-looking keys and the userinfo of URLs (for Ansible's ``no_log_values``)."""
+    return _secrets_in([*env_values(text).items(), *_validated_changes(changes).items()])
+
+
+def change_secret_values(changes: Any) -> set[str]:
+    """The values of ``changes`` that output must never show, as :func:`secret_values` finds
+    them but without validating anything: a wrapper masks them before any refusal, since
+    Ansible shows a failed task's options (an invalid pair is skipped, a number is masked)."""
+    return _secrets_in(changes.items()) if isinstance(changes, Mapping) else set()
 
 
 def _shown(line: str) -> str:

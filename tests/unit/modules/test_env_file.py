@@ -111,3 +111,23 @@ def test_an_unknown_owner_or_group_fails(env, option, message) -> None:
 def test_an_unknown_owner_changes_nothing(env) -> None:
     fails(MODULE, {"path": str(env), "changes": {"X": "1"}, "owner": "no-such-user-x"})
     assert env.read_text() == ORIGINAL
+
+
+def test_only_the_mode_is_set_when_only_it_differs(env) -> None:
+    args = {"path": str(env), "changes": {"API_KEY": "supersecret"}, "mode": "0640"}
+    checked = succeeds(MODULE, args, check_mode=True, diff=True)
+    assert (checked["changed"], checked["changed_keys"]) == (True, {})
+    assert env.stat().st_mode & 0o777 == 0o600
+    inode = env.stat().st_ino
+    result = succeeds(MODULE, args)
+    assert (result["changed"], result["changed_keys"]) == (True, {})
+    assert env.read_text() == ORIGINAL and env.stat().st_mode & 0o777 == 0o640
+    assert env.stat().st_ino == inode
+    assert succeeds(MODULE, args)["changed"] is False
+
+
+def test_a_crlf_file_is_refused_untouched(env) -> None:
+    env.write_bytes(ORIGINAL.replace("\n", "\r\n").encode())
+    result = fails(MODULE, {"path": str(env), "changes": {"X": "1"}})
+    assert result["msg"].startswith(f"{env}: line 1: carriage return in the line")
+    assert env.read_bytes() == ORIGINAL.replace("\n", "\r\n").encode()
