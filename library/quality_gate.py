@@ -6,10 +6,13 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
+    module_runner,
     prepare,
     window_args,
     with_reports,
 )
+from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.status import current_start
 
 DOCUMENTATION = r"""
 ---
@@ -27,7 +30,8 @@ description:
   - In V(collection) mode (data gathering, never promotes) the verdict is always
     V(COLLECTION) and the task never fails; the blockers are still reported.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
-    writes no report either.
+    writes no report either. Outside check mode, a missing O(report_dir) is created (mode
+    0750, owned by the module's user).
   - A thin wrapper over C(model_safety.judgement.run.run_gate) (the same code as the CLI).
 options:
   mode:
@@ -48,6 +52,16 @@ options:
       - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
         id C(<ms>-<seq>) (exclusive), for example the last stream id before the engine's
         restart; then every later event is read and O(count) does not apply.
+      - Not with O(since_start).
+    type: str
+  since_start:
+    description:
+      - Gate the events since the current start of this systemd unit (the engine's), the time
+        systemd says it became active, read on the host (as C(engine_status) returns it in
+        C(service.active_since)) and returned as RV(cutover); then every later event is read
+        and O(count) does not apply.
+      - Refused, before Redis is read, when the unit is not active (no start to gate after).
+      - Not with O(after).
     type: str
   thresholds:
     description:
@@ -119,6 +133,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+cutover:
+  description:
+    - Only events after it were judged, O(after) as given or, with O(since_start), when the
+      unit's current start became active (UTC); null when neither was given.
+  returned: always
+  type: str
+  sample: "2026-11-23T18:01:02.123Z"
 verdict:
   description: V(PASS), V(FAIL) or, in collection mode, V(COLLECTION).
   returned: always
@@ -313,7 +334,9 @@ def main() -> None:
             "mode": {"type": "str", "choices": ["canary", "collection"], "default": "canary"},
             "model": {"type": "str"},
             "wait": {"type": "float", "default": 0.0},
+            "since_start": {"type": "str"},
         },
+        mutually_exclusive=[("after", "since_start")],
         supports_check_mode=True,
     )
     prepare(module)
@@ -322,15 +345,21 @@ def main() -> None:
     params = module.params
     if not 0 <= params["wait"] <= MAX_WAIT_S:  # also rejects NaN
         module.fail_json(msg=f"wait must be in 0..{MAX_WAIT_S:g} s, not {params['wait']!r}")
+    window = window_args(module)
+    if params["since_start"] is not None:
+        try:
+            window["after"] = current_start(module_runner(module), params["since_start"])
+        except EngineStateError as exc:
+            module.fail_json(msg=f"cannot gate since the current start: {exc}")
     result = run_gate_waiting(
         params["redis_url"],
         params["stream"],
         wait=params["wait"],
         mode=params["mode"],
         model=params["model"],
-        **window_args(module),
+        **window,
     )
-    result = with_reports(module, result, "quality_gate")
+    result = {**with_reports(module, result, "quality_gate"), "cutover": window["after"]}
     verdict = result.get("verdict")
     if params["mode"] == "canary" and verdict != "PASS" and not params["report_only"]:
         blockers = result.get("blockers") or ["no blocker reported, verdict unclear"]

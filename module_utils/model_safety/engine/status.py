@@ -155,6 +155,22 @@ def collect_engine_status(
     }
 
 
+def current_start(run: Runner, unit: str) -> str:
+    """When the current start of ``unit`` became active (UTC, ISO-8601, engine_status's
+    ``service.active_since``): the cutover of a gate over the events of that start.
+
+    Raises :class:`EngineStateError` when the unit is not active: no start to gate after.
+    """
+    service = read_service_state(run, unit)
+    since = service_uptime(service)["active_since"]
+    if since is None:
+        raise EngineStateError(
+            f"{unit} is not active (ActiveState={service.active_state}, "
+            f"SubState={service.sub_state}): no start to gate after"
+        )
+    return since
+
+
 # --------------------------------------------------------------------------- table
 
 _COLUMNS = (

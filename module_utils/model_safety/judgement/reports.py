@@ -126,6 +126,16 @@ def atomic_write(path: str, text: str, *, exclusive: bool = False) -> None:
     _fsync_dir(directory)
 
 
+def _make_report_dir(report_dir: str) -> None:
+    """Create ``report_dir`` (and its parents) when missing, 0750 whatever the umask; an
+    existing directory is left as it is."""
+    try:
+        os.makedirs(report_dir, mode=DIR_MODE)
+    except FileExistsError:
+        return
+    os.chmod(report_dir, DIR_MODE)
+
+
 def write_reports(
     result: Mapping[str, Any],
     kind: str,
@@ -140,7 +150,7 @@ def write_reports(
     now = now or datetime.now(UTC)
     markdown = render_markdown(result, kind, now)
     document = dumps(result, indent=2) + "\n"
-    os.makedirs(report_dir, mode=DIR_MODE, exist_ok=True)
+    _make_report_dir(report_dir)
     base = os.path.join(report_dir, f"{kind}_{md.stamp(now)}")
     for attempt in range(_MAX_SUFFIX):
         stem = base if attempt == 0 else f"{base}_{attempt}"
