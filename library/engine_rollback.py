@@ -143,7 +143,7 @@ notes:
     C(git --no-optional-locks ...)). Standard library only on the target.
   - In check mode nothing changes. The lease is only checked (a held one fails as it would),
     the restore only planned (RV(restored), RV(removed)), the running invocation read
-    (RV(invocation) with C(would_cycle) when it would be stopped and started) and the record
+    (RV(start) with C(would_cycle) when it would be stopped and started) and the record
     validated (RV(record)); nothing is proven.
   - A run always appends a record, so it reports C(changed=true), as does check mode.
   - Env file contents are never returned or logged, only paths, checksums and the model
@@ -224,7 +224,7 @@ cycled:
   returned: once the backup was restored
   type: bool
   sample: true
-invocation:
+start:
   description:
     - The start proven, C(invocation_id), C(previous_invocation_id) (null when nothing was
       restarted), C(main_pid) and C(started_at) (UTC ISO-8601).

@@ -55,6 +55,18 @@ SITE_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "trade_table": {"type": "str", "default": DEFAULT_TRADE_TABLE},
 }
 
+# What a start must show of one model (engine_proof, engine_change; doc fragment
+# model_safety_expectation), read by engine.startup_proof.expectation_of().
+EXPECTATION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "model": {"type": "str", "default": ""},
+    "role": {"type": "str", "choices": ["voting", "shadow"], "default": "voting"},
+    "weight": {"type": "float"},
+    "weights": {"type": "dict", "default": {}},
+    "canary": {"type": "bool", "default": False},
+    "model_file": {"type": "dict", "default": {}},
+}
+
+
 # Options every analytics module takes, as in the CLI (DESIGN.md "Modes and exit codes").
 COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "after": {"type": "str"},

@@ -14,123 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from ai_engine.config import ConfigError, load_config
-from ai_engine.service import ready_line, startup_lines
 from model_safety.activation import rollback as rb
 from model_safety.activation.backup_create import create_backup
 from model_safety.activation.lock import acquire
-from model_safety.engine.envfile import env_values
-from model_safety.engine.systemd import SHOW_PROPERTIES
+from model_safety.engine import startup_proof
 from tests.fake_clock import FakeClock
+from tests.fake_engine_host import BASELINE, SHA, UNIT, FakeHost
 
-UNIT = "quantum-ai-engine.service"
-SHA = "5b6966a0c1d2e3f405162738495a6b7c8d9e0f1a"
-BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 PRISTINE = "PATCHTST_SHADOW_ONLY=true\nENGINE_RATE=100\n"
 CANARY = (
     "PATCHTST_SHADOW_ONLY=false\nENGINE_RATE=100\n"
     "QSC_MODEL_WEIGHTS=xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1\n"
     "QSC_CANARY_MODEL=patchtst\nQSC_CANARY_WEIGHT=0.1\n"
 )
-SHOW = ["systemctl", "show", UNIT, "--property=" + ",".join(SHOW_PROPERTIES)]
-
-
-class FakeHost:
-    """systemctl, journalctl and git of one engine host. A start runs the reference engine's
-    configuration of the env file on disk: its journal is the lines that engine logs (with
-    ``build`` as AI_ENGINE_BUILD), and a configuration it refuses (or SIM_FAIL_START) fails
-    the start. ``crash_in_settle`` makes systemd restart the new start once it has been read
-    running."""
-
-    def __init__(self, env_file: Path) -> None:
-        self.env_file = env_file
-        self.build = SHA[:7]
-        self.invocations = 0
-        self.invocation = self.new_invocation()
-        self.journals = {self.invocation: self.start_lines()[1]}
-        self.state = {"ActiveState": "active", "SubState": "running", "MainPID": "100"}
-        self.restarts = 0
-        self.crash_in_settle = False
-        self.calls: list[list[str]] = []
-
-    def new_invocation(self) -> str:
-        self.invocations += 1
-        return f"{self.invocations:032x}"
-
-    def start_lines(self) -> tuple[bool, list[str]]:
-        env = env_values(self.env_file.read_text())
-        lines = [f"AI_ENGINE_BUILD: {self.build}"]
-        try:
-            config = load_config(env)
-        except ConfigError as exc:
-            return False, [*lines, f"[ERROR] config: {exc}"]
-        if config.fail_start:
-            return False, [*lines, "[ERROR] simulated start failure (SIM_FAIL_START=1)"]
-        return True, [*lines, *startup_lines(config), ready_line(config)]
-
-    def show(self) -> str:
-        properties = {
-            "Id": UNIT,
-            "LoadState": "loaded",
-            **self.state,
-            "NRestarts": str(self.restarts),
-            "InvocationID": self.invocation,
-            "ActiveEnterTimestamp": "Mon 2026-11-23 18:01:02 UTC",
-            "ActiveEnterTimestampMonotonic": "123456789",
-            "Result": "success",
-        }
-        return "".join(f"{key}={value}\n" for key, value in properties.items())
-
-    def __call__(self, argv: list[str]) -> tuple[int, str, str]:
-        assert isinstance(argv, list) and all(isinstance(arg, str) for arg in argv)
-        assert "restart" not in argv, "never systemctl restart"
-        self.calls.append(argv)
-        if argv[0] == "git":
-            return self.git(argv[argv.index("-c") + 2 :])
-        if argv[0] == "journalctl":
-            invocation = argv[-1].removeprefix("_SYSTEMD_INVOCATION_ID=")
-            return 0, "\n".join(self.journals.get(invocation, [])) + "\n", ""
-        verb = argv[1]
-        if verb == "daemon-reload":
-            return 0, "", ""
-        if verb == "stop":
-            self.state = {"ActiveState": "inactive", "SubState": "dead", "MainPID": "0"}
-            return 0, "", ""
-        if verb == "start":
-            return self.start()
-        if argv == SHOW:
-            shown = self.show()
-            if self.crash_in_settle and self.state["ActiveState"] == "active":
-                self.restarts, self.state["MainPID"] = self.restarts + 1, "4343"
-            return 0, shown, ""
-        if "--property=Environment,EnvironmentFiles" in argv:
-            return 0, f"Environment=\nEnvironmentFiles={self.env_file} (ignore_errors=no)\n", ""
-        if "--property=ActiveEnterTimestamp" in argv:
-            return 0, "ActiveEnterTimestamp=Mon 2026-11-23 18:01:02.123456 UTC\n", ""
-        raise AssertionError(f"unexpected command {argv}")
-
-    def start(self) -> tuple[int, str, str]:
-        self.invocation = self.new_invocation()
-        started, self.journals[self.invocation] = self.start_lines()
-        if not started:
-            self.state = {"ActiveState": "failed", "SubState": "failed", "MainPID": "0"}
-            return 1, "", f"Job for {UNIT} failed because the control process exited."
-        self.state = {"ActiveState": "active", "SubState": "running", "MainPID": "4242"}
-        return 0, "", ""
-
-    @staticmethod
-    def git(args: list[str]) -> tuple[int, str, str]:
-        answers = {
-            ("rev-parse", "--verify", "HEAD^{commit}"): SHA,
-            ("rev-parse", "--short", SHA): SHA[:7],
-            ("status", "--porcelain", "--untracked-files=no"): "",
-            ("symbolic-ref", "--quiet", "--short", "HEAD"): "main",
-        }
-        return 0, answers[tuple(args)] + "\n", ""
-
-    def verbs(self) -> list[str]:
-        """The systemctl verbs that change something, in order."""
-        return [argv[1] for argv in self.calls if argv[0] == "systemctl" and argv[1] != "show"]
 
 
 @pytest.fixture
@@ -209,7 +105,7 @@ def test_the_backup_is_restored_the_engine_started_on_it_proven_and_recorded(sit
 
     assert files(site) == {"ai-engine.env": (PRISTINE, "0o640"), "qsc_canary.conf": None}
     assert host.verbs() == ["daemon-reload", "stop", "start"]
-    invocation = result["invocation"]
+    invocation = result["start"]
     assert invocation["previous_invocation_id"] == canary_invocation
     assert invocation["invocation_id"] == host.invocation != canary_invocation
     proof = result["proof"]
@@ -251,8 +147,8 @@ def test_a_second_rollback_changes_nothing_and_proves_the_running_start(site) ->
     assert files(site) == before
     assert site["host"].verbs() == []
     assert (again["files_changed"], again["cycled"], again["marked"]) == (False, False, False)
-    assert again["invocation"]["invocation_id"] == first["invocation"]["invocation_id"]
-    assert again["invocation"]["previous_invocation_id"] is None
+    assert again["start"]["invocation_id"] == first["start"]["invocation_id"]
+    assert again["start"]["previous_invocation_id"] is None
     assert again["proof"]["build"] == SHA[:7]
     assert [r["changed"] for r in records(site)] == [True, False]
     manifest = json.loads((Path(first["backup"]) / "manifest.json").read_text())
@@ -273,7 +169,7 @@ def test_check_mode_changes_nothing_and_tells_what_would_be_restored(site) -> No
     assert files(site) == before
     assert site["host"].verbs() == []
     assert result["restored"] == [str(site["env"])] and result["removed"] == [str(site["dropin"])]
-    assert result["invocation"]["would_cycle"] is True and "proof" not in result
+    assert result["start"]["would_cycle"] is True and "proof" not in result
     assert result["record"]["event"] == "rollback_executed"
     assert records(site) == [] and not lease_file(site).exists()
     assert {change["path"] for change in result["changes"]} == {
@@ -387,7 +283,7 @@ def test_a_start_that_crashes_within_the_settle_period_fails_it(site) -> None:
 def test_a_start_of_another_build_fails_the_proof(site) -> None:
     site["host"].build = "deadbee"
     failure = refused(site)
-    assert failure.step == rb.STEP_BUILD
+    assert failure.step == startup_proof.STEP_BUILD
     assert failure.message.startswith("invocation ") and f"is at {SHA}" in failure.message
     assert "build deadbee" in failure.message
 
@@ -395,7 +291,7 @@ def test_a_start_of_another_build_fails_the_proof(site) -> None:
 def test_a_start_that_does_not_run_the_files_config_fails_the_proof(site) -> None:
     baseline = {"xgb": 0.5, "lgbm": 0.2, "nhits": 0.1, "patchtst": 0.2}
     failure = refused(site, baseline=baseline)
-    assert failure.step == rb.STEP_CONFIG
+    assert failure.step == startup_proof.STEP_CONFIG
     assert "does not run the model configuration of its files" in failure.message
     assert failure.details["differences"]
 

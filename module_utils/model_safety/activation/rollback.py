@@ -12,11 +12,11 @@ log ``rollback_executed`` and release the lease. Any failure is logged as
 the model_activation role.
 
 Every step is the existing code: :mod:`.lock`, :mod:`.backup_catalog`, :mod:`.backup_restore`,
-:mod:`.log`, :mod:`..engine.cycle`, :mod:`..engine.journal_proof`, :mod:`..engine.git` and
-:mod:`..engine.config`; this module only puts them in order. The proof of the new invocation
-runs within its settle period (``cycle_service(while_settling=...)``): it never counts before
-the journal shows READY of that invocation, and the watch for an early crash keeps its full
-length. Standard library only: nothing here imports numpy or redis.
+:mod:`.log`, :mod:`..engine.cycle` and :mod:`..engine.startup_proof`; this module only puts
+them in order. The proof of the new invocation runs within its settle period
+(``cycle_service(while_settling=...)``): it never counts before the journal shows READY of that
+invocation, and the watch for an early crash keeps its full length. Standard library only:
+nothing here imports numpy or redis.
 """
 
 from __future__ import annotations
@@ -26,22 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.commands import EngineStateError, Runner, run_checked
-from ..engine.config import (
-    EngineConfigError,
-    config_differences,
-    unit_expected_config,
-    validate_baseline,
-)
+from ..engine.commands import EngineStateError, Runner, StepFailed
+from ..engine.config import EngineConfigError, validate_baseline
 from ..engine.cycle import (
-    CycleError,
-    cycle_failure_message,
-    cycle_service,
+    STEP_CYCLE,
     invocation_result,
+    reload_and_cycle,
     validate_cycle_options,
 )
-from ..engine.git import build_matches, read_git_build
-from ..engine.journal_proof import proof_failure_message, prove_journal
+from ..engine.startup_proof import prove_start
 from ..engine.systemd import ServiceState, read_service_state, service_uptime
 from ..engine.validation import validate_checkout, validate_timeout
 from ..site_defaults import DEFAULT_CHECKOUT, DEFAULT_UNIT
@@ -64,22 +57,11 @@ from .log import (
 STEP_OPTIONS = "Check the rollback's options"
 STEP_LEASE = "Take the host's activation lease"
 STEP_RESTORE = "Restore the backup byte-identical and verify it"
-STEP_RELOAD = "Make systemd read the restored unit files"
-STEP_CYCLE = "Stop, then start the engine (never restart) and record the new invocation"
 STEP_RUNNING = "Read the running start (nothing was restored, nothing restarted)"
-STEP_GIT = "Read the deployed git build"
-STEP_JOURNAL = "Read this invocation's start-up lines from its journal"
-STEP_BUILD = "Prove that AI_ENGINE_BUILD is the deployed git SHA"
-STEP_CONFIG = "Prove the start runs what the env file and drop-ins say"
 STEP_RECORD = "Record the rollback"
 STEP_RELEASE = "Release the host's activation lease"
 
 CYCLE_CHOICES = ("changed", "always")
-# What a start must log (ai_engine_verify's journal proof): its build once, then READY; an
-# ERROR or FATAL line fails it.
-BUILD_PATTERN = r"^AI_ENGINE_BUILD: [0-9a-f]{7,40}$"
-READY_PATTERN = r"^\[READY\]"
-FORBIDDEN_PATTERN = r"^\[(ERROR|FATAL)\]"
 
 
 class RollbackFailed(Exception):
@@ -215,32 +197,18 @@ class _Rollback:
         period."""
         request = self.request
         try:
-            # Always: a drop-in may have changed since the backup even where the restore
-            # wrote nothing.
-            run_checked(self.run, ["systemctl", "daemon-reload"])
-        except EngineStateError as exc:
-            raise RollbackFailed(STEP_RELOAD, str(exc)) from None
-        try:
-            cycled = cycle_service(
+            cycled = reload_and_cycle(
                 self.run,
                 request.unit,
                 timeout=request.cycle_timeout,
                 settle=request.settle,
+                while_settling=self.prove,
                 sleep=self.sleep,
                 clock=self.clock,
-                while_settling=self.prove,
             )
-        except CycleError as exc:
-            raise RollbackFailed(
-                STEP_CYCLE,
-                cycle_failure_message(request.unit, exc),
-                state=None if exc.state is None else exc.state.as_dict(),
-                journal=exc.journal,
-                journal_invocation_id=exc.journal_invocation_id,
-            ) from None
-        except EngineStateError as exc:
-            raise RollbackFailed(STEP_CYCLE, f"cannot stop+start {request.unit}: {exc}") from None
-        self.result["invocation"] = {
+        except StepFailed as exc:
+            raise RollbackFailed(exc.step, exc.message, **exc.details) from None
+        self.result["start"] = {
             key: cycled[key]
             for key in ("invocation_id", "previous_invocation_id", "main_pid", "started_at")
         }
@@ -260,7 +228,7 @@ class _Rollback:
                 "restored files",
                 state=state.as_dict(),
             )
-        self.result["invocation"] = {
+        self.result["start"] = {
             "invocation_id": state.invocation_id,
             "previous_invocation_id": None,
             "main_pid": state.main_pid,
@@ -270,64 +238,23 @@ class _Rollback:
             self.prove(state)
 
     def prove(self, state: ServiceState) -> None:
-        """What ai_engine_verify proves of a start, without a model: its journal has the
-        deployed build once, READY, no ERROR/FATAL line, and it runs the model config of the
-        unit's files."""
+        """What ai_engine_verify proves of a start, without a model
+        (:func:`..engine.startup_proof.prove_start`)."""
         request = self.request
         try:
-            git = read_git_build(self.run, request.checkout)
-        except EngineStateError as exc:
-            raise RollbackFailed(
-                STEP_GIT, f"cannot read the git build of {request.checkout}: {exc}"
-            ) from None
-        try:
-            journal = prove_journal(
+            proof = prove_start(
                 self.run,
                 request.unit,
                 state.invocation_id,
-                [BUILD_PATTERN, READY_PATTERN],
-                forbidden=[FORBIDDEN_PATTERN],
-                timeout=request.journal_timeout,
+                checkout=request.checkout,
+                baseline=request.baseline,
+                journal_timeout=request.journal_timeout,
                 clock=self.clock,
                 sleep=self.sleep,
             )
-        except EngineStateError as exc:
-            raise RollbackFailed(STEP_JOURNAL, f"journal proof impossible: {exc}") from None
-        startup = journal["startup"]
-        if not journal.pop("proven"):
-            raise RollbackFailed(
-                STEP_JOURNAL,
-                proof_failure_message(request.unit, state.invocation_id, journal),
-                journal_proof=journal,
-            )
-        if not build_matches(startup["build"], git["sha"]) or startup["anomalies"]:
-            raise RollbackFailed(
-                STEP_BUILD,
-                f"invocation {state.invocation_id} runs build "
-                f"{', '.join(startup['builds']) or 'none'}, the checkout {request.checkout} is "
-                f"at {git['sha']} {'; '.join(startup['anomalies'])}".rstrip(),
-            )
-        try:
-            expected = unit_expected_config(self.run, request.unit, request.baseline)["expected"]
-        except EngineConfigError as exc:
-            raise RollbackFailed(
-                STEP_CONFIG, f"cannot tell what {request.unit} must run: {exc}"
-            ) from None
-        differences = config_differences(startup, expected)
-        if differences:
-            raise RollbackFailed(
-                STEP_CONFIG,
-                f"{request.unit} does not run the model configuration of its files: "
-                + "; ".join(differences),
-                differences=differences,
-            )
-        self.result["proof"] = {
-            "invocation_id": state.invocation_id,
-            "build": startup["build"],
-            "git": git,
-            "startup": startup,
-            "config": expected,
-        }
+        except StepFailed as exc:
+            raise RollbackFailed(exc.step, exc.message, **exc.details) from None
+        self.result["proof"] = proof
 
     def would_restart(self) -> None:
         """Check mode: the running start, which a rollback would stop and start again."""
@@ -335,7 +262,7 @@ class _Rollback:
             state = read_service_state(self.run, self.request.unit)
         except EngineStateError as exc:
             raise RollbackFailed(STEP_CYCLE, f"cannot read {self.request.unit}: {exc}") from None
-        self.result["invocation"] = {**invocation_result(state), "would_cycle": True}
+        self.result["start"] = {**invocation_result(state), "would_cycle": True}
 
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` to the activation log (in check mode, only validate it)."""
@@ -377,7 +304,7 @@ class _Rollback:
             "restored": result["restored"],
             "removed": result["removed"],
             "changed": result["files_changed"],
-            "invocation_id": result["invocation"]["invocation_id"],
+            "invocation_id": result["start"]["invocation_id"],
             "build": proof.get("build"),
             "config": proof.get("config"),
             "operator": request.operator,
@@ -420,7 +347,7 @@ def roll_back(
     """Roll the host back as ``request`` says (the module docstring's steps, in order);
     return what was done: ``lease`` (``stale``/``broken``: a lease taken over), ``backup``,
     ``model``, ``restored``, ``removed``, ``unchanged``, ``files_changed``, ``changes`` (per path
-    before/after, for a diff), ``marked``, ``cycled``, ``invocation`` (the start proven; in
+    before/after, for a diff), ``marked``, ``cycled``, ``start`` (the start proven; in
     check mode the running one, with ``would_cycle``), ``proof`` (its ``build``, ``git``,
     ``startup`` and the expected ``config``), ``record`` (logged), ``warnings`` (a lease taken
     over, backups dated in the future, modes narrowed) and ``seconds`` (per phase, from the

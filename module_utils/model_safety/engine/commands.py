@@ -17,6 +17,18 @@ class EngineStateError(Exception):
     """Input that cannot be right, or a command whose output cannot be trusted."""
 
 
+class StepFailed(EngineStateError):
+    """A step of a longer operation on the host failed: ``step`` names it (the name operators
+    know it by, from the task that once did it alone), ``message`` says why and ``details``
+    holds what the step found (a journal, differences, the unit's state)."""
+
+    def __init__(self, step: str, message: str, **details: object) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+        self.details = details
+
+
 class CommandError(EngineStateError):
     """A command exited non-zero (or could not run); carries what it said."""
 

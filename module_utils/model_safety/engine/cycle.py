@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..utctime import iso_us
-from .commands import EngineStateError, Runner, run_checked
+from .commands import EngineStateError, Runner, StepFailed, run_checked
 from .systemd import ServiceState, parse_systemctl_show, read_journal, read_service_state
 from .validation import validate_unit
 
@@ -36,8 +36,13 @@ __all__ = [
     "invocation_result",
     "parse_active_enter_timestamp",
     "read_started_at",
+    "reload_and_cycle",
     "validate_cycle_options",
 ]
+
+# The steps of reload_and_cycle, named as the tasks that once did them one by one.
+STEP_RELOAD = "Make systemd read the unit's files"
+STEP_CYCLE = "Stop, then start the engine (never restart) and record the new invocation"
 
 POLL_INTERVAL_S = 0.5
 MAX_SECONDS = 3600.0
@@ -293,3 +298,47 @@ def cycle_failure_message(unit: str, error: CycleError) -> str:
     else:
         now = f"now {error.state.active_state}/{error.state.sub_state}"
     return f"stop+start of {unit} failed: {error.reason}; the unit is {now}"
+
+
+def reload_and_cycle(
+    run: Runner,
+    unit: str,
+    *,
+    timeout: float,
+    settle: float,
+    while_settling: Callable[[ServiceState], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """``systemctl daemon-reload``, then :func:`cycle_service` with ``while_settling`` (the
+    proof of the new start): what an activation, its restore and a rollback do once the files
+    are in place. Returns the cycle's result; raises :class:`StepFailed` at STEP_RELOAD or
+    STEP_CYCLE (with the unit's ``state`` and the new start's ``journal``), and lets the
+    StepFailed of ``while_settling`` through as it is."""
+    try:
+        # Always: a drop-in may have changed even where nothing else did.
+        run_checked(run, ["systemctl", "daemon-reload"])
+    except EngineStateError as exc:
+        raise StepFailed(STEP_RELOAD, str(exc)) from None
+    try:
+        return cycle_service(
+            run,
+            unit,
+            timeout=timeout,
+            settle=settle,
+            sleep=sleep,
+            clock=clock,
+            while_settling=while_settling,
+        )
+    except StepFailed:
+        raise
+    except CycleError as exc:
+        raise StepFailed(
+            STEP_CYCLE,
+            cycle_failure_message(unit, exc),
+            state=None if exc.state is None else exc.state.as_dict(),
+            journal=exc.journal,
+            journal_invocation_id=exc.journal_invocation_id,
+        ) from None
+    except EngineStateError as exc:
+        raise StepFailed(STEP_CYCLE, f"cannot stop+start {unit}: {exc}") from None

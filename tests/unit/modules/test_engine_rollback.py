@@ -116,7 +116,7 @@ def test_the_rollback_restores_restarts_proves_and_records(host, fake_systemd) -
     assert result["changed"] and result["cycled"] and result["files_changed"]
     assert host["env"].read_text() == PRISTINE and not host["dropin"].exists()
     assert verbs(fake_systemd) == ["daemon-reload", "stop", "start"]
-    assert result["invocation"]["invocation_id"] == NEW_INVOCATION
+    assert result["start"]["invocation_id"] == NEW_INVOCATION
     assert result["proof"]["build"] == host["sha"][:7]
     assert result["proof"]["config"]["shadow"] == {"patchtst": 0.2}
     (record,) = records(host)
@@ -136,7 +136,7 @@ def test_check_mode_with_diff_changes_nothing(host, fake_systemd) -> None:
     assert host["env"].read_text() == CANARY and host["dropin"].exists()
     assert [argv[1] for argv in fake_systemd.calls()] == ["show"]
     assert result["restored"] == [str(host["env"])]
-    assert result["invocation"]["would_cycle"] is True
+    assert result["start"]["would_cycle"] is True
     assert "proof" not in result and records(host) == []
     headers = [diff["before_header"] for diff in result["diff"]]
     assert any(header.startswith(f"{host['env']} (sha256 ") for header in headers)
