@@ -12,7 +12,10 @@ from ansible.module_utils.model_safety.ansible_support import (
     module_runner,
 )
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
-from ansible.module_utils.model_safety.engine.status import collect_engine_status
+from ansible.module_utils.model_safety.engine.status import (
+    collect_engine_status,
+    read_canary_dropin,
+)
 from ansible.module_utils.model_safety.engine.stream_stats import DEFAULT_SAMPLE
 from ansible.module_utils.model_safety.redis_url import check_db_path
 
@@ -27,8 +30,8 @@ description:
   - Read-only, never changes anything; works the same in check mode.
   - Unhealthy findings (service down, build unproven or different from git HEAD, engine not
     ready, no recent events, Redis unreachable) are returned in RV(problems), they do not make
-    the module fail; the playbook decides. The module fails only on invalid options or when
-    C(systemctl show) itself fails.
+    the module fail; the playbook decides. The module fails only on invalid options, when
+    C(systemctl show) itself fails or when the O(canary_dropin) that exists cannot be read.
   - The build is verified fail-closed, RV(build_verified) is true only if the journal of the
     running invocation names exactly one C(AI_ENGINE_BUILD) and it is a prefix of git HEAD.
 options:
@@ -38,6 +41,14 @@ options:
       - Trusted as a git C(safe.directory) for this one read only.
     type: path
     default: /home/qt/quantum_trader
+  canary_dropin:
+    description:
+      - A canary drop-in to look for (for example
+        C(/etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf)); RV(canary_dropin)
+        tells whether it exists and which model it installs (its first
+        C(QSC_CANARY_MODEL=<name>)), whether or not the running engine has loaded it yet.
+      - A normalised absolute path.
+    type: path
   sample:
     description: How many of the newest stream entries the event rate is computed from (2 to 10000).
     type: int
@@ -68,6 +79,11 @@ EXAMPLES = r"""
     sample: 100
   register: engine_status
 
+- name: Read the engine status and which canary the installed drop-in names
+  engine_status:
+    canary_dropin: /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf
+  register: engine_status
+
 - name: Fail closed when anything is not healthy
   ansible.builtin.assert:
     that: engine_status.problems | length == 0
@@ -75,6 +91,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+canary_dropin:
+  description: The canary drop-in of O(canary_dropin), as it is on disk.
+  returned: when O(canary_dropin) is given
+  type: dict
+  contains:
+    path:
+      description: The drop-in's path.
+      type: str
+    exists:
+      description: Whether the file exists.
+      type: bool
+    model:
+      description:
+        - The model the drop-in installs, V(unknown) when the file exists without a
+          C(QSC_CANARY_MODEL=<name>), null when there is no file.
+      type: str
+  sample: {path: /etc/systemd/system/quantum-ai-engine.service.d/qsc_canary.conf, exists: true,
+    model: patchtst}
 service:
   description: The systemd view of the unit (C(systemctl show)).
   returned: always
@@ -267,6 +301,7 @@ def main() -> None:
             "service": SITE_ARGUMENT_SPEC["unit"],
             **{key: SITE_ARGUMENT_SPEC[key] for key in ("checkout", "redis_url", "stream")},
             "sample": {"type": "int", "default": DEFAULT_SAMPLE},
+            "canary_dropin": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -279,6 +314,12 @@ def main() -> None:
         check_db_path(params["redis_url"])
     except ValueError as exc:
         module.fail_json(msg=f"invalid redis_url: {exc}")
+    dropin = {}
+    if params["canary_dropin"] is not None:
+        try:
+            dropin["canary_dropin"] = read_canary_dropin(params["canary_dropin"])
+        except EngineStateError as exc:
+            module.fail_json(msg=f"cannot read the engine status: {exc}")
     try:
         # The shared connector: with no password in the URL, the environment's is used.
         client = connect(
@@ -301,7 +342,7 @@ def main() -> None:
         module.fail_json(msg=f"cannot read the engine status: {exc}")
     finally:
         client.connection_pool.disconnect()
-    module.exit_json(changed=False, **status)
+    module.exit_json(changed=False, **status, **dropin)
 
 
 if __name__ == "__main__":

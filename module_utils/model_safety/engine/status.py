@@ -18,11 +18,14 @@ and formats the hosts' results as a table.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..site_defaults import DEFAULT_CHECKOUT, DEFAULT_STREAM, DEFAULT_UNIT
 from .commands import EngineStateError, Runner
+from .config import CANARY_MODEL_KEY
 from .git import build_matches, read_git_head
 from .startup import StartupReport, parse_startup
 from .stream_stats import DEFAULT_SAMPLE, stream_stats
@@ -30,6 +33,8 @@ from .systemd import ServiceState, read_journal, read_service_state, service_upt
 from .validation import validate_checkout, validate_sample, validate_stream_name, validate_unit
 
 MAX_EVENT_AGE_S = 10.0
+# The first QSC_CANARY_MODEL=<name> of a canary drop-in names the model it installs.
+_CANARY_MODEL_RE = re.compile(re.escape(CANARY_MODEL_KEY) + r"=([a-z][a-z0-9_]*)")
 
 
 # --------------------------------------------------------------------------- composition
@@ -169,6 +174,32 @@ def current_start(run: Runner, unit: str) -> str:
             f"SubState={service.sub_state}): no start to gate after"
         )
     return since
+
+
+def read_canary_dropin(path: str) -> dict[str, Any]:
+    """Which canary the drop-in at ``path`` installs: ``{"path", "exists", "model"}``, the model
+    from its first ``QSC_CANARY_MODEL=<name>``, "unknown" when the file exists without one and
+    None when there is no file.
+
+    Raises :class:`EngineStateError` for a path that is not normalised and absolute, and for a
+    file that exists but cannot be read (a canary that may be installed is never "none").
+    """
+    if (
+        not isinstance(path, str)
+        or not os.path.isabs(path)
+        or os.path.normpath(path) != path
+        or any(ord(char) < 32 or ord(char) == 127 for char in path)
+    ):
+        raise EngineStateError(f"canary drop-in must be a normalised absolute path: {path!r}")
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return {"path": path, "exists": False, "model": None}
+    except OSError as exc:
+        raise EngineStateError(f"cannot read the canary drop-in {path}: {exc.strerror}") from exc
+    found = _CANARY_MODEL_RE.search(text)
+    return {"path": path, "exists": True, "model": found.group(1) if found else "unknown"}
 
 
 # --------------------------------------------------------------------------- table

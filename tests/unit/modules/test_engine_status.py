@@ -96,3 +96,55 @@ def test_a_redis_url_with_a_path_is_refused(engine) -> None:
     url = unreachable_redis() + "/../../etc"
     result = fails_without_the_password(MODULE, {**engine, "redis_url": url})
     assert result["msg"].startswith("invalid redis_url: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "model"),
+    [
+        (
+            "[Service]\nEnvironment=QSC_CANARY_MODEL=patchtst\nEnvironment=QSC_CANARY_WEIGHT=0.1\n",
+            "patchtst",
+        ),
+        ('[Service]\nEnvironment="QSC_CANARY_MODEL=nhits" "QSC_CANARY_WEIGHT=0.2"\n', "nhits"),
+        ("[Service]\nEnvironment=QSC_CANARY_WEIGHT=0.1\n", "unknown"),
+        ("[Service]\nEnvironment=QSC_CANARY_MODEL=9lives\n", "unknown"),
+        ("", "unknown"),
+        ("\xff\xfe garbage", "unknown"),
+    ],
+)
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_the_canary_dropin_names_the_model_it_installs(
+    engine, tmp_path, text, model, check_mode
+) -> None:
+    dropin = tmp_path / "qsc_canary.conf"
+    dropin.write_bytes(text.encode("latin-1"))
+    result = succeeds(MODULE, {**engine, "canary_dropin": str(dropin)}, check_mode=check_mode)
+    assert result["canary_dropin"] == {"path": str(dropin), "exists": True, "model": model}
+    assert dropin.read_bytes() == text.encode("latin-1")
+
+
+def test_a_missing_canary_dropin_installs_none(engine, tmp_path) -> None:
+    dropin = tmp_path / "qsc_canary.conf"
+    result = succeeds(MODULE, {**engine, "canary_dropin": str(dropin)})
+    assert result["canary_dropin"] == {"path": str(dropin), "exists": False, "model": None}
+
+
+def test_without_canary_dropin_none_is_returned(engine) -> None:
+    assert "canary_dropin" not in succeeds(MODULE, engine)
+
+
+@pytest.mark.parametrize("path", ["relative/qsc_canary.conf", "/etc/systemd/../qsc_canary.conf"])
+def test_a_bad_canary_dropin_path_is_refused(engine, fake_systemd, path) -> None:
+    result = fails(MODULE, {**engine, "canary_dropin": path})
+    assert result["msg"] == (
+        "cannot read the engine status: "
+        f"canary drop-in must be a normalised absolute path: {path!r}"
+    )
+    assert fake_systemd.calls() == []
+
+
+def test_an_unreadable_canary_dropin_fails(engine, tmp_path) -> None:
+    result = fails(MODULE, {**engine, "canary_dropin": str(tmp_path)})
+    assert result["msg"].startswith(
+        f"cannot read the engine status: cannot read the canary drop-in {tmp_path}: "
+    )
