@@ -54,6 +54,8 @@ FORKS = 20
 PROJECTED = 200
 GATE_TASK = "Run the quality gate (read-only)"
 PROOF_TASK = "Prove the model's role from the events and trade_intents rows after the start"
+# engine_change: env file + drop-in, daemon-reload, stop + start, settle and journal proof.
+CHANGE_TASK = "Change the env file and the drop-in, stop + start, and prove the new start"
 WAITS = ("gate wait", "proof wait")
 IDLE_WINDOW_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -62,19 +64,15 @@ PHASE_BY_FILE = {
     "request.yml": "validate + plan (controller)",
     "canary.yml": "validate + plan (controller)",
     "lease.yml": "lease",
-    "renew.yml": "lease",
     "release.yml": "lease",
     "preflight.yml": "preflight",
     "backup.yml": "backup",
-    "cycle.yml": "stop + start",
     "change.yml": "record + summary",
     "summary.yml": "record + summary",
 }
 PHASE_BY_ROLE = {
     "model_gate": "gate (reports, verdict)",
-    "ai_engine_env": "change (env + drop-in)",
-    "ai_engine_dropin": "change (env + drop-in)",
-    "ai_engine_verify": "proof (journal, plan)",
+    "ai_engine_verify": "proof plan",
 }
 
 
@@ -85,6 +83,8 @@ def phase_of(task: dict) -> str:
         return "gate wait"
     if name == PROOF_TASK:
         return "proof wait"
+    if name == CHANGE_TASK:
+        return "change, stop + start, start proof"
     path = Path(task["path"].rsplit(":", 1)[0])
     role = path.parts[-3] if len(path.parts) >= 3 and path.parts[-4:-3] == ("roles",) else ""
     return PHASE_BY_ROLE.get(role) or PHASE_BY_FILE.get(path.name) or f"other ({path.name})"

@@ -364,6 +364,8 @@ def test_the_lease_comes_first_outlasts_the_gate_and_is_checked_before_the_chang
     assert process.returncode != 0
     assert "held by bob for rollback: emergency" in output
     assert "Make sure this activation still holds the lease" in output
+    # Refused before any write: no restore, no stop + start, and the failure is logged.
+    assert "nothing on the host was changed (refused before any write)" in output
     after = snapshot(host)
     # Backed up, but nothing changed; bob's lease is left alone.
     assert {k: after[k] for k in ("env", "dropins", "invocation")} == {
@@ -429,7 +431,7 @@ def test_a_failure_in_the_fleet_stops_the_rollout(hosts):
 
 def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
     host = hosts[1]
-    for marker in ("TASK [ai_engine_env : Change only the requested keys",):
+    for marker in ("TASK [model_activation : Change the env file and the drop-in, stop + start",):
         before = fresh(host)
         process = start_playbook("canary.yml", "-e", "model=patchtst", "--limit", host.name)
         assert process.stdout is not None
@@ -444,8 +446,8 @@ def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
         assert after["env"] in (before["env"], expected_env(before["env"]))
         dropin = after["dropins"].get("qsc_canary.conf")
         assert dropin is None or dropin.endswith(f'QSC_MODEL_WEIGHTS={DESIGN_WEIGHTS}"\n')
-        # Ansible's atomic_move writes a .ansible_tmp* file next to the target, then renames.
-        assert host.out("find", "/etc/quantum", DROPIN_DIR, "-name", ".ansible_tmp*") == ""
+        # engine_change writes a .<name>.*.tmp file next to the target, then renames it.
+        assert host.out("find", "/etc/quantum", DROPIN_DIR, "-name", ".*.tmp") == ""
         # The killed run still holds the lease: a new one is refused until it is stale.
         refused = canary("-e", "model=patchtst", "--limit", host.name)
         assert refused.returncode != 0
