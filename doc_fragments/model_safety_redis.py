@@ -41,7 +41,7 @@ _WINDOW_OPTIONS = r"""
     description:
       - Directory on the target to write the reports to, a Markdown report and the JSON result
         named after the check and the UTC time (their paths are in RV(reports)), mode 0640,
-        written atomically. It must exist.
+        written atomically. A missing directory is created, mode 0750 whatever the umask.
       - Null writes no file. Check mode never writes one.
     type: path
   report_only:
