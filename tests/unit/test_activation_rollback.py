@@ -17,7 +17,7 @@ import pytest
 from model_safety.activation import rollback as rb
 from model_safety.activation.backup_create import create_backup
 from model_safety.activation.lock import acquire
-from model_safety.engine import startup_proof
+from model_safety.engine import cycle, startup_proof
 from tests.fake_clock import FakeClock
 from tests.fake_engine_host import BASELINE, SHA, UNIT, FakeHost
 
@@ -262,20 +262,20 @@ def test_an_engine_that_fails_to_start_on_the_restored_files_fails_the_rollback(
 
     failure = refused(site)
 
-    assert failure.step == rb.STEP_CYCLE
+    assert failure.step == cycle.STEP_CYCLE
     assert failure.message.startswith(f"stop+start of {UNIT} failed: `systemctl start {UNIT}`")
     assert "simulated start failure" in " ".join(failure.details["journal"])
     assert files(site)["ai-engine.env"][0].endswith("SIM_FAIL_START=true\n")
     record = records(site)[-1]
     assert record["event"] == "rollback_failed" and record["model"] == "patchtst"
-    assert record["failure"].startswith(f"{rb.STEP_CYCLE}: stop+start of {UNIT} failed")
+    assert record["failure"].startswith(f"{cycle.STEP_CYCLE}: stop+start of {UNIT} failed")
     assert not lease_file(site).exists()
 
 
 def test_a_start_that_crashes_within_the_settle_period_fails_it(site) -> None:
     site["host"].crash_in_settle = True
     failure = refused(site)
-    assert failure.step == rb.STEP_CYCLE
+    assert failure.step == cycle.STEP_CYCLE
     assert "did not stay up for 2 s (crash loop?)" in failure.message
     assert records(site)[-1]["event"] == "rollback_failed"
 

@@ -15,7 +15,7 @@ before, proves the old start and logs the failure. Check mode plans the files an
 running start, writes nothing and proves nothing.
 
 Every step is the existing code (:mod:`.lock`, :mod:`..engine.envfile_write`,
-:mod:`..engine.dropin`, :mod:`..engine.cycle`, :mod:`..engine.startup_proof`); this module only
+:mod:`..engine.dropin`, :mod:`..engine.proven_restart`); this module only
 puts them in order. Standard library only.
 """
 
@@ -27,14 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.commands import EngineStateError, Runner, StepFailed
-from ..engine.config import EngineConfigError, validate_baseline
-from ..engine.cycle import STEP_CYCLE, reload_and_cycle, validate_cycle_options
+from ..engine.config import EngineConfigError
 from ..engine.dropin import DropinChange, DropinError, apply_dropin, plan_dropin
 from ..engine.envfile import EnvFileError
 from ..engine.envfile_write import EnvFileChange, apply_env_change, plan_env_change
-from ..engine.startup_proof import ModelExpectation, prove_start
-from ..engine.systemd import ServiceState, read_service_state
-from ..engine.validation import validate_checkout, validate_timeout
+from ..engine.proven_restart import RestartOptions, restart_proven, would_restart
+from ..engine.startup_proof import ModelExpectation
 from ..site_defaults import (
     DEFAULT_CANARY_DROPIN,
     DEFAULT_CHECKOUT,
@@ -101,10 +99,7 @@ class ChangeRequest:
         """This request if every value is one the steps accept (raise ChangeFailed at
         STEP_OPTIONS otherwise), so that a bad option fails before anything is touched."""
         try:
-            validate_cycle_options(self.unit, self.cycle_timeout, self.settle)
-            validate_timeout(self.journal_timeout)
-            validate_checkout(self.checkout)
-            validate_baseline(self.baseline)
+            RestartOptions.of(self).check()
             if self.expected is not None:
                 self.expected.checked()
         except (EngineStateError, EngineConfigError) as exc:
@@ -189,53 +184,14 @@ class _Change:
         self.result["dropin"]["written"] = dropin.changed
 
     def restart(self) -> None:
-        request = self.request
-        cycled = reload_and_cycle(
+        restart_proven(
             self.run,
-            request.unit,
-            timeout=request.cycle_timeout,
-            settle=request.settle,
-            while_settling=self.prove,
+            RestartOptions.of(self.request),
+            self.request.expected,
+            self.result,
             sleep=self.sleep,
             clock=self.clock,
         )
-        self.result["start"] = {
-            key: cycled[key]
-            for key in ("invocation_id", "previous_invocation_id", "main_pid", "started_at")
-        }
-        self.result["seconds"].update(stop=cycled["stop_seconds"], start=cycled["start_seconds"])
-
-    def prove(self, state: ServiceState) -> None:
-        request = self.request
-        # Known before the proof can fail: the caller logs which start failed it.
-        self.result["start"] = {
-            "invocation_id": state.invocation_id,
-            "main_pid": state.main_pid,
-        }
-        self.result["proof"] = prove_start(
-            self.run,
-            request.unit,
-            state.invocation_id,
-            checkout=request.checkout,
-            baseline=request.baseline,
-            expected=request.expected,
-            journal_timeout=request.journal_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-        )
-
-    def would_restart(self) -> None:
-        try:
-            state = read_service_state(self.run, self.request.unit)
-        except EngineStateError as exc:
-            raise ChangeFailed(STEP_CYCLE, f"cannot read {self.request.unit}: {exc}") from None
-        self.result["start"] = {
-            "invocation_id": state.invocation_id,
-            "previous_invocation_id": None,
-            "main_pid": state.main_pid,
-            "started_at": None,
-            "would_cycle": True,
-        }
 
 
 def apply_change(
@@ -266,7 +222,7 @@ def apply_change(
         change.renew_lease()
         env, dropin = change.plan_files()
         if check_mode:
-            change.would_restart()
+            result["start"] = would_restart(run, request.unit)
         else:
             # From here on, a failure may leave the host changed: the caller restores.
             result["touched"] = True

@@ -27,16 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.commands import EngineStateError, Runner, StepFailed
-from ..engine.config import EngineConfigError, validate_baseline
-from ..engine.cycle import (
-    STEP_CYCLE,
-    invocation_result,
-    reload_and_cycle,
-    validate_cycle_options,
+from ..engine.config import EngineConfigError
+from ..engine.proven_restart import (
+    RestartOptions,
+    prove_running,
+    restart_proven,
+    would_restart,
 )
-from ..engine.startup_proof import prove_start
 from ..engine.systemd import ServiceState, read_service_state, service_uptime
-from ..engine.validation import validate_checkout, validate_timeout
 from ..site_defaults import DEFAULT_CHECKOUT, DEFAULT_UNIT
 from .backup_catalog import future_backups, require_intact, select_backup
 from .backup_format import DEFAULT_DIRS, DEFAULT_FILES, DEFAULT_ROOT, BackupError, CorruptBackup
@@ -111,10 +109,7 @@ class RollbackRequest:
         try:
             if self.cycle not in CYCLE_CHOICES:
                 raise EngineStateError(f"cycle must be changed or always, not {self.cycle!r}")
-            validate_cycle_options(self.unit, self.cycle_timeout, self.settle)
-            validate_timeout(self.journal_timeout)
-            validate_checkout(self.checkout)
-            validate_baseline(self.baseline)
+            RestartOptions.of(self).check()
             check_path(self.log_path)
             resolve_group(self.log_group)
         except (EngineStateError, EngineConfigError, ActivationLogError) as exc:
@@ -195,24 +190,17 @@ class _Rollback:
     def restart(self) -> None:
         """daemon-reload, stop + start, and the proof of the new invocation within its settle
         period."""
-        request = self.request
         try:
-            cycled = reload_and_cycle(
+            restart_proven(
                 self.run,
-                request.unit,
-                timeout=request.cycle_timeout,
-                settle=request.settle,
-                while_settling=self.prove,
+                RestartOptions.of(self.request),
+                None,
+                self.result,
                 sleep=self.sleep,
                 clock=self.clock,
             )
         except StepFailed as exc:
             raise RollbackFailed(exc.step, exc.message, **exc.details) from None
-        self.result["start"] = {
-            key: cycled[key]
-            for key in ("invocation_id", "previous_invocation_id", "main_pid", "started_at")
-        }
-        self.result["seconds"].update(stop=cycled["stop_seconds"], start=cycled["start_seconds"])
 
     def keep_running(self) -> None:
         """Nothing restored, no restart: prove the running start as it is."""
@@ -238,31 +226,26 @@ class _Rollback:
             self.prove(state)
 
     def prove(self, state: ServiceState) -> None:
-        """What ai_engine_verify proves of a start, without a model
-        (:func:`..engine.startup_proof.prove_start`)."""
-        request = self.request
+        """What ai_engine_verify proves of a start, without a model."""
         try:
-            proof = prove_start(
+            prove_running(
                 self.run,
-                request.unit,
-                state.invocation_id,
-                checkout=request.checkout,
-                baseline=request.baseline,
-                journal_timeout=request.journal_timeout,
-                clock=self.clock,
+                RestartOptions.of(self.request),
+                state,
+                None,
+                self.result,
                 sleep=self.sleep,
+                clock=self.clock,
             )
         except StepFailed as exc:
             raise RollbackFailed(exc.step, exc.message, **exc.details) from None
-        self.result["proof"] = proof
 
     def would_restart(self) -> None:
         """Check mode: the running start, which a rollback would stop and start again."""
         try:
-            state = read_service_state(self.run, self.request.unit)
-        except EngineStateError as exc:
-            raise RollbackFailed(STEP_CYCLE, f"cannot read {self.request.unit}: {exc}") from None
-        self.result["start"] = {**invocation_result(state), "would_cycle": True}
+            self.result["start"] = would_restart(self.run, self.request.unit)
+        except StepFailed as exc:
+            raise RollbackFailed(exc.step, exc.message) from None
 
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` to the activation log (in check mode, only validate it)."""

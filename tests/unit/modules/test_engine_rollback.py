@@ -14,7 +14,8 @@ from ai_engine.config import load_config
 from ai_engine.service import ready_line, startup_lines
 from model_safety.activation.backup_create import create_backup
 from model_safety.activation.lock import acquire
-from model_safety.activation.rollback import STEP_CYCLE, STEP_LEASE, STEP_OPTIONS, STEP_RESTORE
+from model_safety.activation.rollback import STEP_LEASE, STEP_OPTIONS, STEP_RESTORE
+from model_safety.engine.cycle import STEP_CYCLE
 from model_safety.engine.envfile import env_values
 from tests.module_harness import NEW_INVOCATION, UNIT, fails, succeeds
 
