@@ -193,7 +193,9 @@ def test_no_token_is_refused_outside_check_mode(host, fake_systemd) -> None:
 
 
 def test_a_refused_env_change_never_shows_its_secret(host, fake_systemd) -> None:
-    changes = {"API_KEY": CHANGE_SECRET, "bad key": "1"}
+    # The invalid name must not look secret (KEY, PASS, ...): Ansible would mask its value
+    # everywhere, even inside the paths the message names.
+    changes = {"API_KEY": CHANGE_SECRET, "bad name": "ordinary-value"}
     result = fails(MODULE, {**host["args"], "env_changes": changes})
     assert result["msg"].startswith(f"{STEP_ENV}: {host['env']}: ")
     assert result["step"] == STEP_ENV and "secrets" not in result
