@@ -9,6 +9,7 @@ exit code (DESIGN.md "Modes and exit codes"):
   that cannot be read is said on the page ("SCOREBOARD unavailable") and in ``error``.
 * ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
 * ``shadow-report --model M``: 0 READY, else 2.
+* ``compare --model M``: 0 compared (decided or not: it informs), 2 on an error.
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
@@ -30,6 +31,7 @@ from typing import Any
 from . import __version__
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
+from .engine.weights import WeightsError, parse_weights
 from .monitor import cli as monitor_cli
 from .site_defaults import DEFAULT_STREAM
 
@@ -39,6 +41,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_COLLECTION = 0, 2, 3
 DEFAULT_REPORT_DIR = "reports/safety"
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_BASELINE_WEIGHTS = "xgb:0.25,lgbm:0.25,nhits:0.30,patchtst:0.20"
+"""DESIGN.md's baseline weights, the vote of ``compare``'s ensemble without the canary."""
 
 
 class UsageError(Exception):
@@ -74,7 +78,7 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- arguments
 
 
-def _add_window_options(parser: argparse.ArgumentParser) -> None:
+def _add_window_options(parser: argparse.ArgumentParser, reports: bool = True) -> None:
     window = parser.add_argument_group("window (what is read from Redis)")
     window.add_argument(
         "--after",
@@ -114,13 +118,14 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
         help=f"entries per XRANGE page (default {DEFAULT_PAGE_SIZE})",
     )
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--report-dir",
-        metavar="DIR",
-        default=DEFAULT_REPORT_DIR,
-        help=f"where the Markdown and JSON reports go (default {DEFAULT_REPORT_DIR})",
-    )
-    output.add_argument("--no-report", action="store_true", help="write no report files")
+    if reports:
+        output.add_argument(
+            "--report-dir",
+            metavar="DIR",
+            default=DEFAULT_REPORT_DIR,
+            help=f"where the Markdown and JSON reports go (default {DEFAULT_REPORT_DIR})",
+        )
+        output.add_argument("--no-report", action="store_true", help="write no report files")
     output.add_argument(
         "--json", action="store_true", help="print the full result as one JSON object"
     )
@@ -307,6 +312,50 @@ def _cmd_shadow_report(args: argparse.Namespace) -> int:
     return _finish(args, result, "shadow_report", code)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .judgement.compare_report import compare_section
+    from .judgement.reports import dumps
+    from .judgement.run import run_compare
+
+    result = run_compare(
+        args.redis_url,
+        args.stream,
+        model=args.model,
+        weights=args.weights,
+        horizon_s=args.horizon,
+        alpha=args.alpha,
+        **_window_kwargs(args),
+    )
+    code = EXIT_PASS if result.get("exit_code") == 0 and not result.get("error") else EXIT_FAIL
+    if args.json:
+        print(dumps(result))
+    elif result.get("error"):
+        print(f"COMPARE {result.get('model')}: error: {result['error']}")
+    else:
+        print("\n".join(compare_section(result)).rstrip())
+    return code
+
+
+def _baseline_weights(text: str) -> dict[str, float]:
+    """``model:weight,...`` naming each voting model once, the weights summing to 1."""
+    names = [item.partition(":")[0].strip() for item in text.split(",")]
+    try:
+        return parse_weights(text, names)
+    except WeightsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _alpha(text: str) -> float:
+    """A significance level in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"not a significance level in (0, 1): {text!r}")
+    return value
+
+
 def _register(
     subparsers: argparse._SubParsersAction, name: str, handler: Handler, help_text: str
 ) -> argparse.ArgumentParser:
@@ -370,6 +419,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shadow.add_argument("--model", metavar="M", required=True, help="the shadow model")
     _add_window_options(shadow)
+    paired = _register(
+        subparsers,
+        "compare",
+        _cmd_compare,
+        "the canary against each baseline model, the ensemble and the ensemble without it, "
+        "on the same events: directional accuracy, McNemar, calibration (exit 0, 2 on an error)",
+    )
+    paired.add_argument("--model", metavar="M", required=True, help="the canary model")
+    paired.add_argument(
+        "--horizon",
+        metavar="SECONDS",
+        type=positive_float,
+        default=300.0,
+        help="the price move each event is judged on (default 300)",
+    )
+    paired.add_argument(
+        "--alpha",
+        metavar="A",
+        type=_alpha,
+        default=0.05,
+        help="one-sided significance level of 'the canary is worse' (default 0.05)",
+    )
+    paired.add_argument(
+        "--weights",
+        metavar="M:W,...",
+        type=_baseline_weights,
+        default=DEFAULT_BASELINE_WEIGHTS,
+        help=f"baseline weights of the voting models (default {DEFAULT_BASELINE_WEIGHTS})",
+    )
+    _add_window_options(paired, reports=False)
     monitor_cli.register(subparsers)
     dataset_cli.register(subparsers)
     return parser

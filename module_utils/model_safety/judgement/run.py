@@ -36,6 +36,7 @@ from ..redis_client import (
 from ..site_defaults import DEFAULT_STREAM
 from ..telemetry.features import feature_sanity
 from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window
+from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare
 from .gate import evaluate, failure
 from .promotion import blocked_check, promotion_check, validate_promotion_args
 from .scoreboard import scoreboard
@@ -339,6 +340,38 @@ def run_shadow_report(
         ),
         check,
     )
+
+
+def run_compare(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    model: str,
+    weights: Mapping[str, float],
+    horizon_s: float = DEFAULT_HORIZON_S,
+    alpha: float = DEFAULT_ALPHA,
+    **window: Unpack[WindowOptions],
+) -> dict[str, Any]:
+    """The paired comparison of ``model`` with the baseline (:func:`.compare.compare`);
+    ``exit_code`` 0 when compared (decided or not), 2 with an ``error`` when it cannot be."""
+
+    def check() -> None:
+        if model is None:
+            raise RunError("a comparison needs a model")
+        validate_model(model)
+
+    result = _run_judged(
+        client_or_url,
+        stream,
+        window,
+        lambda events, _: compare(events, model, weights, horizon_s=horizon_s, alpha=alpha),
+        lambda reason, _: _error_result(
+            reason, model=model if is_model_name(model) else None, decided=False
+        ),
+        check,
+    )
+    result.setdefault("exit_code", 0)
+    return result
 
 
 def run_promotion_check(
