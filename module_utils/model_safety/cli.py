@@ -33,7 +33,7 @@ from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
 from .engine.weights import WeightsError, parse_weights
 from .monitor import cli as monitor_cli
-from .site_defaults import DEFAULT_STREAM
+from .site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,8 +41,6 @@ EXIT_PASS, EXIT_FAIL, EXIT_COLLECTION = 0, 2, 3
 DEFAULT_REPORT_DIR = "reports/safety"
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_BASELINE_WEIGHTS = "xgb:0.25,lgbm:0.25,nhits:0.30,patchtst:0.20"
-"""DESIGN.md's baseline weights, the vote of ``compare``'s ensemble without the canary."""
 
 
 class UsageError(Exception):

@@ -14,3 +14,6 @@ DEFAULT_TRADE_TABLE = "trade_intents"
 DEFAULT_ENV_FILE = "/etc/quantum/ai-engine.env"
 DEFAULT_DROPIN_DIR = "/etc/systemd/system/quantum-ai-engine.service.d"
 DEFAULT_CANARY_DROPIN = "qsc_canary.conf"
+# Models in the engine's order with their baseline weights (DESIGN.md; the inventory's
+# model_safety_baseline_weights), as QSC_MODEL_WEIGHTS writes them.
+DEFAULT_BASELINE_WEIGHTS = "xgb:0.25,lgbm:0.25,nhits:0.30,patchtst:0.20"
