@@ -16,11 +16,13 @@ import bisect
 import math
 import platform
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from model_safety.judgement.compare import compare, future_prices
+from model_safety.judgement.compare import compare
+from model_safety.judgement.shadow import future_prices
 from model_safety.telemetry.events import EventWindow, ModelColumns
 
 WEIGHTS = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
@@ -40,7 +42,8 @@ def synthetic_window(n: int, horizon_s: float, seed: int = 16) -> EventWindow:
         rows = symbol == code
         price[rows] += np.cumsum(steps[rows])
     # The true move over the horizon, so that each model's skill shows in its accuracy.
-    up = future_prices(timestamp_ms, symbol, price, horizon_s) > price
+    columns = SimpleNamespace(n=n, timestamp_ms=timestamp_ms, symbol=symbol, price=price)
+    up = future_prices(columns, round(horizon_s * 1000)) > price
     models = {}
     scores = np.zeros((n, 3))
     for name, skill in SKILL.items():

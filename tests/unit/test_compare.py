@@ -8,6 +8,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,13 @@ from model_safety.judgement.compare import (
     SELL,
     binomial_cdf_half,
     compare,
-    future_prices,
     mcnemar,
     outcomes,
     vote_without,
     wilson,
 )
 from model_safety.judgement.compare_report import compare_section
+from model_safety.judgement.shadow import future_prices as shadow_future_prices
 from model_safety.telemetry.events import parse_window
 
 T0 = datetime(2026, 1, 10, 12, tzinfo=UTC)
@@ -88,6 +89,14 @@ def rising(n: int, step_s: float, breakdown: Mapping[str, Any], side: str = "BUY
 # Outcomes over the horizon
 
 
+def future_prices(timestamp_ms, symbol, price, horizon_s: float) -> np.ndarray:
+    """The later prices that outcomes() uses, for columns given as arrays."""
+    columns = SimpleNamespace(
+        n=len(price), timestamp_ms=timestamp_ms, symbol=symbol, price=np.asarray(price)
+    )
+    return shadow_future_prices(columns, round(horizon_s * 1000))
+
+
 def test_future_price_is_the_first_event_at_or_after_the_horizon() -> None:
     ts = np.array([0, 100, 300, 301, 700], dtype=np.int64) * 1000
     price = np.array([10.0, 11.0, 12.0, 13.0, 14.0])
@@ -120,7 +129,7 @@ def test_unsorted_timestamps_are_looked_up_in_time_order() -> None:
 @pytest.mark.parametrize("horizon", [0, -5, math.inf, math.nan])
 def test_horizon_must_be_positive_and_finite(horizon: float) -> None:
     with pytest.raises(ValueError, match="horizon"):
-        future_prices(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int32), np.ones(1), horizon)
+        outcomes(window(rising(2, 60, {"xgb": ("BUY", 0.7)})), horizon)
 
 
 def test_one_event_per_minute_with_a_300_s_horizon() -> None:

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..telemetry.contract import BUY, HOLD, SELL
 from ..telemetry.events import EventWindow
+from .shadow import future_prices
 
 DEFAULT_HORIZON_S = 300.0
 """Seconds between an event and the price it is judged against."""
@@ -55,31 +56,12 @@ NO_OUTCOME = -2
 """Outcome code of an event without a later price of its symbol past the horizon."""
 
 
-def future_prices(
-    timestamp_ms: np.ndarray, symbol: np.ndarray, price: np.ndarray, horizon_s: float
-) -> np.ndarray:
-    """Per event, the price of the first later event of the same symbol whose timestamp is at or
-    after the event's timestamp + ``horizon_s``; NaN when there is none or either price is not a
-    finite number > 0 (those events are skipped as sources and as targets)."""
+def outcomes(window: EventWindow, horizon_s: float = DEFAULT_HORIZON_S) -> np.ndarray:
+    """int8 per event: UP, DOWN or FLAT price move over the horizon, or NO_OUTCOME. The later
+    price is the shadow report's calibration rule (:func:`.shadow.future_prices`)."""
     if not horizon_s > 0 or not math.isfinite(horizon_s):
         raise ValueError(f"horizon must be a finite number of seconds > 0, got {horizon_s!r}")
-    price = np.asarray(price, dtype=np.float64)
-    future = np.full(price.shape[0], np.nan)
-    valid = np.isfinite(price) & (price > 0)
-    horizon_ms = round(float(horizon_s) * 1000.0)
-    for code in np.unique(symbol[valid]):
-        rows = np.flatnonzero(valid & (symbol == code))
-        rows = rows[np.argsort(timestamp_ms[rows], kind="stable")]
-        times = timestamp_ms[rows]
-        later = np.searchsorted(times, times + horizon_ms, side="left")
-        found = later < rows.shape[0]
-        future[rows[found]] = price[rows[later[found]]]
-    return future
-
-
-def outcomes(window: EventWindow, horizon_s: float = DEFAULT_HORIZON_S) -> np.ndarray:
-    """int8 per event: UP, DOWN or FLAT price move over the horizon, or NO_OUTCOME."""
-    future = future_prices(window.timestamp_ms, window.symbol, window.price, horizon_s)
+    future = future_prices(window, round(float(horizon_s) * 1000.0))
     move = np.sign(future - window.price)
     return np.where(np.isnan(move), NO_OUTCOME, move).astype(np.int8)
 

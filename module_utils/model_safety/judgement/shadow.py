@@ -55,13 +55,14 @@ _INT64_SAFE = 2**62
 def future_prices(window: EventWindow, horizon_ms: int) -> np.ndarray:
     """Per event: the price of the same symbol at the first event >= ``horizon_ms`` later.
 
-    NaN where the event has no price or there is no such later event with a price.
+    NaN where the event has no valid price (a finite number > 0) or there is no such later
+    event with one.
     Vectorised: events with a price are sorted by (symbol, timestamp) and searched at once
     (temporaries are released as soon as possible: about 40 bytes per event at the peak).
     """
     horizon = int(horizon_ms)
     future = np.full(window.n, np.nan)
-    priced = np.flatnonzero(np.isfinite(window.price))
+    priced = np.flatnonzero(np.isfinite(window.price) & (window.price > 0))
     if priced.size == 0:
         return future
     priced = priced[np.lexsort((window.timestamp_ms[priced], window.symbol[priced]))]
