@@ -15,6 +15,7 @@ from ansible.module_utils.model_safety.activation.change import (
 from ansible.module_utils.model_safety.activation.lock import DEFAULT_LEASE_PATH, DEFAULT_TTL
 from ansible.module_utils.model_safety.ansible_support import (
     EXPECTATION_ARGUMENT_SPEC,
+    RESTART_ARGUMENT_SPEC,
     SITE_ARGUMENT_SPEC,
     module_runner,
 )
@@ -122,30 +123,19 @@ options:
     description: Seconds the renewed lease lasts.
     type: int
     default: 1800
-  checkout:
-    description: The engine's deployed git checkout, whose HEAD the new start's build must be.
-    type: path
-    default: /home/qt/quantum_trader
-  cycle_timeout:
-    description: Seconds to wait for the new start to be active and running.
-    type: float
-    default: 60
   settle:
     description:
       - Seconds the new start must then keep its invocation, main PID and restart count (a
         crash right after READY fails it). The proof runs within this period.
     type: float
     default: 3
-  journal_timeout:
-    description: Seconds to wait for the journal's C(AI_ENGINE_BUILD) and C([READY]) lines.
-    type: float
-    default: 30
 notes:
   - Check mode plans both files (same diff) and reads the running start; it writes nothing,
     restarts nothing and proves nothing.
   - Always stops and starts the engine (an activation counts only through a new start), so
     the task is always changed.
 extends_documentation_fragment:
+  - model_safety_restart
   - action_common_attributes
   - model_safety_attributes
   - model_safety_unit
@@ -250,7 +240,7 @@ def main() -> None:
         supports_check_mode=True,
         argument_spec={
             "unit": SITE_ARGUMENT_SPEC["unit"],
-            "checkout": SITE_ARGUMENT_SPEC["checkout"],
+            **RESTART_ARGUMENT_SPEC,
             "env_changes": {"type": "dict", "required": True},
             "env_file": {"type": "path", "default": DEFAULT_ENV_FILE},
             "env_owner": {"type": "str", "default": DEFAULT_ENV_OWNER},
@@ -266,9 +256,7 @@ def main() -> None:
             "token": {"type": "str", "no_log": False},
             "lock_path": {"type": "path", "default": DEFAULT_LEASE_PATH},
             "lease_ttl": {"type": "int", "default": DEFAULT_TTL},
-            "cycle_timeout": {"type": "float", "default": 60.0},
             "settle": {"type": "float", "default": 3.0},
-            "journal_timeout": {"type": "float", "default": 30.0},
             **EXPECTATION_ARGUMENT_SPEC,
         },
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import (
     EXPECTATION_ARGUMENT_SPEC,
+    PROOF_ARGUMENT_SPEC,
     SITE_ARGUMENT_SPEC,
     module_runner,
 )
@@ -38,21 +39,14 @@ options:
     description: The InvocationID of the start to prove (32 hexadecimal digits).
     type: str
     required: true
-  checkout:
-    description: The engine's deployed git checkout, whose HEAD the start's build must be.
-    type: path
-    default: /home/qt/quantum_trader
   baseline:
     description:
       - The configured models with their baseline weights, as in C(model_safety_baseline_weights).
         Empty (the default) skips the proof of the model config of the unit's files.
     type: dict
     default: {}
-  journal_timeout:
-    description: Seconds to wait for the journal's C(AI_ENGINE_BUILD) and C([READY]) lines.
-    type: float
-    default: 30
 extends_documentation_fragment:
+  - model_safety_restart.proof
   - action_common_attributes
   - model_safety_attributes
   - model_safety_unit
@@ -147,11 +141,10 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "unit": SITE_ARGUMENT_SPEC["unit"],
-            "checkout": SITE_ARGUMENT_SPEC["checkout"],
+            **PROOF_ARGUMENT_SPEC,
             "invocation_id": {"type": "str", "required": True},
             "baseline": {"type": "dict", "default": {}},
             **EXPECTATION_ARGUMENT_SPEC,
-            "journal_timeout": {"type": "float", "default": 30},
         },
         supports_check_mode=True,
     )

@@ -18,7 +18,11 @@ from ansible.module_utils.model_safety.activation.rollback import (
     RollbackRequest,
     roll_back,
 )
-from ansible.module_utils.model_safety.ansible_support import SITE_ARGUMENT_SPEC, module_runner
+from ansible.module_utils.model_safety.ansible_support import (
+    RESTART_ARGUMENT_SPEC,
+    SITE_ARGUMENT_SPEC,
+    module_runner,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -103,10 +107,6 @@ options:
         configuration the unit's files define with them.
     type: dict
     required: true
-  checkout:
-    description: The engine's deployed git checkout, whose HEAD the start's build must be.
-    type: path
-    default: /home/qt/quantum_trader
   lock_path:
     description: The activation lease file.
     type: path
@@ -122,10 +122,6 @@ options:
   log_group:
     description: Group (name or gid) given to the activation log when this rollback creates it.
     type: str
-  cycle_timeout:
-    description: Seconds (0 to 3600) to wait, after C(systemctl start), for a new invocation to run.
-    type: float
-    default: 60
   settle:
     description:
       - Seconds (0 to 3600) the new invocation must then stay the same process (same
@@ -133,10 +129,6 @@ options:
         within this period.
     type: float
     default: 2
-  journal_timeout:
-    description: Seconds (0 to 3600) to wait for the start-up lines in the new invocation's journal.
-    type: float
-    default: 30
 notes:
   - Commands run as argv lists (C(systemctl daemon-reload), C(systemctl stop <unit>),
     C(systemctl start <unit>), C(systemctl show ...), C(journalctl ... _SYSTEMD_INVOCATION_ID=<id>),
@@ -149,6 +141,7 @@ notes:
   - Env file contents are never returned or logged, only paths, checksums and the model
     configuration.
 extends_documentation_fragment:
+  - model_safety_restart
   - action_common_attributes
   - model_safety_attributes
   - model_safety_unit
@@ -327,7 +320,7 @@ def main() -> None:
         supports_check_mode=True,
         argument_spec={
             "unit": SITE_ARGUMENT_SPEC["unit"],
-            "checkout": SITE_ARGUMENT_SPEC["checkout"],
+            **RESTART_ARGUMENT_SPEC,
             "host": {"type": "str", "required": True},
             "operator": {"type": "str", "required": True},
             "reason": {"type": "str", "default": "manual rollback"},
@@ -342,9 +335,7 @@ def main() -> None:
             "lease_ttl": {"type": "int", "default": DEFAULT_TTL},
             "log_path": {"type": "path", "default": DEFAULT_LOG_PATH},
             "log_group": {"type": "str"},
-            "cycle_timeout": {"type": "float", "default": 60.0},
             "settle": {"type": "float", "default": 2.0},
-            "journal_timeout": {"type": "float", "default": 30.0},
         },
     )
     request = RollbackRequest(**module.params)

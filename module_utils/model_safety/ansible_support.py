@@ -55,6 +55,17 @@ SITE_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "trade_table": {"type": "str", "default": DEFAULT_TRADE_TABLE},
 }
 
+# The options of a start's proof (engine_proof), and of a stop + start proven
+# (engine_change, engine_rollback); doc fragment model_safety_restart.
+PROOF_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "checkout": SITE_ARGUMENT_SPEC["checkout"],
+    "journal_timeout": {"type": "float", "default": 30.0},
+}
+RESTART_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    **PROOF_ARGUMENT_SPEC,
+    "cycle_timeout": {"type": "float", "default": 60.0},
+}
+
 # What a start must show of one model (engine_proof, engine_change; doc fragment
 # model_safety_expectation), read by engine.startup_proof.expectation_of().
 EXPECTATION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
