@@ -81,6 +81,7 @@ class EngineConfig:
     patchtst_model_path: Path
     canary_model: str | None
     canary_weight: float | None
+    canary_conf_cap: float | None
     weights_overridden: bool
     rate: float
     redis_url: str
@@ -364,6 +365,20 @@ def _canary(
     return model, weight
 
 
+def _conf_cap(env: Mapping[str, str], canary_model: str | None) -> float | None:
+    """QSC_CANARY_CONF_CAP: the highest confidence the canary model votes and publishes with,
+    in (0, 1]; only with a canary."""
+    raw_cap = _get(env, "QSC_CANARY_CONF_CAP")
+    if raw_cap is None:
+        return None
+    if canary_model is None:
+        raise ConfigError("QSC_CANARY_CONF_CAP is set without QSC_CANARY_MODEL")
+    cap = parse_float("QSC_CANARY_CONF_CAP", raw_cap)
+    if not 0.0 < cap <= 1.0:
+        raise ConfigError(f"QSC_CANARY_CONF_CAP must be in (0, 1], got {raw_cap!r}")
+    return cap
+
+
 def _random_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
@@ -422,6 +437,7 @@ def load_config(
         patchtst_model_path=_absolute_path("PATCHTST_MODEL_PATH", patchtst_path),
         canary_model=canary_model,
         canary_weight=canary_weight,
+        canary_conf_cap=_conf_cap(env, canary_model),
         weights_overridden=raw_weights is not None,
         rate=DEFAULT_RATE if rate is None else rate,
         redis_url=validate_redis_url(_get(env, "REDIS_URL") or DEFAULT_REDIS_URL),

@@ -12,7 +12,7 @@ from .config import EngineConfig
 from .ensemble import Decision, vote
 from .events import build_payload, encode, features_for, utc_now
 from .market import Market, Tick
-from .models import Prediction, SimulatedModel
+from .models import Prediction, SimulatedModel, capped
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class Engine:
         config = self._config
         tick = self._market.next_tick()
         predictions = {m.name: m.predict(tick.signal, elapsed) for m in self._models}
+        canary = config.canary_model
+        if canary is not None and config.canary_conf_cap is not None:
+            # The cap is the engine's: the vote and the published event use the capped value.
+            predictions[canary] = capped(predictions[canary], config.canary_conf_cap)
         decision = vote(predictions, config.weights, config.voters)
         features = features_for(config.features_mode, tick)
         payload = build_payload(

@@ -34,9 +34,13 @@ def features_for(mode: str, tick: Tick) -> dict[str, float]:
 
 
 def breakdown_entry(model: str, prediction: Prediction, shadow: bool) -> dict[str, Any]:
-    """One ``model_breakdown`` value; shadow models are tagged ``<name>_shadow`` + shadow."""
+    """One ``model_breakdown`` value; shadow models are tagged ``<name>_shadow`` + shadow; a
+    capped confidence comes with ``raw_confidence`` and ``confidence_cap``."""
     if prediction.active:
         entry: dict[str, Any] = {"action": prediction.action, "confidence": prediction.confidence}
+        if prediction.raw_confidence is not None:
+            entry["raw_confidence"] = prediction.raw_confidence
+            entry["confidence_cap"] = prediction.confidence_cap
     else:
         entry = {"inactive": True, "inactive_reason": prediction.inactive_reason}
     if shadow:

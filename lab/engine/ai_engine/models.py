@@ -37,11 +37,28 @@ class Prediction:
     action: str | None = None
     confidence: float | None = None
     inactive_reason: str | None = None
+    raw_confidence: float | None = None
+    """The model's own confidence when ``confidence`` is that capped (QSC_CANARY_CONF_CAP)."""
+    confidence_cap: float | None = None
 
     @property
     def active(self) -> bool:
         """True when the model produced an action and a confidence."""
         return self.inactive_reason is None
+
+
+def capped(prediction: Prediction, cap: float | None) -> Prediction:
+    """``prediction`` with its confidence capped at ``cap`` (kept as ``raw_confidence``, the
+    cap as ``confidence_cap``, on every active prediction, even one under the cap); unchanged
+    without a cap or a prediction."""
+    if cap is None or not prediction.active or prediction.confidence is None:
+        return prediction
+    return Prediction(
+        action=prediction.action,
+        confidence=min(prediction.confidence, cap),
+        raw_confidence=prediction.confidence,
+        confidence_cap=cap,
+    )
 
 
 Behaviour = Callable[[float, random.Random], Prediction]

@@ -21,6 +21,7 @@ from .config import (
     EngineConfig,
     display_name,
     format_pct,
+    format_weight,
     format_weights,
     load_config,
 )
@@ -109,7 +110,10 @@ def startup_lines(config: EngineConfig) -> list[str]:
         lines.append(model_file_line(config.patchtst_model_path))
     weights = config.weights
     for model in config.voters:
-        lines.append(f"[OK] {model} agent loaded (weight: {format_pct(weights[model])}%)")
+        line = f"[OK] {model} agent loaded (weight: {format_pct(weights[model])}%)"
+        if model == config.canary_model and config.canary_conf_cap is not None:
+            line += f" conf_cap={format_weight(config.canary_conf_cap)}"
+        lines.append(line)
     for model in config.models:
         if model in config.shadow:
             lines.append(
