@@ -323,10 +323,14 @@ def test_malformed_and_absent_prices_are_skipped() -> None:
     del events[2]["price"]  # absent: the event is valid but has no outcome and is no target
     w = window(events)
     assert (w.n, len(w.malformed)) == (5, 1)
-    result = compare(w, "patchtst", WEIGHTS, horizon_s=60)
+    result = compare(w, "patchtst", WEIGHTS, horizon_s=60, max_lag_s=120)
     # Events at 0, 180, 240, 300 s with prices; 0 -> 180 s, 180 -> 240, 240 -> 300.
     assert (result["events_with_price"], result["events_with_outcome"]) == (4, 3)
     assert result["models"]["patchtst"]["no_outcome"] == 2
+    # With the default lag (the horizon, 60 s) 0 -> 180 s is 120 s late: no outcome either.
+    result = compare(w, "patchtst", WEIGHTS, horizon_s=60)
+    assert (result["events_with_outcome"], result["late_outcomes"]) == (2, 1)
+    assert result["models"]["patchtst"]["late_outcome"] == 1
 
 
 def test_inactive_and_absent_canary_events_are_not_calls() -> None:

@@ -55,7 +55,10 @@ def test_compare_prints_the_markdown_section(
     )  # fmt: skip
     assert code == 0
     assert out.startswith("## Paired comparison: `patchtst` against the baseline\n")
-    assert "Horizon 120 s; 12 events, 12 with a price, 10 with an outcome" in out
+    assert (
+        "Horizon 120 s, later price at most 120 s past it; 12 events, 12 with a price, "
+        "10 with an outcome (up 10, down 0, flat 0), 0 with a late outcome"
+    ) in out
     assert "| xgb | 10 | 0 | 10 | 0.00195 | 0.000977 | -1.000 | -100.0% | yes |" in out
 
 

@@ -10,6 +10,11 @@ The numbers, in an operator's words:
 * outcome: the price of the first later event of the same symbol at or after
   ``timestamp + horizon`` minus the event's price. Up, down or flat; events without such a
   later event (the end of the window) or without a valid price have no outcome.
+* late outcome: that later event came more than ``max_lag`` (default: the horizon itself) after
+  ``timestamp + horizon``, so the later price lies outside [t + horizon, t + horizon +
+  max_lag]. After a telemetry stall the first later event can be hours away: its price says
+  nothing about the move over the horizon, so such an event has no outcome either, and is
+  counted apart.
 * directional call: a BUY or SELL with an up or down outcome. BUY is right when the price went
   up, SELL when it went down. HOLDs, calls on a flat move and calls without an outcome are
   counted apart and never judged.
@@ -37,7 +42,7 @@ import numpy as np
 
 from ..telemetry.contract import BUY, HOLD, SELL
 from ..telemetry.events import EventWindow
-from .shadow import future_prices
+from .shadow import future_events
 
 DEFAULT_HORIZON_S = 300.0
 """Seconds between an event and the price it is judged against."""
@@ -54,16 +59,37 @@ TIE_TOLERANCE = 1e-12
 UP, DOWN, FLAT = 1, -1, 0
 NO_OUTCOME = -2
 """Outcome code of an event without a later price of its symbol past the horizon."""
+LATE_OUTCOME = -3
+"""Outcome code of an event whose later price came more than the maximum lag too late."""
 
 
-def outcomes(window: EventWindow, horizon_s: float = DEFAULT_HORIZON_S) -> np.ndarray:
-    """int8 per event: UP, DOWN or FLAT price move over the horizon, or NO_OUTCOME. The later
-    price is the shadow report's calibration rule (:func:`.shadow.future_prices`)."""
-    if not horizon_s > 0 or not math.isfinite(horizon_s):
-        raise ValueError(f"horizon must be a finite number of seconds > 0, got {horizon_s!r}")
-    future = future_prices(window, round(float(horizon_s) * 1000.0))
-    move = np.sign(future - window.price)
-    return np.where(np.isnan(move), NO_OUTCOME, move).astype(np.int8)
+def _seconds(name: str, value: float, minimum_included: bool) -> float:
+    """``value`` as a finite float > 0 (>= 0 when ``minimum_included``), else ValueError."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value >= 0 if minimum_included else value > 0)
+    if not ok:
+        wanted = ">= 0" if minimum_included else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {wanted}, got {value!r}")
+    return float(value)
+
+
+def outcomes(
+    window: EventWindow, horizon_s: float = DEFAULT_HORIZON_S, max_lag_s: float | None = None
+) -> np.ndarray:
+    """int8 per event: UP, DOWN or FLAT price move over the horizon, NO_OUTCOME, or
+    LATE_OUTCOME when the later price came more than ``max_lag_s`` (None: the horizon) after
+    ``timestamp + horizon``. The later event is the shadow report's calibration rule
+    (:func:`.shadow.future_events`)."""
+    horizon_s = _seconds("horizon", horizon_s, minimum_included=False)
+    max_lag_s = horizon_s if max_lag_s is None else _seconds("max_lag", max_lag_s, True)
+    horizon_ms = round(horizon_s * 1000.0)
+    later = future_events(window, horizon_ms)
+    found = later >= 0
+    result = np.full(window.n, NO_OUTCOME, dtype=np.int8)
+    move = np.sign(window.price[later[found]] - window.price[found])
+    lag_ms = window.timestamp_ms[later[found]] - window.timestamp_ms[found] - horizon_ms
+    result[found] = np.where(lag_ms > round(max_lag_s * 1000.0), LATE_OUTCOME, move)
+    return result
 
 
 def _calls(action: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +162,7 @@ def accuracy(action: np.ndarray, outcome: np.ndarray, active: np.ndarray) -> dic
         "hold": int((active & (action == HOLD)).sum()),
         "flat": int((buy_sell & (outcome == FLAT)).sum()),
         "no_outcome": int((buy_sell & (outcome == NO_OUTCOME)).sum()),
+        "late_outcome": int((buy_sell & (outcome == LATE_OUTCOME)).sum()),
     }
 
 
@@ -217,11 +244,15 @@ def counterfactual(
     summary = {
         "changed": int(changed.sum()),
         "changed_share": float(changed.mean()) if window.n else None,
-        "changed_with_outcome": int((changed & (outcome != NO_OUTCOME)).sum()),
+        "changed_with_outcome": int((changed & _has_outcome(outcome)).sum()),
         "with_canary": _share(int(side_right.sum()), int(side_call.sum())),
         "without_canary": _share(int(without_right.sum()), int(without_call.sum())),
     }
     return summary, without
+
+
+def _has_outcome(outcome: np.ndarray) -> np.ndarray:
+    return (outcome == UP) | (outcome == DOWN) | (outcome == FLAT)
 
 
 def _share(right: int, calls: int) -> dict[str, Any]:
@@ -234,24 +265,29 @@ def compare(
     weights: Mapping[str, float],
     horizon_s: float = DEFAULT_HORIZON_S,
     alpha: float = DEFAULT_ALPHA,
+    max_lag_s: float | None = None,
 ) -> dict[str, Any]:
     """The paired comparison of ``model`` (the canary) with each baseline voting model, the
     ensemble's published side and the ensemble without the canary, as a JSON-able dict.
 
-    ``weights`` are the baseline weights of the voting models (the counterfactual vote).
+    ``weights`` are the baseline weights of the voting models (the counterfactual vote);
+    ``max_lag_s`` the latest a later price may come after ``timestamp + horizon`` (None: the
+    horizon).
     ``decided`` is False, with a ``reason``, when the canary has no directional call with an
     outcome in the window: nothing is judged then, it is never an error.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    outcome = outcomes(window, horizon_s)
+    outcome = outcomes(window, horizon_s, max_lag_s)
     result: dict[str, Any] = {
         "model": model,
         "horizon_s": horizon_s,
+        "max_lag_s": horizon_s if max_lag_s is None else max_lag_s,
         "alpha": alpha,
         "events": window.n,
         "events_with_price": int((np.isfinite(window.price) & (window.price > 0)).sum()),
-        "events_with_outcome": int((outcome != NO_OUTCOME).sum()),
+        "events_with_outcome": int(_has_outcome(outcome).sum()),
+        "late_outcomes": int((outcome == LATE_OUTCOME).sum()),
         "moves": {
             "up": int((outcome == UP).sum()),
             "down": int((outcome == DOWN).sum()),

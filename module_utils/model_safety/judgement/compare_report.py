@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from .markdown import bullets, code, num, pct, plain, table
+from .markdown import bullets, code, header, num, pct, plain, source_lines, table
 
 
 def _interval(stats: Mapping[str, Any]) -> str:
@@ -28,6 +29,7 @@ def _accuracy_row(name: str, stats: Mapping[str, Any]) -> list[Any]:
         stats["hold"],
         stats["flat"],
         stats["no_outcome"],
+        stats["late_outcome"],
     ]
 
 
@@ -52,10 +54,12 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
     lines = [
         f"## Paired comparison: {code(model)} against the baseline",
         "",
-        f"Horizon {plain(result['horizon_s'])} s; {result['events']} events, "
+        f"Horizon {plain(result['horizon_s'])} s, later price at most "
+        f"{plain(result['max_lag_s'])} s past it; {result['events']} events, "
         f"{result['events_with_price']} with a price, {result['events_with_outcome']} with an "
         f"outcome (up {result['moves']['up']}, down {result['moves']['down']}, "
-        f"flat {result['moves']['flat']}); {result['symbols']} symbols.",
+        f"flat {result['moves']['flat']}), {result['late_outcomes']} with a late outcome "
+        f"(no judgement: a stall); {result['symbols']} symbols.",
         "",
     ]
     if not result["decided"]:
@@ -76,6 +80,7 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
                 "HOLD",
                 "flat move",
                 "no outcome",
+                "late outcome",
             ],
             rows,
         ),
@@ -140,3 +145,27 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _activation_line(result: Mapping[str, Any]) -> list[str]:
+    """Where a ``--since-activation`` window began: the record it was read from."""
+    activation = result.get("activation")
+    if not isinstance(activation, Mapping):
+        return []
+    record = activation.get("record") or {}
+    kind = record.get("action") or record.get("event") or "activation"
+    return [
+        f"- Since activation: {code(activation.get('start'))}, the {kind} record of "
+        f"{code(result.get('model'))} in {code(activation.get('log'))}"
+    ]
+
+
+def render_compare(result: Mapping[str, Any], now: datetime) -> str:
+    """The report of ``model-safety compare`` / canary_compare: what was read, then
+    :func:`compare_section` (or the error that kept it from being compared)."""
+    lines = header(result, f"Comparison: {result.get('model')}", now)
+    lines += [*source_lines(result), *_activation_line(result)]
+    if result.get("error") or "events" not in result:
+        return "\n".join([*lines, f"- Error: {result.get('error') or 'nothing compared'}", ""])
+    lines += ["", *compare_section(result)]
+    return "\n".join(lines).rstrip() + "\n"

@@ -25,10 +25,18 @@ from typing import Any
 
 from . import markdown as md
 from .analytics_report import render_feature_sanity, render_scoreboard, render_shadow_report
+from .compare_report import render_compare
 from .gate_report import render_quality_gate
 from .promotion_report import render_promotion_decision
 
-KINDS = ("quality_gate", "scoreboard", "feature_sanity", "shadow_report", "promotion_decision")
+KINDS = (
+    "quality_gate",
+    "scoreboard",
+    "feature_sanity",
+    "shadow_report",
+    "promotion_decision",
+    "compare",
+)
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -68,6 +76,7 @@ RENDERERS = {
     "feature_sanity": render_feature_sanity,
     "shadow_report": render_shadow_report,
     "promotion_decision": render_promotion_decision,
+    "compare": render_compare,
 }
 
 

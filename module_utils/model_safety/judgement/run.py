@@ -350,6 +350,7 @@ def run_compare(
     weights: Mapping[str, float],
     horizon_s: float = DEFAULT_HORIZON_S,
     alpha: float = DEFAULT_ALPHA,
+    max_lag_s: float | None = None,
     **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """The paired comparison of ``model`` with the baseline (:func:`.compare.compare`);
@@ -364,7 +365,9 @@ def run_compare(
         client_or_url,
         stream,
         window,
-        lambda events, _: compare(events, model, weights, horizon_s=horizon_s, alpha=alpha),
+        lambda events, _: compare(
+            events, model, weights, horizon_s=horizon_s, alpha=alpha, max_lag_s=max_lag_s
+        ),
         lambda reason, _: _error_result(
             reason, model=model if is_model_name(model) else None, decided=False
         ),

@@ -45,26 +45,26 @@ from ..telemetry.metrics import ensemble_metrics, model_metrics
 from .gate import num_pair, pct_pair
 from .thresholds import Thresholds
 
-__all__ = ["GATES", "calibration", "future_prices", "readiness", "shadow_report"]
+__all__ = ["GATES", "calibration", "future_events", "future_prices", "readiness", "shadow_report"]
 
 GATES = ("action_diversity", "confidence_spread", "agreement", "calibration")
 _DEFAULT = Thresholds()
 _INT64_SAFE = 2**62
 
 
-def future_prices(window: EventWindow, horizon_ms: int) -> np.ndarray:
-    """Per event: the price of the same symbol at the first event >= ``horizon_ms`` later.
+def future_events(window: EventWindow, horizon_ms: int) -> np.ndarray:
+    """Per event: the index of the first event of the same symbol with a valid price (a finite
+    number > 0) at least ``horizon_ms`` later, by ``timestamp``; -1 where the event has no
+    valid price or there is no such later event.
 
-    NaN where the event has no valid price (a finite number > 0) or there is no such later
-    event with one.
     Vectorised: events with a price are sorted by (symbol, timestamp) and searched at once
     (temporaries are released as soon as possible: about 40 bytes per event at the peak).
     """
     horizon = int(horizon_ms)
-    future = np.full(window.n, np.nan)
+    later = np.full(window.n, -1, dtype=np.intp)
     priced = np.flatnonzero(np.isfinite(window.price) & (window.price > 0))
     if priced.size == 0:
-        return future
+        return later
     priced = priced[np.lexsort((window.timestamp_ms[priced], window.symbol[priced]))]
     symbol = window.symbol[priced]
     stamp = window.timestamp_ms[priced]
@@ -86,7 +86,17 @@ def future_prices(window: EventWindow, horizon_ms: int) -> np.ndarray:
     # a target past the end, or in the next symbol's run, has no later price
     valid = target < priced.size
     valid[valid] = symbol[target[valid]] == symbol[valid]
-    future[priced[valid]] = window.price[priced[target[valid]]]
+    later[priced[valid]] = priced[target[valid]]
+    return later
+
+
+def future_prices(window: EventWindow, horizon_ms: int) -> np.ndarray:
+    """Per event: the price of the same symbol at the first event >= ``horizon_ms`` later
+    (:func:`future_events`); NaN where there is none."""
+    later = future_events(window, horizon_ms)
+    found = later >= 0
+    future = np.full(window.n, np.nan)
+    future[found] = window.price[later[found]]
     return future
 
 

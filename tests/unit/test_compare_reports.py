@@ -1,0 +1,64 @@
+"""The ``compare`` report kind (judgement.reports.write_reports with compare_report.render_compare):
+the Markdown and JSON files of a comparison, of one since an activation, and of an error."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from model_safety.judgement.compare import compare
+from model_safety.judgement.reports import KINDS, render_markdown, write_reports
+from tests.unit.test_compare import WEIGHTS, rising
+
+NOW = datetime(2026, 1, 10, 13, 0, 0, tzinfo=UTC)
+WRONG_CANARY = {"xgb": ("BUY", 0.7), "lgbm": ("BUY", 0.6), "patchtst": ("SELL", 0.9)}
+
+
+def compared() -> dict:
+    from tests.unit.test_compare import window
+
+    result = compare(window(rising(30, 60, WRONG_CANARY)), "patchtst", WEIGHTS, horizon_s=60)
+    result["source"] = {"redis": "redis://127.0.0.1:6379/0", "stream": "s", "count": None,
+                        "after": "2026-01-10T12:00:00Z"}  # fmt: skip
+    return result
+
+
+def test_compare_is_a_report_kind_written_as_markdown_and_json(tmp_path) -> None:
+    assert "compare" in KINDS
+    result = compared()
+    paths = write_reports(result, "compare", str(tmp_path / "reports"), now=NOW)
+    assert paths == {
+        "markdown": str(tmp_path / "reports" / "compare_20260110T130000Z.md"),
+        "json": str(tmp_path / "reports" / "compare_20260110T130000Z.json"),
+    }
+    text = Path(paths["markdown"]).read_text()
+    assert text.startswith("# Comparison: patchtst\n\nGenerated 2026-01-10T13:00:00Z\n\n")
+    assert "- Source: `redis://127.0.0.1:6379/0`, stream `s`, after `2026-01-10T12:00:00Z`" in text
+    assert "## Paired comparison: `patchtst` against the baseline" in text
+    assert "| ensemble without patchtst | 29 | 0 | 29 |" in text
+    assert (
+        json.loads(Path(paths["json"]).read_text())["canary_worse_than"]
+        == result["canary_worse_than"]
+    )
+
+
+def test_the_report_names_the_activation_it_started_at() -> None:
+    result = compared()
+    result["activation"] = {
+        "start": "2026-01-10T12:00:00Z",
+        "log": "/var/log/quantum/qsc_canary.jsonl",
+        "record": {"action": "canary_activated", "ts": "2026-01-10T12:00:03.000Z"},
+    }
+    text = render_markdown(result, "compare", NOW)
+    assert (
+        "- Since activation: `2026-01-10T12:00:00Z`, the canary_activated record of `patchtst` "
+        "in `/var/log/quantum/qsc_canary.jsonl`"
+    ) in text
+
+
+def test_an_error_is_the_report() -> None:
+    result = {"error": "cannot connect", "exit_code": 2, "model": "patchtst", "decided": False}
+    text = render_markdown(result, "compare", NOW)
+    assert text.endswith("- Error: cannot connect\n")
+    assert "Paired comparison" not in text
