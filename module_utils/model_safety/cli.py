@@ -9,7 +9,8 @@ exit code (DESIGN.md "Modes and exit codes"):
   that cannot be read is said on the page ("SCOREBOARD unavailable") and in ``error``.
 * ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
 * ``shadow-report --model M``: 0 READY, else 2.
-* ``compare --model M``: 0 compared (decided or not: it informs), 2 on an error.
+* ``compare --model M``: 0 compared (decided or not: it informs), 2 on an error (a window
+  ``--since-activation`` without a usable activation record included).
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
@@ -29,6 +30,7 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__
+from .activation.log import DEFAULT_LOG_PATH
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
 from .engine.weights import WeightsError, parse_weights
@@ -76,10 +78,15 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- arguments
 
 
-def _add_window_options(parser: argparse.ArgumentParser, reports: bool = True) -> None:
+def _add_window_options(
+    parser: argparse.ArgumentParser, reports: bool = True, since: bool = False
+) -> None:
+    """The window and output options; ``since`` adds ``--since``, the issue's name for
+    ``--after`` (the same option)."""
     window = parser.add_argument_group("window (what is read from Redis)")
     window.add_argument(
         "--after",
+        *(("--since",) if since else ()),
         metavar="CUTOVER",
         type=cutover,
         help="only events later than this count: an ISO-8601 time with Z or an offset "
@@ -127,6 +134,44 @@ def _add_window_options(parser: argparse.ArgumentParser, reports: bool = True) -
     output.add_argument(
         "--json", action="store_true", help="print the full result as one JSON object"
     )
+
+
+def add_since_activation(parser: argparse.ArgumentParser) -> None:
+    """``--since-activation`` and ``--activation-log PATH`` (read by :func:`since_activation`)."""
+    since = parser.add_argument_group("since the activation")
+    since.add_argument(
+        "--since-activation",
+        action="store_true",
+        help="only events since the model's newest canary_activated, shadow_activated or "
+        "promotion_step record in the activation log (its started_at); not with --after/--since",
+    )
+    since.add_argument(
+        "--activation-log",
+        metavar="PATH",
+        help=f"the host's activation log for --since-activation (default {DEFAULT_LOG_PATH})",
+    )
+
+
+def since_activation(args: argparse.Namespace, model: str) -> dict[str, Any] | None:
+    """With ``--since-activation``: set ``args.after`` to the start of ``model``'s newest
+    activation (:func:`.activation.since.activation_start`) and return ``{start, log, record}``
+    for the result; None without it. ValueError (one sentence) for the options used together
+    or apart wrongly, and for a log without a usable activation record."""
+    from .activation.since import ActivationStartError, activation_start
+
+    if not args.since_activation:
+        if args.activation_log is not None:
+            raise ValueError("--activation-log is only read with --since-activation")
+        return None
+    if args.after is not None:
+        raise ValueError("--since-activation and --after/--since are mutually exclusive")
+    path = DEFAULT_LOG_PATH if args.activation_log is None else args.activation_log
+    try:
+        start, record = activation_start(path, model)
+    except ActivationStartError as exc:
+        raise ValueError(f"--since-activation: {exc}") from None
+    args.after = start
+    return {"start": start, "log": path, "record": record}
 
 
 def _window_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,11 +277,20 @@ def _shadow_summary(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _compare_summary(result: Mapping[str, Any]) -> list[str]:
+    from .judgement.compare_report import compare_section
+
+    if result.get("error"):
+        return [f"COMPARE {result.get('model')}: error: {result['error']}"]
+    return compare_section(result)
+
+
 SUMMARIES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "quality_gate": _gate_summary,
     "scoreboard": _scoreboard_summary,
     "feature_sanity": _feature_summary,
     "shadow_report": _shadow_summary,
+    "compare": _compare_summary,
 }
 
 
@@ -311,10 +365,13 @@ def _cmd_shadow_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .judgement.compare_report import compare_section
-    from .judgement.reports import dumps
     from .judgement.run import run_compare
 
+    try:
+        activation = since_activation(args, args.model)
+    except ValueError as exc:
+        result = {"error": str(exc), "exit_code": EXIT_FAIL, "model": args.model, "decided": False}
+        return _finish(args, result, "compare", EXIT_FAIL)
     result = run_compare(
         args.redis_url,
         args.stream,
@@ -322,16 +379,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         weights=args.weights,
         horizon_s=args.horizon,
         alpha=args.alpha,
+        max_lag_s=args.max_lag,
         **_window_kwargs(args),
     )
+    if activation is not None:
+        result["activation"] = activation
     code = EXIT_PASS if result.get("exit_code") == 0 and not result.get("error") else EXIT_FAIL
-    if args.json:
-        print(dumps(result))
-    elif result.get("error"):
-        print(f"COMPARE {result.get('model')}: error: {result['error']}")
-    else:
-        print("\n".join(compare_section(result)).rstrip())
-    return code
+    return _finish(args, result, "compare", code)
 
 
 def _baseline_weights(text: str) -> dict[str, float]:
@@ -341,6 +395,17 @@ def _baseline_weights(text: str) -> dict[str, float]:
         return parse_weights(text, names)
     except WeightsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _max_lag(text: str) -> float:
+    """A finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"not a number of seconds >= 0: {text!r}")
+    return value
 
 
 def _alpha(text: str) -> float:
@@ -433,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the price move each event is judged on (default 300)",
     )
     paired.add_argument(
+        "--max-lag",
+        metavar="SECONDS",
+        type=_max_lag,
+        help="the latest a later price may come after the horizon; an event whose later price "
+        "came later (a telemetry stall) has a late outcome, not judged (default: the horizon)",
+    )
+    paired.add_argument(
         "--alpha",
         metavar="A",
         type=_alpha,
@@ -446,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_BASELINE_WEIGHTS,
         help=f"baseline weights of the voting models (default {DEFAULT_BASELINE_WEIGHTS})",
     )
-    _add_window_options(paired, reports=False)
+    _add_window_options(paired, since=True)
+    add_since_activation(paired)
     monitor_cli.register(subparsers)
     dataset_cli.register(subparsers)
     return parser

@@ -24,7 +24,8 @@ def fill(client: Any, stream: str, n: int, breakdown: dict[str, Any] = WRONG_CAN
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
+    """The command's exit code, stdout and stderr; no report files unless a directory is given."""
+    code = cli.main([*argv, *(() if "--report-dir" in argv else ("--no-report",))])
     out, err = capsys.readouterr()
     return code, out, err
 
