@@ -26,6 +26,12 @@ options:
     description: Whether the start must log the C([CANARY]) line of O(model) with O(weights).
     type: bool
     default: false
+  conf_cap:
+    description:
+      - The confidence cap the C([OK]) line of O(model) (a voter) must end with, C(conf_cap=<cap>),
+        in (0, 1]; not given, not checked here (the proof of the files' config still requires
+        the cap of the canary drop-in's C(QSC_CANARY_CONF_CAP), and none without it).
+    type: float
   model_file:
     description:
       - The model file the start must log as loaded, with its C(path) and C(sha256); empty for

@@ -75,6 +75,7 @@ EXPECTATION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "weights": {"type": "dict", "default": {}},
     "canary": {"type": "bool", "default": False},
     "model_file": {"type": "dict", "default": {}},
+    "conf_cap": {"type": "float"},
 }
 
 

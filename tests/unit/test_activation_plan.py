@@ -55,11 +55,13 @@ def test_canary_plan_is_the_design_canary() -> None:
         "weight": 0.1,
         "weights": DESIGN_WEIGHTS,
         "canary": True,
+        "conf_cap": None,
     }
     assert plan["restore_role"] == "shadow"
     assert plan["record"] == {
         "event": "activation",
         "model": "patchtst",
+        "conf_cap": None,
         "weight": 0.1,
         "weights": DESIGN_WEIGHTS,
     }
@@ -131,6 +133,7 @@ def test_each_step_goes_to_the_next(startup, start, label, to) -> None:
     assert plan["record"] == {
         "event": "promotion",
         "model": "patchtst",
+        "conf_cap": None,
         "from": start,
         "to": to,
         "weights": plan["weights"],
@@ -154,7 +157,13 @@ def test_the_last_step_removes_the_canary_and_votes_at_the_baseline() -> None:
     plan = promote(at_step(0.50))
     assert plan["to"] == 1.0 and plan["weights"] == BASELINE
     assert plan["dropin"] == {"state": "absent", "environment": {}}
-    assert plan["prove"] == {"role": "voting", "weight": 0.2, "weights": BASELINE, "canary": False}
+    assert plan["prove"] == {
+        "role": "voting",
+        "weight": 0.2,
+        "weights": BASELINE,
+        "canary": False,
+        "conf_cap": None,
+    }
 
 
 def test_a_promoted_model_is_refused() -> None:

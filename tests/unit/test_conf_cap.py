@@ -14,8 +14,23 @@ from ai_engine.engine import Engine
 from ai_engine.ensemble import vote
 from ai_engine.models import Prediction, capped
 from ai_engine.service import startup_lines
+from model_safety.activation.plan import activation_plan, validate_conf_cap
+from model_safety.engine.commands import EngineStateError, StepFailed
+from model_safety.engine.config import (
+    EngineConfigError,
+    config_differences,
+    expected_from_environment,
+)
+from model_safety.engine.dropin import render_dropin
+from model_safety.engine.startup import parse_startup
+from model_safety.engine.startup_proof import STEP_CONFIG, STEP_ROLE, ModelExpectation, prove_start
+from model_safety.engine.weights import WeightsError, canary_weights
+from tests.fake_clock import FakeClock
+from tests.fake_engine_host import BASELINE as FAKE_BASELINE
+from tests.fake_engine_host import UNIT, FakeHost
 
 CANARY_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
+BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
 MOMENT = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 
@@ -108,3 +123,217 @@ def test_startup_line_shows_the_cap_on_the_canary_only() -> None:
     assert "[OK] patchtst agent loaded (weight: 10%)" in startup_lines(
         load_config(engine_env(None))
     )
+
+
+# --------------------------------------------------------------------------- plan and drop-in
+
+
+def test_canary_plan_writes_the_cap_into_the_drop_in() -> None:
+    plan = activation_plan("canary", "patchtst", BASELINE, weight=0.1, conf_cap="0.75")
+    assert plan["conf_cap"] == 0.75
+    assert plan["dropin"]["environment"]["QSC_CANARY_CONF_CAP"] == "0.75"
+    assert plan["prove"]["conf_cap"] == 0.75 and plan["record"]["conf_cap"] == 0.75
+    text = render_dropin(plan["dropin"]["environment"], "canary patchtst")
+    assert 'Environment="QSC_CANARY_CONF_CAP=0.75"\n' in text
+    # What the engine reads from it: the lab engine and the proof's reading agree.
+    environment = dict(
+        line.removeprefix('Environment="').removesuffix('"').split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("Environment=")
+    )
+    assert load_config(environment).canary_conf_cap == 0.75
+    assert expected_from_environment(environment, BASELINE)["canary_conf_cap"] == 0.75
+
+
+@pytest.mark.parametrize("absent", [None, "", "  "])
+def test_canary_without_a_cap_writes_none(absent) -> None:
+    plan = activation_plan("canary", "patchtst", BASELINE, weight=0.1, conf_cap=absent)
+    assert "QSC_CANARY_CONF_CAP" not in plan["dropin"]["environment"]
+    assert plan["conf_cap"] is None and plan["prove"]["conf_cap"] is None
+
+
+@pytest.mark.parametrize(("given", "cap"), [(1, 1.0), ("1.0", 1.0), (0.5, 0.5), ("1e-3", 0.001)])
+def test_a_cap_in_0_1(given, cap) -> None:
+    assert validate_conf_cap(given) == cap
+
+
+@pytest.mark.parametrize(
+    "bad", [0, "0", -0.5, 1.5, "1.0001", "nan", float("inf"), "0.7x", True, [0.5], {"a": 1}]
+)
+def test_a_bad_cap_is_refused_by_the_plan(bad) -> None:
+    with pytest.raises(WeightsError, match=r"conf_cap must be a finite number in \(0, 1\]"):
+        activation_plan("canary", "patchtst", BASELINE, weight=0.1, conf_cap=bad)
+
+
+def capped_step(step: float, cap: float | None) -> dict:
+    startup = {
+        "voting": canary_weights(BASELINE, "patchtst", step),
+        "shadow": {},
+        "canary": {"model": "patchtst", "weight": step, "weights": {}},
+        "conf_caps": {} if cap is None else {"patchtst": cap},
+    }
+    return startup
+
+
+def promote_plan(startup: dict, **options) -> dict:
+    return activation_plan("promotion", "patchtst", BASELINE, startup, host="h1", **options)
+
+
+def test_a_promotion_step_keeps_the_cap_the_engine_runs() -> None:
+    plan = promote_plan(capped_step(0.1, 0.75))
+    assert plan["to"] == 0.25 and plan["conf_cap"] == 0.75
+    assert plan["dropin"]["environment"]["QSC_CANARY_CONF_CAP"] == "0.75"
+    assert plan["prove"]["conf_cap"] == 0.75
+
+
+def test_a_promotion_step_changes_or_removes_the_cap_when_given() -> None:
+    changed = promote_plan(capped_step(0.1, 0.75), conf_cap="0.6")
+    assert changed["dropin"]["environment"]["QSC_CANARY_CONF_CAP"] == "0.6"
+    removed = promote_plan(capped_step(0.1, 0.75), conf_cap="")
+    assert "QSC_CANARY_CONF_CAP" not in removed["dropin"]["environment"]
+    assert removed["conf_cap"] is None
+    with pytest.raises(WeightsError):
+        promote_plan(capped_step(0.1, 0.75), conf_cap="2")
+
+
+def test_the_promoted_state_has_no_drop_in_and_no_cap() -> None:
+    plan = promote_plan(capped_step(0.5, 0.75))
+    assert plan["to"] == 1.0 and plan["dropin"] == {"state": "absent", "environment": {}}
+    assert plan["conf_cap"] is None and plan["prove"]["conf_cap"] is None
+    assert plan["record"]["conf_cap"] is None
+
+
+def test_a_promotion_out_of_shadow_takes_a_cap_when_given() -> None:
+    shadow = {"voting": {"xgb": 0.25}, "shadow": {"patchtst": 0.2}, "canary": None}
+    assert promote_plan(shadow)["conf_cap"] is None
+    assert promote_plan(shadow, conf_cap=0.8)["dropin"]["environment"]["QSC_CANARY_CONF_CAP"] == (
+        "0.8"
+    )
+
+
+# --------------------------------------------------------------------------- the files' config
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"QSC_CANARY_CONF_CAP": "0.75"}, "QSC_CANARY_CONF_CAP is set without QSC_CANARY_MODEL"),
+        ({"QSC_CANARY_MODEL": "patchtst", "QSC_CANARY_CONF_CAP": "0"}, "must be in (0, 1]"),
+        ({"QSC_CANARY_MODEL": "patchtst", "QSC_CANARY_CONF_CAP": "1.5"}, "must be in (0, 1]"),
+        ({"QSC_CANARY_MODEL": "patchtst", "QSC_CANARY_CONF_CAP": "nan"}, "must be in (0, 1]"),
+    ],
+)
+def test_the_files_config_refuses_what_the_engine_refuses(values, message) -> None:
+    with pytest.raises(EngineConfigError) as raised:
+        expected_from_environment(values, BASELINE)
+    assert message in str(raised.value)
+
+
+# --------------------------------------------------------------------------- start-up lines
+
+
+def test_startup_parses_the_cap_of_the_ok_line() -> None:
+    report = parse_startup(
+        [
+            "[OK] xgb agent loaded (weight: 28.125%)",
+            "[OK] patchtst agent loaded (weight: 10%) conf_cap=0.75",
+        ]
+    )
+    assert report.voting["patchtst"] == 0.1 and report.voting["xgb"] == 0.28125
+    assert report.conf_caps == {"patchtst": 0.75}
+    assert report.anomalies == []
+    assert report.as_dict()["conf_caps"] == {"patchtst": 0.75}
+
+
+@pytest.mark.parametrize("text", ["0", "1.5", "x", "", "-0.5"])
+def test_startup_reports_a_bad_cap_as_an_anomaly(text: str) -> None:
+    report = parse_startup([f"[OK] patchtst agent loaded (weight: 10%) conf_cap={text}"])
+    assert report.conf_caps == {} and report.voting == {"patchtst": 0.1}
+    assert len(report.anomalies) == 1 and "conf_cap" in report.anomalies[0]
+
+
+# --------------------------------------------------------------------------- the proof
+
+
+CAPPED_DROPIN = (
+    "[Service]\n"
+    'Environment="QSC_CANARY_MODEL=patchtst"\n'
+    'Environment="QSC_CANARY_WEIGHT=0.1"\n'
+    f'Environment="QSC_MODEL_WEIGHTS={CANARY_WEIGHTS}"\n'
+    'Environment="QSC_CANARY_CONF_CAP=0.75"\n'
+)
+DESIGN_CANARY = {"xgb": 0.28125, "lgbm": 0.28125, "nhits": 0.3375, "patchtst": 0.1}
+
+
+@pytest.fixture
+def capped_host(tmp_path) -> FakeHost:
+    """A host restarted on a canary drop-in with a cap (the reference engine's lines)."""
+    env = tmp_path / "ai-engine.env"
+    env.write_text("PATCHTST_SHADOW_ONLY=false\nENGINE_RATE=100\n")
+    host = FakeHost(env, tmp_path / "engine.service.d")
+    host.dropin_dir.mkdir()
+    (host.dropin_dir / "qsc_canary.conf").write_text(CAPPED_DROPIN)
+    host.start()
+    return host
+
+
+def prove(host: FakeHost, cap: float | None) -> dict:
+    clock = FakeClock()
+    expected = ModelExpectation(
+        "patchtst", weight=0.1, weights=DESIGN_CANARY, canary=True, conf_cap=cap
+    ).checked()
+    return prove_start(
+        host,
+        UNIT,
+        host.invocation,
+        checkout="/home/qt/quantum_trader",
+        baseline=FAKE_BASELINE,
+        expected=expected,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def test_the_proof_shows_the_cap_asked_for(capped_host) -> None:
+    proof = prove(capped_host, 0.75)
+    assert proof["startup"]["conf_caps"] == {"patchtst": 0.75}
+    assert proof["config"]["canary_conf_cap"] == 0.75
+    assert "patchtst confidence capped at 0.75" in proof["statements"]
+
+
+def test_a_start_with_another_cap_than_asked_fails_the_proof(capped_host) -> None:
+    with pytest.raises(StepFailed) as failed:
+        prove(capped_host, 0.6)
+    assert failed.value.step == STEP_ROLE
+    assert "patchtst does not show conf_cap=0.6 in its [OK] line: conf_cap=0.75" in str(
+        failed.value
+    )
+
+
+def test_a_start_that_ignores_the_cap_of_its_files_fails_the_proof(capped_host) -> None:
+    journal = capped_host.journals[capped_host.invocation]
+    capped_host.journals[capped_host.invocation] = [
+        line.replace(" conf_cap=0.75", "") for line in journal
+    ]
+    with pytest.raises(StepFailed) as failed:
+        prove(capped_host, None)
+    assert failed.value.step == STEP_CONFIG
+    assert "conf_cap of patchtst: the engine logged none, the files set 0.75" in str(failed.value)
+
+
+def test_a_cap_the_files_do_not_set_fails_the_proof() -> None:
+    startup = {"voting": {}, "shadow": {}, "canary": None, "conf_caps": {"xgb": 0.5}}
+    expected = {"voting": {}, "shadow": {}, "weights": {}, "canary": None, "canary_weight": None}
+    assert config_differences(startup, {**expected, "canary_conf_cap": None}) == [
+        "conf_cap of xgb: the engine logged 0.5, the files set none"
+    ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"conf_cap": 0.0}, {"conf_cap": 1.5}, {"conf_cap": float("nan")}, {"role": "shadow"}],
+)
+def test_an_expectation_of_a_cap_that_cannot_be_proven_is_refused(options) -> None:
+    options = {"conf_cap": 0.5, **options}
+    with pytest.raises(EngineStateError, match="conf_cap must be in"):
+        ModelExpectation("patchtst", **options).checked()

@@ -48,6 +48,7 @@ def test_baseline_when_nothing_is_set():
         "weights": BASELINE,
         "canary": None,
         "canary_weight": None,
+        "canary_conf_cap": None,
     }
 
 
@@ -77,6 +78,7 @@ def test_canary_weights_and_weight():
         "weights": CANARY,
         "canary": "patchtst",
         "canary_weight": 0.1,
+        "canary_conf_cap": None,
     }
     # Without QSC_CANARY_WEIGHT the canary's weight is its effective weight.
     assert expected(QSC_CANARY_MODEL="nhits")["canary_weight"] == 0.3

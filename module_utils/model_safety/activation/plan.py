@@ -12,7 +12,11 @@ jump is allowed; at 1.0 the canary drop-in goes and the model votes at its basel
 promoted state). Steps are compared within :data:`STEP_TOLERANCE`, so 0.1 + 0.2 is not 0.3 by
 accident and a weight read back from the engine's journal matches its step.
 
-Bad input (an unknown kind, model or weight; a baseline that does not sum to 1) raises
+The canary's confidence cap (``QSC_CANARY_CONF_CAP`` in the drop-in, :func:`validate_conf_cap`)
+is given to a canary (none: no cap); a promotion step keeps the cap the engine runs now unless
+it is given (empty: no cap), and the promoted state (1.0) has no drop-in, so no cap.
+
+Bad input (an unknown kind, model, weight or cap; a baseline that does not sum to 1) raises
 :class:`~model_safety.engine.weights.WeightsError` naming the value. A promotion the ladder does
 not allow is not an error of the input but a refusal: ``refusal`` says why, nothing changes.
 """
@@ -23,6 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..engine.config import CONF_CAP_KEY
 from ..engine.weights import (
     WeightsError,
     canary_weights,
@@ -32,7 +37,14 @@ from ..engine.weights import (
 )
 from ..judgement.promotion import ROLES
 
-__all__ = ["KINDS", "LADDER", "STEP_TOLERANCE", "activation_plan", "current_step"]
+__all__ = [
+    "KINDS",
+    "LADDER",
+    "STEP_TOLERANCE",
+    "activation_plan",
+    "current_step",
+    "validate_conf_cap",
+]
 
 KINDS = ("canary", "shadow", "promotion")
 LADDER = (0.10, 0.25, 0.50, 1.0)
@@ -55,13 +67,30 @@ def model_path_key(model: str) -> str:
     return f"{model.upper()}_MODEL_PATH"
 
 
-def canary_dropin(model: str, weights: Mapping[str, float]) -> dict[str, str]:
-    """The canary drop-in's environment: the canary model, its weight, every model's weight."""
-    return {
+def validate_conf_cap(value: Any) -> float | None:
+    """The canary's confidence cap: None for none (None or empty), else a finite number in
+    (0, 1] (a number or a decimal string); anything else raises WeightsError."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = None if isinstance(value, bool) else _target_number(value)
+    if number is None or not 0 < number <= 1:
+        raise WeightsError(f"conf_cap must be a finite number in (0, 1], got {value!r}")
+    return number
+
+
+def canary_dropin(
+    model: str, weights: Mapping[str, float], conf_cap: float | None = None
+) -> dict[str, str]:
+    """The canary drop-in's environment: the canary model, its weight, every model's weight,
+    and its confidence cap when it has one."""
+    environment = {
         "QSC_CANARY_MODEL": model,
         "QSC_CANARY_WEIGHT": str(weights[model]),
         "QSC_MODEL_WEIGHTS": format_weights(weights),
     }
+    if conf_cap is not None:
+        environment[CONF_CAP_KEY] = str(conf_cap)
+    return environment
 
 
 def current_step(startup: Mapping[str, Any], model: str) -> float:
@@ -154,18 +183,22 @@ def activation_plan(
     allow_jump: bool = False,
     model_path: str = "",
     host: str = "",
+    conf_cap: Any = None,
 ) -> dict[str, Any]:
     """The plan of one activation of ``model`` on one host.
 
     ``startup`` is the engine's current start-up summary (``shadow``, ``voting``, ``canary``:
     the model's role and step now; not needed for a canary). ``weight`` is the canary's
     weight, ``target`` a promotion's step (empty: the next one), ``model_path`` the file a
-    shadow deployment loads, ``host`` names the host in a refusal.
+    shadow deployment loads, ``host`` names the host in a refusal. ``conf_cap`` is the
+    canary's confidence cap (:func:`validate_conf_cap`; None or empty: none); for a promotion
+    None keeps the cap the engine logged (``startup["conf_caps"]``) and empty removes it.
 
     Keys: kind, model, event (of the activation log), failure_event, ladder, from/to/next
     (its steps: 0.0 is shadow, 1.0 promoted; from_label says "shadow"), weights (deployed; {} for
-    a shadow deployment), env (env-file keys to set), dropin ({state, environment}), prove
-    ({role, weight, weights, canary}: what the new start must show), restore_role (the
+    a shadow deployment), conf_cap (the canary's cap deployed, or None), env (env-file keys to
+    set), dropin ({state, environment}), prove ({role, weight, weights, canary, conf_cap}: what
+    the new start must show), restore_role (the
     model's role before, proven after a restore), record (the log record's skeleton),
     refusal (None, or why a promotion is refused: nothing changes).
     """
@@ -185,8 +218,12 @@ def activation_plan(
         "to": None,
         "next": None,
         "weights": {},
+        "conf_cap": None,
         "refusal": None,
     }
+    if kind == "promotion" and conf_cap is None:
+        conf_cap = (startup.get("conf_caps") or {}).get(model)
+    cap = validate_conf_cap(conf_cap) if kind != "shadow" else None
     if kind == "shadow":
         env = {shadow_only_key(model): "true"}
         if model_path:
@@ -221,7 +258,9 @@ def activation_plan(
         }
     weights = plan["weights"]
     canary = plan["to"] < PROMOTED
-    record: dict[str, Any] = {"event": event, "model": model}
+    # The promoted state has no drop-in, so no cap.
+    plan["conf_cap"] = cap if canary else None
+    record: dict[str, Any] = {"event": event, "model": model, "conf_cap": plan["conf_cap"]}
     if kind == "canary":
         record.update({"weight": weights[model], "weights": weights})
     else:
@@ -231,9 +270,15 @@ def activation_plan(
         "env": {shadow_only_key(model): "false"},
         "dropin": {
             "state": "present" if canary else "absent",
-            "environment": canary_dropin(model, weights) if canary else {},
+            "environment": canary_dropin(model, weights, plan["conf_cap"]) if canary else {},
         },
-        "prove": {"role": ROLES[1], "weight": weights[model], "weights": weights, "canary": canary},
+        "prove": {
+            "role": ROLES[1],
+            "weight": weights[model],
+            "weights": weights,
+            "canary": canary,
+            "conf_cap": plan["conf_cap"],
+        },
         "restore_role": SHADOW if plan["from"] == 0.0 else ROLES[1],
         "record": record,
     }

@@ -11,7 +11,9 @@ The environment is what systemd hands the engine: the unit's ``Environment=`` as
 * ``QSC_MODEL_WEIGHTS``: ``m:w,...`` replacing the baseline weights;
 * ``QSC_CANARY_MODEL``: a configured model that is not shadow-only;
 * ``QSC_CANARY_WEIGHT``: in (0, 1), equal to the canary's effective weight within 1e-9, an
-  error without ``QSC_CANARY_MODEL``.
+  error without ``QSC_CANARY_MODEL``;
+* ``QSC_CANARY_CONF_CAP``: in (0, 1], the highest confidence the canary votes and publishes
+  with (its ``[OK]`` line ends ``conf_cap=<cap>``), an error without ``QSC_CANARY_MODEL``.
 
 As in the engine, values are stripped and an empty value counts as unset. Whatever the engine
 would refuse raises :class:`EngineConfigError` (fail closed: no expectation, no proof).
@@ -40,6 +42,7 @@ SHADOW_SUFFIX = "_SHADOW_ONLY"
 WEIGHTS_KEY = "QSC_MODEL_WEIGHTS"
 CANARY_MODEL_KEY = "QSC_CANARY_MODEL"
 CANARY_WEIGHT_KEY = "QSC_CANARY_WEIGHT"
+CONF_CAP_KEY = "QSC_CANARY_CONF_CAP"
 # The engine's tolerances (lab/engine/ai_engine/config.py).
 SUM_TOLERANCE = 1e-6
 CANARY_WEIGHT_TOLERANCE = 1e-9
@@ -186,6 +189,18 @@ def _canary(
     return model, weights[model]
 
 
+def _conf_cap(environment: Mapping[str, str], canary: str | None) -> float | None:
+    raw_cap = _value(environment, CONF_CAP_KEY)
+    if raw_cap is None:
+        return None
+    if canary is None:
+        raise EngineConfigError(f"{CONF_CAP_KEY} is set without {CANARY_MODEL_KEY}")
+    cap = float(raw_cap) if _NUMBER_RE.fullmatch(raw_cap) else math.nan
+    if not 0 < cap <= 1:
+        raise EngineConfigError(f"{CONF_CAP_KEY} must be in (0, 1], got {raw_cap!r}")
+    return cap
+
+
 def expected_from_environment(
     environment: Mapping[str, str], baseline: Mapping[str, float]
 ) -> dict[str, Any]:
@@ -218,6 +233,7 @@ def expected_from_environment(
         "weights": dict(weights),
         "canary": canary,
         "canary_weight": canary_weight,
+        "canary_conf_cap": _conf_cap(environment, canary),
     }
 
 
@@ -228,7 +244,8 @@ def expected_config(
 
     Returns ``voting`` and ``shadow`` (``{model: weight}``), ``weights`` (every model's
     effective weight: ``QSC_MODEL_WEIGHTS`` when set, else ``baseline``), ``canary`` (the
-    model, or None) and ``canary_weight`` (the canary's effective weight, or None). Raises
+    model, or None), ``canary_weight`` (the canary's effective weight, or None) and
+    ``canary_conf_cap`` (its confidence cap, or None). Raises
     :class:`EngineConfigError` on whatever the engine would refuse."""
     return expected_from_environment(
         merged_environment(unit_environment, [("(given as text)", env_file_text)]), baseline
@@ -280,7 +297,30 @@ def config_differences(startup: Mapping[str, Any], expected: Mapping[str, Any]) 
                 startup.get(role), expected[role], LOGGED_WEIGHT_TOLERANCE
             )
         ]
-    return problems + _canary_differences(startup.get("canary"), expected)
+    return (
+        problems
+        + _canary_differences(startup.get("canary"), expected)
+        + conf_cap_differences(startup.get("conf_caps") or {}, expected)
+    )
+
+
+def conf_cap_differences(logged: object, expected: Mapping[str, Any]) -> list[str]:
+    """How the confidence caps the start logged (``{model: cap}``) differ from the files':
+    the canary's ``canary_conf_cap``, no other model's."""
+    cap = expected.get("canary_conf_cap")
+    wanted = {} if cap is None else {expected["canary"]: cap}
+    if not isinstance(logged, Mapping):
+        return [f"conf_cap: malformed {logged!r}"]
+    problems = []
+    for model in sorted(set(logged) | set(wanted)):
+        shown, asked = logged.get(model), wanted.get(model)
+        number = isinstance(shown, int | float) and not isinstance(shown, bool)
+        if asked is None or not number or abs(shown - asked) > LOGGED_WEIGHT_TOLERANCE:
+            problems.append(
+                f"conf_cap of {model}: the engine logged {shown if shown is not None else 'none'}"
+                f", the files set {asked if asked is not None else 'none'}"
+            )
+    return problems
 
 
 # --------------------------------------------------------------------------- reading the host

@@ -17,6 +17,9 @@ from .validation import validate_model_name
 _PCT_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _BUILD_LINE = re.compile(r"\bAI_ENGINE_BUILD:\s*(\S+)")
 _OK_LINE = re.compile(r"\[OK\]\s+(\S+)\s+agent loaded\s+\(weight:\s*([^%)]*)%\)")
+# The canary's confidence cap (QSC_CANARY_CONF_CAP) ends its [OK] line: "... (weight: 10%)
+# conf_cap=0.75".
+_CONF_CAP_SUFFIX = re.compile(r"\s+conf_cap=(\S*)\s*$")
 _SHADOW_LOAD_LINE = re.compile(
     r"\[SHADOW\]\s+(\S+)\s+agent loaded in shadow mode\s+\(weight:\s*([^%)]*)%"
 )
@@ -57,6 +60,9 @@ class StartupReport:
     errors: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     shadow_predictions: dict[str, int] = field(default_factory=dict)
+    conf_caps: dict[str, float] = field(default_factory=dict)
+    """Voting models whose [OK] line ends ``conf_cap=<cap>``: the highest confidence they vote
+    and publish with."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the canary becomes an object)."""
@@ -73,6 +79,16 @@ def parse_weight_pct(text: str) -> float:
     if value > 100:
         raise EngineStateError(f"weight percentage above 100: {text!r}")
     return float(value / 100)
+
+
+def parse_conf_cap(text: str) -> float:
+    """A confidence cap as the engine logs and reads it: a plain decimal in (0, 1]."""
+    if not isinstance(text, str) or not _PCT_RE.fullmatch(text.strip()):
+        raise EngineStateError(f"not a confidence cap: {text!r}")
+    value = float(Decimal(text.strip()))
+    if not 0.0 < value <= 1.0:
+        raise EngineStateError(f"confidence cap outside (0, 1]: {text!r}")
+    return value
 
 
 def _parse_fraction(text: str) -> float:
@@ -109,6 +125,7 @@ class _StartupParser:
         self.errors: list[str] = []
         self.anomalies: list[str] = []
         self.shadow_predictions: dict[str, int] = {}
+        self.conf_caps: dict[str, float] = {}
 
     def feed(self, line: str) -> None:
         """Take one journal line."""
@@ -118,6 +135,8 @@ class _StartupParser:
             self.builds.append(match.group(1))
         elif match := _OK_LINE.search(line):
             self._loaded(self.voting, "voting", match.group(1), match.group(2), line)
+            if cap := _CONF_CAP_SUFFIX.search(line, match.end()):
+                self._conf_cap(match.group(1), cap.group(1), line)
         elif match := _SHADOW_LOAD_LINE.search(line):
             self._loaded(self.shadow, "shadow", match.group(1), match.group(2), line)
         elif match := _SHADOW_PREDICTION_LINE.search(line):
@@ -143,6 +162,19 @@ class _StartupParser:
                 f"{table[model]:g} then {weight:g}"
             )
         table[model] = weight
+
+    def _conf_cap(self, model: str, text: str, line: str) -> None:
+        try:
+            cap = parse_conf_cap(text)
+        except EngineStateError as exc:
+            self.anomalies.append(f"unparseable conf_cap ({exc}): {line.strip()}")
+            return
+        if self.conf_caps.get(model, cap) != cap:
+            self.anomalies.append(
+                f"{model} loaded twice with different conf_cap: {self.conf_caps[model]:g} "
+                f"then {cap:g}"
+            )
+        self.conf_caps[model] = cap
 
     def _canary(self, model: str, pct: str, weights: str, line: str) -> None:
         try:
@@ -174,6 +206,7 @@ class _StartupParser:
             errors=list(self.errors),
             anomalies=anomalies,
             shadow_predictions=dict(self.shadow_predictions),
+            conf_caps=dict(self.conf_caps),
         )
 
 

@@ -11,6 +11,7 @@ engine_rollback. Standard library only.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ class ModelExpectation:
     """What one model must be in the start: ``role`` voting or shadow; voting at ``weight``
     (None: any weight); with ``canary``, the [CANARY] line names it with ``weights`` and the
     engine votes with exactly those weights; ``model_file`` ({path, sha256}) the file its
-    start-up line says it loaded."""
+    start-up line says it loaded; ``conf_cap`` the confidence cap its ``[OK]`` line must show
+    (None: not proven here; the files' config proof covers it)."""
 
     model: str
     role: str = "voting"
@@ -53,6 +55,7 @@ class ModelExpectation:
     weights: Mapping[str, float] | None = None
     canary: bool = False
     model_file: Mapping[str, str] | None = None
+    conf_cap: float | None = None
 
     def checked(self) -> ModelExpectation:
         """This expectation if it can be proven at all (raise EngineStateError otherwise)."""
@@ -62,12 +65,18 @@ class ModelExpectation:
             raise EngineStateError("a canary is proven as a voter with the full weights")
         if self.model_file and not {"path", "sha256"} <= set(self.model_file):
             raise EngineStateError("model_file needs its path and sha256")
+        if self.conf_cap is not None and not (
+            self.role == "voting" and math.isfinite(self.conf_cap) and 0 < self.conf_cap <= 1
+        ):
+            raise EngineStateError(
+                f"conf_cap must be in (0, 1] and only for a voter, not {self.conf_cap!r}"
+            )
         return self
 
 
 def expectation_of(options: Mapping[str, Any]) -> ModelExpectation | None:
     """The checked expectation of a module's options (``model``, ``role``, ``weight``,
-    ``weights``, ``canary``, ``model_file``); None without a model."""
+    ``weights``, ``canary``, ``model_file``, ``conf_cap``); None without a model."""
     if not options["model"]:
         return None
     return ModelExpectation(
@@ -77,6 +86,7 @@ def expectation_of(options: Mapping[str, Any]) -> ModelExpectation | None:
         weights=options["weights"],
         canary=options["canary"],
         model_file=options["model_file"],
+        conf_cap=options.get("conf_cap"),
     ).checked()
 
 
@@ -112,6 +122,13 @@ def model_differences(startup: Mapping[str, Any], expected: ModelExpectation) ->
                 f"the start runs canary {canary} and voting weights {dict(voting)}, expected "
                 f"{model} with {dict(expected.weights)}: {'; '.join(found)}"
             )
+    if expected.conf_cap is not None:
+        shown = (startup.get("conf_caps") or {}).get(model)
+        if shown is None or abs(shown - expected.conf_cap) > WEIGHT_TOLERANCE:
+            problems.append(
+                f"{model} does not show conf_cap={_weight_text(expected.conf_cap)} in its [OK] "
+                f"line: {'no cap' if shown is None else f'conf_cap={_weight_text(shown)}'}"
+            )
     if expected.model_file:
         line = (
             f"{expected.model_file['path']} (present, sha256 {expected.model_file['sha256'][:12]})"
@@ -133,6 +150,8 @@ def model_statements(expected: ModelExpectation, startup: Mapping[str, Any]) -> 
         lines = [f"{model} loaded as a voter at {_weight_text(startup['voting'][model])}"]
     if expected.canary:
         lines.append(f"[CANARY] {model} with {startup['canary']['weights']}")
+    if expected.conf_cap is not None:
+        lines.append(f"{model} confidence capped at {_weight_text(expected.conf_cap)}")
     if expected.model_file:
         lines.append(f"loaded {startup['model_file']}")
     return lines
