@@ -32,6 +32,7 @@ from .thresholds import MODES, Mode, Thresholds, get_mode
 __all__ = [
     "EXIT_CODES",
     "MALFORMED_SAMPLES",
+    "add_blockers",
     "evaluate",
     "exit_code",
     "failure",
@@ -280,3 +281,15 @@ def exit_code(result: dict[str, Any]) -> int:
     """0 for PASS, 3 for COLLECTION, 2 for FAIL and for anything unexpected."""
     verdict = result.get("verdict") if isinstance(result, dict) else None
     return EXIT_CODES.get(verdict, 2) if isinstance(verdict, str) else 2
+
+
+def add_blockers(result: dict[str, Any], blockers: list[str]) -> dict[str, Any]:
+    """``result`` with more window blockers (feature drift): a PASS becomes a FAIL (collection
+    stays COLLECTION, the blockers listed), the exit code and the summary follow."""
+    if blockers:
+        result["blockers"] = [*result["blockers"], *blockers]
+        if result["verdict"] == "PASS":
+            result["verdict"] = "FAIL"
+        result["exit_code"] = exit_code(result)
+        result["summary"] = _summary(result)
+    return result

@@ -33,12 +33,19 @@ from ..redis_client import (
     scrub,
     url_secrets,
 )
-from ..site_defaults import DEFAULT_STREAM
+from ..site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 from ..telemetry.features import feature_sanity
-from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window
+from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window, read_window_before
 from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare
-from .gate import evaluate, failure
-from .promotion import blocked_check, promotion_check, validate_promotion_args
+from .drift import ReferenceError, build_reference, feature_drift, load_reference, not_judged
+from .drift import failed as drift_failed
+from .gate import add_blockers, evaluate, failure
+from .promotion import (
+    blocked_check,
+    promotion_check,
+    validate_baseline_weights,
+    validate_promotion_args,
+)
 from .scoreboard import scoreboard
 from .shadow import shadow_report
 from .thresholds import MODES, Thresholds
@@ -196,25 +203,110 @@ def _check_mode(mode: str) -> None:
         raise RunError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
 
 
+MAX_REFERENCE_EVENTS = 100_000
+
+
+def validate_drift_args(
+    feature_reference: str | None, reference_events: int | None, after: str | None
+) -> None:
+    """RunError unless the drift options are usable: a reference file path, or N (1 to
+    100000) events before the cutover (which then must be given), not both."""
+    if feature_reference is not None and reference_events is not None:
+        raise RunError("a feature reference file and reference events exclude each other")
+    if feature_reference is not None and (
+        not isinstance(feature_reference, str) or not feature_reference or "\0" in feature_reference
+    ):
+        raise RunError(f"not a feature reference path: {feature_reference!r}")
+    if reference_events is not None:
+        events = reference_events
+        if isinstance(events, bool) or not isinstance(events, int) or events < 1:
+            raise RunError(f"reference events must be a positive integer, not {events!r}")
+        if events > MAX_REFERENCE_EVENTS:
+            raise RunError(f"reference events must be <= {MAX_REFERENCE_EVENTS}, not {events}")
+        if after is None:
+            raise RunError("reference events are the events before the cutover: give one")
+
+
+def _window_reference(
+    client_or_url: Any, stream: str, window: WindowOptions, count: int, limits: Thresholds
+) -> dict[str, Any]:
+    """The reference of the ``count`` events up to the cutover (the shadow run's window)."""
+    after = window.get("after")
+    before = parse_cutover(str(after))[1:]
+    source = _open(client_or_url, window.get("env"), window.get("timeout", DEFAULT_TIMEOUT_S))
+    try:
+        events = read_window_before(
+            source.client,
+            stream,
+            before=before,
+            count=count,
+            page_size=window.get("page_size", DEFAULT_PAGE_SIZE),
+        )
+    except StreamError as exc:
+        raise RunError(scrub(str(exc), source.secrets)) from None
+    finally:
+        if source.owned:
+            source.client.close()
+    where = f"the {count} events up to the cutover {after}"
+    return build_reference(events, stream=stream, source=where, thresholds=limits)
+
+
+def judge_drift(
+    client_or_url: Any,
+    stream: str,
+    window: WindowOptions,
+    events: Any,
+    limits: Thresholds,
+    feature_reference: str | None,
+    reference_events: int | None,
+) -> dict[str, Any]:
+    """The ``drift`` part of a gate or feature-sanity result (:mod:`.drift`): ``not_judged``
+    without a reference; a reference that cannot be had is its ``error`` and one blocker."""
+    if feature_reference is None and reference_events is None:
+        return not_judged("no feature reference given", limits)
+    try:
+        if feature_reference is not None:
+            reference = load_reference(feature_reference)
+        else:
+            reference = _window_reference(
+                client_or_url, stream, window, int(reference_events or 0), limits
+            )
+    except (ReferenceError, RunError, ValueError) as exc:
+        return drift_failed(str(exc), limits)
+    return feature_drift(reference, events, limits, path=feature_reference)
+
+
 def run_gate(
     client_or_url: Any = None,
     stream: str = DEFAULT_STREAM,
     *,
     mode: str = "canary",
     model: str | None = None,
+    feature_reference: str | None = None,
+    reference_events: int | None = None,
     **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
-    """The quality gate's result (DESIGN.md ``--json``); never raises for operational errors."""
+    """The quality gate's result (DESIGN.md ``--json``) with its feature ``drift`` (its
+    blockers among the gate's); never raises for operational errors."""
 
     def check() -> None:
         _check_mode(mode)
         validate_model(model)
+        validate_drift_args(feature_reference, reference_events, window.get("after"))
+
+    def judge(events: Any, limits: Thresholds) -> dict[str, Any]:
+        result = evaluate(events, mode=mode, model=model, thresholds=limits)
+        drift = judge_drift(
+            client_or_url, stream, window, events, limits, feature_reference, reference_events
+        )
+        result["drift"] = drift
+        return add_blockers(result, drift["blockers"])
 
     return _run_judged(
         client_or_url,
         stream,
         window,
-        lambda events, limits: evaluate(events, mode=mode, model=model, thresholds=limits),
+        judge,
         lambda reason, _: failure(
             mode if mode in MODES else "canary", reason, model if is_model_name(model) else None
         ),
@@ -237,6 +329,8 @@ def only_too_few_events(result: Mapping[str, Any]) -> bool:
     window, the model not being in it yet)."""
     if result.get("verdict") != "FAIL" or result.get("error") or not result.get("blockers"):
         return False
+    if (result.get("drift") or {}).get("status") in ("block", "error"):
+        return False  # decided on the features: more events change nothing
     events = result.get("event_count") or 0
     judged = result.get("judged") or []
     if result.get("malformed") or (events and not judged):
@@ -300,15 +394,34 @@ def run_scoreboard(
 
 
 def run_feature_sanity(
-    client_or_url: Any = None, stream: str = DEFAULT_STREAM, **window: Unpack[WindowOptions]
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    feature_reference: str | None = None,
+    reference_events: int | None = None,
+    **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
-    """NaN/Inf/flatline per feature; ``exit_code`` 2 on a problem or an error, else 0."""
+    """NaN/Inf/flatline per feature and the feature ``drift`` (its blockers are problems,
+    its warnings warnings); ``exit_code`` 2 on a problem or an error, else 0."""
+
+    def judge(events: Any, limits: Thresholds) -> dict[str, Any]:
+        result = feature_sanity(events, thresholds=limits)
+        drift = judge_drift(
+            client_or_url, stream, window, events, limits, feature_reference, reference_events
+        )
+        result["drift"] = drift
+        result["problems"] += drift["blockers"]
+        result["warnings"] += drift["warnings"]
+        result["exit_code"] = 2 if result["problems"] else 0
+        return result
+
     return _run_judged(
         client_or_url,
         stream,
         window,
-        lambda events, limits: feature_sanity(events, thresholds=limits),
+        judge,
         lambda reason, _: _error_result(reason, features={}, problems=[reason], warnings=[]),
+        lambda: validate_drift_args(feature_reference, reference_events, window.get("after")),
     )
 
 
@@ -385,14 +498,19 @@ def run_promotion_check(
     current_role: str,
     uptime_s: float,
     min_uptime_s: float,
+    weights: Mapping[str, float] | None = None,
     **window: Unpack[WindowOptions],
 ) -> dict[str, Any]:
     """The hard blockers of promoting ``model`` from ``current_role`` (:mod:`.promotion`);
-    ``verdict`` GO (``exit_code`` 0) or BLOCKED (2), errors included (then with ``error``)."""
+    ``verdict`` GO (``exit_code`` 0) or BLOCKED (2), errors included (then with ``error``).
+    ``weights``: the baseline weights of the comparison's vote without the canary (None: the
+    site's, ``DEFAULT_BASELINE_WEIGHTS``)."""
+    baseline = parse_weights(DEFAULT_BASELINE_WEIGHTS) if weights is None else weights
 
     def check() -> None:
         try:
             validate_promotion_args(model, current_role, uptime_s, min_uptime_s)
+            validate_baseline_weights(baseline, model)
         except ValueError as exc:
             raise RunError(str(exc)) from None
 
@@ -401,7 +519,7 @@ def run_promotion_check(
         stream,
         window,
         lambda events, limits: promotion_check(
-            events, model, current_role, limits, uptime_s, min_uptime_s
+            events, model, current_role, limits, uptime_s, min_uptime_s, baseline
         ),
         lambda reason, limits: blocked_check(
             reason, model, current_role, uptime_s, min_uptime_s, limits

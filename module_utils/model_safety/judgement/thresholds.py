@@ -28,6 +28,10 @@ duplicate_warn_share       0.50     warning when the duplicate share there > it
 calibration_min_events     100      calibration DEFERS below this many judged events
 calibration_buckets        3        number of confidence quantile buckets
 calibration_horizon_s      60.0     truth = later price of the same symbol >= this later
+psi_warn                   0.10     feature drift: a feature's PSI > it is a warning
+psi_block                  0.25     feature drift: a feature's PSI > it blocks / rolls back
+psi_min_events             200      feature drift: fewer values than it in either window is
+                                    "not decided" (and the least a reference file holds)
 =========================  =======  ===================================================
 """
 
@@ -90,6 +94,17 @@ class Thresholds:
     calibration_horizon_s: float = 60.0
     """Shadow calibration: the truth is the price of the same symbol at the first event at
     least 60 s later (by the events' ``timestamp``)."""
+    psi_warn: float = 0.10
+    """Feature drift (:mod:`.drift`): a feature whose PSI between the reference and the current
+    window is > 0.10 is a warning (the usual "some shift, watch it")."""
+    psi_block: float = 0.25
+    """Feature drift: PSI > 0.25 ("a significant shift") blocks the gate and feature sanity
+    and is a violation of the monitor (rollback)."""
+    psi_min_events: int = 200
+    """Feature drift: a feature with fewer finite values than this in the reference or in
+    the current window is not decided (PSI from sampling alone is about
+    (bins - 1) x (1/n_ref + 1/n_cur): 0.09 at 200 vs 200); a reference file holds at least
+    this many per feature."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -111,6 +126,10 @@ class Thresholds:
             raise ValueError("threshold hold_median_low must be <= hold_median_high")
         if self.go_agreement_low > self.go_agreement_high:
             raise ValueError("threshold go_agreement_low must be <= go_agreement_high")
+        if self.psi_warn > self.psi_block:
+            raise ValueError("threshold psi_warn must be <= psi_block")
+        if self.psi_min_events < 1:
+            raise ValueError("threshold psi_min_events must be >= 1")
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> Thresholds:
         """A copy with ``overrides`` applied; ValueError names any unknown or invalid one.

@@ -190,6 +190,39 @@ def _read_pages(
         pager.close()
 
 
+def read_window_before(
+    client: Any,
+    stream: str,
+    *,
+    before: str,
+    count: int,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> EventWindow:
+    """The newest ``count`` entries of ``stream`` up to and including the stream id ``before``
+    (``<ms>-<seq>``), parsed, oldest first: the window that precedes a cutover. Raises like
+    :func:`read_window`."""
+    _check_args(stream, count, page_size)
+    if not isinstance(before, str) or not STREAM_ID_RE.fullmatch(before):
+        raise ValueError(f"before must be a stream id <ms>-<seq>: {before!r}")
+    where = f"Redis at {describe_client(client)}"
+    builder = WindowBuilder(newest_first=True)
+    try:
+        _stream_head(client, stream)
+        pager = _Pager(client)
+        try:
+            for page in pager.walk(stream, "-", before, page_size, reverse=True, limit=count):
+                builder.add(_entries(page))
+        finally:
+            pager.close()
+    except StreamError:
+        raise
+    except (redis.RedisError, OSError) as exc:
+        raise StreamError(
+            f"{where} failed reading stream {stream!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    return builder.build()
+
+
 def read_window(
     client: Any,
     stream: str = DEFAULT_STREAM,
