@@ -7,7 +7,9 @@ exit code (DESIGN.md "Modes and exit codes"):
   3 COLLECTION (collection mode: data gathering, never promotes).
 * ``scoreboard``: always 0, as DESIGN.md has it: it informs and never promotes; a window
   that cannot be read is said on the page ("SCOREBOARD unavailable") and in ``error``.
-* ``feature-sanity``: 2 on a NaN/Inf/flatline feature (or an error), else 0.
+* ``feature-sanity``: 2 on a NaN/Inf/flatline feature or a feature drift blocker (or an
+  error), else 0.
+* ``feature-reference --out PATH``: 0 written, 2 not (:mod:`.judgement.drift_cli`).
 * ``shadow-report --model M``: 0 READY, else 2.
 * ``compare --model M``: 0 compared (decided or not: it informs), 2 on an error (a window
   ``--since-activation`` without a usable activation record included).
@@ -34,6 +36,7 @@ from .activation.log import DEFAULT_LOG_PATH
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
 from .engine.weights import WeightsError, parse_weights
+from .judgement import drift_cli
 from .monitor import cli as monitor_cli
 from .site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 
@@ -334,7 +337,12 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     from .judgement.run import run_gate
 
     result = run_gate(
-        args.redis_url, args.stream, mode=args.mode, model=args.model, **_window_kwargs(args)
+        args.redis_url,
+        args.stream,
+        mode=args.mode,
+        model=args.model,
+        **_window_kwargs(args),
+        **drift_cli.drift_kwargs(args),
     )
     return _finish(args, result, "quality_gate", exit_code(result))
 
@@ -349,7 +357,9 @@ def _cmd_scoreboard(args: argparse.Namespace) -> int:
 def _cmd_feature_sanity(args: argparse.Namespace) -> int:
     from .judgement.run import run_feature_sanity
 
-    result = run_feature_sanity(args.redis_url, args.stream, **_window_kwargs(args))
+    result = run_feature_sanity(
+        args.redis_url, args.stream, **_window_kwargs(args), **drift_cli.drift_kwargs(args)
+    )
     code = result.get("exit_code")
     return _finish(args, result, "feature_sanity", EXIT_PASS if code == 0 else EXIT_FAIL)
 
@@ -459,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="M", help="judge only this model (default: every voting model)"
     )
     _add_window_options(gate)
+    drift_cli.add_drift_options(gate)
     board = _register(
         subparsers,
         "scoreboard",
@@ -474,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
         "NaN/Inf/flatline/duplicate checks of the events' features (exit 2 on a problem)",
     )
     _add_window_options(features)
+    drift_cli.add_drift_options(features)
+    drift_cli.register(subparsers, _register, _add_window_options, _window_kwargs)
     shadow = _register(
         subparsers,
         "shadow-report",

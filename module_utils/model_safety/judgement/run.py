@@ -37,7 +37,15 @@ from ..site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 from ..telemetry.features import feature_sanity
 from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window, read_window_before
 from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare
-from .drift import ReferenceError, build_reference, feature_drift, load_reference, not_judged
+from .drift import (
+    ReferenceError,
+    build_reference,
+    describe_reference,
+    feature_drift,
+    load_reference,
+    not_judged,
+    write_reference,
+)
 from .drift import failed as drift_failed
 from .gate import add_blockers, evaluate, failure
 from .promotion import (
@@ -422,6 +430,46 @@ def run_feature_sanity(
         judge,
         lambda reason, _: _error_result(reason, features={}, problems=[reason], warnings=[]),
         lambda: validate_drift_args(feature_reference, reference_events, window.get("after")),
+    )
+
+
+def run_feature_reference(
+    client_or_url: Any = None,
+    stream: str = DEFAULT_STREAM,
+    *,
+    out: str,
+    **window: Unpack[WindowOptions],
+) -> dict[str, Any]:
+    """Write the feature reference of the window to ``out`` (:mod:`.drift`; atomic, 0640):
+    ``exit_code`` 0 with what was ``written``, 2 with an ``error`` (too few values, malformed
+    events, no features, an unwritable path) and nothing written."""
+
+    def check() -> None:
+        if not isinstance(out, str) or not out or "\0" in out or os.path.isdir(out):
+            raise RunError(f"not a file path to write the reference to: {out!r}")
+
+    def judge(events: Any, limits: Thresholds) -> dict[str, Any]:
+        where = f"{stream} {events.first_id or ''}..{events.last_id or ''}"
+        reference = build_reference(events, stream=stream, source=where, thresholds=limits)
+        try:
+            write_reference(out, reference)
+        except OSError as exc:
+            raise ReferenceError(
+                f"cannot write the reference to {out}: {exc.strerror or exc}"
+            ) from None
+        features = {
+            name: {"n": entry["n"], "bins": len(entry["proportions"])}
+            for name, entry in reference["features"].items()
+        }
+        return {**describe_reference(reference, out), "features": features, "exit_code": 0}
+
+    return _run_judged(
+        client_or_url,
+        stream,
+        window,
+        judge,
+        lambda reason, _: _error_result(reason, path=None, features={}),
+        check,
     )
 
 
