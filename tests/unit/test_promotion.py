@@ -20,6 +20,9 @@ from tests.unit.test_shadow import OPPOSITE, conf_of, healthy, padded, payload, 
 DAY = 86400.0
 NOW = datetime(2026, 1, 11, 9, 30, 0, tzinfo=UTC)
 UPTIME_BLOCKER = "service up 3600 s < min_uptime 86400 s on its current start (not yet stable)"
+# The baseline of the windows' voting models: voter v and model s.
+WEIGHTS = {"v": 0.8, "s": 0.2}
+WITH_PATCHTST = {"v": 0.6, "s": 0.2, "patchtst": 0.2}
 STRATEGY = {
     "from": "shadow",
     "to": 0.1,
@@ -38,9 +41,12 @@ def check(
     uptime: float = 2 * DAY,
     min_uptime: float = DAY,
     thresholds: Thresholds | None = None,
+    weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     window = window_of(events) if isinstance(events, list) else events
-    return promotion_check(window, model, role, thresholds or Thresholds(), uptime, min_uptime)
+    limits = thresholds or Thresholds()
+    baseline = WEIGHTS if weights is None else weights
+    return promotion_check(window, model, role, limits, uptime, min_uptime, baseline)
 
 
 def with_malformed(events: list[dict[str, Any]]):
@@ -144,7 +150,7 @@ def test_shadow_malformed_empty_and_absent_block() -> None:
         "window: 1 malformed events (first 999-0: unparsable JSON)"
     ]
     assert check(parse_window([]))["blockers"][0] == "window: empty (no events)"
-    absent = check(healthy(), model="patchtst")
+    absent = check(healthy(), model="patchtst", weights=WITH_PATCHTST)
     assert absent["blockers"][0] == "patchtst is not in the window (no event reports it)"
     assert absent["verdict"] == "BLOCKED"
 
@@ -196,7 +202,7 @@ def test_voting_model_tagged_shadow_blocks() -> None:
 
 
 def test_voting_model_absent_blocks() -> None:
-    result = check(healthy(shadow=False), "voting", model="patchtst")
+    result = check(healthy(shadow=False), "voting", model="patchtst", weights=WITH_PATCHTST)
     assert result["blockers"] == [
         "quality gate (canary): patchtst: not in the window (no event reports this model)"
     ]

@@ -281,6 +281,12 @@ def parse_weights(text: Any, models: Iterable[str]) -> dict[str, float]:
     return _validate_vector({name: parsed[name] for name in configured}, where)
 
 
+def parse_baseline(text: str) -> dict[str, float]:
+    """A baseline written ``model:weight,...`` (the site default, DEFAULT_BASELINE_WEIGHTS):
+    :func:`parse_weights` with the models it names, each once, the weights summing to 1."""
+    return parse_weights(text, [item.partition(":")[0].strip() for item in text.split(",")])
+
+
 def weights_differences(
     actual: Mapping[str, float], expected: Mapping[str, float], tolerance: float = 1e-6
 ) -> list[str]:

@@ -15,10 +15,15 @@ By the model's current role:
   every event that reports it (a shadow tag means the role is not what the caller thinks).
   Evidence: ``gate``.
 
-For both, the service must have been up ``min_uptime_s`` seconds on its current start (the
-caller measures ``uptime_s``; nothing here reads systemd). From a canary step, the monitor
-must also have found the step safe (:mod:`.promotion_watch`, read from the host's activation
-log by the ``promotion_check`` module and added with :func:`with_monitor`), unless overridden.
+For both, the canary must not be significantly worse than the ensemble without it (for a
+shadow model: the published side) on the same window (:mod:`.compare_loss`: one-sided exact
+binomial p < ``compare_alpha`` of losing more than ``compare_max_loss_share`` of their
+disagreements over ``compare_horizon_s``; not decided is not a blocker; evidence:
+``comparison``), and the service must have been up ``min_uptime_s`` seconds on its current
+start (the caller measures ``uptime_s``; nothing here reads systemd). From a canary step, the
+monitor must also have found the step safe (:mod:`.promotion_watch`, read from the host's
+activation log by the ``promotion_check`` module and added with :func:`with_monitor`), unless
+overridden.
 The verdict is GO only without any blocker; each blocker is a sentence with the measured
 value and the threshold. Arguments that make no sense (an unknown role, a bad model name, a
 negative or non-finite uptime) raise ValueError: the caller turns that into a BLOCKED result
@@ -28,11 +33,14 @@ negative or non-finite uptime) raise ValueError: the caller turns that into a BL
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from ..engine.weights import WeightsError, configured_model
 from ..names import is_model_name
 from ..telemetry.events import EventWindow
+from .compare_loss import compare_for_promotion, comparison_blocker
 from .gate import evaluate, pct_pair
 from .shadow import GATES, readiness, shadow_report
 from .thresholds import Thresholds
@@ -42,6 +50,7 @@ __all__ = [
     "blocked_check",
     "promotion_check",
     "uptime_blockers",
+    "validate_baseline_weights",
     "validate_promotion_args",
     "with_monitor",
 ]
@@ -78,6 +87,15 @@ def validate_promotion_args(
     if current_role not in ROLES:
         raise ValueError(f"unknown current_role {current_role!r} (one of {', '.join(ROLES)})")
     return _finite_seconds("uptime_s", uptime_s), _finite_seconds("min_uptime_s", min_uptime_s)
+
+
+def validate_baseline_weights(weights: Any, model: str) -> dict[str, float]:
+    """The baseline weights (each model's name valid, weights > 0 summing to 1, ``model`` one
+    of them) as a dict; ValueError naming what is wrong."""
+    try:
+        return configured_model(weights, model)
+    except WeightsError as exc:
+        raise ValueError(f"bad baseline weights: {exc}") from None
 
 
 def uptime_blockers(uptime_s: float, min_uptime_s: float) -> list[str]:
@@ -170,15 +188,19 @@ def promotion_check(
     thresholds: Thresholds,
     uptime_s: float,
     min_uptime_s: float,
+    weights: Mapping[str, float],
 ) -> dict[str, Any]:
     """GO or BLOCKED for promoting ``model`` from ``current_role`` (see the module docstring).
 
-    Keys: verdict, model, current_role, blockers, uptime_s, min_uptime_s, shadow_report
-    (role shadow) or gate (role voting; the canary-mode gate result for ``model``), ensemble,
-    event_count, malformed, window (first_id, last_id), thresholds, exit_code (0 GO, 2
-    BLOCKED), summary. ValueError for nonsensical arguments.
+    ``weights`` are the baseline weights (the vote without the canary). Keys: verdict, model,
+    current_role, blockers, uptime_s, min_uptime_s, shadow_report (role shadow) or gate (role
+    voting; the canary-mode gate result for ``model``), comparison (:func:`.compare_loss.
+    loss_check` with the whole comparison as ``result``), ensemble, event_count, malformed,
+    window (first_id, last_id), thresholds, exit_code (0 GO, 2 BLOCKED), summary. ValueError
+    for nonsensical arguments.
     """
     uptime, min_uptime = validate_promotion_args(model, current_role, uptime_s, min_uptime_s)
+    baseline = validate_baseline_weights(weights, model)
     t = thresholds
     evidence: dict[str, Any]
     if current_role == "shadow":
@@ -189,6 +211,8 @@ def promotion_check(
         gate = evaluate(window, mode=GATE_MODE, model=model, thresholds=t)
         blockers = _voting_blockers(gate, model, t)
         evidence = {"gate": gate, "ensemble": gate["ensemble"]}
+    comparison, loss = compare_for_promotion(window, model, current_role, baseline, t)
+    blockers += comparison_blocker(loss)
     blockers += uptime_blockers(uptime, min_uptime)
     return _result(
         model,
@@ -198,6 +222,7 @@ def promotion_check(
         min_uptime,
         t,
         **evidence,
+        comparison={**loss, "result": comparison},
         event_count=window.n,
         malformed=len(window.malformed),
         window={"first_id": window.first_id, "last_id": window.last_id},

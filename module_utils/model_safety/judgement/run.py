@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..cutover import parse_cutover
+from ..engine.weights import parse_baseline
 from ..names import is_model_name
 from ..redis_client import (
     DEFAULT_TIMEOUT_S,
@@ -553,7 +554,7 @@ def run_promotion_check(
     ``verdict`` GO (``exit_code`` 0) or BLOCKED (2), errors included (then with ``error``).
     ``weights``: the baseline weights of the comparison's vote without the canary (None: the
     site's, ``DEFAULT_BASELINE_WEIGHTS``)."""
-    baseline = parse_weights(DEFAULT_BASELINE_WEIGHTS) if weights is None else weights
+    baseline = parse_baseline(DEFAULT_BASELINE_WEIGHTS) if weights is None else weights
 
     def check() -> None:
         try:

@@ -28,11 +28,27 @@ duplicate_warn_share       0.50     warning when the duplicate share there > it
 calibration_min_events     100      calibration DEFERS below this many judged events
 calibration_buckets        3        number of confidence quantile buckets
 calibration_horizon_s      60.0     truth = later price of the same symbol >= this later
+compare_alpha              0.05     promotion blocked when the canary's loss is significant:
+                                    one-sided exact p < it (in (0, 0.5])
+compare_horizon_s          300.0    the move a call is judged on: the later price of the
+                                    same symbol >= this later (>= 0.001 s)
+compare_max_loss_share     0.60     ... a loss is being wrong in > this share of the calls
+                                    where the canary and the ensemble without it disagree
 psi_warn                   0.10     feature drift: a feature's PSI > it is a warning
 psi_block                  0.25     feature drift: a feature's PSI > it blocks / rolls back
 psi_min_events             200      feature drift: fewer values than it in either window is
                                     "not decided" (and the least a reference file holds)
+max_restarts_24h           2        stop condition restart_loop: crash restarts in 24 h > it
+max_log_lines_per_min      1000     stop condition log_spam: engine journal lines/min > it
+max_disk_growth_bytes      5e9      stop condition disk_growth: bytes grown since activation > it
+consensus_full_share       0.80     stop condition consensus_redundant (warning): share > it
+consensus_low_share        0.30     stop condition consensus_broken (blocker): share > it
+stop_min_events            100      payload p95 and consensus undecided below this many events
 =========================  =======  ===================================================
+
+The runbook stop conditions (issue 16 item 4) are measured on the host by
+:mod:`..engine.stop_conditions` and judged by :mod:`.stop_rules`; ``max_payload_p95`` is both
+a shadow hard blocker and the ``payload_p95`` stop condition (one rule).
 """
 
 from __future__ import annotations
@@ -94,6 +110,16 @@ class Thresholds:
     calibration_horizon_s: float = 60.0
     """Shadow calibration: the truth is the price of the same symbol at the first event at
     least 60 s later (by the events' ``timestamp``)."""
+    compare_alpha: float = 0.05
+    """Promotion (:mod:`.compare_loss`): the canary's loss against the ensemble without it is
+    significant when the one-sided exact binomial p-value is < 0.05 (in (0, 0.5])."""
+    compare_horizon_s: float = 300.0
+    """Promotion comparison: a call is judged on the price of the same symbol at the first
+    event at least 300 s later (by ``timestamp``; at least 0.001 s, the timestamps' unit)."""
+    compare_max_loss_share: float = 0.60
+    """Promotion comparison: the canary loses when it is wrong in significantly more than 60 %
+    of the calls where it and the ensemble without it disagree (0.5 is plain McNemar; a
+    healthy member of an ensemble loses a little over half of them)."""
     psi_warn: float = 0.10
     """Feature drift (:mod:`.drift`): a feature whose PSI between the reference and the current
     window is > 0.10 is a warning (the usual "some shift, watch it")."""
@@ -105,6 +131,24 @@ class Thresholds:
     the current window is not decided (PSI from sampling alone is about
     (bins - 1) x (1/n_ref + 1/n_cur): 0.09 at 200 vs 200); a reference file holds at least
     this many per feature."""
+    max_restarts_24h: int = 2
+    """Stop condition ``restart_loop``: more than 2 crash restarts of the engine in 24 h
+    (systemd's automatic restarts; an activation's own stop + start is not one)."""
+    max_log_lines_per_min: float = 1000.0
+    """Stop condition ``log_spam``: more than 1000 journal lines per minute from the engine's
+    unit over the measuring window."""
+    max_disk_growth_bytes: int = 5_000_000_000
+    """Stop condition ``disk_growth``: the engine's data and log paths grew by more than
+    5 GB (5e9 bytes of disk usage) since the activation."""
+    consensus_full_share: float = 0.80
+    """Stop condition ``consensus_redundant`` (a warning): more than 80 % of the events at
+    full consensus with the canary voting."""
+    consensus_low_share: float = 0.30
+    """Stop condition ``consensus_broken`` (a blocker): more than 30 % of the events at
+    consensus 0 or 1."""
+    stop_min_events: int = 100
+    """The events-based stop conditions (payload p95, consensus) are not decided below 100
+    events."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -126,6 +170,20 @@ class Thresholds:
             raise ValueError("threshold hold_median_low must be <= hold_median_high")
         if self.go_agreement_low > self.go_agreement_high:
             raise ValueError("threshold go_agreement_low must be <= go_agreement_high")
+        if not 0.0 < self.compare_alpha <= 0.5:
+            raise ValueError(
+                f"threshold compare_alpha must be in (0, 0.5], got {self.compare_alpha!r}"
+            )
+        if self.compare_horizon_s < 0.001:
+            raise ValueError(
+                "threshold compare_horizon_s must be >= 0.001 s (the timestamps are in "
+                f"milliseconds), got {self.compare_horizon_s!r}"
+            )
+        if not 0.5 <= self.compare_max_loss_share < 1.0:
+            raise ValueError(
+                "threshold compare_max_loss_share must be in [0.5, 1), got "
+                f"{self.compare_max_loss_share!r}"
+            )
         if self.psi_warn > self.psi_block:
             raise ValueError("threshold psi_warn must be <= psi_block")
         if self.psi_min_events < 1:
@@ -162,10 +220,13 @@ _SHARES = frozenset(
         "go_max_hard_disagree",
         "shadow_min_agreement",
         "shadow_max_hard_disagree",
+        "compare_max_loss_share",
         "duplicate_warn_share",
         "min_conf_std",
         "min_spread",
         "constant_std",
+        "consensus_full_share",
+        "consensus_low_share",
     }
 )
 
