@@ -13,6 +13,7 @@ exit code (DESIGN.md "Modes and exit codes"):
 * ``shadow-report --model M``: 0 READY, else 2.
 * ``compare --model M``: 0 compared (decided or not: it informs), 2 on an error (a window
   ``--since-activation`` without a usable activation record included).
+* ``damage --model M``: 0 reported (decided or not: it informs), 2 on an error.
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
@@ -38,7 +39,12 @@ from .dataset import cli as dataset_cli
 from .engine.weights import WeightsError, parse_weights
 from .judgement import drift_cli
 from .monitor import cli as monitor_cli
-from .site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
+from .site_defaults import (
+    DEFAULT_BASELINE_WEIGHTS,
+    DEFAULT_STREAM,
+    DEFAULT_TRADE_LOG,
+    DEFAULT_TRADE_TABLE,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -288,12 +294,21 @@ def _compare_summary(result: Mapping[str, Any]) -> list[str]:
     return compare_section(result)
 
 
+def _damage_summary(result: Mapping[str, Any]) -> list[str]:
+    from .judgement.damage_report import damage_section
+
+    if result.get("error"):
+        return [f"DAMAGE {result.get('model')}: error: {result['error']}"]
+    return [f"DAMAGE REPORT {result['model']}", *damage_section(result)]
+
+
 SUMMARIES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "quality_gate": _gate_summary,
     "scoreboard": _scoreboard_summary,
     "feature_sanity": _feature_summary,
     "shadow_report": _shadow_summary,
     "compare": _compare_summary,
+    "damage": _damage_summary,
 }
 
 
@@ -398,6 +413,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return _finish(args, result, "compare", code)
 
 
+def _cmd_damage(args: argparse.Namespace) -> int:
+    from .judgement.damage import run_damage
+
+    try:
+        activation = since_activation(args, args.model)
+        if args.after is None:
+            raise ValueError("give --since TIME or --since-activation")
+        if args.count is not None:
+            raise ValueError("--count is not used by damage: it reads every row and event since")
+    except ValueError as exc:
+        result = {"error": str(exc), "exit_code": EXIT_FAIL, "model": args.model, "decided": False}
+        return _finish(args, result, "damage", EXIT_FAIL)
+    result = run_damage(
+        args.redis_url,
+        args.stream,
+        db_path=args.db,
+        model=args.model,
+        weights=args.weights,
+        since=args.after,
+        until=args.until,
+        table=args.table,
+        horizon_s=args.horizon,
+        max_lag_s=args.max_lag,
+        page_size=args.page_size,
+        timeout=args.timeout,
+    )
+    if activation is not None:
+        result["activation"] = activation
+    code = EXIT_PASS if result.get("exit_code") == 0 and not result.get("error") else EXIT_FAIL
+    return _finish(args, result, "damage", code)
+
+
 def _baseline_weights(text: str) -> dict[str, float]:
     """``model:weight,...`` naming each voting model once, the weights summing to 1."""
     names = [item.partition(":")[0].strip() for item in text.split(",")]
@@ -445,6 +492,56 @@ def _add_mode(parser: argparse.ArgumentParser) -> None:
         help="canary (default): >= 200 events, exit 0 PASS / 2 FAIL; "
         "collection: >= 100 events, always exit 3 (never promotes)",
     )
+
+
+def _add_damage(subparsers: argparse._SubParsersAction) -> None:
+    damage = _register(
+        subparsers,
+        "damage",
+        _cmd_damage,
+        "what a model did while it voted: the trade_intents rows it took part in and decided, "
+        "by symbol and side, with their forward returns and sizes (exit 0, 2 on an error)",
+    )
+    damage.add_argument("--model", metavar="M", required=True, help="the model (the canary)")
+    damage.add_argument(
+        "--until",
+        metavar="TIME",
+        type=cutover,
+        help="only rows before this ISO-8601 time (e.g. the rollback's new start; default: now)",
+    )
+    damage.add_argument(
+        "--db", metavar="PATH", default=DEFAULT_TRADE_LOG, help=f"default {DEFAULT_TRADE_LOG}"
+    )
+    damage.add_argument(
+        "--table",
+        metavar="T",
+        default=DEFAULT_TRADE_TABLE,
+        help=f"the trade log's table (default {DEFAULT_TRADE_TABLE})",
+    )
+    damage.add_argument(
+        "--horizon",
+        metavar="SECONDS",
+        type=positive_float,
+        default=300.0,
+        help="the forward return of a decision is the price move over this time (default 300)",
+    )
+    damage.add_argument(
+        "--max-lag",
+        metavar="SECONDS",
+        type=_max_lag,
+        help="the latest a later price may come after the horizon; later is no price (a "
+        "telemetry stall; default: the horizon)",
+    )
+    damage.add_argument(
+        "--weights",
+        metavar="M:W,...",
+        type=_baseline_weights,
+        default=DEFAULT_BASELINE_WEIGHTS,
+        help="baseline weights of the voting models, for the decision without the model "
+        f"(default {DEFAULT_BASELINE_WEIGHTS})",
+    )
+    _add_window_options(damage, since=True)
+    add_since_activation(damage)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -533,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_window_options(paired, since=True)
     add_since_activation(paired)
+    _add_damage(subparsers)
     monitor_cli.register(subparsers)
     dataset_cli.register(subparsers)
     return parser

@@ -26,6 +26,7 @@ from typing import Any
 from . import markdown as md
 from .analytics_report import render_feature_sanity, render_scoreboard, render_shadow_report
 from .compare_report import render_compare
+from .damage_report import render_damage
 from .gate_report import render_quality_gate
 from .promotion_report import render_promotion_decision
 
@@ -36,6 +37,7 @@ KINDS = (
     "shadow_report",
     "promotion_decision",
     "compare",
+    "damage",
 )
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
@@ -77,6 +79,7 @@ RENDERERS = {
     "shadow_report": render_shadow_report,
     "promotion_decision": render_promotion_decision,
     "compare": render_compare,
+    "damage": render_damage,
 }
 
 
