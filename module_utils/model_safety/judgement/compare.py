@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.weights import configured_model, parse_weights
+from ..site_defaults import DEFAULT_BASELINE_WEIGHTS
 from ..telemetry.contract import BUY, HOLD, SELL
 from ..telemetry.events import EventWindow
 from .shadow import future_events
@@ -73,6 +75,28 @@ def _seconds(name: str, value: float, minimum_included: bool) -> float:
     return float(value)
 
 
+def checked_options(
+    horizon_s: float, alpha: float, max_lag_s: float | None
+) -> tuple[float, float, float]:
+    """``(horizon_s, alpha, max_lag_s)`` validated (a horizon > 0, alpha in (0, 1), a lag >= 0,
+    all finite; a lag of None is the horizon); ValueError naming the bad one."""
+    horizon_s = _seconds("horizon", horizon_s, minimum_included=False)
+    max_lag_s = horizon_s if max_lag_s is None else _seconds("max_lag", max_lag_s, True)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    return horizon_s, float(alpha), max_lag_s
+
+
+def baseline_weights(model: str, weights: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The baseline weights of the counterfactual vote: ``weights`` (``{model: weight}``), or
+    the design's (site_defaults) when None, validated as the engine's baseline (each > 0,
+    summing to 1) with ``model`` among them; ValueError (WeightsError) otherwise."""
+    if weights is None:
+        names = [item.partition(":")[0] for item in DEFAULT_BASELINE_WEIGHTS.split(",")]
+        weights = parse_weights(DEFAULT_BASELINE_WEIGHTS, names)
+    return configured_model(weights, model)
+
+
 def outcomes(
     window: EventWindow, horizon_s: float = DEFAULT_HORIZON_S, max_lag_s: float | None = None
 ) -> np.ndarray:
@@ -80,8 +104,7 @@ def outcomes(
     LATE_OUTCOME when the later price came more than ``max_lag_s`` (None: the horizon) after
     ``timestamp + horizon``. The later event is the shadow report's calibration rule
     (:func:`.shadow.future_events`)."""
-    horizon_s = _seconds("horizon", horizon_s, minimum_included=False)
-    max_lag_s = horizon_s if max_lag_s is None else _seconds("max_lag", max_lag_s, True)
+    horizon_s, _alpha, max_lag_s = checked_options(horizon_s, DEFAULT_ALPHA, max_lag_s)
     horizon_ms = round(horizon_s * 1000.0)
     later = future_events(window, horizon_ms)
     found = later >= 0
@@ -276,13 +299,12 @@ def compare(
     ``decided`` is False, with a ``reason``, when the canary has no directional call with an
     outcome in the window: nothing is judged then, it is never an error.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    horizon_s, alpha, max_lag_s = checked_options(horizon_s, alpha, max_lag_s)
     outcome = outcomes(window, horizon_s, max_lag_s)
     result: dict[str, Any] = {
         "model": model,
         "horizon_s": horizon_s,
-        "max_lag_s": horizon_s if max_lag_s is None else max_lag_s,
+        "max_lag_s": max_lag_s,
         "alpha": alpha,
         "events": window.n,
         "events_with_price": int((np.isfinite(window.price) & (window.price > 0)).sum()),
@@ -344,3 +366,30 @@ def compare(
         canary_worse_than=[c["other"] for c in comparisons if c["canary_worse"]],
     )
     return result
+
+
+def worse_than_without(result: Mapping[str, Any]) -> bool:
+    """Whether ``result`` (a :func:`compare` result) finds the canary significantly worse than
+    the ensemble without it (the counterfactual comparison's one-sided test)."""
+    return any(
+        c.get("kind") == "counterfactual" and c.get("canary_worse")
+        for c in result.get("comparisons") or []
+    )
+
+
+def gate_comparison(
+    window: EventWindow,
+    model: str,
+    weights: Mapping[str, Any] | None = None,
+    horizon_s: float = DEFAULT_HORIZON_S,
+    alpha: float = DEFAULT_ALPHA,
+    max_lag_s: float | None = None,
+) -> dict[str, Any]:
+    """:func:`compare` for a section of another check's report (the gate's, the monitor's), on
+    the window that check already read. It informs and never decides that check: anything
+    that keeps it from comparing (a voting model without a weight, ...) is a result that is
+    not decided, with the reason, never an exception."""
+    try:
+        return compare(window, model, baseline_weights(model, weights), horizon_s, alpha, max_lag_s)
+    except ValueError as exc:
+        return {"model": model, "decided": False, "reason": f"not compared: {exc}"}

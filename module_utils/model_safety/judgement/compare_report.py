@@ -51,8 +51,12 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
     """Markdown lines: what was compared, accuracy per model, the paired tests, the decisions
     the canary changed and the calibration tables."""
     model = result["model"]
+    title = f"## Paired comparison: {code(model)} against the baseline"
+    if "events" not in result:  # nothing was read or compared: the reason alone
+        why = result.get("reason") or result.get("error") or "nothing compared"
+        return [title, "", f"**Not decided**: {why}.", ""]
     lines = [
-        f"## Paired comparison: {code(model)} against the baseline",
+        title,
         "",
         f"Horizon {plain(result['horizon_s'])} s, later price at most "
         f"{plain(result['max_lag_s'])} s past it; {result['events']} events, "
@@ -145,6 +149,23 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def compare_summary(result: Mapping[str, Any]) -> str:
+    """The comparison in one line: the canary's accuracy and whom it is worse than, or why
+    nothing was judged."""
+    model = result.get("model")
+    if result.get("error"):
+        return f"{model}: not compared: {result['error']}"
+    if not result.get("decided"):
+        return f"{model}: not decided: {result.get('reason')}"
+    stats = result["models"][model]
+    worse = ", ".join(result["canary_worse_than"]) or "none"
+    return (
+        f"{model}: {pct(stats['accuracy'])} right of {stats['calls']} calls "
+        f"({_interval(stats)}), horizon {plain(result['horizon_s'])} s; "
+        f"significantly worse than: {worse}"
+    )
 
 
 def _activation_line(result: Mapping[str, Any]) -> list[str]:
