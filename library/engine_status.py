@@ -6,6 +6,7 @@ from __future__ import annotations
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.model_safety.activation.log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
     SITE_ARGUMENT_SPEC,
     mask_redis_password,
@@ -16,7 +17,14 @@ from ansible.module_utils.model_safety.engine.status import (
     collect_engine_status,
     read_canary_dropin,
 )
+from ansible.module_utils.model_safety.engine.stop_conditions import (
+    DEFAULT_LOG_WINDOW_S,
+    check_host,
+    validate_log_window,
+    validate_stop_paths,
+)
 from ansible.module_utils.model_safety.engine.stream_stats import DEFAULT_SAMPLE
+from ansible.module_utils.model_safety.judgement.thresholds import Thresholds
 from ansible.module_utils.model_safety.redis_url import check_db_path
 
 DOCUMENTATION = r"""
@@ -50,9 +58,36 @@ options:
       - A normalised absolute path.
     type: path
   sample:
-    description: How many of the newest stream entries the event rate is computed from (2 to 10000).
+    description:
+      - How many of the newest stream entries the event rate is computed from (2 to 10000).
+      - With O(stop_paths), also the events whose payload p95 is judged.
     type: int
     default: 200
+  stop_paths:
+    description:
+      - The engine's data and log paths (normalised absolute paths, at most 20). When given,
+        the runbook's stop conditions 1-4 are measured and judged in RV(stop_conditions),
+        C(restart_loop), C(log_spam), C(disk_growth) since the newest activation in
+        O(activation_log), and C(payload_p95) over the newest O(sample) events.
+      - A path that does not exist counts 0 bytes.
+    type: list
+    elements: path
+  stop_thresholds:
+    description:
+      - Overrides of the stop conditions' thresholds, by name (C(max_restarts_24h) 2,
+        C(max_log_lines_per_min) 1000, C(max_disk_growth_bytes) 5000000000,
+        C(max_payload_p95) 1500, C(stop_min_events) 100); any gate threshold name is
+        accepted, an unknown name or a bad value fails the task.
+    type: dict
+    default: {}
+  stop_log_window:
+    description: The seconds of the engine's journal over which C(log_spam) counts (1 to 3600).
+    type: float
+    default: 60
+  activation_log:
+    description: The activation log; its newest activation record holds the sizes of C(disk_growth).
+    type: path
+    default: /var/log/quantum/qsc_canary.jsonl
 requirements:
   - python3-redis (redis-py 4.3 or later) on the target
 notes:
@@ -275,6 +310,27 @@ stream:
     rate_per_s: 10.02
     sampled: 200
     error: null
+stop_conditions:
+  description:
+    - The runbook's stop conditions 1-4, judged (module_utils model_safety.judgement.stop_rules).
+    - C(findings) (each C(rule), C(value), C(threshold), C(text), C(blocking)), C(blockers) (the
+      sentences that refuse an activation), C(undecided) (too few events, no size recorded at
+      an activation), C(errors) (a measure that failed; the preflight refuses on it),
+      C(measures) (C(restarts), C(log_lines), C(disk), C(redis), what an activation records as
+      its C(stop_baseline)), C(events) (payload p95 of the newest O(sample) events),
+      C(baseline) (the newest activation's C(stop_baseline), null when none),
+      C(disk_growth) (bytes, null when undecided) and C(trend) (Redis C(used_memory) and the
+      stream's length, now and at the activation; reported, never blocking).
+  returned: when O(stop_paths) is given
+  type: dict
+  sample:
+    findings:
+      - {rule: log_spam, value: 1534.0, threshold: 1000.0, blocking: true,
+         text: "Log spam: 1534 journal lines/min (>1000; 1534 lines in 60 s)"}
+    blockers: ["Log spam: 1534 journal lines/min (>1000; 1534 lines in 60 s)"]
+    undecided: ["disk_growth: no size recorded at the activation"]
+    errors: []
+    disk_growth: null
 problems:
   description: Human-readable findings that are not healthy; empty means healthy.
   returned: always
@@ -302,6 +358,10 @@ def main() -> None:
             **{key: SITE_ARGUMENT_SPEC[key] for key in ("checkout", "redis_url", "stream")},
             "sample": {"type": "int", "default": DEFAULT_SAMPLE},
             "canary_dropin": {"type": "path"},
+            "stop_paths": {"type": "list", "elements": "path"},
+            "stop_thresholds": {"type": "dict", "default": {}},
+            "stop_log_window": {"type": "float", "default": DEFAULT_LOG_WINDOW_S},
+            "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
         },
         supports_check_mode=True,
     )
@@ -314,6 +374,14 @@ def main() -> None:
         check_db_path(params["redis_url"])
     except ValueError as exc:
         module.fail_json(msg=f"invalid redis_url: {exc}")
+    stop_paths = params["stop_paths"]
+    try:
+        thresholds = Thresholds().with_overrides(params["stop_thresholds"])
+        if stop_paths is not None:
+            validate_stop_paths(stop_paths)
+            validate_log_window(params["stop_log_window"])
+    except (ValueError, EngineStateError) as exc:
+        module.fail_json(msg=f"invalid stop conditions: {exc}")
     dropin = {}
     if params["canary_dropin"] is not None:
         try:
@@ -338,6 +406,19 @@ def main() -> None:
             params["stream"],
             sample=params["sample"],
         )
+        if stop_paths is not None:
+            status["stop_conditions"] = check_host(
+                module_runner(module),
+                client,
+                unit=params["service"],
+                stream=params["stream"],
+                paths=stop_paths,
+                n_restarts=status["service"]["n_restarts"],
+                activation_log=params["activation_log"],
+                thresholds=thresholds,
+                sample=params["sample"],
+                log_window_s=params["stop_log_window"],
+            )
     except EngineStateError as exc:
         module.fail_json(msg=f"cannot read the engine status: {exc}")
     finally:

@@ -124,6 +124,9 @@ class LabHost:
         self.run("find", BACKUP_DIR, "-mindepth", "1", "-delete")
         self.run("mkdir", "-p", DROPIN_DIR)
         self.run("find", DROPIN_DIR, "-mindepth", "1", "-delete")
+        # A fresh host has no crash history: an earlier test's crash restarts must not be the
+        # next test's restart_loop stop condition (restarts in the last 24 h, from the journal).
+        self.run("journalctl", "--rotate", "--vacuum-size=1K")
         pristine = (self.config.engine_src / "ai-engine.env").read_text()
         self.write_file(ENV_FILE, set_env_keys(pristine, env) if env else pristine)
         return self.cycle()

@@ -106,18 +106,24 @@ def test_shadow_takes_a_voting_model_out_of_the_vote(hosts):
         assert event["total_models"] == 2
 
 
+BLOCKED = "promotion of patchtst BLOCKED"
+# The payload p95 is also a runbook stop condition: the preflight refuses with its sentence
+# before the promotion's check runs.
+STOP_CONDITION = "stop condition, nothing was changed"
+
+
 @pytest.mark.parametrize(
-    ("env", "args", "blocker"),
+    ("env", "args", "heading", "blocker"),
     [
-        ({"SIM_SHADOW_LEAK": "true"}, (), "shadow model counted as voter"),
-        ({"SIM_PAYLOAD_PAD": "1600"}, (), "bytes >= 1500"),
-        ({"SIM_PATCHTST": "contrarian"}, (), "hard disagreement"),
-        ({"SIM_PATCHTST": "constant"}, (), "NOT_READY"),
-        ({}, ("-e", "promote_min_uptime=3600"), "< min_uptime 3600 s"),
+        ({"SIM_SHADOW_LEAK": "true"}, (), BLOCKED, "shadow model counted as voter"),
+        ({"SIM_PAYLOAD_PAD": "1600"}, (), STOP_CONDITION, "bytes >= 1500"),
+        ({"SIM_PATCHTST": "contrarian"}, (), BLOCKED, "hard disagreement"),
+        ({"SIM_PATCHTST": "constant"}, (), BLOCKED, "NOT_READY"),
+        ({}, ("-e", "promote_min_uptime=3600"), BLOCKED, "< min_uptime 3600 s"),
     ],
     ids=["shadow-counted-as-voter", "payload-p95", "hard-disagreement", "shadow-gates", "uptime"],
 )
-def test_every_hard_blocker_stops_the_promotion(hosts, env, args, blocker):
+def test_every_hard_blocker_stops_the_promotion(hosts, env, args, heading, blocker):
     host = hosts[1]
     before = fresh(host, **env)
     host.wait_events(host.last_stream_id(), 220, timeout=30)
@@ -125,7 +131,7 @@ def test_every_hard_blocker_stops_the_promotion(hosts, env, args, blocker):
     run = promote(host, *args)
 
     assert run.returncode != 0
-    assert "promotion of patchtst BLOCKED" in run.output
+    assert heading in run.output, run.output
     assert blocker in run.output, run.output
     assert snapshot(host) == before
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from .events import ACTIONS, BUY, SELL, EventWindow
 
-__all__ = ["ensemble_metrics", "hard_disagreement", "model_metrics"]
+__all__ = ["ensemble_metrics", "hard_disagreement", "model_metrics", "payload_p95"]
 
 
 def _share(count: int, total: int) -> float | None:
@@ -109,6 +109,12 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
     return result
 
 
+def payload_p95(sizes: Any) -> float | None:
+    """The 95th percentile (linear) of payload sizes in bytes; None without any."""
+    sizes = np.asarray(sizes)
+    return float(np.percentile(sizes, 95)) if sizes.size else None
+
+
 def ensemble_metrics(window: EventWindow) -> dict[str, Any]:
     """The ensemble's view: consensus distribution, side shares, payload sizes, counts.
 
@@ -139,7 +145,7 @@ def ensemble_metrics(window: EventWindow) -> dict[str, Any]:
         f"{k % 65536}/{k // 65536}": c / n
         for k, c in zip(values.tolist(), value_counts.tolist(), strict=True)
     }
-    result["payload_p95"] = float(np.percentile(window.payload_bytes, 95))
+    result["payload_p95"] = payload_p95(window.payload_bytes)
     result["payload_max"] = int(window.payload_bytes.max())
     result["confidence_mean"] = float(window.confidence.mean())
     return result
