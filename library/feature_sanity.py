@@ -6,6 +6,8 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
+    DRIFT_ARGUMENT_SPEC,
+    drift_args,
     prepare,
     window_args,
     with_reports,
@@ -25,6 +27,8 @@ description:
     empty or unreadable window (fail-closed).
   - Duplicate feature vectors among the last C(duplicate_window) (50) events, rounded to 4
     decimals, above C(duplicate_warn_share) (50 %) are a warning, not a problem.
+  - With O(feature_reference) or O(feature_reference_events), each feature's drift (PSI) from
+    that reference too (RV(drift)); its blockers are problems, its warnings warnings.
   - The task fails when there is a problem (the CLI's exit code 2), unless O(report_only) is
     set; the failure's C(msg) lists every problem and the full result is returned with it.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
@@ -34,7 +38,8 @@ options:
   thresholds:
     description:
       - Overrides of the thresholds by name, here C(flatline_std) (1e-6),
-        C(duplicate_window) (50) and C(duplicate_warn_share) (0.50) matter; the fields of
+        C(duplicate_window) (50), C(duplicate_warn_share) (0.50), C(psi_warn) (0.1),
+        C(psi_block) (0.25) and C(psi_min_events) (200) matter; the fields of
         C(model_safety.judgement.thresholds.Thresholds).
     type: dict
     default: {}
@@ -44,6 +49,7 @@ extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
   - model_safety_redis.window
+  - model_safety_drift
 """
 
 EXAMPLES = r"""
@@ -126,6 +132,14 @@ result_warnings:
   type: list
   elements: str
   sample: ["duplicate feature vectors: 72.0% of the last 50 events > 50.0%"]
+drift:
+  description:
+    - Feature drift, as the C(quality_gate) module returns it, C(status) (V(not_judged)
+      without a reference), per feature C(psi) and C(status), C(blockers), C(warnings), the
+      C(reference) and C(thresholds).
+  returned: when a window was read
+  type: dict
+  sample: {status: ok, features: {atr_value: {psi: 0.02, status: ok}}, blockers: [], warnings: []}
 exit_code:
   description: The CLI's exit code, 0 when sane, 2 on any problem.
   returned: always
@@ -143,12 +157,18 @@ reports:
 
 def main() -> None:
     """Entry point."""
-    module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARGUMENT_SPEC, **DRIFT_ARGUMENT_SPEC},
+        mutually_exclusive=[("feature_reference", "feature_reference_events")],
+        supports_check_mode=True,
+    )
     prepare(module)
     from ansible.module_utils.model_safety.judgement.run import run_feature_sanity
 
     params = module.params
-    result = run_feature_sanity(params["redis_url"], params["stream"], **window_args(module))
+    result = run_feature_sanity(
+        params["redis_url"], params["stream"], **window_args(module), **drift_args(module)
+    )
     result = with_reports(module, result, "feature_sanity")
     for warning in result.get("result_warnings") or []:
         module.warn(str(warning))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.ansible_support import (
     COMMON_ARGUMENT_SPEC,
+    DRIFT_ARGUMENT_SPEC,
+    drift_args,
     module_runner,
     prepare,
     window_args,
@@ -32,6 +34,9 @@ description:
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either. Outside check mode, a missing O(report_dir) is created (mode
     0750, owned by the module's user).
+  - With O(feature_reference) or O(feature_reference_events), the features of the window are
+    judged against that reference too (RV(drift)), and drift blockers are gate blockers, so a
+    canary never activates on features out of distribution.
   - A thin wrapper over C(model_safety.judgement.run.run_gate) (the same code as the CLI).
 options:
   mode:
@@ -93,6 +98,7 @@ extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
   - model_safety_redis.window
+  - model_safety_drift
 """
 
 EXAMPLES = r"""
@@ -112,6 +118,12 @@ EXAMPLES = r"""
     model: patchtst
     after: "{{ engine_started_at }}"
     wait: 120
+
+- name: Gate the canary, its features judged against a reference written on a good day
+  quality_gate:
+    model: patchtst
+    since_start: quantum-ai-engine.service
+    feature_reference: /var/lib/model-safety/feature_reference.json
 
 - name: Collect data only (never fails), with a stricter spread rule
   quality_gate:
@@ -304,6 +316,21 @@ thresholds:
   returned: when a window was read
   type: dict
   sample: {max_action_share: 0.7, min_conf_std: 0.05, min_spread: 0.12}
+drift:
+  description:
+    - Feature drift, C(status) (V(not_judged) without a reference, V(ok), V(warn), V(block),
+      V(undecided), V(error) when the reference cannot be had), per feature its C(psi),
+      C(reference_n), C(current_n), C(bins) and C(status), the C(blockers) (also in
+      RV(blockers)) and C(warnings), the C(reference) used (C(path), C(source), C(stream),
+      C(event_count), C(first_ts), C(last_ts)) and the C(thresholds).
+  returned: when a window was read
+  type: dict
+  sample:
+    status: block
+    features: {atr_value: {psi: 0.412, reference_n: 1000, current_n: 260, bins: 10, status: block}}
+    blockers: ["feature drift: atr_value PSI 0.412 > 0.25 (reference 1000 values, current 260)"]
+    warnings: []
+    thresholds: {psi_warn: 0.1, psi_block: 0.25, psi_min_events: 200}
 waited:
   description: Seconds from the first read of the window to the end of the last (see O(wait)).
   returned: always
@@ -335,8 +362,12 @@ def main() -> None:
             "model": {"type": "str"},
             "wait": {"type": "float", "default": 0.0},
             "since_start": {"type": "str"},
+            **DRIFT_ARGUMENT_SPEC,
         },
-        mutually_exclusive=[("after", "since_start")],
+        mutually_exclusive=[
+            ("after", "since_start"),
+            ("feature_reference", "feature_reference_events"),
+        ],
         supports_check_mode=True,
     )
     prepare(module)
@@ -358,6 +389,7 @@ def main() -> None:
         mode=params["mode"],
         model=params["model"],
         **window,
+        **drift_args(module),
     )
     result = {**with_reports(module, result, "quality_gate"), "cutover": window["after"]}
     verdict = result.get("verdict")

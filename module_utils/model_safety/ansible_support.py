@@ -177,6 +177,22 @@ def with_reports(module: Any, result: dict[str, Any], kind: str) -> dict[str, An
     return returned
 
 
+DRIFT_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "feature_reference": {"type": "path"},
+    "feature_reference_events": {"type": "int"},
+}
+"""The feature-drift options (doc fragment model_safety_drift), exclusive of each other."""
+
+
+def drift_args(module: Any) -> dict[str, Any]:
+    """The drift keyword arguments of run_gate / run_feature_sanity from the task's options."""
+    params = module.params
+    return {
+        "feature_reference": params["feature_reference"] or None,
+        "reference_events": params["feature_reference_events"],
+    }
+
+
 def window_args(module: Any) -> dict[str, Any]:
     """The keyword arguments every run_* function takes, from the task's options."""
     params = module.params

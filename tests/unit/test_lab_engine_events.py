@@ -279,3 +279,16 @@ def test_market_paths_are_plausible() -> None:
 
 def test_benchmark_reports_a_rate() -> None:
     assert benchmark(load_config({"ENGINE_SEED": "1"}), 300) > 100
+
+
+def test_shifted_features_are_the_healthy_ones_moved_out_of_distribution() -> None:
+    healthy = engine_events(30)
+    shifted = engine_events(30, SIM_FEATURES="shifted")
+    offsets = {"atr_value": 0.05, "volatility_factor": 2.0, "rsi_14": 100.0, "return_1": 0.05}
+    for normal, moved in zip(healthy, shifted, strict=True):
+        assert moved["features"] == {
+            name: value + offsets[name] for name, value in normal["features"].items()
+        }
+        assert {k: v for k, v in moved.items() if k != "features"} == {
+            k: v for k, v in normal.items() if k != "features"
+        }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .ensemble import Decision, counts_with_shadow
-from .market import FEATURE_NAMES, FLATLINE_FEATURES, Tick
+from .market import FEATURE_NAMES, FLATLINE_FEATURES, SHIFTED_FEATURE_OFFSETS, Tick
 from .models import Prediction
 
 
@@ -25,7 +25,12 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def features_for(mode: str, tick: Tick) -> dict[str, float]:
-    """The features to publish: the tick's own, a flatline constant, or NaN everywhere."""
+    """The features to publish: the tick's own, a flatline constant, NaN everywhere, or the
+    tick's own moved out of distribution (``shifted``)."""
+    if mode == "shifted":
+        return {
+            name: value + SHIFTED_FEATURE_OFFSETS[name] for name, value in tick.features.items()
+        }
     if mode == "flatline":
         return dict(FLATLINE_FEATURES)
     if mode == "nan":

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 FEATURE_NAMES = ("atr_value", "volatility_factor", "rsi_14", "return_1")
 FLATLINE_FEATURES = {"atr_value": 0.01, "volatility_factor": 1.0, "rsi_14": 50.0, "return_1": 0.0}
+# SIM_FEATURES=shifted adds these to the healthy values: every feature far out of its healthy
+# range (atr_value and return_1 are about 1e-3, volatility_factor about 1, rsi_14 in [0, 100]),
+# so a PSI against a healthy reference is far above 0.25: drift with nothing else changed.
+SHIFTED_FEATURE_OFFSETS = {
+    "atr_value": 0.05,
+    "volatility_factor": 2.0,
+    "rsi_14": 100.0,
+    "return_1": 0.05,
+}
 
 _ATR_PERIOD = 14
 _RSI_PERIOD = 14
