@@ -31,6 +31,16 @@ description:
     apply), the canary-mode quality gate of the model must pass (200 events, any malformed
     event fails it), its hard disagreement must be at most C(shadow_max_hard_disagree), the
     payload size p95 below C(max_payload_p95), and it must vote in every event that reports it.
+  - For both, the model must not be significantly worse than the ensemble without it, on the
+    same window (no second read). The ensemble without it is, for a voting canary, each event's
+    vote recomputed by the engine's rule over the other voting models with the baseline
+    O(weights); for a shadow model, the published side. On the events where both made a BUY or
+    SELL call and the price of the symbol moved over O(compare_horizon) seconds, they disagree
+    when they called opposite directions; b counts those the model got right, c those it got
+    wrong. It is a blocker when it is wrong in significantly more than
+    C(compare_max_loss_share) (60 %) of them, one-sided exact binomial p < O(compare_alpha)
+    (at 50 % that is the one-sided McNemar test). Too few disagreements, no prices or no
+    outcomes yet is not decided and never a blocker; RV(comparison) says which.
   - For both, the service must have been up O(min_uptime) seconds on its current start; the
     caller measures O(uptime_s), this module does not read systemd.
   - With O(current_role=voting), the canary's current step must also have been watched to a
@@ -101,6 +111,24 @@ options:
         O(current_role=voting). A missing log has no records (then the result is C(missing)).
     type: path
     default: /var/log/quantum/qsc_canary.jsonl
+  weights:
+    description:
+      - The baseline weights of the voting models (C(model_safety_baseline_weights)), the vote
+        without the canary is recomputed with; model names mapped to weights > 0 that sum to 1,
+        O(model) one of them. A bad mapping fails the task.
+      - Default the site's baseline, xgb 0.25, lgbm 0.25, nhits 0.30, patchtst 0.20.
+    type: dict
+  compare_alpha:
+    description:
+      - The significance level of the comparison's loss, in (0, 0.5] (the threshold
+        C(compare_alpha), default 0.05); anything else fails the task.
+    type: float
+  compare_horizon:
+    description:
+      - Seconds after an event the price of its symbol is judged (the first later event of the
+        same symbol at or after it; the threshold C(compare_horizon_s), default 300), at least
+        0.001; anything else fails the task.
+    type: float
   monitor_override:
     description:
       - The reason to promote a canary step whose watch did not complete C(safe), given on
@@ -207,6 +235,25 @@ shadow_report:
   returned: when O(current_role=shadow) and a window was read
   type: dict
   sample: {status: READY, passed: 3, required: "2 of 3 (calibration deferred)", hard_blockers: []}
+comparison:
+  description:
+    - The model against the ensemble without it (C(model_safety.judgement.compare_loss.loss_check)),
+      C(decided) (false with a C(reason), which is not a blocker), C(significant_loss),
+      C(b), C(c), C(disagreements), C(loss_share), C(p_loss), C(alpha), C(max_loss_share),
+      C(min_disagreements), C(canary_accuracy), C(other_accuracy), C(horizon_s), C(against),
+      and the whole comparison as C(result) (as the C(canary_compare) module returns it).
+  returned: when a window was read
+  type: dict
+  sample:
+    decided: true
+    significant_loss: true
+    against: the ensemble without patchtst
+    b: 14
+    c: 52
+    loss_share: 0.788
+    p_loss: 0.0021
+    alpha: 0.05
+    max_loss_share: 0.6
 gate:
   description:
     - The canary-mode quality gate for the model (as returned by the C(quality_gate) module
@@ -356,11 +403,17 @@ def main() -> None:
             "strategy": {"type": "dict", "default": {}},
             "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
             "monitor_override": {"type": "str"},
+            "weights": {"type": "dict"},
+            "compare_alpha": {"type": "float"},
+            "compare_horizon": {"type": "float"},
         },
         supports_check_mode=True,
     )
     prepare(module)
-    from ansible.module_utils.model_safety.judgement.promotion import with_monitor
+    from ansible.module_utils.model_safety.judgement.promotion import (
+        validate_baseline_weights,
+        with_monitor,
+    )
     from ansible.module_utils.model_safety.judgement.run import run_promotion_check
     from ansible.module_utils.model_safety.monitor.promotion_watch import (
         OVERRIDE_VAR,
@@ -369,6 +422,20 @@ def main() -> None:
     from ansible.module_utils.model_safety.names import is_model_name
 
     params = module.params
+    if params["weights"] is not None:
+        try:
+            validate_baseline_weights(params["weights"], params["model"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    # The comparison's options are thresholds: validated with the others (window_args).
+    chosen = {
+        "compare_alpha": params["compare_alpha"],
+        "compare_horizon_s": params["compare_horizon"],
+    }
+    params["thresholds"] = {
+        **params["thresholds"],
+        **{name: value for name, value in chosen.items() if value is not None},
+    }
     override = params["monitor_override"]
     watched = params["current_role"] == "voting" and is_model_name(params["model"])
     monitor = None
@@ -386,6 +453,7 @@ def main() -> None:
         current_role=params["current_role"],
         uptime_s=params["uptime_s"],
         min_uptime_s=params["min_uptime"],
+        weights=params["weights"],
         **window_args(module),
     )
     if monitor is not None:

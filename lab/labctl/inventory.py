@@ -46,6 +46,11 @@ def render(config: LabConfig, records: list[HostRecord]) -> str:
                 # Lab engines are restarted all the time; a promotion needs them up 10 s, not
                 # the production default of 24 h (playbooks/promote.yml).
                 "model_safety_promote_min_uptime": 10,
+                # The promotion's comparison judges a call on its symbol's next tick, the one
+                # the lab market's signal predicts: the lab tests' engines publish 100 events/s
+                # over 4 symbols, a symbol every 40 ms, inside [30 ms, 60 ms] (the horizon and
+                # its default lag). Production's 300 s would find no later price in a lab test.
+                "model_safety_compare_horizon": 0.03,
             },
         }
     }

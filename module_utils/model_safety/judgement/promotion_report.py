@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import markdown as md
+from .compare_report import compare_section
 from .gate_report import MODEL_COLUMNS, model_row
 
 _STRATEGY_KEYS = ("from", "to", "ladder", "allow_jump", "operator", "host")
@@ -120,6 +121,36 @@ def _monitor_lines(monitor: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _comparison_lines(comparison: Mapping[str, Any]) -> list[str]:
+    """The model against the ensemble without it (:func:`.compare_loss.loss_check`): the
+    verdict in words, the numbers it rests on, then the whole paired comparison."""
+    against = comparison.get("against") or "the ensemble without the model"
+    alpha, share = comparison.get("alpha"), comparison.get("max_loss_share")
+    if comparison.get("significant_loss"):
+        verdict = "significantly worse: a hard blocker"
+    elif comparison.get("decided"):
+        verdict = "not significantly worse"
+    else:
+        verdict = f"not decided ({comparison.get('reason')}): not a blocker"
+    horizon, p_loss = md.plain(comparison.get("horizon_s")), comparison.get("p_loss")
+    lines = [
+        f"## Comparison with {against}: {verdict}",
+        "",
+        f"- Disagreements (opposite calls, the price moved over {horizon} s): "
+        f"{md.num(comparison.get('disagreements'))}; the model right in b "
+        f"{md.num(comparison.get('b'))}, wrong in c {md.num(comparison.get('c'))} "
+        f"({md.pct(comparison.get('loss_share'))} of them)",
+        f"- A loss counts beyond {md.pct(share)} of the disagreements, when one-sided p < "
+        f"{md.plain(alpha)}: p {'-' if p_loss is None else f'{p_loss:.3g}'}; at least "
+        f"{md.num(comparison.get('min_disagreements'))} disagreements are needed to decide",
+        f"- Accuracy: the model {md.pct(comparison.get('canary_accuracy'))}, {against} "
+        f"{md.pct(comparison.get('other_accuracy'))}",
+        "",
+    ]
+    result = comparison.get("result")
+    return lines + (compare_section(result) if isinstance(result, Mapping) else [])
+
+
 def _ensemble_summary_lines(check: Mapping[str, Any]) -> list[str]:
     ensemble = check.get("ensemble") or {}
     limit = (check.get("thresholds") or {}).get("max_payload_p95")
@@ -178,6 +209,8 @@ def decision_log_markdown(
         lines += _gate_evidence_lines(check["gate"], model)
     if isinstance(check.get("monitor"), Mapping):
         lines += _monitor_lines(check["monitor"])
+    if isinstance(check.get("comparison"), Mapping):
+        lines += _comparison_lines(check["comparison"])
     lines += _ensemble_summary_lines(check)
     lines += [
         "## What happens next",
