@@ -61,10 +61,14 @@ def threshold_refusals(used: Any, overrides: Any = None) -> list[str]:
     return problems
 
 
-def gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:
+def gate_refusals(
+    result: Any, model: str, overrides: Any = None, feature_reference: Any = None
+) -> list[str]:
     """Why the gate ``result`` must not let ``model`` be activated (empty: it may).
 
-    ``overrides`` are the thresholds the operator explicitly asked for this activation.
+    ``overrides`` are the thresholds the operator explicitly asked for this activation;
+    ``feature_reference`` the site's feature reference file (empty: none), which the gate
+    must have judged the features against (:mod:`.drift`) without a blocker.
     """
     if not isinstance(result, Mapping):
         return [f"no gate result (got {type(result).__name__})"]
@@ -79,6 +83,16 @@ def gate_refusals(result: Any, model: str, overrides: Any = None) -> list[str]:
     entry = (result.get("models") or {}).get(model)
     if not isinstance(entry, Mapping) or entry.get("passed") is not True:
         problems.append(f"{model} has no passing entry in the gate result")
+    if feature_reference:
+        drift = result.get("drift") if isinstance(result.get("drift"), Mapping) else {}
+        used = (drift.get("reference") or {}).get("path")
+        if used != feature_reference:
+            problems.append(
+                f"the gate judged the features against {used or 'no reference'}, not "
+                f"{feature_reference}"
+            )
+        elif drift.get("status") not in ("ok", "warn"):
+            problems.append(f"the gate's feature drift is {drift.get('status')!r}, not ok")
     return problems + threshold_refusals(result.get("thresholds"), overrides)
 
 
