@@ -37,7 +37,7 @@ from ..redis_client import (
 from ..site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 from ..telemetry.features import feature_sanity
 from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window, read_window_before
-from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare
+from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare, gate_comparison
 from .drift import (
     ReferenceError,
     build_reference,
@@ -309,6 +309,10 @@ def run_gate(
             client_or_url, stream, window, events, limits, feature_reference, reference_events
         )
         result["drift"] = drift
+        if model is not None:  # informs, never decides the gate: the window already read
+            result["comparison"] = gate_comparison(
+                events, model, horizon_s=limits.compare_horizon_s, alpha=limits.compare_alpha
+            )
         return add_blockers(result, drift["blockers"])
 
     return _run_judged(
