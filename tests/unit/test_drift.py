@@ -16,7 +16,7 @@ import pytest
 from model_safety.judgement import drift
 from model_safety.judgement.drift import (
     PSI_EPSILON,
-    ReferenceError,
+    FeatureReferenceError,
     bin_counts,
     build_reference,
     drift_from_counts,
@@ -285,13 +285,15 @@ def test_build_reference_records_the_window() -> None:
 
 
 def test_build_reference_refuses_too_few_no_features_and_malformed() -> None:
-    with pytest.raises(ReferenceError, match=r"too few finite values .* \(< 200\): a 150, b 150"):
+    with pytest.raises(
+        FeatureReferenceError, match=r"too few finite values .* \(< 200\): a 150, b 150"
+    ):
         reference_of(normal_rows(150, seed=21))
-    with pytest.raises(ReferenceError, match="300 events, none with features"):
+    with pytest.raises(FeatureReferenceError, match="300 events, none with features"):
         reference_of([None] * 300)
     entries = [(f"{i + 1}-0", payload({"a": float(i)}, T0_MS)) for i in range(300)]
     entries.append(("999-0", "{not json"))
-    with pytest.raises(ReferenceError, match="1 malformed events"):
+    with pytest.raises(FeatureReferenceError, match="1 malformed events"):
         build_reference(parse_window(entries), stream="s", source="test")
 
 
@@ -337,32 +339,32 @@ def test_bad_reference_content_is_refused_with_the_reason(tmp_path, change, mess
     data = good(tmp_path)
     change(data)
     path = write_json(tmp_path, data)
-    with pytest.raises(ReferenceError, match=r"feature reference .*ref\.json: ") as caught:
+    with pytest.raises(FeatureReferenceError, match=r"feature reference .*ref\.json: ") as caught:
         load_reference(path)
     assert message in str(caught.value)
 
 
 def test_unreadable_corrupt_and_huge_files_are_refused(tmp_path) -> None:
-    with pytest.raises(ReferenceError, match=r"missing.json: cannot be read: No such file"):
+    with pytest.raises(FeatureReferenceError, match=r"missing.json: cannot be read: No such file"):
         load_reference(str(tmp_path / "missing.json"))
-    with pytest.raises(ReferenceError, match="cannot be read: Is a directory"):
+    with pytest.raises(FeatureReferenceError, match="cannot be read: Is a directory"):
         load_reference(str(tmp_path))
-    with pytest.raises(ReferenceError, match="not valid JSON"):
+    with pytest.raises(FeatureReferenceError, match="not valid JSON"):
         load_reference(write_json(tmp_path, '{"format": '))
-    with pytest.raises(ReferenceError, match="not valid JSON"):
+    with pytest.raises(FeatureReferenceError, match="not valid JSON"):
         load_reference(write_json(tmp_path, "\x00\xff"))
-    with pytest.raises(ReferenceError, match="not a JSON object"):
+    with pytest.raises(FeatureReferenceError, match="not a JSON object"):
         load_reference(write_json(tmp_path, [1, 2]))
     huge = tmp_path / "huge.json"
     huge.write_bytes(b" " * (drift.MAX_REFERENCE_BYTES + 1))
-    with pytest.raises(ReferenceError, match="larger than"):
+    with pytest.raises(FeatureReferenceError, match="larger than"):
         load_reference(str(huge))
-    with pytest.raises(ReferenceError, match="no path given"):
+    with pytest.raises(FeatureReferenceError, match="no path given"):
         load_reference("")
 
 
 def test_write_reference_refuses_an_invalid_reference(tmp_path) -> None:
-    with pytest.raises(ReferenceError, match="version"):
+    with pytest.raises(FeatureReferenceError, match="version"):
         write_reference(str(tmp_path / "r.json"), {"format": drift.REFERENCE_FORMAT})
     assert not (tmp_path / "r.json").exists()
 

@@ -54,7 +54,7 @@ __all__ = [
     "PSI_EPSILON",
     "REFERENCE_FORMAT",
     "REFERENCE_VERSION",
-    "ReferenceError",
+    "FeatureReferenceError",
     "bin_counts",
     "build_reference",
     "drift_from_counts",
@@ -81,7 +81,7 @@ _FEATURE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _DEFAULT = Thresholds()
 
 
-class ReferenceError(ValueError):
+class FeatureReferenceError(ValueError):
     """A reference that cannot be used: unreadable, not JSON, wrong format or version, bad
     values, too few events. The message names the file and what is wrong."""
 
@@ -134,12 +134,13 @@ def build_reference(
     thresholds: Thresholds = _DEFAULT,
     bins: int = PSI_BINS,
 ) -> dict[str, Any]:
-    """The reference of ``window``: per feature its edges, bin shares and count. ReferenceError
-    when there is no feature, or a feature has fewer than ``psi_min_events`` finite values (a
-    reference too small to tell drift from chance); malformed events are refused too."""
+    """The reference of ``window``: per feature its edges, bin shares and count.
+    FeatureReferenceError when there is no feature, or a feature has fewer than
+    ``psi_min_events`` finite values (a reference too small to tell drift from chance);
+    malformed events are refused too."""
     if window.malformed:
         first = window.malformed[0]
-        raise ReferenceError(
+        raise FeatureReferenceError(
             f"{source}: {len(window.malformed)} malformed events (first {first.stream_id}: "
             f"{first.reason}); a reference must be clean"
         )
@@ -159,12 +160,12 @@ def build_reference(
             "proportions": [float(c) / values.size for c in counts],
         }
     if short:
-        raise ReferenceError(
+        raise FeatureReferenceError(
             f"{source}: too few finite values for a reference (< {thresholds.psi_min_events}): "
             + ", ".join(short)
         )
     if not features:
-        raise ReferenceError(f"{source}: {window.n} events, none with features")
+        raise FeatureReferenceError(f"{source}: {window.n} events, none with features")
     times = window.timestamp_ms
     return {
         "format": REFERENCE_FORMAT,
@@ -182,8 +183,8 @@ def build_reference(
     }
 
 
-def _bad(where: str, what: str) -> ReferenceError:
-    return ReferenceError(f"feature reference {where}: {what}")
+def _bad(where: str, what: str) -> FeatureReferenceError:
+    return FeatureReferenceError(f"feature reference {where}: {what}")
 
 
 def _number_list(where: str, name: str, key: str, value: Any) -> list[float]:
@@ -196,7 +197,7 @@ def _number_list(where: str, name: str, key: str, value: Any) -> list[float]:
 
 
 def validate_reference(data: Any, where: str = "(given)") -> dict[str, Any]:
-    """``data`` if it is a reference this version can use, else ReferenceError saying why."""
+    """``data`` if it is a reference this version can use, else FeatureReferenceError saying why."""
     if not isinstance(data, Mapping):
         raise _bad(where, "not a JSON object")
     if data.get("format") != REFERENCE_FORMAT:
@@ -231,7 +232,7 @@ def validate_reference(data: Any, where: str = "(given)") -> dict[str, Any]:
 
 
 def load_reference(path: str) -> dict[str, Any]:
-    """The reference file at ``path``, validated; ReferenceError for anything wrong with it."""
+    """The reference file at ``path``, validated; FeatureReferenceError for anything wrong."""
     if not isinstance(path, str) or not path:
         raise _bad(repr(path), "no path given")
     try:

@@ -39,7 +39,7 @@ from ..telemetry.features import feature_sanity
 from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window, read_window_before
 from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare, gate_comparison
 from .drift import (
-    ReferenceError,
+    FeatureReferenceError,
     build_reference,
     describe_reference,
     feature_drift,
@@ -280,7 +280,7 @@ def judge_drift(
             reference = _window_reference(
                 client_or_url, stream, window, int(reference_events or 0), limits
             )
-    except (ReferenceError, RunError, ValueError) as exc:
+    except (FeatureReferenceError, RunError, ValueError) as exc:
         return drift_failed(str(exc), limits)
     return feature_drift(reference, events, limits, path=feature_reference)
 
@@ -459,7 +459,7 @@ def run_feature_reference(
         try:
             write_reference(out, reference)
         except OSError as exc:
-            raise ReferenceError(
+            raise FeatureReferenceError(
                 f"cannot write the reference to {out}: {exc.strerror or exc}"
             ) from None
         features = {
