@@ -2,9 +2,13 @@
 
 import statistics
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from ai_engine.config import load_config
+from ai_engine.engine import Engine
 from ai_engine.ensemble import vote
 from ai_engine.market import Market, Tick
 from ai_engine.models import (
@@ -16,6 +20,9 @@ from ai_engine.models import (
     behaviour_at,
     parse_schedule,
 )
+from model_safety.judgement.promotion import promotion_check
+from model_safety.judgement.thresholds import Thresholds
+from model_safety.telemetry.events import parse_window
 
 SEED = 20260110
 EVENTS = 3000
@@ -164,6 +171,96 @@ def test_contrarian_is_healthy_on_the_opposite_signal() -> None:
     assert opposite / len(predictions) > 0.45
 
 
+def engine_window(env: dict[str, str], count: int, step_s: float, seed: int) -> Any:
+    """``count`` events of the reference engine (lab defaults changed by ``env``), ``step_s``
+    seconds apart, as the judgement reads them from the stream."""
+    engine = Engine(load_config({"ENGINE_SEED": str(seed), **env}))
+    start = datetime(2026, 1, 10, tzinfo=UTC)
+    return parse_window(
+        [
+            (
+                f"{1_700_000_000_000 + i}-0",
+                engine.step(i * step_s, start + i * timedelta(seconds=step_s)).json,
+            )
+            for i in range(count)
+        ]
+    )
+
+
+# The lab tests' engine: 100 events/s over 4 symbols, judged on each symbol's next tick (the
+# lab inventory's model_safety_compare_horizon); and 1 event/min judged 200 s later (each
+# symbol ticks every 240 s). A canary at 0.10 (DESIGN.md) or a shadow model.
+LAB_RATES = {"100/s": (0.01, 0.03), "1/min": (60.0, 200.0)}
+ROLES = {
+    "voting": {
+        "PATCHTST_SHADOW_ONLY": "false",
+        "QSC_CANARY_MODEL": "patchtst",
+        "QSC_CANARY_WEIGHT": "0.1",
+        "QSC_MODEL_WEIGHTS": "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1",
+    },
+    "shadow": {"PATCHTST_SHADOW_ONLY": "true"},
+}
+
+
+@pytest.mark.parametrize("rate", list(LAB_RATES))
+@pytest.mark.parametrize("role", list(ROLES))
+@pytest.mark.parametrize("seed", [SEED, 7])
+def test_misleading_passes_every_other_promotion_rule_but_is_significantly_worse(
+    rate: str, role: str, seed: int
+) -> None:
+    """Over 1500 events the misleading canary passes the gate (voting) or the shadow gates
+    (shadow), with hard disagreement well under 30 %, and promotion_check blocks it on the
+    comparison alone, p far below alpha; a healthy one is far from that."""
+    step_s, horizon_s = LAB_RATES[rate]
+    limits = Thresholds(compare_horizon_s=horizon_s)
+    env = {**ROLES[role], "SIM_PATCHTST": "misleading"}
+    result = promotion_check(
+        engine_window(env, 1500, step_s, seed), "patchtst", role, limits, 100.0, 1.0, WEIGHTS
+    )
+    comparison = result["comparison"]
+    assert comparison["significant_loss"] and comparison["p_loss"] < 0.005, comparison
+    assert comparison["loss_share"] > 0.7
+    assert comparison["canary_accuracy"] < comparison["other_accuracy"] - 0.05
+    assert len(result["blockers"]) == 1
+    assert result["blockers"][0].startswith("patchtst significantly worse than the ensemble")
+    if role == "voting":
+        metrics = result["gate"]["models"]["patchtst"]
+        assert result["gate"]["verdict"] == "PASS"
+    else:
+        metrics = result["shadow_report"]["metrics"]
+        assert result["shadow_report"]["status"] == "READY"
+        assert result["shadow_report"]["gates"]["action_diversity"]["status"] == "PASS"
+        assert result["shadow_report"]["gates"]["confidence_spread"]["status"] == "PASS"
+    assert metrics["hard_disagree"] < 0.22
+
+    healthy = promotion_check(
+        engine_window(ROLES[role], 1500, step_s, seed),
+        "patchtst",
+        role,
+        limits,
+        100.0,
+        1.0,
+        WEIGHTS,
+    )
+    assert healthy["verdict"] == "GO", healthy["blockers"]
+    assert healthy["comparison"]["decided"] and healthy["comparison"]["p_loss"] > 0.3
+
+
+def test_misleading_turns_its_strongest_views_around() -> None:
+    """On the strongest signals (|signal| > 1.2) most of its calls go against the signal, with
+    a weak view's confidence; otherwise it is as diverse as a healthy model."""
+    series = ticks()
+    model = SimulatedModel("xgb", ((0.0, "misleading"),), SEED)
+    predictions = [model.predict(t.signal, 0.0) for t in series]
+    assert_valid(predictions)
+    mix = shares(predictions)
+    assert max(mix.values()) <= 0.55 and mix["HOLD"] >= 0.15
+    strong = [(t, p) for t, p in zip(series, predictions, strict=True) if abs(t.signal) > 1.2]
+    turned = [p for t, p in strong if p.action == ("BUY" if t.signal < 0 else "SELL")]
+    assert len(turned) / len(strong) > 0.5
+    assert statistics.mean(p.confidence for p in turned) < 0.6
+
+
 def test_low_spread() -> None:
     predictions = run_behaviour("low_spread")
     assert_valid(predictions)
@@ -226,6 +323,7 @@ def test_every_behaviour_is_registered() -> None:
         "hold_collapse",
         "buy_bias",
         "contrarian",
+        "misleading",
         "low_spread",
         "noisy",
         "inactive",

@@ -28,6 +28,10 @@ _CONF_SCALE = 0.9
 _CONF_JITTER = 0.04
 _HOLD_CONF_MEAN = 0.52
 _HOLD_CONF_JITTER = 0.06
+# The misleading model: a less noisy view than a healthy one, turned around (BUY <-> SELL)
+# where it clears the BUY/SELL threshold by more than this edge (about 1 call in 7).
+_MISLEADING_VIEW_NOISE = 0.15
+_MISLEADING_EDGE = 0.7
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,23 @@ def contrarian(signal: float, rng: random.Random) -> Prediction:
     return healthy(-3 * signal, rng)
 
 
+def misleading(signal: float, rng: random.Random) -> Prediction:
+    """Passes for a good model, but is worse than the others at the one thing that matters: a
+    sharper view of the market than a healthy model, turned around where that view is
+    strongest, with the low confidence of a weak view there. It is as diverse and spread as a
+    healthy model and rarely in hard disagreement (about 15 %), yet wrong exactly on the moves
+    the others get right most often."""
+    view = signal + rng.gauss(0.0, _MISLEADING_VIEW_NOISE)
+    action = _action_for(view)
+    if action == "HOLD":
+        return _predict(action, _healthy_confidence(view, action, rng))
+    edge = view - _BUY_THRESHOLD if action == "BUY" else _SELL_THRESHOLD - view
+    if edge <= _MISLEADING_EDGE:
+        return _predict(action, _healthy_confidence(view, action, rng))
+    turned = "SELL" if action == "BUY" else "BUY"
+    return _predict(turned, _CONF_BASE + rng.gauss(0.0, _CONF_JITTER))
+
+
 def low_spread(signal: float, rng: random.Random) -> Prediction:
     """Diverse actions like a healthy model but confidence stuck in a narrow band near 0.55."""
     action = _action_for(_healthy_view(signal, rng))
@@ -152,6 +173,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "hold_collapse": hold_collapse,
     "buy_bias": buy_bias,
     "contrarian": contrarian,
+    "misleading": misleading,
     "low_spread": low_spread,
     "noisy": noisy,
     "inactive": inactive,
