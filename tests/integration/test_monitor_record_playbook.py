@@ -98,3 +98,60 @@ def test_bad_values_append_nothing(tmp_path):
     done = run_playbook(tmp_path, {"monitor_records": {"engine3": [{"event": "bogus"}]}})
     assert done.returncode != 0 and "event must be one of" in done.stdout + done.stderr
     assert not (tmp_path / "engine3" / "qsc_canary.jsonl").exists()
+
+
+def test_the_completed_watch_carries_the_comparison_since_its_start(
+    tmp_path, redis_server, redis_client, redis_stream
+):
+    # The reference engine's events with a contrarian patchtst; the watch started 30 s in.
+    from tests.module_harness import engine_payloads, stream_id
+
+    for index, payload in enumerate(engine_payloads(600, (("SIM_PATCHTST", "contrarian"),))):
+        redis_client.xadd(redis_stream, {"payload": payload}, id=stream_id(index))
+    completed = {
+        **COMPLETED,
+        "result": "safe",
+        "missing": [],
+        "window_start": "2026-01-10T12:00:29.950Z",
+    }
+    reports = tmp_path / "reports"
+    done = run_playbook(
+        tmp_path,
+        {
+            "monitor_records": {"engine1": [STARTED, completed], "engine2": [STARTED]},
+            "ai_engine_redis_url": redis_server.url,
+            "ai_engine_stream": redis_stream,
+            "model_safety_target_report_dir": str(reports),
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    records, _ = activation_log.read_records(str(tmp_path / "engine1" / "qsc_canary.jsonl"))
+    started, ended = records
+    assert "comparison" not in started
+    comparison = ended["comparison"]
+    # The default 300 s horizon over 30 s of events: nothing judged yet, and that is said.
+    assert comparison["decided"] is False
+    assert comparison["summary"] == (
+        "patchtst: not decided: patchtst made no directional call with an outcome"
+    )
+    (markdown,) = reports.glob("compare_*.md")
+    assert comparison["report"] == str(markdown)
+    assert "300 events" in markdown.read_text()
+    (only_started,) = activation_log.read_records(str(tmp_path / "engine2" / "qsc_canary.jsonl"))[0]
+    assert "comparison" not in only_started
+
+
+def test_a_comparison_that_cannot_be_made_is_recorded_not_fatal(tmp_path):
+    done = run_playbook(
+        tmp_path,
+        {
+            "monitor_records": {"engine1": [COMPLETED]},
+            "ai_engine_redis_url": "redis://127.0.0.1:1/0",
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (completed,) = activation_log.read_records(str(tmp_path / "engine1" / "qsc_canary.jsonl"))[0]
+    assert completed["result"] == "inconclusive"
+    assert completed["comparison"]["decided"] is False
+    assert completed["comparison"]["summary"].startswith("patchtst: not compared: ")
+    assert completed["comparison"]["report"] is None
