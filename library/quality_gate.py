@@ -331,6 +331,20 @@ drift:
     blockers: ["feature drift: atr_value PSI 0.412 > 0.25 (reference 1000 values, current 260)"]
     warnings: []
     thresholds: {psi_warn: 0.1, psi_block: 0.25, psi_min_events: 200}
+comparison:
+  description:
+    - With O(model), its paired comparison with the baseline on the same window (the result
+      of M(ansible.legacy.canary_compare) with the default baseline weights, the horizon and
+      alpha of the thresholds C(compare_horizon_s) (300 s) and C(compare_alpha) (0.05)). It
+      informs and never changes the verdict; C(decided) is false, with a C(reason), when the
+      window has no prices or no outcome yet, or it could not be compared.
+  returned: when a window was read and O(model) is set
+  type: dict
+  sample:
+    model: patchtst
+    decided: true
+    horizon_s: 300.0
+    canary_worse_than: []
 waited:
   description: Seconds from the first read of the window to the end of the last (see O(wait)).
   returned: always
