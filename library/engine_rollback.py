@@ -122,6 +122,49 @@ options:
   log_group:
     description: Group (name or gid) given to the activation log when this rollback creates it.
     type: str
+  damage:
+    description:
+      - Attach the damage report of the model rolled back (the model of the backup's
+        manifest) to the rollback, as M(ansible.legacy.damage_report) makes it, from the
+        O(damage.trade_table) rows of O(damage.db_path) from the model's newest activation in
+        O(log_path) until the new start, with the stream's prices, the decision without the
+        model by O(baseline).
+      - It is made after the new start is proven (the restore is never delayed) and before the
+        C(rollback_executed) record, which carries its summary (C(damage)) and the paths of
+        its Markdown and JSON reports (C(damage_reports)), written into
+        O(damage.report_dir) (mode 0640). One record per rollback.
+      - A damage report that fails never fails or undoes the rollback, it is said in the
+        record and a warning (C(damage report failed) and why). Null makes none; check mode
+        makes none.
+    type: dict
+    suboptions:
+      db_path:
+        description: The engine's SQLite trade log, opened read-only.
+        type: path
+        default: /opt/quantum/data/quantum_trader.db
+      trade_table:
+        description: Its table of trade intents, a plain SQL identifier.
+        type: str
+        default: trade_intents
+      redis_url:
+        description: The Redis server of the telemetry stream (its password is masked).
+        type: str
+        default: redis://127.0.0.1:6379/0
+      stream:
+        description: The telemetry stream (the price path).
+        type: str
+        default: quantum:stream:trade.intent
+      horizon:
+        description: Seconds between a decision and the price it is judged against.
+        type: float
+        default: 300
+      max_lag:
+        description: The latest a later price may come after the horizon (default the horizon).
+        type: float
+      report_dir:
+        description: The directory on the host for the reports.
+        type: path
+        required: true
   settle:
     description:
       - Seconds (0 to 3600) the new invocation must then stay the same process (same
@@ -252,6 +295,19 @@ record:
   returned: when it could be logged
   type: dict
   sample: {event: rollback_executed, host: engine1, model: patchtst, reason: canary lost money}
+damage:
+  description:
+    - With O(damage), the damage report's C(summary) (C(model), C(since), C(until),
+      C(rows), C(malformed_rows), C(participated), C(participated_return_pct_sum),
+      C(decisive), C(decisive_return_pct_sum), C(decisive_net_pct_sum), C(decided)) and its
+      C(reports) (C(markdown), C(json)); or its C(error).
+  returned: success, with O(damage), not in check mode
+  type: dict
+  sample:
+    summary: {model: patchtst, rows: 342, participated: 120, decisive: 31,
+      participated_return_pct_sum: -1.84, decisive_return_pct_sum: -0.62}
+    reports: {markdown: /var/lib/model-safety/reports/damage_20261123T180104Z.md,
+      json: /var/lib/model-safety/reports/damage_20261123T180104Z.json}
 record_error:
   description: Why the failure could not be logged.
   returned: failure, when the log could not be written
@@ -264,7 +320,8 @@ lease:
   sample: {stale: null, broken: null}
 seconds:
   description: Seconds from the start of the rollback to the end of each phase that ran
-    (C(restored), C(proven), C(total)), and how long C(stop) and C(start) took.
+    (C(restored), C(proven), C(total)), and how long C(stop), C(start) and the damage report
+    (C(damage), with O(damage)) took.
   returned: always
   type: dict
   sample: {restored: 0.05, stop: 0.21, start: 0.31, proven: 2.62, total: 2.64}
@@ -314,6 +371,17 @@ differences:
 """
 
 
+DAMAGE_OPTIONS = {
+    "db_path": SITE_ARGUMENT_SPEC["db_path"],
+    "trade_table": SITE_ARGUMENT_SPEC["trade_table"],
+    "redis_url": SITE_ARGUMENT_SPEC["redis_url"],
+    "stream": SITE_ARGUMENT_SPEC["stream"],
+    "horizon": {"type": "float", "default": 300.0},
+    "max_lag": {"type": "float"},
+    "report_dir": {"type": "path", "required": True},
+}
+
+
 def main() -> None:
     """Entry point."""
     module = AnsibleModule(
@@ -336,6 +404,7 @@ def main() -> None:
             "log_path": {"type": "path", "default": DEFAULT_LOG_PATH},
             "log_group": {"type": "str"},
             "settle": {"type": "float", "default": 2.0},
+            "damage": {"type": "dict", "options": DAMAGE_OPTIONS},
         },
     )
     request = RollbackRequest(**module.params)

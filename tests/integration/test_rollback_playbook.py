@@ -15,6 +15,7 @@ import time
 import pytest
 
 from labctl.remote import DROPIN_DIR, ENV_FILE
+from model_safety.activation.since import start_time
 from tests.integration.lab_activation import (
     BACKUPS,
     CANARY_DROPIN,
@@ -118,6 +119,19 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
     assert record["backup"] == f"{BACKUPS}/{backup}" and record["changed"] is True
     assert record["invocation_id"] == after["invocation"]
     assert manifest(host, backup)["restorations"][0]["reason"] == reason
+    # What patchtst did while it voted (issue 16 item 2), in the same record: the canary's rows
+    # from its activation to the new start, and the reports beside it on the host, 0640.
+    damage = record["damage"]
+    activation = next(r for r in log_records(host) if r["event"] == "activation")
+    assert (damage["model"], damage["since"]) == ("patchtst", start_time(activation))
+    assert damage["rows"] > 0 and damage["malformed_rows"] == 0
+    assert 0 < damage["participated"] <= damage["rows"]
+    assert f"damage: patchtst voted in {damage['participated']} rows" in run.output
+    for path in record["damage_reports"].values():
+        assert host.out("stat", "-c", "%a", path) == "640"
+    page = host.read_file(record["damage_reports"]["markdown"])
+    assert page.startswith("# Damage report: patchtst\n")
+    assert f"## Rows `patchtst` took part in ({damage['participated']})" in page
     print(f"\nrollback of 1 host: {run.seconds} s")
 
     again = rollback("--limit", host.name, "-e", "reason=again")

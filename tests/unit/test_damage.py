@@ -258,6 +258,17 @@ def test_malformed_rows_are_counted_and_skipped(tmp_path: Path) -> None:
     assert sorted(e["id"] for e in result["malformed_examples"]) == [2, 3, 4, 5]
 
 
+def test_a_payload_that_is_not_utf8_is_a_malformed_row(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "t.db", [row(0, AGREES_BUY), row(1, AGREES_BUY)])
+    connection = sqlite3.connect(db)
+    connection.execute("UPDATE trade_intents SET payload = CAST(X'7bff' AS TEXT) WHERE id = 2")
+    connection.commit()
+    connection.close()
+    result = report(db)
+    assert (result["rows"], result["malformed_rows"], result["participated"]["rows"]) == (2, 1, 1)
+    assert result["malformed_examples"] == [{"id": 2, "reason": "payload is not valid UTF-8"}]
+
+
 def test_only_rows_after_since_and_before_until_count(tmp_path: Path) -> None:
     rows = [row(s, AGREES_BUY) for s in (-120, -60, 0, 30, 60, 90)]
     until = (T0 + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")

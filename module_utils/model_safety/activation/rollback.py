@@ -6,7 +6,10 @@ on purpose), select and verify the backup, restore it byte-identical and mark it
 ``systemctl daemon-reload``, stop + start the engine (only when a file changed, unless
 ``cycle="always"``), prove from the new invocation's journal that it runs the deployed git
 build, became ready, logged no error and runs the model config the restored files define,
-log ``rollback_executed`` and release the lease. Any failure is logged as
+log ``rollback_executed`` and release the lease. Asked for (``damage``), the damage report of
+the model rolled back is made after that proof and before the record, which carries its
+summary (:meth:`_Rollback.attach_damage`): one record per rollback, and the restore is never
+delayed by it. Any failure is logged as
 ``rollback_failed`` (best effort: the log may be what failed) and raised as
 :class:`RollbackFailed`, naming the step that failed with the names the steps have as tasks of
 the model_activation role.
@@ -16,7 +19,7 @@ Every step is the existing code: :mod:`.lock`, :mod:`.backup_catalog`, :mod:`.ba
 them in order. The proof of the new invocation runs within its settle period
 (``cycle_service(while_settling=...)``): it never counts before the journal shows READY of that
 invocation, and the watch for an early crash keeps its full length. Standard library only:
-nothing here imports numpy or redis.
+nothing here imports numpy or redis (the damage report imports them when it runs).
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class RollbackRequest:
     cycle_timeout: float = 60.0
     settle: float = 2.0
     journal_timeout: float = 30.0
+    damage: Mapping[str, Any] | None = None
+    """The damage report's options (:func:`..judgement.damage.rollback_damage`); None: none."""
 
     def checked(self) -> RollbackRequest:
         """This request if every value is one the steps accept (raise RollbackFailed at
@@ -247,6 +252,28 @@ class _Rollback:
         except StepFailed as exc:
             raise RollbackFailed(exc.step, exc.message) from None
 
+    def attach_damage(self) -> None:
+        """The damage report of the model rolled back, from its activation to the new start:
+        made after the engine is proven (the restore is never delayed) and before the record,
+        which carries its summary. A damage report that fails is said in the record, never a
+        failure of the rollback. numpy and redis are imported only here, after the proof."""
+        request = self.request
+        began = self.clock()
+        try:
+            from ..judgement.damage import rollback_damage
+
+            self.result["damage"] = rollback_damage(
+                self.result["model"],
+                self.result["start"]["started_at"],
+                log_path=request.log_path,
+                baseline=request.baseline,
+                options=request.damage or {},
+            )
+        except Exception as exc:  # the emergency path never fails for its report
+            self.result["damage"] = {"error": f"damage report failed: {exc}"}
+            self.result["warnings"].append(self.result["damage"]["error"])
+        self.result["seconds"]["damage"] = round(self.clock() - began, 3)
+
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append ``record`` to the activation log (in check mode, only validate it)."""
         request = self.request
@@ -278,6 +305,13 @@ class _Rollback:
     def executed_record(self) -> dict[str, Any]:
         result, request = self.result, self.request
         proof = result.get("proof") or {}
+        damage = result.get("damage")
+        attached = {}
+        if damage is not None:
+            attached = {
+                "damage": damage.get("summary") or {"error": damage.get("error")},
+                "damage_reports": damage.get("reports"),
+            }
         return {
             "event": "rollback_executed",
             "host": request.host,
@@ -291,6 +325,7 @@ class _Rollback:
             "build": proof.get("build"),
             "config": proof.get("config"),
             "operator": request.operator,
+            **attached,
         }
 
     def failed_record(self, failure: RollbackFailed) -> dict[str, Any]:
@@ -332,7 +367,9 @@ def roll_back(
     ``model``, ``restored``, ``removed``, ``unchanged``, ``files_changed``, ``changes`` (per path
     before/after, for a diff), ``marked``, ``cycled``, ``start`` (the start proven; in
     check mode the running one, with ``would_cycle``), ``proof`` (its ``build``, ``git``,
-    ``startup`` and the expected ``config``), ``record`` (logged), ``warnings`` (a lease taken
+    ``startup`` and the expected ``config``), ``damage`` (with ``request.damage``: the damage
+    report's ``summary`` and ``reports``, or its ``error``), ``record`` (logged, with the
+    damage summary and report paths), ``warnings`` (a lease taken
     over, backups dated in the future, modes narrowed) and ``seconds`` (per phase, from the
     start). Raise :class:`RollbackFailed` on any failure, logged as rollback_failed and the
     lease released.
@@ -361,6 +398,8 @@ def roll_back(
         else:
             rollback.keep_running()
         result["seconds"]["proven"] = round(clock() - began, 3)
+        if request.damage is not None and not check_mode:
+            rollback.attach_damage()
         rollback.record_executed()
         rollback.release_lease()
     except RollbackFailed as failure:

@@ -154,6 +154,12 @@ class Decisions:
             self.examples.append({"id": row_id, "reason": reason})
 
 
+def _text(value: Any) -> Any:
+    """A TEXT value read as bytes (so that a payload that is not UTF-8 is a malformed row, not
+    an error of the whole read) as text; other values as they are."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _size_value(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
@@ -172,6 +178,7 @@ def _page(
     entries = []
     meta = []
     for index, (row_id, created_at, model_source, payload, *sizes) in enumerate(rows):
+        created_at = _text(created_at)
         ms = created_at_ms(created_at)
         if ms is None:
             decisions.rows += 1
@@ -180,10 +187,11 @@ def _page(
         if ms <= start or (end is not None and ms >= end):
             continue
         decisions.rows += 1
-        if not isinstance(payload, str | bytes | None):
-            payload = str(payload)
+        if payload is not None and not isinstance(payload, bytes):
+            payload = str(payload).encode("utf-8", "surrogateescape")
         entries.append((f"{ms}-{index}", payload))
-        meta.append((row_id, credits_model(model_source, model), *map(_size_value, sizes)))
+        credited = credits_model(_text(model_source), model)
+        meta.append((row_id, credited, *map(_size_value, sizes)))
     if not entries:
         return
     builder = WindowBuilder()
@@ -244,6 +252,9 @@ def read_decisions(
     if end is not None:
         query += " AND created_at < ?"
         params.append(iso_ms(end - end % 1000 + 1000)[:19])
+    # Payloads stay bytes: the telemetry parser's fast path takes the engine's compact JSON as
+    # bytes, and invalid UTF-8 is then one malformed row instead of a failed read.
+    connection.text_factory = bytes
     cursor = connection.execute(query, params)
     while rows := cursor.fetchmany(page_rows):
         _page(rows, decisions, model, weights, bounds)

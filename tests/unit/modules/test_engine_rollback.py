@@ -193,3 +193,23 @@ def test_a_start_that_fails_names_the_state_and_journal(host, fake_systemd) -> N
     assert result["journal"] == ["[ERROR] simulated start failure (SIM_FAIL_START=1)"]
     assert records(host)[-1]["failure"].startswith(f"{STEP_CYCLE}: stop+start of {UNIT}")
     assert not Path(host["args"]["lock_path"]).exists()
+
+
+def test_a_damage_report_that_fails_is_recorded_and_the_rollback_succeeds(
+    host, fake_systemd, tmp_path
+) -> None:
+    damage = {"db_path": str(tmp_path / "none.db"), "report_dir": str(tmp_path / "reports")}
+    result = succeeds(MODULE, {**host["args"], "damage": damage})
+    assert host["env"].read_text() == PRISTINE and result["cycled"]
+    error = result["damage"]["error"]
+    assert error.startswith("damage report failed: ")
+    assert result["warnings"] == [error]
+    (record,) = records(host)
+    assert record["event"] == "rollback_executed"
+    assert record["damage"] == {"error": error} and record["damage_reports"] is None
+
+
+def test_the_damage_report_needs_its_report_dir(host, fake_systemd) -> None:
+    result = fails(MODULE, {**host["args"], "damage": {"horizon": 60}})
+    assert result["msg"] == "missing required arguments: report_dir found in damage"
+    assert fake_systemd.calls() == []
