@@ -29,6 +29,10 @@ description:
     O(window_events)): per event its action, confidence and the ensemble's side, as compact
     rows for the monitor's sequential tests; how long the stream has been silent; and the
     stream's rate before the activation."
+  - With O(feature_reference), that feature reference file read (RV(drift_reference)) and the
+    features of the events read counted in its bins (RV(drift)), which the monitor adds up since
+    the activation and judges (feature drift, a rollback above PSI 0.25); a file that cannot be
+    used is RV(drift_error).
   - A Redis failure is retried O(retries) times, 1 s apart, and a service that is not running is
     read again after 1 s, so that one blip is not a violation.
   - Operational failures are returned as data for the monitor to judge (RV(config_error),
@@ -66,6 +70,11 @@ options:
     description: Redis connect and reply timeout in seconds.
     type: float
     default: 10
+  feature_reference:
+    description:
+      - The site's feature reference file on the host (C(model-safety feature-reference)), the
+        one the canary's gate used; without it no feature drift is measured.
+    type: path
 requirements:
   - python3-numpy and python3-redis on the target (as for C(quality_gate))
 extends_documentation_fragment:
@@ -138,6 +147,23 @@ rate:
   description: The stream's rate before the activation (C(rate_per_s), null when unknown).
   returned: unless telemetry_error
   type: dict
+drift_reference:
+  description:
+    - The feature reference read from O(feature_reference), as in the file (per feature
+      C(edges), C(proportions), C(n)) with its C(path).
+  returned: when O(feature_reference) is given and usable
+  type: dict
+drift:
+  description:
+    - The events read, per reference feature their finite values counted in its bins
+      (C(counts)), and how many events were read (C(events)).
+  returned: when O(feature_reference) is given and usable, unless telemetry_error
+  type: dict
+  sample: {counts: {atr_value: [3, 2, 4, 3, 3, 2, 3, 4, 3, 3]}, events: 30}
+drift_error:
+  description: Why O(feature_reference) cannot be used (missing, unreadable, corrupt, version).
+  returned: on such a failure
+  type: str
 telemetry_error:
   description: Why the telemetry could not be read (after the retries).
   returned: on such a failure
@@ -158,6 +184,7 @@ def main() -> None:
             "window_events": {"type": "int", "default": 1000},
             "retries": {"type": "int", "default": 2},
             "timeout": {"type": "float", "default": 10.0},
+            "feature_reference": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -188,6 +215,7 @@ def main() -> None:
             window_events=params["window_events"],
             timeout=params["timeout"],
             retries=params["retries"],
+            feature_reference=params["feature_reference"] or None,
         )
     except EngineStateError as exc:
         module.fail_json(msg=f"cannot read the state of {params['service']}: {exc}")

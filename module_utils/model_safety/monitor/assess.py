@@ -24,6 +24,8 @@ rule                   what                                        decided
 ``telemetry_unreadable``  Redis unreachable, ...                   at once (after retries)
 ``telemetry_stalled``  silence improbable at the model's own rate  at once (stall_after_s)
 ``cannot_judge``       the probe failed ``stall_checks`` times      at once
+``feature_drift``      a feature's PSI > 0.25 since the activation  >= 200 values
+                       (:mod:`.drift_watch`; PSI > 0.1 a warning)   (not decided below)
 =====================  ==========================================  ======================
 
 Too few events is never by itself a violation: it is "not decided yet". At the end of the
@@ -44,6 +46,7 @@ from ..engine.stream_stats import span_rate
 from ..telemetry.events import ACTIONS
 from ..telemetry.metrics import hard_disagreement
 from . import evidence
+from .drift_watch import drift_missing, judge_drift
 from .healthy_bounds import healthy_bounds, missing_text, violation_text
 from .observations import INACTIVE, EvidenceError, Observations
 from .settings import (
@@ -151,6 +154,7 @@ def _restart_window(new: dict, baseline: dict) -> None:
         window=[],
         events=0,
         detectors=None,
+        drift=None,
         malformed_pending=False,
     )
 
@@ -368,6 +372,10 @@ def assess(
     elif obs.n:
         new["malformed_pending"] = False
 
+    new["drift"], drift_violations, drift_findings = judge_drift(new, probe, settings)
+    triggered += drift_violations
+    check["findings"] += drift_findings
+
     if new["detectors"] is None:
         planned = evidence.planned_events(new["rate"], settings.duration_s, FALLBACK_RATE)
         alpha = share_of_alpha(settings, hosts, pooled=False)
@@ -461,6 +469,7 @@ def end_of_watch(state: Mapping[str, Any], settings: MonitorSettings) -> dict[st
         settings.specs(), window, constant_std=t.constant_std, min_spread=t.min_spread
     )
     missing = [missing_text(bound) for bound in bounds if not bound["safe"]]
+    missing += drift_missing(state)
     return {
         "result": INCONCLUSIVE if missing else SAFE,
         "missing": missing,

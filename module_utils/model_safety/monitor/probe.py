@@ -14,6 +14,11 @@ from the telemetry stream (:func:`.stream.read_window`):
 * ``silence_s``: how long the stream has been silent, by the Redis server's clock (the one that
   stamps the ids).
 
+With ``feature_reference`` (the site's reference file, :mod:`..judgement.drift`), also
+``drift_reference`` (the reference read, its ``path`` added) and ``drift`` (the read's
+feature values counted in its bins, ``counts`` and ``events``: the monitor adds them up since
+the activation, :mod:`.drift_watch`), or ``drift_error`` when the file cannot be used.
+
 A Redis failure is retried within the probe (``retries``, RETRY_PAUSE_S apart), and a service
 that is not running is read again once, so a blip is not a rollback. Operational failures
 become data (``config_error``, ``telemetry_error``) for the monitor to judge; only bad
@@ -33,6 +38,7 @@ from ..engine.config import EngineConfigError, unit_expected_config
 from ..engine.role_proof import RoleProofError, pre_activation_rate
 from ..engine.stream_stats import stream_id_ms
 from ..engine.systemd import read_service_state, service_uptime
+from ..judgement.drift import FeatureReferenceError, load_reference, window_counts
 from ..judgement.run import RunError, _open
 from ..redis_client import StreamError, scrub
 from ..telemetry.events import NO_ACTION
@@ -78,6 +84,7 @@ def _telemetry(
     after: str,
     started_at: str | None,
     window_events: int,
+    reference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     window = read_window(client, stream, count=window_events, after=parse_cutover(after))
     newest = client.xrevrange(stream, max="+", min="-", count=1)
@@ -94,6 +101,8 @@ def _telemetry(
         "silence_s": round((now_ms - stream_id_ms(newest[0][0])) / 1000, 3) if newest else None,
         "rate": None,
     }
+    if reference is not None:
+        result["drift"] = {"counts": window_counts(reference, window), "events": window.n}
     if started_at:
         try:
             result["rate"] = pre_activation_rate(client, stream, started_at)
@@ -116,6 +125,7 @@ def probe_canary(
     timeout: float = 10.0,
     retries: int = DEFAULT_RETRIES,
     pause: Callable[[float], None] = time.sleep,
+    feature_reference: str | None = None,
 ) -> dict[str, Any]:
     """The probe result: ``service`` (state, ``running``, ``uptime_s``, ``active_since``),
     ``config`` (canary, canary_weight, voting, shadow) or ``config_error``, ``activation``
@@ -139,6 +149,13 @@ def probe_canary(
     started_at = (record or {}).get("started_at")
     start = after or started_at or service["active_since"]
     result["after"] = start
+    reference = None
+    if feature_reference:
+        try:
+            reference = {**load_reference(feature_reference), "path": feature_reference}
+            result["drift_reference"] = reference
+        except FeatureReferenceError as exc:
+            result["drift_error"] = str(exc)
     if start is None:
         result["telemetry_error"] = f"{unit} is not active: no window to read"
         return result
@@ -153,7 +170,15 @@ def probe_canary(
             continue
         try:
             result.update(
-                _telemetry(source.client, stream, model, start, started_at, window_events)
+                _telemetry(
+                    source.client,
+                    stream,
+                    model,
+                    start,
+                    started_at,
+                    window_events,
+                    reference=reference,
+                )
             )
             result["attempts"] = attempt + 1
             return result
