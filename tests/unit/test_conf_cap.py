@@ -5,9 +5,11 @@ gate and the monitor judge the raw confidences."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ai_engine.config import ConfigError, load_config
 from ai_engine.engine import Engine
@@ -25,9 +27,14 @@ from model_safety.engine.dropin import render_dropin
 from model_safety.engine.startup import parse_startup
 from model_safety.engine.startup_proof import STEP_CONFIG, STEP_ROLE, ModelExpectation, prove_start
 from model_safety.engine.weights import WeightsError, canary_weights
+from model_safety.judgement.gate import evaluate
+from model_safety.judgement.gate_report import render_quality_gate
+from model_safety.telemetry.events import parse_window
+from model_safety.telemetry.fastpath import FastPath
 from tests.fake_clock import FakeClock
 from tests.fake_engine_host import BASELINE as FAKE_BASELINE
 from tests.fake_engine_host import UNIT, FakeHost
+from tests.unit.test_events_fastpath import SETTINGS, assert_same, build, entries_of, mutate
 
 CANARY_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
@@ -337,3 +344,156 @@ def test_an_expectation_of_a_cap_that_cannot_be_proven_is_refused(options) -> No
     options = {"conf_cap": 0.5, **options}
     with pytest.raises(EngineStateError, match="conf_cap must be in"):
         ModelExpectation("patchtst", **options).checked()
+
+
+# --------------------------------------------------------------------------- telemetry parsing
+
+
+def capped_payloads(count: int, cap: str = "0.6", **env: str) -> list[bytes]:
+    engine = Engine(load_config(engine_env(cap, **env)))
+    return [
+        engine.step(i / 10, MOMENT + timedelta(milliseconds=37 * i)).json.encode()
+        for i in range(count)
+    ]
+
+
+CAPPED_POOL = [
+    *capped_payloads(60),
+    *capped_payloads(30, "1.0", SIM_PATCHTST="flaky"),
+    *capped_payloads(30, "0.55", SIM_PATCHTST="noisy", PATCHTST_SHADOW_ONLY="false"),
+]
+
+
+def test_capped_events_are_judged_on_their_raw_confidence(monkeypatch) -> None:
+    hits = []
+    parse = FastPath.parse
+
+    def counted(self: FastPath, raw: bytes) -> tuple | None:
+        values = parse(self, raw)
+        hits.append(values is not None)
+        return values
+
+    monkeypatch.setattr(FastPath, "parse", counted)
+    payloads = capped_payloads(300)
+    entries = entries_of(payloads)
+    window = build(entries, [120], fast=True)
+    assert window.n == 300 and not window.malformed
+    assert sum(hits) == 299  # all but the first, which teaches the capped layout
+    assert_same(window, build(entries, [], fast=False))
+    columns = window.models["patchtst"]
+    raw = [json.loads(p)["model_breakdown"]["patchtst"]["raw_confidence"] for p in payloads]
+    assert columns.confidence.tolist() == raw
+    assert columns.capped.all() and columns.capped_events == 300
+    assert max(raw) > 0.6  # so the published ones were capped, and are not what is judged
+    assert not window.models["xgb"].capped.any()
+
+
+@SETTINGS
+@given(st.randoms(use_true_random=False), st.integers(1, 40), st.floats(0.0, 1.0))
+def test_capped_fast_path_equals_the_general_parser(rnd, count: int, share: float) -> None:
+    """Capped engine events (active and inactive canary), some mutated, in random pages."""
+    payloads = []
+    for _ in range(count):
+        payload = rnd.choice(CAPPED_POOL)
+        if rnd.random() < share:
+            for _ in range(rnd.randint(1, 3)):
+                payload = mutate(payload, rnd)
+        payloads.append(payload)
+    entries = entries_of(payloads)
+    pages = sorted(rnd.randint(0, count) for _ in range(rnd.randint(0, 3)))
+    assert_same(build(entries, pages, fast=True), build(entries, pages, fast=False))
+
+
+@pytest.mark.parametrize(
+    "value", [b"0", b"1", b"1.0", b"0.0", b"1.5", b"-0.1", b"NaN", b"1e-1", b'"0.6"', b"null"]
+)
+@pytest.mark.parametrize("key", [b"raw_confidence", b"confidence_cap"])
+def test_every_raw_and_cap_value_alike_on_both_paths(key: bytes, value: bytes) -> None:
+    payloads = []
+    for payload in CAPPED_POOL[:20]:
+        start = payload.index(b'"%s":' % key) + len(key) + 3
+        end = min(payload.index(b",", start), payload.index(b"}", start))
+        payloads.append(payload[:start] + value + payload[end:])
+    entries = entries_of([CAPPED_POOL[0], *payloads])
+    assert_same(build(entries, [5], fast=True), build(entries, [], fast=False))
+
+
+def entry_reason(entry: dict) -> str:
+    event = json.loads(CAPPED_POOL[0])
+    event["model_breakdown"]["patchtst"] = entry
+    window = parse_window([("1-0", json.dumps(event))])
+    assert window.n == 0
+    return window.malformed[0].reason
+
+
+def test_a_bad_raw_confidence_or_cap_is_a_malformed_event() -> None:
+    good = {"action": "BUY", "confidence": 0.6, "model": "patchtst"}
+    assert entry_reason({**good, "raw_confidence": 1.2}) == (
+        "model patchtst: raw_confidence 1.2 not in [0, 1]"
+    )
+    assert entry_reason({**good, "raw_confidence": "0.7"}) == (
+        "model patchtst: raw_confidence '0.7' is not a number"
+    )
+    assert entry_reason({**good, "raw_confidence": 0.7, "confidence_cap": 0}) == (
+        "model patchtst: confidence_cap 0 not in (0, 1]"
+    )
+    assert entry_reason(
+        {"inactive": True, "inactive_reason": "x", "raw_confidence": 0.7, "model": "patchtst"}
+    ) == ("model patchtst: inactive with action or confidence")
+
+
+def test_without_a_cap_nothing_is_capped() -> None:
+    window = parse_window(entries_of(capped_payloads(20, None)))
+    assert window.n == 20 and not window.models["patchtst"].capped.any()
+    assert window.models["patchtst"].capped_events == 0
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def flat_published(payloads: list[bytes], published: float) -> list[bytes]:
+    """The events as an engine would publish them with every confidence of patchtst capped
+    at ``published`` (all raw ones above it): the published values are constant."""
+    result = []
+    for payload in payloads:
+        event = json.loads(payload)
+        entry = event["model_breakdown"]["patchtst"]
+        entry["confidence"] = published
+        entry["raw_confidence"] = max(entry["raw_confidence"], published + 0.01)
+        entry["confidence_cap"] = published
+        result.append(json.dumps(event, separators=(",", ":")).encode())
+    return result
+
+
+def test_the_gate_judges_raw_confidences_and_says_so() -> None:
+    payloads = flat_published(capped_payloads(400, "1.0"), 0.3)
+    window = parse_window(entries_of(payloads))
+    result = evaluate(window, model="patchtst")
+    # The published confidences are all 0.3 (constant output); the raw ones are healthy.
+    assert result["verdict"] == "PASS", result["blockers"]
+    assert result["models"]["patchtst"]["capped_events"] == 400
+    assert result["raw_confidences"] == {"patchtst": 400}
+    assert result["summary"].endswith("; judged on raw confidences: patchtst 400 events capped")
+    report = render_quality_gate(result, MOMENT)
+    assert "Judged on raw confidences" in report and "`patchtst` 400 events capped" in report
+    # The same events without raw_confidence are judged on what was published: constant.
+    stripped = [
+        json.dumps(
+            {
+                **(event := json.loads(p)),
+                "model_breakdown": {
+                    name: {k: v for k, v in entry.items() if k not in RAW_KEYS}
+                    for name, entry in event["model_breakdown"].items()
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        for p in payloads
+    ]
+    plain = evaluate(parse_window(entries_of(stripped)), model="patchtst")
+    assert plain["verdict"] == "FAIL" and plain["raw_confidences"] == {}
+    assert any("constant output" in blocker for blocker in plain["blockers"])
+    assert "raw confidences" not in plain["summary"]
+
+
+RAW_KEYS = ("raw_confidence", "confidence_cap")

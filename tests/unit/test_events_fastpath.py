@@ -99,7 +99,14 @@ def assert_same(fast: EventWindow, slow: EventWindow) -> None:
                 if isinstance(a[name], np.ndarray):
                     same(a[name], b[name], f"{spec.name} {name}")
                 else:
-                    for part in ("present", "inactive", "shadow", "action", "confidence"):
+                    for part in (
+                        "present",
+                        "inactive",
+                        "shadow",
+                        "action",
+                        "confidence",
+                        "capped",
+                    ):
                         same(getattr(a[name], part), getattr(b[name], part), f"{name} {part}")
         else:
             assert a == b, spec.name

@@ -11,6 +11,10 @@ Per model (over its active events; thresholds from :class:`~.thresholds.Threshol
   [``hold_median_low``, ``hold_median_high``] ([0.40, 0.60])
 * model inactive: no prediction in > ``max_inactive_share`` (5 %) of the window's events
 
+Confidences are the models' own: where the engine capped one (QSC_CANARY_CONF_CAP), the event
+carries it as ``raw_confidence`` and the rules judge that; each model's ``capped_events`` and
+the result's ``raw_confidences`` (``{model: events}``, in the summary) say so.
+
 For the window: any malformed event, an empty window, fewer valid events than the mode
 needs, ``--model M`` not in the window, no voting model at all (without ``--model``).
 
@@ -194,6 +198,7 @@ def evaluate(
     models: dict[str, dict[str, Any]] = {}
     for name in window.models:
         metrics = model_metrics(window, name)
+        metrics["capped_events"] = window.models[name].capped_events
         judged = name == model if model is not None else not metrics["shadow"]
         models[name] = _model_entry(metrics, model_findings(metrics, spec, thresholds), judged)
     if model is not None and model not in models:
@@ -227,6 +232,11 @@ def evaluate(
         "ensemble": ensemble_metrics(window),
         "window": {"first_id": window.first_id, "last_id": window.last_id},
         "min_events": spec.min_events,
+        "raw_confidences": {
+            name: entry["capped_events"]
+            for name, entry in models.items()
+            if entry.get("capped_events")
+        },
     }
     result["exit_code"] = exit_code(result)
     result["summary"] = _summary(result)
@@ -240,7 +250,17 @@ def _summary(result: dict[str, Any]) -> str:
     return (
         f"{result['verdict']} ({result['mode']}): {count} {noun}; judged {judged} over "
         f"{result['event_count']} events ({result['malformed']} malformed)"
+        f"{_raw_confidence_note(result.get('raw_confidences') or {})}"
     )
+
+
+def _raw_confidence_note(raw_confidences: dict[str, int]) -> str:
+    """``"; judged on raw confidences: patchtst 412 events capped"``, or "" when no event of
+    any model was capped."""
+    if not raw_confidences:
+        return ""
+    counts = ", ".join(f"{name} {count} events capped" for name, count in raw_confidences.items())
+    return f"; judged on raw confidences: {counts}"
 
 
 def failure(
@@ -270,6 +290,7 @@ def failure(
         "ensemble": {},
         "window": {"first_id": None, "last_id": None},
         "min_events": spec.min_events if spec is not None else None,
+        "raw_confidences": {},
         "error": reason,
     }
     result["exit_code"] = exit_code(result)

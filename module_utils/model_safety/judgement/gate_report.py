@@ -116,6 +116,15 @@ def render_quality_gate(result: Mapping[str, Any], now: datetime) -> str:
         md.events_line(result),
         *md.source_lines(result),
     ]
+    if result.get("raw_confidences"):
+        lines.append(
+            "- Judged on raw confidences (the engine capped these models' published "
+            "confidence; the events carry the raw one): "
+            + ", ".join(
+                f"{md.code(name)} {count} events capped"
+                for name, count in result["raw_confidences"].items()
+            )
+        )
     if result.get("error"):
         lines.append(f"- Error: {result['error']}")
     lines += ["", "## Blockers", "", *md.bullets(result.get("blockers") or []), ""]

@@ -18,7 +18,8 @@ class Chunk:
 
     length: int
     columns: dict[str, np.ndarray]
-    models: dict[str, tuple[np.ndarray, ...]]  # present, inactive, shadow, action, confidence
+    # present, inactive, shadow, action, confidence, capped
+    models: dict[str, tuple[np.ndarray, ...]]
     features: dict[str, tuple[np.ndarray, np.ndarray]]  # values, present
     malformed: list[Malformed]
     first_id: str | None
@@ -38,6 +39,10 @@ COLUMN_TYPES = {
     "payload_bytes": np.int32,
 }
 INT16_MAX = 32767
+MODEL_FIELDS = 6
+"""Values per model entry in the parser's flat list: name, action code, confidence, inactive,
+shadow, capped."""
+_MODEL_TYPES = (np.bool_, np.bool_, np.bool_, np.int8, np.float64, np.bool_)
 _INT32_MAX = 2**31 - 1
 
 
@@ -58,8 +63,7 @@ def merge_chunks(chunks: list[Chunk]) -> Chunk:
     for name in _ordered_names(chunks, "models"):
         parts = [c.models.pop(name, None) or _absent_model(c.length) for c in chunks]
         models[name] = tuple(
-            _concat([p[i] for p in parts], dtype)
-            for i, dtype in enumerate((np.bool_, np.bool_, np.bool_, np.int8, np.float64))
+            _concat([p[i] for p in parts], dtype) for i, dtype in enumerate(_MODEL_TYPES)
         )
         del parts
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -105,12 +109,14 @@ def page_chunk(
     models = {}
     flat, counts = models_flat
     if flat:
-        names = flat[0::5]
+        stride = MODEL_FIELDS
+        names = flat[0::stride]
         fields = (
-            np.array(flat[1::5], dtype=np.int8),
-            np.array(flat[2::5], dtype=np.float64),
-            np.array(flat[3::5], dtype=np.bool_),
-            np.array(flat[4::5], dtype=np.bool_),
+            np.array(flat[1::stride], dtype=np.int8),
+            np.array(flat[2::stride], dtype=np.float64),
+            np.array(flat[3::stride], dtype=np.bool_),
+            np.array(flat[4::stride], dtype=np.bool_),
+            np.array(flat[5::stride], dtype=np.bool_),
         )
         for name, rows_of, select in _layout(names, counts, length):
             models[name] = _dense_model(length, rows_of, *(select(f) for f in fields))
@@ -149,9 +155,10 @@ def _layout(names: list[str], counts: list[int], length: int) -> list[tuple[str,
 
 
 def _dense_model(
-    length: int, rows: Any, codes: Any, confs: Any, inactive: Any, shadow: Any
+    length: int, rows: Any, codes: Any, confs: Any, inactive: Any, shadow: Any, capped: Any
 ) -> tuple[np.ndarray, ...]:
-    """present, inactive, shadow, action, confidence of one model over a page of ``length``."""
+    """present, inactive, shadow, action, confidence, capped of one model over a page of
+    ``length``."""
     if len(rows) == length:  # in every event of the page (names are unique per event)
         return (
             np.ones(length, dtype=np.bool_),
@@ -159,15 +166,17 @@ def _dense_model(
             np.ascontiguousarray(shadow, dtype=np.bool_),
             np.ascontiguousarray(codes, dtype=np.int8),
             np.ascontiguousarray(confs, dtype=np.float64),
+            np.ascontiguousarray(capped, dtype=np.bool_),
         )
     index = np.asarray(rows, dtype=np.intp)
-    present, inactive_col, shadow_col, action, confidence = _absent_model(length)
+    present, inactive_col, shadow_col, action, confidence, capped_col = _absent_model(length)
     present[index] = True
     inactive_col[index] = inactive
     shadow_col[index] = shadow
     action[index] = codes
     confidence[index] = confs
-    return present, inactive_col, shadow_col, action, confidence
+    capped_col[index] = capped
+    return present, inactive_col, shadow_col, action, confidence, capped_col
 
 
 def _dense_feature(length: int, rows: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +197,7 @@ def _absent_model(length: int) -> tuple[np.ndarray, ...]:
         np.zeros(length, dtype=np.bool_),
         np.full(length, NO_ACTION, dtype=np.int8),
         np.full(length, np.nan, dtype=np.float64),
+        np.zeros(length, dtype=np.bool_),
     )
 
 

@@ -18,7 +18,9 @@ every check passed. Checks, in order (the reason texts are stable, tests rely on
 * ``model_breakdown`` an object of ``name -> entry``; names ``^[a-z][a-z0-9_]{0,31}$``; each
   entry an object with a string ``model``, optional boolean ``shadow``; either
   ``{"inactive": true, "inactive_reason": "<non-empty>"}`` without action/confidence, or an
-  ``action`` in BUY/SELL/HOLD with a valid ``confidence`` (reasons are prefixed ``model <name>:``)
+  ``action`` in BUY/SELL/HOLD with a valid ``confidence`` (reasons are prefixed ``model <name>:``);
+  a capped entry's ``raw_confidence`` is checked like a confidence and is the confidence kept
+  (``capped``), its ``confidence_cap`` (optional) must be in (0, 1]
 * ``total_models`` == active non-shadow models and ``consensus_count`` == those agreeing with
   ``side``; when the numbers only add up with shadow models counted in:
   ``shadow model counted as voter (<names>): ...`` (see :data:`VOTER_REASON`)
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .columns import MERGE_PAGES, Chunk, merge_chunks, page_chunk
+from .columns import MERGE_PAGES, MODEL_FIELDS, Chunk, merge_chunks, page_chunk
 from .contract import (
     ACTION_CODES,
     ACTIONS,
@@ -101,12 +103,26 @@ class ModelColumns:
     action: np.ndarray
     """int8 action code (0 BUY, 1 SELL, 2 HOLD), NO_ACTION when absent or inactive."""
     confidence: np.ndarray
-    """float64, NaN when absent or inactive."""
+    """float64, NaN when absent or inactive; the entry's ``raw_confidence`` where it has one
+    (a confidence the engine capped): the rules judge what the model said."""
+    capped: np.ndarray | None = None
+    """bool: the event carried ``raw_confidence`` (its published confidence was under a cap);
+    all False when not given."""
+
+    def __post_init__(self) -> None:
+        if self.capped is None:
+            self.capped = np.zeros(self.present.shape[0], dtype=np.bool_)
 
     @property
     def active(self) -> np.ndarray:
         """bool: the model produced an action and a confidence in that event."""
         return self.present & ~self.inactive
+
+    @property
+    def capped_events(self) -> int:
+        """How many of the model's predictions were published under a confidence cap (and are
+        judged on their raw confidence)."""
+        return int(np.count_nonzero(self.capped & self.active))
 
 
 @dataclass
@@ -150,8 +166,8 @@ def empty_window() -> EventWindow:
 class _PageLists:
     """One page's flat lists with a fixed stride, sliced into columns by
     :func:`.columns.page_chunk`: per valid event the 9 values of COLUMN_TYPES; per model entry
-    (name, code, confidence, inactive, shadow); per feature its name and its value. Only atomic
-    values are kept, so the page adds nothing for the garbage collector to walk."""
+    (name, code, confidence, inactive, shadow, capped); per feature its name and its value.
+    Only atomic values are kept, so the page adds nothing for the garbage collector to walk."""
 
     def __init__(self) -> None:
         self.rows: list = []
@@ -248,7 +264,7 @@ class WindowBuilder:
                     if values is not None:
                         head, symbol, price, parsed, fnames, fvalues = values
                         row = (*head, ms, symbol_code(symbol), price, len(raw))
-                        commit_event(row, parsed, len(parsed) // 5, fnames, fvalues)
+                        commit_event(row, parsed, len(parsed) // MODEL_FIELDS, fnames, fvalues)
                         continue
                 event, nbytes = decode_payload(raw, scan)
                 top = top_fields(event, timestamps)

@@ -8,6 +8,7 @@ import math
 import re
 from typing import Any
 
+from .columns import MODEL_FIELDS
 from .contract import ACTION_CODES, NO_ACTION
 from .payload import epoch_seconds
 
@@ -33,6 +34,14 @@ _MAX_PLANS = 4096
 # A confidence in [0, 1] (exponent forms go to the slow path).
 _UNIT = rb"(?:0(?:\.[0-9]+)?|1(?:\.0+)?)"
 _ACTION_BYTES = {name.encode(): code for name, code in ACTION_CODES.items()}
+# A cap in (0, 1] (exponent forms go to the slow path).
+_CAP = rb"(?:0\.[0-9]*[1-9][0-9]*|1(?:\.0+)?)"
+# A capped entry: the published confidence, then the raw one (captured) and the cap.
+_CAPPED_CONFIDENCE = b'"confidence":%s,"raw_confidence":(%s)(?:,"confidence_cap":%s)?' % (
+    _UNIT,
+    _UNIT,
+    _CAP,
+)
 
 
 class FastPath:
@@ -42,8 +51,10 @@ class FastPath:
     order of DESIGN.md "Telemetry event": symbol, side, confidence, price (optional),
     consensus_count, total_models, timestamp, model_breakdown (each entry ``action,
     confidence`` or ``inactive, inactive_reason``, then ``model`` and optionally
-    ``"shadow":true``) and features (optional). A *layout* is the ordered model names and
-    feature names; its expression is built from the first event of that layout that the
+    ``"shadow":true``; a capped model's active entries ``action, confidence, raw_confidence,
+    confidence_cap``) and features (optional). A *layout* is the ordered model names, which of
+    them are capped, and the feature names; its expression is built from the first event of
+    that layout that the
     general parser accepted (so the names are already validated and counted against the
     window's limits). :meth:`parse` returns the event's values only when the payload matches
     that expression exactly AND passes every check of the general parser, with the values
@@ -57,6 +68,7 @@ class FastPath:
         self._match: Any = None
         self._models: tuple[str, ...] = ()
         self._features: tuple[str, ...] = ()
+        self._capped: tuple[bool, ...] = ()
         self._plans: dict[tuple, tuple | bool] = {}
         self._ts_prefix = b""
         self._ts_epoch_ms = 0
@@ -65,17 +77,18 @@ class FastPath:
         """Use (building it at most once) the expression of an accepted event's layout."""
         breakdown = event["model_breakdown"]
         features = event.get("features")
-        layout = (tuple(breakdown), None if features is None else tuple(features))
+        capped = tuple("raw_confidence" in entry for entry in breakdown.values())
+        layout = (tuple(breakdown), None if features is None else tuple(features), capped)
         known = self._layouts.get(layout)
         if known is None:
             keys = [key for key in event if key not in ("price", "features")]
             if keys != [*_TOP_KEYS, "model_breakdown"] or len(self._layouts) >= _MAX_LAYOUTS:
                 return
-            known = (_layout_re(*layout).fullmatch, layout[0], layout[1] or ())
+            known = (_layout_re(*layout).fullmatch, layout[0], layout[1] or (), capped)
             self._layouts[layout] = known
-        if known[1:] != (self._models, self._features):
+        if known[1:] != (self._models, self._features, self._capped):
             self._plans.clear()
-        self._match, self._models, self._features = known
+        self._match, self._models, self._features, self._capped = known
 
     def parse(self, raw: bytes) -> tuple | None:
         """((side code, confidence, consensus, total, timestamp ms), symbol, price, model
@@ -97,9 +110,11 @@ class FastPath:
         side_code, consensus, total, template, all_active = plan
         parsed = template.copy()
         if all_active:
-            parsed[2::5] = map(float, groups[9:end:3])
+            parsed[2::MODEL_FIELDS] = map(float, groups[9:end:3])
         else:
-            parsed[2::5] = [NAN if text is None else float(text) for text in groups[9:end:3]]
+            parsed[2::MODEL_FIELDS] = [
+                NAN if text is None else float(text) for text in groups[9:end:3]
+            ]
         if groups[3] is None:
             price = NAN
         else:
@@ -124,17 +139,25 @@ class FastPath:
 
     def _plan(self, key: tuple) -> tuple | bool:
         """For a key of :meth:`parse`: side code, counts, the model values with confidence
-        slots and whether every model is active; False when the counts do not add up."""
+        slots (an active entry of a capped model is capped) and whether every model is active;
+        False when the counts do not add up."""
         count = len(self._models)
         side_code = _ACTION_BYTES[key[0]]
         consensus, total = int(key[1]), int(key[2])
         voting = agreeing = 0
         template: list = []
-        for name, action, shadow in zip(
-            self._models, key[3 : 3 + count], key[3 + count :], strict=True
+        for name, action, shadow, capped in zip(
+            self._models, key[3 : 3 + count], key[3 + count :], self._capped, strict=True
         ):
             code = NO_ACTION if action is None else _ACTION_BYTES[action]
-            template += (name, code, NAN, action is None, shadow is not None)
+            template += (
+                name,
+                code,
+                NAN,
+                action is None,
+                shadow is not None,
+                capped and action is not None,
+            )
             if action is not None and shadow is None:
                 voting += 1
                 agreeing += code == side_code
@@ -143,13 +166,21 @@ class FastPath:
         return side_code, consensus, total, template, None not in key[3 : 3 + count]
 
 
-def _layout_re(models: tuple[str, ...], features: tuple[str, ...] | None) -> re.Pattern[bytes]:
-    """The expression of one layout (see FastPath); names are validated, escaping is moot."""
+def _layout_re(
+    models: tuple[str, ...], features: tuple[str, ...] | None, capped: tuple[bool, ...]
+) -> re.Pattern[bytes]:
+    """The expression of one layout (see FastPath); names are validated, escaping is moot. A
+    capped model's group of the confidence captures its raw_confidence (the one judged)."""
     entries = [
-        b'"%s":\\{(?:"action":"(BUY|SELL|HOLD)","confidence":(%s)'
+        b'"%s":\\{(?:"action":"(BUY|SELL|HOLD)",%s'
         b'|"inactive":true,"inactive_reason":"%s+"),"model":"%s*"(,"shadow":true)?\\}'
-        % (re.escape(name).encode(), _UNIT, _STRING, _STRING)
-        for name in models
+        % (
+            re.escape(name).encode(),
+            _CAPPED_CONFIDENCE if is_capped else b'"confidence":(%s)' % _UNIT,
+            _STRING,
+            _STRING,
+        )
+        for name, is_capped in zip(models, capped, strict=True)
     ]
     pattern = (
         b'\\{"symbol":"(%s+)","side":"(BUY|SELL|HOLD)","confidence":(%s)(?:,"price":(%s))?'

@@ -222,9 +222,14 @@ def top_fields(event: dict, timestamps: Timestamps) -> tuple:
 
 
 def model_entries(event: dict, top: tuple, model_names: set[str]) -> tuple[list, int]:
-    """The flat ``(name, action code, confidence, inactive, shadow)`` values of every entry of
-    model_breakdown, and their number, checked against ``top`` (:func:`top_fields`): the
-    counts must add up. New names join ``model_names`` (at most MAX_MODELS)."""
+    """The flat ``(name, action code, confidence, inactive, shadow, capped)`` values of every
+    entry of model_breakdown, and their number, checked against ``top`` (:func:`top_fields`):
+    the counts must add up. New names join ``model_names`` (at most MAX_MODELS).
+
+    An entry whose confidence the engine capped (QSC_CANARY_CONF_CAP) also carries
+    ``raw_confidence`` (the model's own, checked like a confidence) and ``confidence_cap`` (in
+    (0, 1] when present): its confidence here is the raw one, and ``capped`` is True, so every
+    rule judges what the model said, not what the cap let through."""
     side, side_code, _conf, consensus, total = top[:5]
     breakdown = event.get("model_breakdown", MISSING)
     if type(breakdown) is not dict:
@@ -256,9 +261,9 @@ def model_entries(event: dict, top: tuple, model_names: set[str]) -> tuple[list,
             reason = entry.get("inactive_reason")
             if type(reason) is not str or not reason:
                 raise BadEntry(f"model {name}: inactive without inactive_reason")
-            if "action" in entry or "confidence" in entry:
+            if "action" in entry or "confidence" in entry or "raw_confidence" in entry:
                 raise BadEntry(f"model {name}: inactive with action or confidence")
-            parsed += (name, NO_ACTION, NAN, True, shadow)
+            parsed += (name, NO_ACTION, NAN, True, shadow, False)
             if shadow:
                 shadows.append(name)
             continue
@@ -271,7 +276,12 @@ def model_entries(event: dict, top: tuple, model_names: set[str]) -> tuple[list,
         mconf = entry.get("confidence", MISSING)
         if not ((type(mconf) is float or type(mconf) is int) and 0.0 <= mconf <= 1.0):
             raise BadEntry(f"model {name}: " + confidence_problem("confidence", mconf))
-        parsed += (name, code, mconf, False, shadow)
+        raw = entry.get("raw_confidence", MISSING)
+        if raw is MISSING:
+            parsed += (name, code, mconf, False, shadow, False)
+        else:
+            raw_confidence(name, raw, entry.get("confidence_cap", MISSING))
+            parsed += (name, code, raw, False, shadow, True)
         if shadow:
             shadows.append(name)
             shadow_agreeing += code == side_code
@@ -285,6 +295,15 @@ def model_entries(event: dict, top: tuple, model_names: set[str]) -> tuple[list,
     if total > INT16_MAX:
         raise BadEntry(f"total_models {total} is too large")
     return parsed, len(breakdown)
+
+
+def raw_confidence(name: str, raw: object, cap: object) -> None:
+    """Check an entry's ``raw_confidence`` (a confidence) and ``confidence_cap`` (absent, or a
+    number in (0, 1])."""
+    if not ((type(raw) is float or type(raw) is int) and 0.0 <= raw <= 1.0):
+        raise BadEntry(f"model {name}: " + confidence_problem("raw_confidence", raw))
+    if cap is not MISSING and not ((type(cap) is float or type(cap) is int) and 0.0 < cap <= 1.0):
+        raise BadEntry(f"model {name}: confidence_cap {short_repr(cap)} not in (0, 1]")
 
 
 _NO_FEATURES: dict = {}
