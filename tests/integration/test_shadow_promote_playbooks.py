@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -134,6 +135,42 @@ def test_every_hard_blocker_stops_the_promotion(hosts, env, args, heading, block
     assert heading in run.output, run.output
     assert blocker in run.output, run.output
     assert snapshot(host) == before
+
+
+def wait_entries(host, count: int, timeout: float) -> None:
+    """Until the engine has added ``count`` more entries to the stream (cheap to poll)."""
+    target = host.entries_added() + count
+    deadline = time.monotonic() + timeout
+    while host.entries_added() < target:
+        assert time.monotonic() < deadline, f"{host.name}: fewer than {count} new events"
+        time.sleep(1)
+
+
+def test_a_misleading_model_is_refused_on_its_significant_loss(hosts):
+    """The lab's 'misleading' shadow model passes every other rule, but it is wrong in most of
+    the calls where it and the ensemble disagree: refused on the comparison alone (the lab
+    inventory's horizon, the symbol's next tick), nothing changed, the decision log says why."""
+    host = hosts[1]
+    before = fresh(host, SIM_PATCHTST="misleading")
+    # 1500 events (15 s at 100/s): about 220 disagreements, p ~1e-5 (p < 0.005 in the seeded
+    # simulations of test_lab_engine_models.py)
+    wait_entries(host, 1500, timeout=60)
+
+    run = promote(host)
+
+    assert run.returncode != 0
+    against = "the ensemble without patchtst (the published side)"
+    assert (
+        f"promotion of patchtst BLOCKED on {host.name}: patchtst significantly worse than "
+        f"{against}: wrong in " in run.output
+    ), run.output
+    assert "horizon 0.03 s | nothing on the host was changed" in run.output
+    assert snapshot(host) == before
+    decision = newest_decision_log(host)
+    assert "## Verdict: BLOCKED" in decision
+    assert f"## Comparison with {against}: significantly worse: a hard blocker" in decision
+    assert "## Paired comparison: `patchtst` against the baseline" in decision
+    assert "## Shadow gates: READY" in decision
 
 
 def test_a_jump_is_refused(hosts):

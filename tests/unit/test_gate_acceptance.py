@@ -95,6 +95,24 @@ def test_bad_overrides_are_refused(overrides, refusal):
     assert threshold_refusals(DEFAULTS, overrides) == [refusal]
 
 
+def test_a_promotion_takes_only_the_comparison_thresholds_it_was_given():
+    chosen = {"compare_alpha": 0.01, "compare_horizon_s": 0.03}
+    check = {
+        "verdict": "GO",
+        "model": "patchtst",
+        "current_role": "shadow",
+        "thresholds": {**DEFAULTS, **chosen},
+    }
+    assert promotion_refusals(check, "patchtst", "shadow", chosen) == []
+    assert promotion_refusals(check, "patchtst", "shadow") == [
+        "threshold compare_alpha was 0.01, not 0.05 (the default)",
+        "threshold compare_horizon_s was 0.03, not 300.0 (the default)",
+    ]
+    assert promotion_refusals(check, "patchtst", "shadow", {"compare_alpha": 0.01}) == [
+        "threshold compare_horizon_s was 0.03, not 300.0 (the default)"
+    ]
+
+
 def test_a_promotion_needs_a_go_of_the_model_from_its_role_and_a_canary_gate():
     shadow = {
         "verdict": "GO",

@@ -114,11 +114,15 @@ def monitor_refusals(check: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
+def promotion_refusals(
+    check: Any, model: str, current_role: str, overrides: Any = None
+) -> list[str]:
     """Why the promotion check ``check`` must not let ``model`` be promoted from
     ``current_role`` (``shadow`` or ``voting``); empty: it may. A promotion takes no
-    threshold overrides, and from a canary step its gate must be a canary-mode PASS of the
-    model and the monitor must have found the step safe (or been overridden on purpose)."""
+    threshold overrides but ``overrides``, the comparison's (``compare_alpha``,
+    ``compare_horizon_s``) that the promotion passed on purpose; from a canary step its gate
+    must be a canary-mode PASS of the model and the monitor must have found the step safe (or
+    been overridden on purpose)."""
     if not isinstance(check, Mapping):
         return [f"no promotion check result (got {type(check).__name__})"]
     problems = []
@@ -131,7 +135,7 @@ def promotion_refusals(check: Any, model: str, current_role: str) -> list[str]:
             f"the promotion check judged the role {check.get('current_role')!r}, "
             f"not {current_role!r}"
         )
-    problems += threshold_refusals(check.get("thresholds"))
+    problems += threshold_refusals(check.get("thresholds"), overrides)
     if current_role == "voting":
         problems += [f"gate: {problem}" for problem in gate_refusals(check.get("gate"), model)]
         problems += monitor_refusals(check)
