@@ -7,14 +7,17 @@ a weight: not compared, with the reason)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from model_safety.judgement.compare import compare, gate_comparison
+from model_safety.judgement.reports import render_markdown
 from model_safety.judgement.run import run_gate
 from tests.module_harness import engine_payloads, stream_id
 from tests.unit.test_compare import WEIGHTS, rising, window
 
 CONTRARIAN = ("SIM_PATCHTST", "contrarian")
+NOW = datetime(2026, 1, 10, 13, 0, 0, tzinfo=UTC)
 
 
 def fill(client: Any, stream: str, count: int, *sim: tuple[str, str], price: bool = True) -> None:
@@ -89,3 +92,44 @@ def test_gate_comparison_never_raises_it_says_why_it_did_not_compare() -> None:
     unknown = gate_comparison(events, "tft")
     assert unknown["decided"] is False
     assert unknown["reason"].startswith("not compared: unknown model 'tft'")
+
+
+def test_the_gate_report_has_the_comparison_section(redis_client, redis_stream) -> None:
+    fill(redis_client, redis_stream, 600, CONTRARIAN)
+    overrides = {"compare_horizon_s": 1.0}
+    gated = run_gate(redis_client, redis_stream, model="patchtst", count=600, thresholds=overrides)
+    text = render_markdown(gated, "quality_gate", NOW)
+    section = text[text.index("## Paired comparison: `patchtst` against the baseline") :]
+    assert section.startswith(
+        "## Paired comparison: `patchtst` against the baseline\n\n"
+        "Information on the same events: it never changes the verdict.\n\n"
+        "Horizon 1 s, later price at most 1 s past it; 600 events, 600 with a price, "
+    )
+    assert "| ensemble without patchtst | " in section and "### Calibration" in section
+    assert text.index("## Paired comparison") < text.index("## Thresholds")
+
+
+def test_the_gate_report_says_not_decided_without_prices(redis_client, redis_stream) -> None:
+    fill(redis_client, redis_stream, 300, price=False)
+    gated = run_gate(redis_client, redis_stream, model="patchtst", count=300)
+    text = render_markdown(gated, "quality_gate", NOW)
+    assert "## Verdict: PASS" in text
+    assert "**Not decided**: patchtst made no directional call with an outcome." in text
+    assert "0 with a price" in text
+
+
+def test_a_gate_report_without_a_comparison_has_no_section(redis_client, redis_stream) -> None:
+    fill(redis_client, redis_stream, 300)
+    text = render_markdown(run_gate(redis_client, redis_stream, count=300), "quality_gate", NOW)
+    assert "Paired comparison" not in text
+
+
+def test_a_comparison_not_made_is_said_in_the_gate_report() -> None:
+    result = {
+        "verdict": "PASS",
+        "mode": "canary",
+        "comparison": {"model": "tft", "decided": False, "reason": "not compared: unknown"},
+    }
+    text = render_markdown(result, "quality_gate", NOW)
+    assert "## Paired comparison: `tft` against the baseline" in text
+    assert "**Not decided**: not compared: unknown." in text

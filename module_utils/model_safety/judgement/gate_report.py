@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from . import markdown as md
+from .compare_report import compare_section
 from .thresholds import Thresholds
 
 MODEL_COLUMNS = (
@@ -103,6 +104,15 @@ def _ensemble_lines(result: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _comparison_lines(result: Mapping[str, Any]) -> list[str]:
+    """The judged model's paired comparison (run_gate with a model), said to be information."""
+    comparison = result.get("comparison")
+    if not isinstance(comparison, Mapping):
+        return []
+    title, *section = compare_section(comparison)
+    return [title, "", "Information on the same events: it never changes the verdict.", *section]
+
+
 def render_quality_gate(result: Mapping[str, Any], now: datetime) -> str:
     """The gate report (see the module docstring)."""
     verdict = result.get("verdict", "FAIL")
@@ -136,5 +146,6 @@ def render_quality_gate(result: Mapping[str, Any], now: datetime) -> str:
                 lines += [f"### {name}: blockers", "", *md.bullets(model["blockers"]), ""]
     lines += _malformed_lines(result)
     lines += _ensemble_lines(result)
+    lines += _comparison_lines(result)
     lines += _thresholds_lines(result)
     return "\n".join(lines).rstrip() + "\n"
