@@ -11,6 +11,10 @@ from ansible.module_utils.model_safety.ansible_support import (
     module_runner,
 )
 from ansible.module_utils.model_safety.engine.commands import EngineStateError
+from ansible.module_utils.model_safety.engine.stop_conditions import (
+    validate_log_window,
+    validate_stop_paths,
+)
 from ansible.module_utils.model_safety.names import is_model_name
 
 DOCUMENTATION = r"""
@@ -29,6 +33,9 @@ description:
     O(window_events)): per event its action, confidence and the ensemble's side, as compact
     rows for the monitor's sequential tests; how long the stream has been silent; and the
     stream's rate before the activation."
+  - With O(stop_paths), the runbook's stop-condition measures of the host (RV(stop_conditions))
+    and of the events read (RV(stop_events)), judged by the monitor like the preflight judges
+    them (restart loop, log spam, disk growth since the activation, payload p95, consensus).
   - With O(feature_reference), that feature reference file read (RV(drift_reference)) and the
     features of the events read counted in its bins (RV(drift)), which the monitor adds up since
     the activation and judges (feature drift, a rollback above PSI 0.25); a file that cannot be
@@ -75,6 +82,16 @@ options:
       - The site's feature reference file on the host (C(model-safety feature-reference)), the
         one the canary's gate used; without it no feature drift is measured.
     type: path
+  stop_paths:
+    description:
+      - The engine's data and log paths (normalised absolute paths, at most 20) whose disk usage
+        is measured; given, the runbook's stop conditions are measured (RV(stop_conditions)).
+    type: list
+    elements: path
+  stop_log_window:
+    description: The seconds of the engine's journal whose lines per minute are counted (1 to 3600).
+    type: float
+    default: 60
 requirements:
   - python3-numpy and python3-redis on the target (as for C(quality_gate))
 extends_documentation_fragment:
@@ -147,6 +164,26 @@ rate:
   description: The stream's rate before the activation (C(rate_per_s), null when unknown).
   returned: unless telemetry_error
   type: dict
+stop_conditions:
+  description:
+    - The host's stop-condition measures, C(restarts) (C(count), C(journal_24h), C(n_restarts)),
+      C(log_lines) (C(lines), C(per_min), C(window_s)), C(disk) (C(paths), C(bytes)) and
+      C(redis) (C(used_memory), C(stream_length); null when the telemetry was not read),
+      each with its C(error) (null when measured).
+  returned: when O(stop_paths) is given
+  type: dict
+  sample: {restarts: {count: 0, journal_24h: 0, n_restarts: 0, error: null},
+           log_lines: {lines: 130, per_min: 130.0, window_s: 60.0, error: null, capped: false},
+           disk: {paths: {/opt/quantum/data: 4096}, bytes: 4096, error: null},
+           redis: {used_memory: 1048576, stream_length: 2000, error: null}}
+stop_events:
+  description:
+    - The events read, for the stop conditions, C(events), C(payload_bytes) (each payload's
+      size), C(payload_p95), C(low) (consensus 0-1) and C(full) (full consensus with O(model)
+      voting).
+  returned: when O(stop_paths) is given, unless telemetry_error
+  type: dict
+  sample: {events: 2, payload_bytes: [612, 640], payload_p95: 638.6, low: 0, full: 1}
 drift_reference:
   description:
     - The feature reference read from O(feature_reference), as in the file (per feature
@@ -185,6 +222,8 @@ def main() -> None:
             "retries": {"type": "int", "default": 2},
             "timeout": {"type": "float", "default": 10.0},
             "feature_reference": {"type": "path"},
+            "stop_paths": {"type": "list", "elements": "path"},
+            "stop_log_window": {"type": "float", "default": 60.0},
         },
         supports_check_mode=True,
     )
@@ -198,6 +237,12 @@ def main() -> None:
         module.fail_json(msg=f"window_events must be in [1, 100000], not {params['window_events']}")
     if not 0 <= params["retries"] <= 10:
         module.fail_json(msg=f"retries must be in [0, 10], not {params['retries']}")
+    if params["stop_paths"] is not None:
+        try:
+            validate_stop_paths(params["stop_paths"])
+            validate_log_window(params["stop_log_window"])
+        except EngineStateError as exc:
+            module.fail_json(msg=f"invalid stop conditions: {exc}")
     try:
         from ansible.module_utils.model_safety.monitor.probe import probe_canary
     except ImportError as exc:
@@ -216,6 +261,8 @@ def main() -> None:
             timeout=params["timeout"],
             retries=params["retries"],
             feature_reference=params["feature_reference"] or None,
+            stop_paths=params["stop_paths"],
+            log_window_s=params["stop_log_window"],
         )
     except EngineStateError as exc:
         module.fail_json(msg=f"cannot read the state of {params['service']}: {exc}")

@@ -264,6 +264,7 @@ def test_new_state() -> None:
         "events": 0,
         "detectors": None,
         "malformed_pending": False,
+        "stop": None,
         "violations": [],
         "last_check": None,
     }

@@ -160,7 +160,8 @@ def _disk(paths: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _redis(client: Any, stream: str) -> dict[str, Any]:
+def redis_measures(client: Any, stream: str) -> dict[str, Any]:
+    """The Redis server's ``used_memory`` and the stream's length, or the ``error``."""
     try:
         memory = client.info("memory")
         return {
@@ -190,8 +191,9 @@ def measure_host(
     """The host's stop-condition measures at ``now_s`` (epoch seconds): ``restarts``,
     ``log_lines``, ``disk`` and ``redis``, each with an ``error`` (None when measured).
 
-    ``n_restarts`` is the unit's NRestarts (None when unknown). Raises EngineStateError only
-    for bad arguments."""
+    ``n_restarts`` is the unit's NRestarts (None when unknown); without a ``client``, ``redis``
+    is None (the caller reads it with its own client). Raises EngineStateError only for bad
+    arguments."""
     validate_unit(unit)
     paths = validate_stop_paths(paths)
     log_window_s = validate_log_window(log_window_s)
@@ -214,7 +216,7 @@ def measure_host(
         "restarts": restarts,
         "log_lines": log,
         "disk": _disk(paths),
-        "redis": _redis(client, stream),
+        "redis": None if client is None else redis_measures(client, stream),
     }
 
 

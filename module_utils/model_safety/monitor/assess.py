@@ -26,6 +26,11 @@ rule                   what                                        decided
 ``cannot_judge``       the probe failed ``stall_checks`` times      at once
 ``feature_drift``      a feature's PSI > 0.25 since the activation  >= 200 values
                        (:mod:`.drift_watch`; PSI > 0.1 a warning)   (not decided below)
+``restart_loop``,      the runbook's stop conditions                per check (counts and
+``log_spam``,          (:mod:`.stop_watch`; ``consensus_redundant``  evidence for the
+``disk_growth``,       and a failed measure are warnings)           events-based ones)
+``payload_p95``,
+``consensus_broken``
 =====================  ==========================================  ======================
 
 Too few events is never by itself a violation: it is "not decided yet". At the end of the
@@ -65,6 +70,7 @@ from .settings import (
     stall_after_s,
     stream_id_key,
 )
+from .stop_watch import judge_stop_conditions
 
 
 def _violation(rule: str, value: Any, threshold: Any, text: str, **extra: Any) -> dict:
@@ -156,6 +162,7 @@ def _restart_window(new: dict, baseline: dict) -> None:
         detectors=None,
         drift=None,
         malformed_pending=False,
+        stop=None,
     )
 
 
@@ -371,6 +378,10 @@ def assess(
         new["malformed_pending"] = True
     elif obs.n:
         new["malformed_pending"] = False
+
+    new["stop"], stop_violations, stop_warnings = judge_stop_conditions(new, probe, settings, hosts)
+    triggered += stop_violations
+    check["findings"] += stop_warnings
 
     new["drift"], drift_violations, drift_findings = judge_drift(new, probe, settings)
     triggered += drift_violations

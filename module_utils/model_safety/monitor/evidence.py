@@ -379,6 +379,15 @@ def update_detectors(
     return {**state, "events": state["events"] + obs.n, "memory": memory, "detectors": detectors}
 
 
+def mixture_log_m(ones: int, n: int, bound: float) -> float:
+    """log M of a detector of ``bound`` after ``n`` indicators of which ``ones`` are 1, from
+    its start. M depends on the counts only, so a rule kept as counts between checks is
+    judged by it (Ville: a healthy rate reaches ``log(1 / alpha)`` with probability at most
+    ``alpha``, however often it is looked at)."""
+    one, zero, log_w = _alternatives(bound)
+    return float(_logsumexp(log_w + ones * one + (n - ones) * zero))
+
+
 def decisions(state: Mapping[str, Any], specs: Sequence[DetectorSpec]) -> list[dict[str, Any]]:
     """The violations decided so far: per decided detector ``rule``, ``detector``, ``value``
     (the indicator's share since the estimated onset), ``threshold`` (its bound) and the

@@ -12,7 +12,11 @@ from the telemetry stream (:func:`.stream.read_window`):
 * ``rate``: the stream's rate before the activation (:func:`.role_proof.pre_activation_rate`),
   from which the monitor plans its evidence and judges a stall;
 * ``silence_s``: how long the stream has been silent, by the Redis server's clock (the one that
-  stamps the ids).
+  stamps the ids);
+* ``stop_conditions`` (with ``stop_paths``): the runbook's stop-condition measures of the host
+  (:func:`.stop_conditions.measure_host`: restarts, journal lines per minute, disk usage, Redis
+  memory and the stream's length) and ``stop_events``, those of the events read (payload
+  sizes, consensus counts: :func:`.stop_conditions.window_measures`).
 
 With ``feature_reference`` (the site's reference file, :mod:`..judgement.drift`), also
 ``drift_reference`` (the reference read, its ``path`` added) and ``drift`` (the read's
@@ -28,7 +32,7 @@ arguments raise.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..activation.log import ActivationLogError, last_record
@@ -36,6 +40,12 @@ from ..cutover import parse_cutover
 from ..engine.commands import Runner
 from ..engine.config import EngineConfigError, unit_expected_config
 from ..engine.role_proof import RoleProofError, pre_activation_rate
+from ..engine.stop_conditions import (
+    DEFAULT_LOG_WINDOW_S,
+    measure_host,
+    redis_measures,
+    window_measures,
+)
 from ..engine.stream_stats import stream_id_ms
 from ..engine.systemd import read_service_state, service_uptime
 from ..judgement.drift import FeatureReferenceError, load_reference, window_counts
@@ -84,6 +94,7 @@ def _telemetry(
     after: str,
     started_at: str | None,
     window_events: int,
+    stop: bool,
     reference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     window = read_window(client, stream, count=window_events, after=parse_cutover(after))
@@ -103,6 +114,9 @@ def _telemetry(
     }
     if reference is not None:
         result["drift"] = {"counts": window_counts(reference, window), "events": window.n}
+    if stop:
+        result["stop_events"] = window_measures(window, model)
+        result["stop_redis"] = redis_measures(client, stream)
     if started_at:
         try:
             result["rate"] = pre_activation_rate(client, stream, started_at)
@@ -126,16 +140,32 @@ def probe_canary(
     retries: int = DEFAULT_RETRIES,
     pause: Callable[[float], None] = time.sleep,
     feature_reference: str | None = None,
+    stop_paths: Sequence[str] | None = None,
+    log_window_s: float = DEFAULT_LOG_WINDOW_S,
 ) -> dict[str, Any]:
     """The probe result: ``service`` (state, ``running``, ``uptime_s``, ``active_since``),
     ``config`` (canary, canary_weight, voting, shadow) or ``config_error``, ``activation``
     (the newest activation/promotion record of ``model``, or None), ``after`` (the start of
     the read used), and the telemetry (``observations``, ``newest_id``, ``silence_s``,
-    ``rate``) or ``telemetry_error`` after ``retries`` retries.
+    ``rate``) or ``telemetry_error`` after ``retries`` retries; with ``stop_paths`` (the
+    engine's data and log paths) also ``stop_conditions`` (its ``redis`` part and
+    ``stop_events`` from the telemetry's read, when it succeeded).
 
-    Raises EngineStateError when ``systemctl show`` cannot be read at all."""
+    Raises EngineStateError when ``systemctl show`` cannot be read at all, or for bad
+    ``stop_paths`` or ``log_window_s``."""
     service = _service(run, unit, pause)
     result: dict[str, Any] = {"service": service}
+    if stop_paths is not None:
+        result["stop_conditions"] = measure_host(
+            run,
+            None,
+            unit=unit,
+            stream=stream,
+            paths=stop_paths,
+            n_restarts=service["n_restarts"],
+            now_s=time.time(),
+            log_window_s=log_window_s,
+        )
     try:
         result["config"] = unit_expected_config(run, unit, baseline)["expected"]
     except EngineConfigError as exc:
@@ -169,17 +199,19 @@ def probe_canary(
             error = str(exc)
             continue
         try:
-            result.update(
-                _telemetry(
-                    source.client,
-                    stream,
-                    model,
-                    start,
-                    started_at,
-                    window_events,
-                    reference=reference,
-                )
+            telemetry = _telemetry(
+                source.client,
+                stream,
+                model,
+                start,
+                started_at,
+                window_events,
+                stop_paths is not None,
+                reference=reference,
             )
+            if "stop_redis" in telemetry:
+                result["stop_conditions"]["redis"] = telemetry.pop("stop_redis")
+            result.update(telemetry)
             result["attempts"] = attempt + 1
             return result
         except ValueError as exc:  # a bad cursor: no retry helps

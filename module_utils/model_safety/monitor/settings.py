@@ -132,6 +132,7 @@ def new_state(host: str, settings: MonitorSettings, started_at: str, cursor: str
         "events": 0,
         "detectors": None,
         "malformed_pending": False,
+        "stop": None,
         "violations": [],
         "last_check": None,
     }
