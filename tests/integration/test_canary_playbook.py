@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import time
 
@@ -454,3 +455,52 @@ def test_killing_the_playbook_never_leaves_a_half_written_file(hosts):
         assert "another activation holds" in refused.output or "one model at a time" in (
             refused.output
         )
+
+
+# The reference a site writes on a good day (model-safety feature-reference), here from the
+# reference engine's own healthy events; the host's engine then runs with SIM_FEATURES=shifted.
+FEATURE_REFERENCE = "/var/lib/model-safety/feature_reference.json"
+DRIFTED_FEATURES = {"SIM_FEATURES": "shifted"}
+DRIFTED_NAMES = ("atr_value", "return_1", "rsi_14", "volatility_factor")
+
+
+def healthy_feature_reference() -> str:
+    from model_safety.judgement.drift import build_reference
+    from model_safety.telemetry.events import parse_window
+    from tests.module_harness import engine_payloads, stream_id
+
+    payloads = engine_payloads(2000)
+    window = parse_window([(stream_id(i), p) for i, p in enumerate(payloads)])
+    reference = build_reference(window, stream="quantum:stream:trade.intent", source="healthy")
+    return json.dumps(reference)
+
+
+def test_features_out_of_distribution_stop_the_canary_before_anything_changes(hosts):
+    """Issue 16 item 3: with the site's feature reference configured, a canary whose gate
+    sees the features drifted (and nothing else wrong) stops at the gate, the host unchanged."""
+    host = hosts[2]
+    fresh(host, **DRIFTED_FEATURES)
+    # Where the lease lives too, as the lease makes it (reset removed it).
+    host.run("install", "-d", "-m", "0700", "/var/lib/model-safety")
+    host.write_file(FEATURE_REFERENCE, healthy_feature_reference(), owner="root:root")
+    before = snapshot(host)
+
+    run = canary(
+        "-e", "model=patchtst", "--limit", host.name,
+        "-e", json.dumps({"model_safety_feature_reference": FEATURE_REFERENCE}),
+    )  # fmt: skip
+
+    assert run.returncode != 0
+    found = re.search(
+        r"quality gate FAIL for patchtst \((\d+) events[^)]*\): (.*?) \| nothing on the host was "
+        r"changed",
+        run.output,
+    )
+    assert found, run.output
+    # The models pass: the blockers are the four features' drift, and nothing else.
+    blockers = found.group(2).split("; ")
+    assert [b.split(" PSI ")[0] for b in blockers] == [
+        f"feature drift: {name}" for name in DRIFTED_NAMES
+    ], blockers
+    assert f"> 0.25 (reference 2000 values, current {found.group(1)})" in blockers[0]
+    assert snapshot(host) == before
