@@ -164,7 +164,7 @@ def test_no_gate_variable_lets_a_failing_canary_past_the_gate(hosts, extra, refu
     assert snapshot(host) == before
 
 
-def test_explicit_threshold_overrides_are_allowed_and_recorded(hosts):
+def test_threshold_overrides_and_a_confidence_cap_are_applied_proven_and_recorded(hosts):
     host = hosts[0]
     fresh(host)
     override = {"max_action_share": 0.75}
@@ -172,6 +172,7 @@ def test_explicit_threshold_overrides_are_allowed_and_recorded(hosts):
     run = canary(
         "-e", "model=patchtst", "--limit", host.name,
         "-e", json.dumps({"canary_gate_thresholds": override}),
+        "-e", "conf_cap=0.75",
     )  # fmt: skip
 
     assert run.returncode == 0, run.output
@@ -179,6 +180,15 @@ def test_explicit_threshold_overrides_are_allowed_and_recorded(hosts):
     (record,) = log_records(host)
     assert record["gate"]["thresholds_override"] == override
     assert record["gate"]["thresholds"]["max_action_share"] == 0.75
+    # The cap: in the drop-in, on the canary's start-up line, in the proof and the record.
+    after = snapshot(host)
+    assert 'Environment="QSC_CANARY_CONF_CAP=0.75"' in after["dropins"]["qsc_canary.conf"]
+    journal = host.journal(after["invocation"])
+    assert "[OK] patchtst agent loaded (weight: 10%) conf_cap=0.75" in journal
+    assert "[OK] xgb agent loaded (weight: 28.125%)" in journal
+    assert "patchtst confidence capped at 0.75" in run.output
+    assert "canary at 0.1, confidence capped at 0.75" in run.output
+    assert record["conf_cap"] == 0.75
     report = (
         REPO_ROOT / "reports" / "safety" / host.name / record["gate"]["reports"][0].split("/")[-1]
     )
@@ -232,6 +242,10 @@ def test_failure_after_the_change_restores_the_backup(hosts, fault, reason):
         (("-e", "model=patchtst", "-e", "weight=1"), "strictly between 0 and 1"),
         (("-e", "model=patchtst", "-e", "weight=-0.1"), "strictly between 0 and 1"),
         (("-e", "model=patchtst", "-e", "weight=abc"), "must be a decimal number, got 'abc'"),
+        (
+            ("-e", "model=patchtst", "-e", "conf_cap=1.5"),
+            "conf_cap must be a finite number in (0, 1], got '1.5'",
+        ),
         ((), "not a valid model name: ''"),
         (
             ("-e", "model=patchtst", "-e", "canary_serial=0"),
@@ -250,6 +264,7 @@ def test_failure_after_the_change_restores_the_backup(hosts, fault, reason):
         "w1",
         "negative",
         "abc",
+        "cap",
         "missing",
         "serial0",
         "serial150",
