@@ -31,6 +31,8 @@ TEST_DROPIN_PREFIX = "90-test-"
 # production layout and stays). A reset removes it all.
 ACTIVATION_STATE = ("/var/lib/model-safety", "/var/log/quantum/qsc_canary.jsonl")
 BACKUP_DIR = "/opt/quantum/backups/model_activations"
+# The engine simulator's SIM_DISK_GROWTH file (beside the trade log).
+SIM_DISK_GROWTH_FILE = "/opt/quantum/data/sim_disk_growth.bin"
 
 
 class HostCommandError(AssertionError):
@@ -127,6 +129,7 @@ class LabHost:
         # A fresh host has no crash history: an earlier test's crash restarts must not be the
         # next test's restart_loop stop condition (restarts in the last 24 h, from the journal).
         self.run("journalctl", "--rotate", "--vacuum-size=1K")
+        self.run("rm", "-f", "--", SIM_DISK_GROWTH_FILE)
         pristine = (self.config.engine_src / "ai-engine.env").read_text()
         self.write_file(ENV_FILE, set_env_keys(pristine, env) if env else pristine)
         return self.cycle()

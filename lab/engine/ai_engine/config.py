@@ -36,6 +36,9 @@ DEFAULT_SHADOW_LOG_INTERVAL = 10.0
 FEATURE_MODES = ("healthy", "flatline", "nan", "shifted")
 MAX_RATE = 100_000.0
 MAX_PAYLOAD_PAD = 100_000
+# SIM_LOG_SPAM's journal lines per minute and SIM_DISK_GROWTH's bytes per second, at most.
+MAX_LOG_SPAM = 600_000.0
+MAX_DISK_GROWTH = 100_000_000.0
 WEIGHT_SUM_TOLERANCE = 1e-6
 CANARY_WEIGHT_TOLERANCE = 1e-9
 
@@ -57,6 +60,8 @@ SIM_SWITCHES = (
     "SIM_BUILD_OVERRIDE",
     "SIM_SHADOW_LEAK",
     "SIM_PAYLOAD_PAD",
+    "SIM_LOG_SPAM",
+    "SIM_DISK_GROWTH",
     "SIM_FAULTS_ONLY_WITH_CANARY",
 )
 _RESERVED_MODEL_NAMES = frozenset(s.removeprefix("SIM_").lower() for s in SIM_SWITCHES)
@@ -101,6 +106,8 @@ class EngineConfig:
     payload_pad: int
     faults_only_with_canary: bool
     faults_active: bool
+    log_spam: float = 0.0
+    disk_growth: float = 0.0
 
     @property
     def voters(self) -> tuple[str, ...]:
@@ -323,6 +330,14 @@ def _payload_pad(key: str, value: str) -> int:
     return _at_most(MAX_PAYLOAD_PAD, key, value, parse_int(key, value))
 
 
+def _log_spam(key: str, value: str) -> float:
+    return _at_most(MAX_LOG_SPAM, key, value, _positive(key, value))
+
+
+def _disk_growth(key: str, value: str) -> float:
+    return _at_most(MAX_DISK_GROWTH, key, value, _positive(key, value))
+
+
 def _features_mode(key: str, value: str) -> str:
     if value not in FEATURE_MODES:
         raise ConfigError(f"{key} must be one of {', '.join(FEATURE_MODES)}, got {value!r}")
@@ -410,6 +425,8 @@ def load_config(
     build_override = _optional(env, "SIM_BUILD_OVERRIDE", _build_sha)
     shadow_leak = _optional(env, "SIM_SHADOW_LEAK", parse_bool) is True
     payload_pad = _optional(env, "SIM_PAYLOAD_PAD", _payload_pad) or 0
+    log_spam = _optional(env, "SIM_LOG_SPAM", _log_spam) or 0.0
+    disk_growth = _optional(env, "SIM_DISK_GROWTH", _disk_growth) or 0.0
     gated = _optional(env, "SIM_FAULTS_ONLY_WITH_CANARY", parse_bool) is True
     faults_active = not gated or canary_model is not None
 
@@ -457,4 +474,6 @@ def load_config(
         payload_pad=payload_pad if faults_active else 0,
         faults_only_with_canary=gated,
         faults_active=faults_active,
+        log_spam=log_spam if faults_active else 0.0,
+        disk_growth=disk_growth if faults_active else 0.0,
     )

@@ -38,6 +38,9 @@ STATS_INTERVAL = 60.0
 MAX_SLEEP = 0.25
 GIT_TIMEOUT = 10.0
 _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{4,40}$")
+SPAM_BURST = 10_000
+DISK_GROWTH_FILE = "sim_disk_growth.bin"
+DISK_GROWTH_CAP = 256 * 1024 * 1024
 
 
 class SimulatedCrash(RuntimeError):
@@ -185,6 +188,37 @@ class ShadowLogger:
         )
 
 
+class SimulatedLoad:
+    """SIM_LOG_SPAM and SIM_DISK_GROWTH: the journal lines and the bytes under the data path
+    due by the time since the start. Lines over SPAM_BURST at once are dropped (a stalled loop
+    does not flood the journal afterwards); the growth file (DISK_GROWTH_FILE beside the trade
+    log, emptied at the start) stops at DISK_GROWTH_CAP bytes."""
+
+    def __init__(self, config: EngineConfig, log: Logger) -> None:
+        self._config = config
+        self._log = log
+        self._path = config.db_path.parent / DISK_GROWTH_FILE
+        self.lines = 0
+        self.written = 0
+        if config.disk_growth:
+            self._path.write_bytes(b"")
+
+    def tick(self, elapsed: float) -> None:
+        """Log and write what is due at ``elapsed`` seconds since the start."""
+        config = self._config
+        if config.log_spam:
+            due = int(elapsed * config.log_spam / 60.0) - self.lines
+            for number in range(min(due, SPAM_BURST)):
+                self._log.info(f"[SIM] log spam line {self.lines + number + 1}")
+            self.lines += max(0, due)
+        if config.disk_growth:
+            due = min(DISK_GROWTH_CAP, int(elapsed * config.disk_growth)) - self.written
+            if due > 0:
+                with self._path.open("ab") as handle:
+                    handle.write(b"\x01" * due)
+                self.written += due
+
+
 class Runner:
     """The paced publishing loop."""
 
@@ -205,6 +239,7 @@ class Runner:
         self._wall = wall
         self._sleep = sleep
         self._shadow_log = ShadowLogger(config.shadow_log_interval, clock)
+        self._load = SimulatedLoad(config, log)
         self._shadow_models = tuple(m for m in config.models if m in config.shadow)
         self._stop_reason: str | None = None
         self.events = 0
@@ -248,6 +283,7 @@ class Runner:
                 count = 0
             if count:
                 self._emit(count, elapsed)
+            self._load.tick(elapsed)
             for sink in self._sinks:
                 sink.tick()
             if now - stats_at >= STATS_INTERVAL:
