@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from . import markdown as md
+from .drift_report import drift_section
 
 _BOARD_COLUMNS = (
     "model",
@@ -105,6 +106,7 @@ def render_feature_sanity(result: Mapping[str, Any], now: datetime) -> str:
     ]
     if rows:
         lines += ["## Features", "", *md.table(_FEATURE_COLUMNS, rows), ""]
+    lines += drift_section(result.get("drift"))
     duplicates = result.get("duplicates") or {}
     if duplicates:
         lines += [

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import markdown as md
 from .compare_report import compare_section
+from .drift_report import drift_section
 from .thresholds import Thresholds
 
 MODEL_COLUMNS = (
@@ -146,6 +147,7 @@ def render_quality_gate(result: Mapping[str, Any], now: datetime) -> str:
                 lines += [f"### {name}: blockers", "", *md.bullets(model["blockers"]), ""]
     lines += _malformed_lines(result)
     lines += _ensemble_lines(result)
+    lines += drift_section(result.get("drift"))
     lines += _comparison_lines(result)
     lines += _thresholds_lines(result)
     return "\n".join(lines).rstrip() + "\n"
