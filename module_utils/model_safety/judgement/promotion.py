@@ -43,6 +43,7 @@ from ..telemetry.events import EventWindow
 from .compare_loss import compare_for_promotion, comparison_blocker
 from .gate import evaluate, pct_pair
 from .shadow import GATES, readiness, shadow_report
+from .stop_rules import payload_p95_blocker
 from .thresholds import Thresholds
 
 __all__ = [
@@ -130,9 +131,9 @@ def _voting_blockers(gate: dict[str, Any], model: str, t: Thresholds) -> list[st
     if hard_disagree is not None and hard_disagree > t.shadow_max_hard_disagree:
         shown, limit = pct_pair(hard_disagree, t.shadow_max_hard_disagree)
         blockers.append(f"{model}: hard disagreement {shown} > {limit}")
-    p95 = gate["ensemble"]["payload_p95"]
-    if p95 is not None and p95 >= t.max_payload_p95:
-        blockers.append(f"payload p95 {p95:.0f} bytes >= {t.max_payload_p95}")
+    payload = payload_p95_blocker(gate["ensemble"]["payload_p95"], t)
+    if payload:
+        blockers.append(payload)
     return blockers
 
 

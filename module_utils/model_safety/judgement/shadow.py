@@ -43,6 +43,7 @@ import numpy as np
 from ..telemetry.events import BUY, SELL, VOTER_REASON, EventWindow
 from ..telemetry.metrics import ensemble_metrics, model_metrics
 from .gate import num_pair, pct_pair
+from .stop_rules import payload_p95_blocker
 from .thresholds import Thresholds
 
 __all__ = ["GATES", "calibration", "future_events", "future_prices", "readiness", "shadow_report"]
@@ -226,8 +227,9 @@ def shadow_report(
             "that report it"
         )
     p95 = ensemble["payload_p95"]
-    if p95 is not None and p95 >= t.max_payload_p95:
-        hard.append(f"payload p95 {p95:.0f} bytes >= {t.max_payload_p95}")
+    payload = payload_p95_blocker(p95, t)
+    if payload:
+        hard.append(payload)
     hard_disagree = metrics["hard_disagree"]
     if hard_disagree is not None and hard_disagree > t.shadow_max_hard_disagree:
         shown, limit = pct_pair(hard_disagree, t.shadow_max_hard_disagree)
