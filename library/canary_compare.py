@@ -33,7 +33,14 @@ description:
   - The module reports; it does not fail on what it found. It fails on an error (bad options,
     Redis unreachable, no usable activation record, a voting model without a weight) and,
     with O(fail_on_worse), when the canary is significantly worse than the ensemble without it
-    (one-sided p < O(alpha)).
+    by the promotion's rule (RV(loss_check)).
+  - "That rule: on the calls where the canary and the ensemble without it disagree, the canary
+    is wrong in significantly more than O(max_loss_share) of them (one-sided exact binomial
+    p < O(alpha)). A healthy member of an ensemble loses a little over half of them (the
+    ensemble averages its members' noise away), so plain McNemar (RV(canary_worse_than))
+    finds any single model worse once there are thousands of events. The ensemble without
+    the canary is the vote recomputed without it for a canary that voted in the window, the
+    published side for a shadow model."
   - Too few events, no prices or no outcome yet is RV(decided) false, never a failure.
   - Read-only, never changes the engine or its data; runs the same in check mode, where it
     writes no report either.
@@ -63,9 +70,17 @@ options:
         t + 2 horizon]).
     type: float
   alpha:
-    description: The one-sided significance level of "the canary is worse", in (0, 1).
+    description:
+      - The one-sided significance level of "the canary is worse", in (0, 1), of the paired
+        tests and of RV(loss_check) (the promotion's C(compare_alpha), 0.05).
     type: float
     default: 0.05
+  max_loss_share:
+    description:
+      - The share of the disagreements with the ensemble without it the canary may lose before
+        a loss counts, in [0.5, 1) (the promotion's threshold C(compare_max_loss_share)).
+    type: float
+    default: 0.6
   fail_on_worse:
     description:
       - Fail the task when the canary is significantly worse than the ensemble without it
@@ -164,12 +179,38 @@ summary:
   description: The comparison in one line.
   returned: always
   type: str
-  sample: "patchtst: 58.1% right of 212 calls (51.4% - 64.6%); worse than: none"
+  sample: "patchtst: 61.4% right of 464 calls (56.9% - 65.7%), horizon 1 s; against the
+    ensemble without patchtst: wrong in 51 of 104 disagreements (49.0%, allowed 60.0%),
+    p 0.998: not significantly worse"
 worse_than_ensemble_without:
-  description: Whether the canary is significantly worse than the ensemble without it.
+  description: Whether the canary is significantly worse than the ensemble without it
+    (RV(loss_check) C(significant_loss)).
   returned: always
   type: bool
   sample: false
+loss_check:
+  description:
+    - The promotion's rule over the comparison, C(against), C(decided) (false with a
+      C(reason) below C(min_disagreements)), C(significant_loss), C(b) (disagreements the
+      canary was right in), C(c) (wrong in), C(disagreements), C(loss_share) (c / (b + c)),
+      C(max_loss_share), C(p_loss), C(alpha), C(canary_accuracy), C(other_accuracy).
+  returned: when a window was read
+  type: dict
+  sample:
+    against: the ensemble without patchtst
+    decided: true
+    significant_loss: false
+    b: 160
+    c: 175
+    disagreements: 335
+    loss_share: 0.522
+    max_loss_share: 0.6
+    p_loss: 0.998
+canary_role:
+  description: V(voting) when the canary voted in the window, else V(shadow).
+  returned: when the canary is in the window
+  type: str
+  sample: voting
 canary_worse_than:
   description: The others (models, C(ensemble), C(ensemble without <model>)) the canary is
     significantly worse than (one-sided p < O(alpha)).
@@ -288,6 +329,7 @@ SPEC = {
     "horizon": {"type": "float", "default": 300.0},
     "max_lag": {"type": "float"},
     "alpha": {"type": "float", "default": 0.05},
+    "max_loss_share": {"type": "float", "default": 0.6},
     "fail_on_worse": {"type": "bool", "default": False},
     "since_activation": {"type": "bool", "default": False},
     "activation_log": {"type": "path", "default": DEFAULT_LOG_PATH},
@@ -308,10 +350,14 @@ def main() -> None:
     from ansible.module_utils.model_safety.judgement.compare import (
         baseline_weights,
         checked_options,
-        worse_than_without,
+    )
+    from ansible.module_utils.model_safety.judgement.compare_loss import (
+        comparison_blocker,
+        loss_check,
     )
     from ansible.module_utils.model_safety.judgement.compare_report import compare_summary
     from ansible.module_utils.model_safety.judgement.run import run_compare
+    from ansible.module_utils.model_safety.judgement.thresholds import Thresholds
 
     model = params["model"]
     after, activation = params["after"] or None, None
@@ -320,6 +366,7 @@ def main() -> None:
         horizon, alpha, max_lag = checked_options(
             params["horizon"], params["alpha"], params["max_lag"]
         )
+        limits = Thresholds(compare_max_loss_share=params["max_loss_share"])
         if params["since_activation"]:
             after, record = activation_start(params["activation_log"], model)
             activation = {"start": after, "log": params["activation_log"], "record": record}
@@ -338,17 +385,19 @@ def main() -> None:
     )
     if activation is not None:
         result["activation"] = activation
-    result["summary"] = compare_summary(result)
-    result["worse_than_ensemble_without"] = worse_than_without(result)
+    loss = None
+    if not result.get("error"):
+        role = result.get("canary_role", "voting")
+        loss = loss_check(result, role, limits.compare_max_loss_share, alpha)
+        result["loss_check"] = loss
+    result["summary"] = compare_summary(result, loss)
+    result["worse_than_ensemble_without"] = bool(loss and loss["significant_loss"])
     returned = with_reports(module, result, "compare")
     if result.get("error"):
         module.fail_json(msg=f"cannot compare {model}: {result['error']}", **returned)
     worse = result["worse_than_ensemble_without"]
     if worse and params["fail_on_worse"] and not params["report_only"]:
-        module.fail_json(
-            msg=f"{model} is significantly worse than the ensemble without it: {result['summary']}",
-            **returned,
-        )
+        module.fail_json(msg=comparison_blocker(loss)[0], **returned)
     module.exit_json(changed=False, **returned)
 
 

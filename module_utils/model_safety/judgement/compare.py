@@ -326,6 +326,9 @@ def compare(
     canary = window.models.get(model)
     if canary is None:
         return {**result, "decided": False, "reason": f"model {model} is in no event"}
+    # Whom "the ensemble without it" is (compare_loss.AGAINST): a canary that voted in the
+    # window is left out of the recomputed vote; a shadow one never voted.
+    result["canary_role"] = "voting" if bool((canary.present & ~canary.shadow).any()) else "shadow"
     models = {}
     for name, cols in window.models.items():
         models[name] = accuracy(cols.action, outcome, cols.active)
@@ -372,15 +375,6 @@ def compare(
         canary_worse_than=[c["other"] for c in comparisons if c["canary_worse"]],
     )
     return result
-
-
-def worse_than_without(result: Mapping[str, Any]) -> bool:
-    """Whether ``result`` (a :func:`compare` result) finds the canary significantly worse than
-    the ensemble without it (the counterfactual comparison's one-sided test)."""
-    return any(
-        c.get("kind") == "counterfactual" and c.get("canary_worse")
-        for c in result.get("comparisons") or []
-    )
 
 
 def gate_comparison(

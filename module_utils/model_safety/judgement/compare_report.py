@@ -151,20 +151,32 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def compare_summary(result: Mapping[str, Any]) -> str:
-    """The comparison in one line: the canary's accuracy and whom it is worse than, or why
-    nothing was judged."""
+def compare_summary(result: Mapping[str, Any], loss: Mapping[str, Any] | None = None) -> str:
+    """The comparison in one line: the canary's accuracy and, with ``loss`` (a
+    :func:`.compare_loss.loss_check` of it), whether it loses significantly against the
+    ensemble without it, else whom the paired tests find it worse than; or why nothing was
+    judged."""
     model = result.get("model")
     if result.get("error"):
         return f"{model}: not compared: {result['error']}"
     if not result.get("decided"):
         return f"{model}: not decided: {result.get('reason')}"
     stats = result["models"][model]
-    worse = ", ".join(result["canary_worse_than"]) or "none"
-    return (
+    line = (
         f"{model}: {pct(stats['accuracy'])} right of {stats['calls']} calls "
-        f"({_interval(stats)}), horizon {plain(result['horizon_s'])} s; "
-        f"significantly worse than: {worse}"
+        f"({_interval(stats)}), horizon {plain(result['horizon_s'])} s"
+    )
+    if loss is None:
+        return (
+            f"{line}; significantly worse than: {', '.join(result['canary_worse_than']) or 'none'}"
+        )
+    if not loss["decided"]:
+        return f"{line}; against {loss['against']}: not decided ({loss['reason']})"
+    verdict = "significantly worse" if loss["significant_loss"] else "not significantly worse"
+    return (
+        f"{line}; against {loss['against']}: wrong in {loss['c']} of {loss['disagreements']} "
+        f"disagreements ({pct(loss['loss_share'])}, allowed {pct(loss['max_loss_share'])}), "
+        f"p {_p(loss['p_loss'])}: {verdict}"
     )
 
 

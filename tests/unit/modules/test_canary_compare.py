@@ -54,9 +54,12 @@ def test_a_healthy_canary_is_compared_and_not_worse(telemetry, tmp_path, check_m
     assert result["worse_than_ensemble_without"] is False
     assert result["canary_worse_than"] == []
     assert result["summary"] == (
-        "patchtst: 61.4% right of 464 calls (56.9% - 65.7%), horizon 1 s; "
-        "significantly worse than: none"
+        "patchtst: 61.4% right of 464 calls (56.9% - 65.7%), horizon 1 s; against the "
+        "ensemble without patchtst (the published side): wrong in 41 of 69 disagreements "
+        "(59.4%, allowed 60.0%), p 0.59: not significantly worse"
     )
+    assert result["canary_role"] == "shadow"  # the lab default: patchtst in shadow
+    assert result["loss_check"]["significant_loss"] is False
     assert [c["other"] for c in result["comparisons"]] == [
         "xgb",
         "lgbm",
@@ -86,9 +89,10 @@ def test_a_worse_canary_is_reported_and_fails_only_with_fail_on_worse(telemetry)
     ]
     failed = fails(MODULE, compare_args(telemetry, fail_on_worse=True))
     assert failed["msg"] == (
-        "patchtst is significantly worse than the ensemble without it: patchtst: 33.3% right "
-        "of 537 calls (29.5% - 37.4%), horizon 1 s; significantly worse than: xgb, lgbm, "
-        "nhits, ensemble, ensemble without patchtst"
+        "patchtst significantly worse than the ensemble without patchtst (the published side): "
+        "wrong in 282 of the 411 calls where they disagree (b 129 canary right, c 282 canary "
+        "wrong: 68.6% > 60.0%), one-sided p 0.000184 < alpha 0.05; accuracy 33.3% vs 66.3%, "
+        "horizon 1 s"
     )
     assert failed["comparisons"] == reported["comparisons"]
     only = succeeds(MODULE, compare_args(telemetry, fail_on_worse=True, report_only=True))
@@ -228,3 +232,28 @@ def test_a_report_that_cannot_be_written_fails(telemetry, tmp_path) -> None:
     result = fails(MODULE, compare_args(telemetry, report_dir=str(blocker / "reports")))
     assert result["msg"].startswith(f"cannot write the reports to {blocker / 'reports'}")
     assert json.dumps(result["summary"])
+
+
+def test_a_voting_canary_is_judged_against_the_vote_without_it(telemetry) -> None:
+    telemetry.add(600, ("PATCHTST_SHADOW_ONLY", "false"), CONTRARIAN)
+    result = succeeds(MODULE, compare_args(telemetry))
+    assert result["canary_role"] == "voting"
+    loss = result["loss_check"]
+    assert loss["against"] == "the ensemble without patchtst"
+    counterfactual = result["comparisons"][-1]
+    assert (loss["b"], loss["c"]) == (counterfactual["b"], counterfactual["c"])
+    assert loss["significant_loss"] is True and result["worse_than_ensemble_without"] is True
+
+
+def test_max_loss_share_is_the_loss_allowed(telemetry) -> None:
+    telemetry.add(600, CONTRARIAN)  # loses 68.6 % of its disagreements
+    result = succeeds(MODULE, compare_args(telemetry, max_loss_share=0.7, fail_on_worse=True))
+    assert result["loss_check"]["max_loss_share"] == 0.7
+    assert result["worse_than_ensemble_without"] is False
+
+
+@pytest.mark.parametrize("share", [0.4, 1.0, float("nan")])
+def test_a_bad_max_loss_share_is_refused(share) -> None:
+    args = {"model": "patchtst", "redis_url": unreachable_redis(), "max_loss_share": share}
+    result = fails_without_the_password(MODULE, args)
+    assert "threshold compare_max_loss_share must be" in result["msg"], result["msg"]
