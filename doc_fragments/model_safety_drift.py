@@ -22,7 +22,8 @@ options:
     description:
       - The reference is the newest N (1 to 100000) events up to the cutover (O(after), or the
         current start where the module gates since it), the window before this start, for
-        example the shadow run's. Fewer than C(psi_min_events) values of a feature there is a blocker.
+        example the shadow run's. Fewer than C(psi_min_events) values of a feature there is a
+        blocker.
       - Not with O(feature_reference).
     type: int
 """
