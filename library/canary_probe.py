@@ -148,10 +148,12 @@ observations:
       C([stream ms, action, confidence, side]) with action and side codes 0 BUY, 1 SELL,
       2 HOLD (-1 and a null confidence when the model gave no prediction); C(malformed) counts
       the entries that are no valid event; C(first_id), C(last_id) the stream ids read.
+    - The confidence is the model's own C(raw_confidence) where the engine capped it
+      (C(QSC_CANARY_CONF_CAP)); C(capped) counts those rows.
   returned: unless telemetry_error
   type: dict
-  sample: {rows: [[1768046400123, 0, 0.64, 0]], malformed: 0, first_id: "1768046400123-0",
-           last_id: "1768046400123-0"}
+  sample: {rows: [[1768046400123, 0, 0.64, 0]], malformed: 0, capped: 0,
+           first_id: "1768046400123-0", last_id: "1768046400123-0"}
 newest_id:
   description: The newest entry of the stream (null when it is empty).
   returned: unless telemetry_error

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ai_engine.config import ConfigError, load_config
@@ -29,12 +29,17 @@ from model_safety.engine.startup_proof import STEP_CONFIG, STEP_ROLE, ModelExpec
 from model_safety.engine.weights import WeightsError, canary_weights
 from model_safety.judgement.gate import evaluate
 from model_safety.judgement.gate_report import render_quality_gate
+from model_safety.monitor.probe import _telemetry as probe_telemetry
+from model_safety.monitor.report import describe_check
 from model_safety.telemetry.events import parse_window
 from model_safety.telemetry.fastpath import FastPath
 from tests.fake_clock import FakeClock
 from tests.fake_engine_host import BASELINE as FAKE_BASELINE
 from tests.fake_engine_host import UNIT, FakeHost
+from tests.monitor_events import healthy_rows
 from tests.unit.test_events_fastpath import SETTINGS, assert_same, build, entries_of, mutate
+from tests.unit.test_monitor_assess import Host as MonitorHost
+from tests.unit.test_monitor_assess import probe as monitor_probe
 
 CANARY_WEIGHTS = "xgb:0.28125,lgbm:0.28125,nhits:0.3375,patchtst:0.1"
 BASELINE = {"xgb": 0.25, "lgbm": 0.25, "nhits": 0.30, "patchtst": 0.20}
@@ -388,7 +393,7 @@ def test_capped_events_are_judged_on_their_raw_confidence(monkeypatch) -> None:
     assert not window.models["xgb"].capped.any()
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=100)
 @given(st.randoms(use_true_random=False), st.integers(1, 40), st.floats(0.0, 1.0))
 def test_capped_fast_path_equals_the_general_parser(rnd, count: int, share: float) -> None:
     """Capped engine events (active and inactive canary), some mutated, in random pages."""
@@ -497,3 +502,33 @@ def test_the_gate_judges_raw_confidences_and_says_so() -> None:
 
 
 RAW_KEYS = ("raw_confidence", "confidence_cap")
+
+
+# --------------------------------------------------------------------------- the monitor
+
+
+def test_the_probe_reads_raw_confidences_and_counts_the_capped(redis_client, redis_stream):
+    payloads = capped_payloads(40)
+    for payload in payloads:
+        redis_client.xadd(redis_stream, {"payload": payload})
+    found = probe_telemetry(redis_client, redis_stream, "patchtst", "0-0", None, 1000, stop=False)
+    read = found["observations"]
+    raw = [json.loads(p)["model_breakdown"]["patchtst"]["raw_confidence"] for p in payloads]
+    assert [row[2] for row in read["rows"]] == raw
+    assert read["capped"] == 40
+    other = probe_telemetry(redis_client, redis_stream, "xgb", "0-0", None, 1000, stop=False)
+    assert other["observations"]["capped"] == 0
+
+
+@pytest.mark.parametrize("rate", [1 / 60, 100.0])
+def test_the_monitor_says_it_judged_raw_confidences(rate: float) -> None:
+    host = MonitorHost()
+    rows = host.make(healthy_rows, 60)
+    item = monitor_probe(rows, rate=rate)
+    item["observations"]["capped"] = 45
+    check = host.check(item)
+    assert check["status"] == "ok" and check["capped_events"] == 45
+    assert "judged on raw confidences: 45 events capped" in describe_check("h1", check)
+    again = host.check(monitor_probe(host.make(healthy_rows, 60), rate=rate))
+    assert "capped_events" not in again and host.state["capped_events"] == 45
+    assert "raw confidences" not in describe_check("h1", again)

@@ -331,6 +331,11 @@ def assess(
         new["cursor"] = new["newest_id"] = last_id
     check["events"] = obs.n
     new["events"] += obs.n
+    # The rows carry the model's own confidence where the engine capped it: say so.
+    capped = observations.get("capped")
+    if is_number(capped) and capped > 0:
+        check["capped_events"] = int(capped)
+        new["capped_events"] = new.get("capped_events", 0) + int(capped)
 
     window = Observations.merge([Observations.from_rows(new["window"]), obs]).tail(
         settings.window_events

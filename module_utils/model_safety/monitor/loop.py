@@ -309,6 +309,7 @@ class Monitor(RollbackRunner):
                     bounds=outcome["bounds"],
                     checks=state["checks"],
                     events=state["events"],
+                    capped_events=state.get("capped_events", 0),
                     window_start=state["started_at"],
                     duration_s=self.settings.duration_s,
                 )

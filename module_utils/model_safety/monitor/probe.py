@@ -105,6 +105,8 @@ def _telemetry(
         "observations": {
             "rows": observation_rows(window, model),
             "malformed": len(window.malformed),
+            # Rows whose confidence is the raw one of a capped prediction (QSC_CANARY_CONF_CAP).
+            "capped": window.models[model].capped_events if model in window.models else 0,
             "first_id": window.first_id,
             "last_id": window.last_id,
         },

@@ -45,6 +45,8 @@ def describe_check(host: str, check: Mapping[str, Any]) -> str:
     rules = [f["text"] for f in check["triggered"]] or [f["text"] for f in check["findings"]]
     window = (check.get("window") or {}).get("events")
     detail = f"{check['events']} new events" + (f", window {window}" if window else "")
+    if check.get("capped_events"):
+        detail += f", judged on raw confidences: {check['capped_events']} events capped"
     detail += f"; {'; '.join(rules)}" if rules else ""
     return f"{host} {status} ({detail})"
 
