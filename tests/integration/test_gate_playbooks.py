@@ -145,10 +145,29 @@ def test_healthy_host_passes_the_canary_gate_and_check_mode_writes_nothing(gate_
     assert target_reports(gate_host) == before
     assert not check_dir.exists()
 
-    # The module itself: the --json result at the top level, changed false, no report.
-    succeeded, gate = module(gate_host, "quality_gate", model="xgb", after=started.cutover)
+    # The module itself: the --json result at the top level, changed false, no report; with a
+    # model, its paired comparison on the same window (a 1 s horizon: seconds of events).
+    succeeded, gate = module(
+        gate_host,
+        "quality_gate",
+        model="xgb",
+        after=started.cutover,
+        thresholds={"compare_horizon_s": 1.0},
+    )
     assert succeeded and gate["verdict"] == "PASS" and gate["model"] == "xgb"
     assert gate["changed"] is False and "reports" not in gate
+    comparison = gate["comparison"]
+    assert (comparison["model"], comparison["decided"]) == ("xgb", True), comparison
+    assert comparison["events"] == gate["event_count"] and comparison["horizon_s"] == 1.0
+
+    # canary_compare on the host's numpy 1.24: patchtst (healthy) against the baseline.
+    succeeded, compared = module(
+        gate_host, "canary_compare", model="patchtst", after=started.cutover, horizon=1.0
+    )
+    assert succeeded and compared["decided"] is True, compared
+    assert compared["events_with_outcome"] > 200 and compared["late_outcomes"] == 0
+    assert compared["worse_than_ensemble_without"] is False, compared["summary"]
+    assert compared["comparisons"][-1]["other"] == "ensemble without patchtst"
 
     # The shadow report of patchtst: the four gates, each with value and threshold.
     succeeded, shadow = module(

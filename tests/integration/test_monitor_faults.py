@@ -14,7 +14,7 @@ import time
 import pytest
 
 from model_safety.monitor.settings import ACTIVE, ROLLING_BACK
-from tests.integration.lab_activation import snapshot
+from tests.integration.lab_activation import log_records, snapshot
 from tests.integration.monitor_lab import (
     FAULTS_WITH_CANARY,
     activation_started_at,
@@ -118,3 +118,13 @@ def test_faults_roll_back_a_healthy_canary_completes_and_a_killed_monitor_resume
     assert WINDOW_S <= epoch(completed["ts"]) - epoch(window_start) < WINDOW_S + 15
     assert not records(run, "violation", healthy.name)
     assert "qsc_canary.conf" in snapshot(healthy)["dropins"]
+    # On the host, that record carries the canary's paired comparison over its watch
+    # (monitor_record.yml): 40 s of events cannot judge a 300 s horizon, and it says so.
+    on_host = [r for r in log_records(healthy) if r["event"] == "monitoring_completed"][-1]
+    assert on_host["window_start"] == window_start
+    comparison = on_host["comparison"]
+    assert comparison["decided"] is False, comparison
+    assert comparison["summary"] == (
+        "patchtst: not decided: patchtst made no directional call with an outcome"
+    )
+    assert comparison["report"].startswith("/var/lib/model-safety/reports/compare_")
