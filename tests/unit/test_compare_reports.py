@@ -62,3 +62,28 @@ def test_an_error_is_the_report() -> None:
     text = render_markdown(result, "compare", NOW)
     assert text.endswith("- Error: cannot connect\n")
     assert "Paired comparison" not in text
+
+
+def test_the_summary_line_of_each_case() -> None:
+    from model_safety.judgement.compare_loss import loss_check
+    from model_safety.judgement.compare_report import compare_summary
+    from tests.unit.test_compare import window
+
+    result = compared()  # the canary wrong on every one of 29 events, the others right
+    loss = loss_check(result, "voting", 0.6, 0.05)
+    assert compare_summary(result, loss) == (
+        "patchtst: 0.0% right of 29 calls (0.0% - 11.7%), horizon 60 s; against the ensemble "
+        "without patchtst: wrong in 29 of 29 disagreements (100.0%, allowed 60.0%), p 3.68e-07: "
+        "significantly worse"
+    )
+    few = compare(window(rising(4, 60, WRONG_CANARY)), "patchtst", WEIGHTS, horizon_s=60)
+    assert compare_summary(few, loss_check(few, "voting", 0.6, 0.05)).endswith(
+        "against the ensemble without patchtst: not decided (3 disagreements with the ensemble "
+        "without patchtst, 6 needed before a loss can be significant at alpha 0.05)"
+    )
+    empty = compare(window([]), "patchtst", WEIGHTS, horizon_s=60)
+    assert compare_summary(empty, loss_check(empty, "voting", 0.6, 0.05)) == (
+        "patchtst: not decided: model patchtst is in no event"
+    )
+    error = {"model": "patchtst", "error": "Redis unreachable", "decided": False}
+    assert compare_summary(error, None) == "patchtst: not compared: Redis unreachable"

@@ -151,14 +151,13 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def compare_summary(result: Mapping[str, Any], loss: Mapping[str, Any] | None = None) -> str:
-    """The comparison in one line: the canary's accuracy and, with ``loss`` (a
-    :func:`.compare_loss.loss_check` of it), whether it loses significantly against the
-    ensemble without it, else whom the paired tests find it worse than; or why nothing was
-    judged."""
+def compare_summary(result: Mapping[str, Any], loss: Mapping[str, Any] | None) -> str:
+    """The comparison in one line: the canary's accuracy and whether it loses significantly
+    against the ensemble without it by ``loss`` (its :func:`.compare_loss.loss_check`, None
+    only for a result with an error); or why nothing was judged."""
     model = result.get("model")
-    if result.get("error"):
-        return f"{model}: not compared: {result['error']}"
+    if result.get("error") or loss is None:
+        return f"{model}: not compared: {result.get('error')}"
     if not result.get("decided"):
         return f"{model}: not decided: {result.get('reason')}"
     stats = result["models"][model]
@@ -166,10 +165,6 @@ def compare_summary(result: Mapping[str, Any], loss: Mapping[str, Any] | None = 
         f"{model}: {pct(stats['accuracy'])} right of {stats['calls']} calls "
         f"({_interval(stats)}), horizon {plain(result['horizon_s'])} s"
     )
-    if loss is None:
-        return (
-            f"{line}; significantly worse than: {', '.join(result['canary_worse_than']) or 'none'}"
-        )
     if not loss["decided"]:
         return f"{line}; against {loss['against']}: not decided ({loss['reason']})"
     verdict = "significantly worse" if loss["significant_loss"] else "not significantly worse"
