@@ -111,6 +111,14 @@ def test_a_promotion_takes_only_the_comparison_thresholds_it_was_given():
     assert promotion_refusals(check, "patchtst", "shadow", {"compare_alpha": 0.01}) == [
         "threshold compare_horizon_s was 0.03, not 300.0 (the default)"
     ]
+    # from a canary step the gate ran at the same thresholds
+    watched = {"result": "safe", "refusals": [], "override": None}
+    gate = {**passing(), "thresholds": {**DEFAULTS, **chosen}}
+    voting = {**check, "current_role": "voting", "gate": gate, "monitor": watched}
+    assert promotion_refusals(voting, "patchtst", "voting", chosen) == []
+    assert "gate: threshold compare_alpha was 0.01, not 0.05 (the default)" in (
+        promotion_refusals(voting, "patchtst", "voting", {"compare_horizon_s": 0.03})
+    )
 
 
 def test_a_promotion_needs_a_go_of_the_model_from_its_role_and_a_canary_gate():

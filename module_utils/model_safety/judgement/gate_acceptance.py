@@ -137,6 +137,7 @@ def promotion_refusals(
         )
     problems += threshold_refusals(check.get("thresholds"), overrides)
     if current_role == "voting":
-        problems += [f"gate: {problem}" for problem in gate_refusals(check.get("gate"), model)]
+        gate = check.get("gate")
+        problems += [f"gate: {problem}" for problem in gate_refusals(gate, model, overrides)]
         problems += monitor_refusals(check)
     return problems
