@@ -32,12 +32,18 @@ from model_safety.judgement.gate_report import render_quality_gate
 from model_safety.monitor.probe import _telemetry as probe_telemetry
 from model_safety.monitor.report import describe_check
 from model_safety.telemetry.events import parse_window
-from model_safety.telemetry.fastpath import FastPath
 from tests.fake_clock import FakeClock
 from tests.fake_engine_host import BASELINE as FAKE_BASELINE
 from tests.fake_engine_host import UNIT, FakeHost
 from tests.monitor_events import healthy_rows
-from tests.unit.test_events_fastpath import SETTINGS, assert_same, build, entries_of, mutate
+from tests.unit.test_events_fastpath import (
+    SETTINGS,
+    assert_both_paths_alike,
+    assert_same,
+    build,
+    entries_of,
+    fast_path_hits,
+)
 from tests.unit.test_monitor_assess import Host as MonitorHost
 from tests.unit.test_monitor_assess import probe as monitor_probe
 
@@ -370,15 +376,7 @@ CAPPED_POOL = [
 
 
 def test_capped_events_are_judged_on_their_raw_confidence(monkeypatch) -> None:
-    hits = []
-    parse = FastPath.parse
-
-    def counted(self: FastPath, raw: bytes) -> tuple | None:
-        values = parse(self, raw)
-        hits.append(values is not None)
-        return values
-
-    monkeypatch.setattr(FastPath, "parse", counted)
+    hits = fast_path_hits(monkeypatch)
     payloads = capped_payloads(300)
     entries = entries_of(payloads)
     window = build(entries, [120], fast=True)
@@ -397,16 +395,7 @@ def test_capped_events_are_judged_on_their_raw_confidence(monkeypatch) -> None:
 @given(st.randoms(use_true_random=False), st.integers(1, 40), st.floats(0.0, 1.0))
 def test_capped_fast_path_equals_the_general_parser(rnd, count: int, share: float) -> None:
     """Capped engine events (active and inactive canary), some mutated, in random pages."""
-    payloads = []
-    for _ in range(count):
-        payload = rnd.choice(CAPPED_POOL)
-        if rnd.random() < share:
-            for _ in range(rnd.randint(1, 3)):
-                payload = mutate(payload, rnd)
-        payloads.append(payload)
-    entries = entries_of(payloads)
-    pages = sorted(rnd.randint(0, count) for _ in range(rnd.randint(0, 3)))
-    assert_same(build(entries, pages, fast=True), build(entries, pages, fast=False))
+    assert_both_paths_alike(rnd, CAPPED_POOL, count, share)
 
 
 @pytest.mark.parametrize(

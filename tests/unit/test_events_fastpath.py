@@ -116,8 +116,9 @@ def entries_of(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(f"{1_768_000_000_000 + i}-0".encode(), p) for i, p in enumerate(payloads)]
 
 
-def test_engine_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    hits = []
+def fast_path_hits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each payload parsed from now on took the fast path, in order."""
+    hits: list[bool] = []
     parse = FastPath.parse
 
     def counted(self: FastPath, raw: bytes) -> tuple | None:
@@ -126,6 +127,11 @@ def test_engine_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
         return values
 
     monkeypatch.setattr(FastPath, "parse", counted)
+    return hits
+
+
+def test_engine_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    hits = fast_path_hits(monkeypatch)
     entries = entries_of(POOL)
     window = build(entries, [500, 1000], fast=True)
     assert window.n == len(POOL) and not window.malformed
@@ -182,9 +188,17 @@ def mutate(payload: bytes, rnd: random.Random) -> bytes:
 @given(st.randoms(use_true_random=False), st.integers(1, 60), st.floats(0.0, 1.0))
 def test_fast_path_equals_the_general_parser(rnd: random.Random, count: int, share: float) -> None:
     """Random engine events, a share of them mutated (1-3 times), in random pages."""
+    assert_both_paths_alike(rnd, POOL, count, share)
+
+
+def assert_both_paths_alike(
+    rnd: random.Random, pool: list[bytes], count: int, share: float
+) -> None:
+    """``count`` events of ``pool``, a ``share`` of them mutated, parsed in random pages by the
+    fast path and by the general parser alone: the same window."""
     payloads = []
     for _ in range(count):
-        payload = rnd.choice(POOL)
+        payload = rnd.choice(pool)
         if rnd.random() < share:
             for _ in range(rnd.randint(1, 3)):
                 payload = mutate(payload, rnd)
