@@ -72,7 +72,8 @@ expected:
   description:
     - What the engine must run. C(voting) and C(shadow) map each model to its weight,
       C(weights) is every model's effective weight (C(QSC_MODEL_WEIGHTS), else the baseline),
-      C(canary) the canary model (null when none) and C(canary_weight) its weight (null).
+      C(canary) the canary model (null when none), C(canary_weight) its weight (null) and
+      C(canary_conf_cap) its confidence cap (C(QSC_CANARY_CONF_CAP); null when none).
   returned: success, and failure on RV(differences)
   type: dict
   sample:
@@ -81,6 +82,7 @@ expected:
     weights: {xgb: 0.28125, lgbm: 0.28125, nhits: 0.3375, patchtst: 0.1}
     canary: patchtst
     canary_weight: 0.1
+    canary_conf_cap: null
 env_files:
   description: The unit's env files in systemd's order, with whether each exists and its
     SHA-256.

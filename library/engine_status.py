@@ -241,6 +241,9 @@ startup:
     shadow_predictions:
       description: Model name to the number of shadow prediction lines.
       type: dict
+    conf_caps:
+      description: Model name to the confidence cap its [OK] line ends with (C(conf_cap=0.75)).
+      type: dict
   sample:
     build: 1a2b3c4
     builds: [1a2b3c4]
@@ -257,6 +260,7 @@ startup:
     errors: []
     anomalies: []
     shadow_predictions: {}
+    conf_caps: {}
 git:
   description: HEAD of the checkout; both values are null if it could not be read.
   returned: always
