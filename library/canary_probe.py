@@ -7,6 +7,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.model_safety.activation.log import DEFAULT_LOG_PATH
 from ansible.module_utils.model_safety.ansible_support import (
     SITE_ARGUMENT_SPEC,
+    feature_reference_path,
     mask_redis_password,
     module_runner,
 )
@@ -239,6 +240,7 @@ def main() -> None:
         module.fail_json(msg=f"window_events must be in [1, 100000], not {params['window_events']}")
     if not 0 <= params["retries"] <= 10:
         module.fail_json(msg=f"retries must be in [0, 10], not {params['retries']}")
+    feature_reference = feature_reference_path(module)
     if params["stop_paths"] is not None:
         try:
             validate_stop_paths(params["stop_paths"])
@@ -262,7 +264,7 @@ def main() -> None:
             window_events=params["window_events"],
             timeout=params["timeout"],
             retries=params["retries"],
-            feature_reference=params["feature_reference"] or None,
+            feature_reference=feature_reference,
             stop_paths=params["stop_paths"],
             log_window_s=params["stop_log_window"],
         )

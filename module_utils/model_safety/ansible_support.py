@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .fileio import absolute_path_problem
 from .redaction import PASSWORD_ENVS, is_secret_name
 from .site_defaults import (
     DEFAULT_CHECKOUT,
@@ -184,12 +185,21 @@ DRIFT_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
 """The feature-drift options (doc fragment model_safety_drift), exclusive of each other."""
 
 
+def feature_reference_path(module: Any) -> str | None:
+    """The task's ``feature_reference``: None when empty, else a normalised absolute path (a
+    relative one would depend on where the module runs); the task fails otherwise."""
+    path = module.params["feature_reference"] or None
+    problem = absolute_path_problem(path) if path is not None else None
+    if problem:
+        module.fail_json(msg=f"feature_reference {problem}: {path!r}")
+    return path
+
+
 def drift_args(module: Any) -> dict[str, Any]:
     """The drift keyword arguments of run_gate / run_feature_sanity from the task's options."""
-    params = module.params
     return {
-        "feature_reference": params["feature_reference"] or None,
-        "reference_events": params["feature_reference_events"],
+        "feature_reference": feature_reference_path(module),
+        "reference_events": module.params["feature_reference_events"],
     }
 
 

@@ -5,9 +5,11 @@ counts; a reference file that cannot be used is data (drift_error), not a failed
 
 from __future__ import annotations
 
+import pytest
+
 from model_safety.judgement.drift import load_reference
 from model_safety.judgement.run import run_feature_reference
-from tests.module_harness import stream_id, succeeds
+from tests.module_harness import fails, stream_id, succeeds
 from tests.unit.modules.test_canary_probe import MODULE, probe  # noqa: F401 (the fixture)
 
 
@@ -41,3 +43,14 @@ def test_a_bad_reference_file_is_data_for_the_monitor(probe, tmp_path) -> None: 
 def test_without_a_reference_no_drift_is_measured(probe) -> None:  # noqa: F811
     result = succeeds(MODULE, probe)
     assert not {"drift", "drift_reference", "drift_error"} & set(result)
+
+
+@pytest.mark.parametrize("path", ["feature_reference.json", "/var/lib/../etc/x.json", "//x"])
+def test_a_reference_path_that_is_not_absolute_and_normalised_is_refused(
+    probe,  # noqa: F811
+    fake_systemd,
+    path,
+) -> None:
+    result = fails(MODULE, {**probe, "feature_reference": path})
+    assert result["msg"].startswith("feature_reference ")
+    assert fake_systemd.calls() == []

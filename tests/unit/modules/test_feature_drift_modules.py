@@ -98,3 +98,9 @@ def test_reference_events_need_a_cutover(telemetry) -> None:
     telemetry.add(300)
     result = fails("quality_gate", {**telemetry.args, "feature_reference_events": 300})
     assert result["blockers"] == ["reference events are the events before the cutover: give one"]
+
+
+@pytest.mark.parametrize("module", ["quality_gate", "feature_sanity"])
+def test_a_relative_reference_path_is_refused(telemetry, module) -> None:
+    result = fails(module, {**telemetry.args, "feature_reference": "feature_reference.json"})
+    assert result["msg"] == "feature_reference is not an absolute path: 'feature_reference.json'"
