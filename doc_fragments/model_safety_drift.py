@@ -7,8 +7,9 @@ class ModuleDocFragment:
 options:
   feature_reference:
     description:
-      - A feature reference file on the target, written by C(model-safety feature-reference
-        --out PATH) from a known-good window, with each feature's quantile bins and shares.
+      - A feature reference file on the target (a normalised absolute path), written by
+        C(model-safety feature-reference --out PATH) from a known-good window, with each
+        feature's quantile bins and shares.
       - Each feature's PSI between it and the window is judged, a warning above
         C(psi_warn) (0.1), a blocker above C(psi_block) (0.25), not decided with fewer than
         C(psi_min_events) (200) values in the window (also a blocker, the check was asked

@@ -81,7 +81,8 @@ options:
   feature_reference:
     description:
       - The site's feature reference file on the host (C(model-safety feature-reference)), the
-        one the canary's gate used; without it no feature drift is measured.
+        one the canary's gate used, a normalised absolute path; without it no feature drift is
+        measured.
     type: path
   stop_paths:
     description:
