@@ -4,9 +4,10 @@ DOCUMENTATION (C(model_safety_redis)): where Redis is (password masked, or taken
 environment) and which stream. WINDOW (C(model_safety_redis.window)): those and what the
 analytics modules (quality_gate, scoreboard, feature_sanity, shadow_report, promotion_check)
 share, the window, the reports and the checking of the thresholds; each module documents which
-thresholds matter to it (O(thresholds)) and may document O(after) more closely. The window's
-options follow the arguments of model_safety.judgement.run and the argument spec
-ansible_support.COMMON_ARGUMENT_SPEC.
+thresholds matter to it (O(thresholds)) and may document O(after) more closely.
+WINDOW_WITHOUT_THRESHOLDS (C(model_safety_redis.window_without_thresholds)): the same for a
+module without thresholds (canary_compare). The window's options follow the arguments of
+model_safety.judgement.run and the argument spec ansible_support.COMMON_ARGUMENT_SPEC.
 """
 
 _REDIS_OPTIONS = r"""
@@ -65,6 +66,17 @@ notes:
 """
 
 
+# The same without the thresholds (canary_compare: its judgement has options of its own).
+_REPORT_NOTES = r"""
+requirements:
+  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
+notes:
+  - Writing the report files is not reported as a change (C(changed) stays false), the engine,
+    its configuration and its data are never touched; the written paths are in RV(reports).
+"""
+
+
 class ModuleDocFragment:
     DOCUMENTATION = _REDIS_OPTIONS
     WINDOW = _REDIS_OPTIONS + _WINDOW_OPTIONS + _WINDOW_NOTES
+    WINDOW_WITHOUT_THRESHOLDS = _REDIS_OPTIONS + _WINDOW_OPTIONS + _REPORT_NOTES

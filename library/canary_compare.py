@@ -100,11 +100,6 @@ options:
     description: The host's activation log read with O(since_activation), an absolute path.
     type: path
     default: /var/log/quantum/qsc_canary.jsonl
-  count:
-    description:
-      - The window is the newest O(count) events (after O(after), when given).
-      - Default 500 without O(after), no limit with it (every event after the cutover).
-    type: int
   after:
     description:
       - Only events after this cutover count, an ISO-8601 time (C(Z) or an offset) or a stream
@@ -112,28 +107,17 @@ options:
         later event is read and O(count) does not apply.
       - Not with O(since_activation) true.
     type: str
-  report_dir:
-    description:
-      - Directory on the target to write the reports to, a Markdown report and the JSON result
-        (C(compare_<UTC time>.md) and C(.json), their paths in RV(reports)), mode 0640, written
-        atomically. A missing directory is created, mode 0750 whatever the umask.
-      - Null writes no file. Check mode never writes one.
-    type: path
   report_only:
     description: Never fail the task because of what was found (O(fail_on_worse) is ignored).
     type: bool
     default: false
-requirements:
-  - python3-numpy (1.24 or later) and python3-redis (redis-py 4.3 or later) on the target
-notes:
-  - Writing the report files is not reported as a change (C(changed) stays false).
 seealso:
   - module: ansible.legacy.quality_gate
   - module: ansible.legacy.promotion_check
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-  - model_safety_redis
+  - model_safety_redis.window_without_thresholds
 """
 
 EXAMPLES = r"""
