@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -57,7 +56,9 @@ __all__ = [
     "FeatureReferenceError",
     "bin_counts",
     "build_reference",
+    "describe_reference",
     "drift_from_counts",
+    "failed",
     "feature_drift",
     "load_reference",
     "not_judged",
@@ -411,12 +412,3 @@ def feature_drift(
         extra_features=extra,
         undecided_blocks=undecided_blocks,
     )
-
-
-def reference_path_problem(path: Any) -> str | None:
-    """Why ``path`` cannot name a reference file to write (empty, a directory), or None."""
-    if not isinstance(path, str) or not path or "\0" in path:
-        return "is not a path"
-    if os.path.isdir(path):
-        return "is a directory"
-    return None
