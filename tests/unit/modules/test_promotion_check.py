@@ -116,3 +116,60 @@ def test_an_override_waives_an_unsafe_result_with_a_warning(promotion) -> None:
 def test_a_blank_override_is_refused(promotion, override) -> None:
     args = {**promotion, "model": "xgb", "current_role": "voting", "monitor_override": override}
     assert "give the reason the monitor's result is overridden" in fails(MODULE, args)["msg"]
+
+
+def test_a_misleading_model_is_blocked_on_its_loss_alone(telemetry, tmp_path) -> None:
+    """1500 events 100 ms apart (a symbol every 400 ms), judged over 0.3 s: the symbol's next
+    tick. Reported (report_only) with the comparison and the decision log's section."""
+    telemetry.add(1500, ("SIM_PATCHTST", "misleading"))
+    args = {
+        **telemetry.args,
+        "model": "patchtst",
+        "current_role": "shadow",
+        "uptime_s": 2 * DAY,
+        "compare_horizon": 0.3,
+        "compare_alpha": 0.01,
+    }
+    against = "the ensemble without patchtst (the published side)"
+    refused = fails(MODULE, args)
+    assert refused["msg"].startswith(
+        f"promotion of patchtst BLOCKED: patchtst significantly worse than {against}: wrong in "
+    )
+    assert refused["msg"].endswith(
+        "< alpha 0.01; accuracy {:.1%} vs {:.1%}, horizon 0.3 s".format(
+            refused["comparison"]["canary_accuracy"], refused["comparison"]["other_accuracy"]
+        )
+    )
+    report_dir = tmp_path / "reports"
+    result = succeeds(MODULE, {**args, "report_only": True, "report_dir": str(report_dir)})
+    comparison = result["comparison"]
+    assert result["verdict"] == "BLOCKED" and len(result["blockers"]) == 1
+    assert comparison["significant_loss"] and comparison["p_loss"] < 0.001
+    assert (comparison["alpha"], comparison["horizon_s"]) == (0.01, 0.3)
+    assert result["thresholds"]["compare_horizon_s"] == 0.3
+    assert comparison["result"]["comparisons"][-1]["kind"] == "counterfactual"
+    decision = Path(result["reports"]["markdown"]).read_text()
+    assert f"## Comparison with {against}: significantly worse: a hard blocker" in decision
+
+
+def test_the_default_horizon_has_no_later_price_in_30_s_of_events(promotion) -> None:
+    comparison = succeeds(MODULE, promotion)["comparison"]
+    assert (comparison["decided"], comparison["significant_loss"]) == (False, False)
+    assert comparison["reason"] == "patchtst made no directional call with an outcome"
+    assert comparison["horizon_s"] == 300.0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("compare_alpha", 0.7, "threshold compare_alpha must be in (0, 0.5], got 0.7"),
+        ("compare_alpha", 0.0, "threshold compare_alpha must be in (0, 0.5], got 0.0"),
+        ("compare_horizon", 0.0, "threshold compare_horizon_s must be >= 0.001 s"),
+        ("compare_horizon", float("inf"), "threshold compare_horizon_s must be finite and >= 0"),
+        ("weights", {"xgb": 1.0}, "bad baseline weights: unknown model 'patchtst'"),
+        ("weights", {"patchtst": 0.5, "xgb": "lots"}, "baseline weight of xgb must be a decimal"),
+        ("weights", {"patchtst": 0.5, "xgb": 0.6}, "baseline weights must sum to 1"),
+    ],
+)
+def test_bad_comparison_options_are_refused(promotion, option, value, message) -> None:
+    assert message in fails(MODULE, {**promotion, option: value})["msg"]
