@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -132,7 +133,12 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
     page = host.read_file(record["damage_reports"]["markdown"])
     assert page.startswith("# Damage report: patchtst\n")
     assert f"## Rows `patchtst` took part in ({damage['participated']})" in page
-    print(f"\nrollback of 1 host: {run.seconds} s")
+    made_in = re.search(r"damage_\S+\.md \(([0-9.]+) s\)", run.output)
+    assert made_in, run.output
+    print(
+        f"\nrollback of 1 host: {run.seconds} s; its damage report of {damage['rows']} rows "
+        f"took {made_in.group(1)} s"
+    )
 
     again = rollback("--limit", host.name, "-e", "reason=again")
 

@@ -345,7 +345,7 @@ def test_a_single_row_is_not_decided_yet(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"table": "trade_intents; DROP TABLE x"}, "not a table name"),
+        ({"table": "trade_intents; DROP TABLE x"}, "plain SQL identifier"),
         ({"horizon_s": 0}, "horizon must be"),
         ({"horizon_s": math.nan}, "horizon must be"),
         ({"max_lag_s": -1}, "max_lag must be"),

@@ -107,7 +107,7 @@ def test_damage_since_activation(
             ("--since-activation", "--activation-log", "/nonexistent/log.jsonl"),
             "--since-activation",
         ),
-        (("--since", SINCE, "--table", "x;drop"), "not a table name"),
+        (("--since", SINCE, "--table", "x;drop"), "plain SQL identifier"),
         (("--since", SINCE, "--until", "2026-01-10T11:00:00Z"), "is not later than since"),
     ],
 )

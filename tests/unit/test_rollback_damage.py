@@ -102,7 +102,10 @@ def test_a_failed_damage_report_never_fails_the_rollback(damaged: dict, tmp_path
     ("change", "message"),
     [
         ({"report_dir": None}, "damage report failed: no report_dir"),
-        ({"trade_table": "x; DROP"}, "damage report failed: not a table name"),
+        (
+            {"trade_table": "x; DROP"},
+            "damage report failed: trade_table must be a plain SQL identifier",
+        ),
     ],
 )
 def test_bad_damage_options_are_said_in_the_record(damaged: dict, change, message) -> None:

@@ -33,7 +33,6 @@ runs per row only to fetch and hand the payload to the parser.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import numpy as np
 from ..activation.log import DEFAULT_LOG_PATH
 from ..activation.since import ActivationStartError, activation_start
 from ..cutover import parse_cutover, stream_id_key
+from ..engine.role_proof import RoleProofError, validate_trade_table
 from ..engine.trade_log import (
     TradeLogError,
     created_at_ms,
@@ -57,7 +57,7 @@ from ..site_defaults import DEFAULT_STREAM, DEFAULT_TRADE_LOG, DEFAULT_TRADE_TAB
 from ..telemetry.contract import ACTIONS, BUY, HOLD, SELL
 from ..telemetry.events import EventWindow, WindowBuilder
 from ..telemetry.stream import DEFAULT_PAGE_SIZE
-from .compare import DEFAULT_HORIZON_S, vote_without
+from .compare import DEFAULT_HORIZON_S, _seconds, vote_without
 from .reports import write_reports
 from .run import RunError, _with_window
 from .shadow import future_events
@@ -68,7 +68,6 @@ PAGE_ROWS = 2000
 """Rows fetched and parsed at a time."""
 MAX_EXAMPLES = 10
 """Malformed rows named in the report (all are counted)."""
-_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class DamageError(Exception):
@@ -77,17 +76,18 @@ class DamageError(Exception):
 
 def check_table(table: object) -> str:
     """``table`` if it is a plain SQL identifier (it is put into the query), else raise."""
-    if not isinstance(table, str) or not _TABLE_RE.fullmatch(table):
-        raise DamageError(f"not a table name (^[A-Za-z_][A-Za-z0-9_]{{0,63}}$): {table!r}")
-    return table
+    try:
+        return validate_trade_table(table)
+    except RoleProofError as exc:
+        raise DamageError(str(exc)) from None
 
 
-def check_horizon(horizon_s: object, name: str = "horizon") -> float:
-    """A finite number of seconds > 0."""
-    ok = isinstance(horizon_s, int | float) and not isinstance(horizon_s, bool)
-    if not ok or not math.isfinite(horizon_s) or horizon_s <= 0:
-        raise DamageError(f"{name} must be a finite number of seconds > 0, got {horizon_s!r}")
-    return float(horizon_s)
+def check_seconds(value: object, name: str = "horizon", zero: bool = False) -> float:
+    """A finite number of seconds > 0 (>= 0 with ``zero``), as compare checks its own."""
+    try:
+        return _seconds(name, value, zero)
+    except ValueError as exc:
+        raise DamageError(str(exc)) from None
 
 
 def window_ms(since: str, until: str | None) -> tuple[int, int | None]:
@@ -390,8 +390,8 @@ def damage(
     stream's ``window`` (price points; None: only the rows' own prices), as a JSON-able dict.
     ``decided`` is False, with a ``reason``, when no decision of the model has a return yet:
     too few rows is never an error."""
-    horizon_s = check_horizon(horizon_s)
-    max_lag_s = horizon_s if max_lag_s is None else check_horizon(max_lag_s, "max_lag")
+    horizon_s = check_seconds(horizon_s)
+    max_lag_s = horizon_s if max_lag_s is None else check_seconds(max_lag_s, "max_lag", True)
     ret, without = signed_returns(decisions, window, horizon_s, max_lag_s)
     participated = decisions.column("participated", np.bool_)
     decisive = decisions.column("decisive", np.bool_)
@@ -477,7 +477,7 @@ def damage_from_log(
     """Read the trade log at ``db_path`` (read-only) and report the damage (:func:`damage`);
     DamageError for bad options or an unusable trade log."""
     validate_damage_args(model, weights, table)
-    horizon_s = check_horizon(horizon_s)
+    horizon_s = check_seconds(horizon_s)
     bounds = window_ms(since, until)
     try:
         connection = open_trade_log(db_path, table)
@@ -518,7 +518,7 @@ def run_damage(
     0 when reported (decided or not), 2 with an ``error`` sentence when it cannot be."""
     try:
         validate_damage_args(model, weights, table)
-        check_horizon(horizon_s)
+        check_seconds(horizon_s)
         window_ms(since, until)
         _check_trade_log(db_path, table)
         read = _with_window(
