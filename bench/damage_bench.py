@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from compare_bench import timed  # bench/ is the script's directory
 
 from model_safety.judgement.damage import damage_from_log
 
@@ -143,15 +144,6 @@ def plain_damage(path: Path, horizon_s: float) -> dict[str, Any]:
                 totals[name][0] += 1
                 totals[name][1] += signed
     return totals
-
-
-def timed(function: Any, repeat: int) -> tuple[float, Any]:
-    best, value = math.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return best, value
 
 
 def main() -> None:

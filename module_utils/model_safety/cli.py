@@ -392,57 +392,72 @@ def _cmd_shadow_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .judgement.run import run_compare
 
-    try:
-        activation = since_activation(args, args.model)
-    except ValueError as exc:
-        result = {"error": str(exc), "exit_code": EXIT_FAIL, "model": args.model, "decided": False}
-        return _finish(args, result, "compare", EXIT_FAIL)
-    result = run_compare(
-        args.redis_url,
-        args.stream,
-        model=args.model,
-        weights=args.weights,
-        horizon_s=args.horizon,
-        alpha=args.alpha,
-        max_lag_s=args.max_lag,
-        **_window_kwargs(args),
+    return _since_activation_report(
+        args,
+        "compare",
+        lambda: run_compare(
+            args.redis_url,
+            args.stream,
+            model=args.model,
+            weights=args.weights,
+            horizon_s=args.horizon,
+            alpha=args.alpha,
+            max_lag_s=args.max_lag,
+            **_window_kwargs(args),
+        ),
     )
-    if activation is not None:
-        result["activation"] = activation
-    code = EXIT_PASS if result.get("exit_code") == 0 and not result.get("error") else EXIT_FAIL
-    return _finish(args, result, "compare", code)
 
 
 def _cmd_damage(args: argparse.Namespace) -> int:
     from .judgement.damage import run_damage
 
-    try:
-        activation = since_activation(args, args.model)
+    def check() -> None:
         if args.after is None:
             raise ValueError("give --since TIME or --since-activation")
         if args.count is not None:
             raise ValueError("--count is not used by damage: it reads every row and event since")
+
+    return _since_activation_report(
+        args,
+        "damage",
+        lambda: run_damage(
+            args.redis_url,
+            args.stream,
+            db_path=args.db,
+            model=args.model,
+            weights=args.weights,
+            since=args.after,
+            until=args.until,
+            table=args.table,
+            horizon_s=args.horizon,
+            max_lag_s=args.max_lag,
+            page_size=args.page_size,
+            timeout=args.timeout,
+        ),
+        check,
+    )
+
+
+def _since_activation_report(
+    args: argparse.Namespace,
+    kind: str,
+    run: Callable[[], dict[str, Any]],
+    check: Callable[[], None] = lambda: None,
+) -> int:
+    """A report of ``args.model`` that informs (exit 0 when made, 2 with an ``error``): the
+    window from --since-activation (:func:`since_activation`) and ``check`` first (a
+    ValueError is the error), then ``run()``, with the activation it started at."""
+    try:
+        activation = since_activation(args, args.model)
+        check()
     except ValueError as exc:
         result = {"error": str(exc), "exit_code": EXIT_FAIL, "model": args.model, "decided": False}
-        return _finish(args, result, "damage", EXIT_FAIL)
-    result = run_damage(
-        args.redis_url,
-        args.stream,
-        db_path=args.db,
-        model=args.model,
-        weights=args.weights,
-        since=args.after,
-        until=args.until,
-        table=args.table,
-        horizon_s=args.horizon,
-        max_lag_s=args.max_lag,
-        page_size=args.page_size,
-        timeout=args.timeout,
-    )
+        return _finish(args, result, kind, EXIT_FAIL)
+    result = run()
     if activation is not None:
         result["activation"] = activation
     code = EXIT_PASS if result.get("exit_code") == 0 and not result.get("error") else EXIT_FAIL
-    return _finish(args, result, "damage", code)
+    return _finish(args, result, kind, code)
 
 
 def _baseline_weights(text: str) -> dict[str, float]:
