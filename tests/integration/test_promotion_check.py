@@ -39,7 +39,14 @@ def fill(redis_client: redis.Redis, stream: str, shadow: bool = True) -> None:
 
 
 def promote(source: Any, stream: str, role: str = "shadow", **kwargs: Any) -> dict[str, Any]:
-    args = {"model": "s", "uptime_s": 2 * DAY, "min_uptime_s": DAY, "timeout": 2.0, **kwargs}
+    args = {
+        "model": "s",
+        "uptime_s": 2 * DAY,
+        "min_uptime_s": DAY,
+        "timeout": 2.0,
+        "weights": test_promotion.WEIGHTS,
+        **kwargs,
+    }
     return run_promotion_check(source, stream, current_role=role, **args)
 
 
@@ -136,6 +143,7 @@ def test_module_go_blocked_and_check_mode(
         "redis_url": redis_server.url,
         "stream": redis_stream,
         "model": "s",
+        "weights": test_promotion.WEIGHTS,
         "current_role": "shadow",
         "after": CUTOVER_ISO,
         "min_uptime": DAY,
