@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .commands import EngineStateError, Runner, run_checked
+from .systemd import JOURNAL_MESSAGES
 from .validation import validate_unit
 
 RESTART_SCHEDULED_ID = "5eb03494b6584870a536b337290809b3"
@@ -83,11 +84,7 @@ def _lines(text: str) -> int:
 def count_crash_restarts(run: Runner, unit: str, now_s: float) -> int:
     """systemd's "Scheduled restart job" records of ``unit`` in the 24 h before ``now_s``."""
     argv = [
-        "journalctl",
-        "--no-pager",
-        "--quiet",
-        "-o",
-        "cat",
+        *JOURNAL_MESSAGES,
         _since(now_s - RESTART_WINDOW_S),
         "_PID=1",
         "UNIT=" + validate_unit(unit),
@@ -100,11 +97,7 @@ def count_log_lines(run: Runner, unit: str, since_s: float, until_s: float) -> i
     """The journal lines the unit's processes logged between ``since_s`` and ``until_s``
     (epoch seconds), at most MAX_LOG_LINES."""
     argv = [
-        "journalctl",
-        "--no-pager",
-        "--quiet",
-        "-o",
-        "cat",
+        *JOURNAL_MESSAGES,
         _since(since_s),
         f"--until=@{until_s:.3f}",
         f"--lines={MAX_LOG_LINES}",

@@ -123,14 +123,14 @@ def service_uptime(
     return {"uptime_s": round(uptime, 3), "active_since": iso_ms(wall_now - uptime)}
 
 
+# journalctl printing the matching entries' messages only, one per line, without a pager.
+JOURNAL_MESSAGES = ("journalctl", "--no-pager", "--quiet", "-o", "cat")
+
+
 def read_journal(run: Runner, unit: str, invocation_id: str) -> list[str]:
     """Return the journal messages of one invocation of ``unit``, oldest first."""
     argv = [
-        "journalctl",
-        "--no-pager",
-        "--quiet",
-        "-o",
-        "cat",
+        *JOURNAL_MESSAGES,
         "-u",
         validate_unit(unit),
         "_SYSTEMD_INVOCATION_ID=" + validate_invocation_id(invocation_id),

@@ -74,42 +74,47 @@ def _trend(measures: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> d
     return trend
 
 
+def _over_limit(
+    out: dict, rule: str, part: Mapping[str, Any] | None, key: str, limit: float, text: Any
+) -> None:
+    """A measured value over its limit: the blocking finding ``rule`` with the sentence
+    ``text(value)``; a measure that failed or is missing is an error of the rule."""
+    part = part or {}
+    value = part.get(key)
+    if part.get("error") or value is None:
+        out["errors"].append(f"{rule}: {part.get('error') or 'not measured'}")
+    elif value > limit:
+        out["findings"].append(stop_finding(rule, value, limit, text(value), True))
+
+
 def _restart_loop(measures: Mapping[str, Any], t: Thresholds, out: dict) -> None:
     restarts = measures.get("restarts") or {}
-    if restarts.get("error") or restarts.get("count") is None:
-        out["errors"].append(f"restart_loop: {restarts.get('error') or 'not measured'}")
-        return
-    count = restarts["count"]
-    if count > t.max_restarts_24h:
-        out["findings"].append(
-            stop_finding(
-                "restart_loop",
-                count,
-                t.max_restarts_24h,
-                f"Restart loop: {count} crash restarts in 24 h (>{t.max_restarts_24h}; journal "
-                f"{restarts.get('journal_24h')}, NRestarts {restarts.get('n_restarts')})",
-                True,
-            )
-        )
+    _over_limit(
+        out,
+        "restart_loop",
+        restarts,
+        "count",
+        t.max_restarts_24h,
+        lambda count: (
+            f"Restart loop: {count} crash restarts in 24 h (>{t.max_restarts_24h}; journal "
+            f"{restarts.get('journal_24h')}, NRestarts {restarts.get('n_restarts')})"
+        ),
+    )
 
 
 def _log_spam(measures: Mapping[str, Any], t: Thresholds, out: dict) -> None:
     log = measures.get("log_lines") or {}
-    if log.get("error") or log.get("per_min") is None:
-        out["errors"].append(f"log_spam: {log.get('error') or 'not measured'}")
-        return
-    per_min = log["per_min"]
-    if per_min > t.max_log_lines_per_min:
-        out["findings"].append(
-            stop_finding(
-                "log_spam",
-                per_min,
-                t.max_log_lines_per_min,
-                f"Log spam: {per_min:.0f} journal lines/min (>{t.max_log_lines_per_min:g}; "
-                f"{log.get('lines')} lines in {log.get('window_s'):g} s)",
-                True,
-            )
-        )
+    _over_limit(
+        out,
+        "log_spam",
+        log,
+        "per_min",
+        t.max_log_lines_per_min,
+        lambda per_min: (
+            f"Log spam: {per_min:.0f} journal lines/min (>{t.max_log_lines_per_min:g}; "
+            f"{log.get('lines')} lines in {log.get('window_s'):g} s)"
+        ),
+    )
 
 
 def _disk_growth(
