@@ -101,6 +101,10 @@ def test_collapsed_canaries_are_rolled_back_within_two_checks_of_evidence(hosts,
         host_log = [r for r in log_records(host) if r["event"] == "rollback_executed"]
         assert host_log and host_log[-1]["reason"].startswith("monitor ")
         assert f"{host.name} " in host_log[-1]["reason"]
+        # The monitor's rollback attaches what the canary did while it voted (issue 16 item 2).
+        damage = host_log[-1]["damage"]
+        assert damage["model"] == "patchtst" and damage["rows"] > 0, damage
+        assert host_log[-1]["damage_reports"]["markdown"].endswith(".md")
         print(
             f"\n{host.name} {behaviour}: {len(after_collapse)} checks; collapse -> proven rollback "
             f"{epoch(rollback['ts']) - bad_since:.1f} s (rollback run "
