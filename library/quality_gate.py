@@ -274,6 +274,11 @@ models:
     hard_disagree:
       description: Share of its events where one is BUY and the other SELL.
       type: float
+    capped_events:
+      description:
+        - Its events published under a confidence cap (C(QSC_CANARY_CONF_CAP)); the rules judged
+          their C(raw_confidence), the model's own.
+      type: int
     blockers:
       description: This model's blockers.
       type: list
@@ -301,6 +306,13 @@ models:
       agreement: 0.66
       hard_disagree: 0.05
       blockers: []
+raw_confidences:
+  description:
+    - Per model with capped events, how many (RV(models) C(capped_events)); the rules judged
+      their raw confidences, and the summary says so. Empty without a cap.
+  returned: always
+  type: dict
+  sample: {patchtst: 412}
 ensemble:
   description: Ensemble metrics, consensus distribution, side shares, payload size p95.
   returned: when a window was read
