@@ -189,6 +189,14 @@ def test_threshold_overrides_and_a_confidence_cap_are_applied_proven_and_recorde
     assert "patchtst confidence capped at 0.75" in run.output
     assert "canary at 0.1, confidence capped at 0.75" in run.output
     assert record["conf_cap"] == 0.75
+    # The running engine caps what it publishes and carries the raw confidence alongside.
+    newest = host.last_stream_id()
+    events = host.wait_events(newest, 100)
+    entries = [event["model_breakdown"]["patchtst"] for event in events]
+    active = [entry for entry in entries if "action" in entry]
+    assert active and all(entry["confidence_cap"] == 0.75 for entry in active)
+    assert all(entry["confidence"] == min(entry["raw_confidence"], 0.75) for entry in active)
+    assert any(entry["raw_confidence"] > 0.75 for entry in active)
     report = (
         REPO_ROOT / "reports" / "safety" / host.name / record["gate"]["reports"][0].split("/")[-1]
     )
