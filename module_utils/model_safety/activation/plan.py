@@ -198,9 +198,9 @@ def activation_plan(
     (its steps: 0.0 is shadow, 1.0 promoted; from_label says "shadow"), weights (deployed; {} for
     a shadow deployment), conf_cap (the canary's cap deployed, or None), env (env-file keys to
     set), dropin ({state, environment}), prove ({role, weight, weights, canary, conf_cap}: what
-    the new start must show), restore_role (the
-    model's role before, proven after a restore), record (the log record's skeleton),
-    refusal (None, or why a promotion is refused: nothing changes).
+    the new start must show), restore_role (the model's role before, proven after a restore),
+    record (the log record's skeleton), refusal (None, or why a promotion is refused: nothing
+    changes).
     """
     if kind not in KINDS:
         raise WeightsError(f"unknown activation kind {kind!r} (one of {', '.join(KINDS)})")
