@@ -95,6 +95,21 @@ def test_shadow_plan_without_a_model_file() -> None:
     assert plan["record"] == {"event": "shadow", "model": "patchtst", "model_path": None}
 
 
+def test_every_plan_proves_the_keys_the_change_task_reads() -> None:
+    """roles/model_activation/tasks/change.yml reads each of these from plan.prove: a key
+    missing from one kind fails that kind's activation in Jinja (a shadow deployment once)."""
+    plans = [
+        activation_plan("shadow", "patchtst", BASELINE, in_shadow()),
+        activation_plan("canary", "patchtst", BASELINE, in_shadow(), weight=0.1),
+        activation_plan("canary", "patchtst", BASELINE, in_shadow(), weight=0.1, conf_cap=0.75),
+        activation_plan("promotion", "patchtst", BASELINE, at_step(0.1)),
+        activation_plan("promotion", "patchtst", BASELINE, at_step(0.5)),
+    ]
+    for plan in plans:
+        assert set(plan["prove"]) == {"role", "weight", "weights", "canary", "conf_cap"}, plan
+    assert plans[0]["prove"]["conf_cap"] is None and plans[2]["prove"]["conf_cap"] == 0.75
+
+
 def test_shadow_plan_with_a_model_file_of_a_voting_model() -> None:
     path = "/opt/quantum/models/nhits-v2.pth"
     plan = activation_plan("shadow", "nhits", BASELINE, in_shadow(), model_path=path)

@@ -233,7 +233,13 @@ def activation_plan(
             **plan,
             "env": env,
             "dropin": {"state": "absent", "environment": {}},
-            "prove": {"role": SHADOW, "weight": None, "weights": {}, "canary": False},
+            "prove": {
+                "role": SHADOW,
+                "weight": None,
+                "weights": {},
+                "canary": False,
+                "conf_cap": None,
+            },
             "restore_role": ROLES[1] if voting_before else SHADOW,
             "record": {"event": event, "model": model, "model_path": model_path or None},
         }
