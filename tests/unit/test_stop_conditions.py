@@ -350,3 +350,26 @@ def test_a_rollback_ends_the_baseline(tmp_path, redis_client, redis_stream) -> N
     )
     assert result["baseline"] is None
     assert "disk_growth: no size recorded at the activation" in result["undecided"]
+
+
+def test_an_unreadable_stream_leaves_the_payload_to_the_gate(tmp_path) -> None:
+    import redis as redis_py
+
+    from tests.redis_server import free_port
+
+    client = redis_py.Redis(port=free_port(), socket_connect_timeout=0.5)
+    result = sc.check_host(
+        FakeJournal(),
+        client,
+        unit=UNIT,
+        stream="s",
+        paths=[str(tmp_path)],
+        n_restarts=0,
+        activation_log=str(tmp_path / "none.jsonl"),
+        sample=200,
+        now_s=NOW,
+        thresholds=T,
+    )
+    assert (result["blockers"], result["errors"], result["events"]) == ([], [], None)
+    assert result["undecided"][-1].startswith("payload_p95: stream unreadable, left to the gate")
+    assert result["measures"]["redis"]["error"]  # reported in the measures

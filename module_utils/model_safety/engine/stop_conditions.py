@@ -265,7 +265,10 @@ def check_host(
     now, the newest ``sample`` events of the stream (payload p95), the baseline of the newest
     activation in ``activation_log`` (since which the disk grew), judged at ``thresholds``
     (:func:`..judgement.stop_rules.judge_host`). The result's ``measures`` are what the
-    activation's record keeps as its ``stop_baseline``."""
+    activation's record keeps as its ``stop_baseline``. A stream that cannot be read leaves
+    the payload undecided: the telemetry is the gate's business, and what follows every
+    preflight (the gate, the promotion's check, the shadow's telemetry proof) fails closed on
+    it."""
     import time
 
     from ..activation.log import ActivationLogError, last_record
@@ -288,13 +291,14 @@ def check_host(
         baseline = activation_baseline(last_record(activation_log, BASELINE_EVENTS))
     except ActivationLogError as exc:
         baseline_error = f"disk_growth: activation log unreadable: {exc}"
+    events, unread = None, None
     try:
         events = window_measures(read_window(client, stream, count=sample), None)
-    except Exception as exc:  # Redis down: the payload rule cannot be judged (fail closed)
-        events, events_error = None, f"payload_p95: stream unreadable: {type(exc).__name__}: {exc}"
-    else:
-        events_error = None
         del events["payload_bytes"]
+    except Exception as exc:  # Redis down: judged by the gate or proof that follows
+        unread = f"payload_p95: stream unreadable, left to the gate: {type(exc).__name__}: {exc}"
     judged = judge_host(measures, baseline, thresholds, events)
-    judged["errors"] += [e for e in (baseline_error, events_error) if e]
+    judged["errors"] += [baseline_error] if baseline_error else []
+    if unread:
+        judged["undecided"].append(unread)
     return {"measures": measures, "events": events, "baseline": baseline, **judged}
