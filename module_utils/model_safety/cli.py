@@ -36,7 +36,7 @@ from . import __version__
 from .activation.log import DEFAULT_LOG_PATH
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
-from .engine.weights import WeightsError, parse_weights
+from .engine.weights import WeightsError, parse_baseline
 from .judgement import drift_cli
 from .monitor import cli as monitor_cli
 from .site_defaults import (
@@ -462,9 +462,8 @@ def _since_activation_report(
 
 def _baseline_weights(text: str) -> dict[str, float]:
     """``model:weight,...`` naming each voting model once, the weights summing to 1."""
-    names = [item.partition(":")[0].strip() for item in text.split(",")]
     try:
-        return parse_weights(text, names)
+        return parse_baseline(text)
     except WeightsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
