@@ -7,7 +7,10 @@
   (monitor.stop_watch) makes them violations; canary.yml refuses in its preflight with the
   rule's sentence and changes nothing;
 * SIM_CRASH_AFTER under the unit's Restart=on-failure: a restart loop, counted from the
-  journal's scheduled restarts (and NRestarts), found by engine_status.
+  journal's scheduled restarts (and NRestarts), found by engine_status;
+* the consensus settings measured in tests/unit/test_lab_engine_consensus.py: the monitor's
+  probe and judgement make the broken one a consensus_broken violation and the redundant one a
+  consensus_redundant warning, never a rollback.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from model_safety.monitor.stop_watch import judge_stop_conditions
 from model_safety.utctime import iso_ms
 from tests.integration.lab_activation import FAST, LOG, playbook, snapshot
 from tests.local_ansible import ansible, printed
+from tests.unit.test_lab_engine_consensus import CONSENSUS_BROKEN, CONSENSUS_REDUNDANT
 
 pytestmark = pytest.mark.lab
 
@@ -124,3 +128,42 @@ def test_a_restart_loop_is_found_in_the_journal(host) -> None:
     restarts = found["measures"]["restarts"]
     assert restarts["journal_24h"] >= 3 and restarts["count"] >= 3
     assert Thresholds().max_restarts_24h == 2 < restarts["count"]
+
+
+def consensus_judged(host, env: dict[str, str]) -> tuple[dict, list[dict], list[dict]]:
+    """The engine restarted with ``env``; once 200 events of that start are in, one probe of
+    them and the monitor's judgement: (the probe's stop_events, violations, warnings)."""
+    started = host.reset({**FAST, **env})
+    host.wait_events(started.cutover, 200, timeout=30)
+    probe = module(
+        host.name,
+        "canary_probe",
+        model="patchtst",
+        after=started.cutover,
+        baseline={"xgb": 0.25, "lgbm": 0.25, "nhits": 0.3, "patchtst": 0.2},
+        stop_paths=STOP_PATHS,
+    )
+    _, violations, warnings = judge_stop_conditions({}, probe, MonitorSettings(model="patchtst"))
+    return probe["stop_events"], violations, warnings
+
+
+def test_consensus_broken_rolls_back_and_consensus_redundant_warns(host) -> None:
+    events, violations, warnings = consensus_judged(host, CONSENSUS_BROKEN)
+    assert events["events"] >= 200 and events["low"] / events["events"] > 0.45, events
+    assert rules(violations) == ["consensus_broken"] and warnings == [], (violations, warnings)
+    broken = violations[0]
+    assert broken["blocking"] and broken["value"] > 0.45 and broken["threshold"] == 0.30
+    assert re.fullmatch(
+        rf"Consensus broken: consensus 0-1 in \d+\.\d% of {events['events']} events \(>30%\)",
+        broken["text"],
+    ), broken
+
+    events, violations, warnings = consensus_judged(host, CONSENSUS_REDUNDANT)
+    assert events["full"] == events["events"] >= 200 and events["low"] == 0, events
+    assert violations == [] and rules(warnings) == ["consensus_redundant"], (violations, warnings)
+    redundant = warnings[0]
+    assert not redundant["blocking"] and redundant["threshold"] == 0.80
+    assert redundant["text"] == (
+        f"Consensus redundant: full consensus with patchtst in 100.0% of {events['events']} "
+        "events (>80%)"
+    )
