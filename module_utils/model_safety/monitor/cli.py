@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from ..argtypes import non_negative_int, positive_int, share
+from .alertmanager import MONITOR_FORMAT, WEBHOOK_FORMATS, webhook_format
 
 DEFAULT_STATE_DIR = "/var/lib/model-safety/monitor"
 DEFAULT_ACTIVATION_LOG = "/var/log/quantum/qsc_canary.jsonl"
@@ -131,6 +132,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     files.add_argument("--webhook-timeout", type=parse_duration, metavar="D", help="default 5s")
     files.add_argument("--webhook-retries", type=non_negative_int, metavar="N", help="default 2")
+    files.add_argument(
+        "--webhook-format",
+        choices=WEBHOOK_FORMATS,
+        help=f"the payload: the monitor's own or Alertmanager's (default {MONITOR_FORMAT})",
+    )
 
 
 _CONFIG_TYPES = {
@@ -144,6 +150,7 @@ _CONFIG_TYPES = {
     "max_hard_disagree": share,
     "redundant_agreement": share,
     "webhook_retries": non_negative_int,
+    "webhook_format": webhook_format,
 }
 _CONFIG_KEYS = {
     "model", "limit", "inventory", "project_dir", "state_dir", "activation_log", "check_log",
@@ -169,7 +176,7 @@ def load_config(path: str) -> dict[str, Any]:
     for key, value in data.items():
         try:
             values[key] = _CONFIG_TYPES[key](str(value)) if key in _CONFIG_TYPES else value
-        except argparse.ArgumentTypeError as exc:
+        except (argparse.ArgumentTypeError, ValueError) as exc:
             raise ValueError(f"config file {path}: {key}: {exc}") from None
     if not isinstance(values.get("thresholds", {}), dict):
         raise ValueError(f"config file {path}: thresholds must be a mapping")
@@ -225,6 +232,7 @@ def run_monitor(args: argparse.Namespace) -> int:
             webhook_url=webhook_url or None,
             webhook_timeout=_option(args, config, "webhook_timeout", 5.0),
             webhook_retries=_option(args, config, "webhook_retries", 2),
+            webhook_format=_option(args, config, "webhook_format", MONITOR_FORMAT),
         )
         monitor = Monitor(options, out=lambda line: print(line, flush=True))
     except (ValueError, OSError, MonitorError, MonitorIOError) as exc:

@@ -119,6 +119,7 @@ class Monitor(RollbackRunner):
                 timeout=options.webhook_timeout,
                 retries=options.webhook_retries,
                 report=lambda outcome: log_check(self.checks, outcome),
+                payload_format=options.webhook_format,
             )
             if options.webhook_url
             else None

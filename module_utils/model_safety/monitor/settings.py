@@ -174,6 +174,7 @@ class MonitorOptions:
     webhook_url: str | None = None
     webhook_timeout: float = 5.0
     webhook_retries: int = 2
+    webhook_format: str = "monitor"
     check_timeout: float = 120.0
     rollback_timeout: float = 900.0
     keep_artifacts: int = 20

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from ..fileio import ensure_directory, write_atomic
 from ..utctime import iso_ms
+from .alertmanager import ALERTMANAGER_FORMAT, MONITOR_FORMAT, alertmanager_payload, webhook_format
 from .settings import POOL
 
 STATE_DIR_MODE = 0o700
@@ -169,7 +170,9 @@ def redact_webhook(url: str) -> str:
 class Webhook:
     """POSTs JSON notifications to a URL on background threads: a dead or slow endpoint never
     delays the caller (the rollback); each notification is tried ``retries + 1`` times with
-    ``timeout`` seconds each and a growing pause. ``report`` gets every outcome."""
+    ``timeout`` seconds each and a growing pause. ``report`` gets every outcome. The payload is
+    the monitor's own notification, or with ``payload_format`` "alertmanager" Alertmanager's
+    webhook receiver format."""
 
     def __init__(
         self,
@@ -179,7 +182,12 @@ class Webhook:
         retries: int = 2,
         backoff: float = 1.0,
         report: Callable[[dict[str, Any]], None] | None = None,
+        payload_format: str = MONITOR_FORMAT,
     ) -> None:
+        try:
+            self.payload_format = webhook_format(payload_format)
+        except ValueError as exc:
+            raise MonitorIOError(str(exc)) from None
         if not isinstance(url, str) or not _WEBHOOK_TEXT_RE.fullmatch(url):
             raise MonitorIOError(
                 "webhook URL must be printable ASCII without spaces (percent-encode the rest); "
@@ -202,7 +210,10 @@ class Webhook:
 
     def notify(self, payload: Mapping[str, Any]) -> None:
         """Send ``payload`` in the background and return at once."""
-        body = json.dumps(payload, sort_keys=True, default=str).encode()
+        if self.payload_format == ALERTMANAGER_FORMAT:
+            body = json.dumps(alertmanager_payload(payload, time.time()), default=str).encode()
+        else:
+            body = json.dumps(payload, sort_keys=True, default=str).encode()
         thread = threading.Thread(target=self._deliver, args=(body, payload.get("event")))
         thread.daemon = True
         thread.start()
