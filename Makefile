@@ -19,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean \
-	bench-fleet bench-monitor quality-gate scoreboard build-patchtst-dataset
+	bench-fleet bench-monitor quality-gate scoreboard build-patchtst-dataset collection
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ demo: setup lab-up ## set-up, lab-up, then the main job: gate and canary of patc
 	$(BIN)/ansible-playbook playbooks/status.yml
 	$(BIN)/ansible-playbook playbooks/quality_gate.yml -e gate_model=patchtst -e gate_since_start=true -e gate_wait=90
 	$(BIN)/ansible-playbook playbooks/canary.yml -e model=patchtst
+
+collection: setup ## build the Ansible collection qsc.model_safety into dist/ (prints the tarball)
+	$(BIN)/python scripts/build_collection.py
 
 # bench/fleet.py resizes the lab (1 to 20 hosts): only `make bench-fleet` runs it.
 bench: setup ## benchmarks with their baselines (print figures; not bench/fleet.py)

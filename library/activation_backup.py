@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: back up, verify and restore the engine's env file and systemd drop-ins."""
 
 from __future__ import annotations

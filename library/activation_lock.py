@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the one-at-a-time activation lease of an engine host."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: append one record to the activation log (JSON lines)."""
 
 from __future__ import annotations

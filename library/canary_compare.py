@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the paired comparison of a canary with the models it joins (read-only)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: one read-only probe of a canary host for the canary monitor."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: what a model did to the trade log while it voted (read-only)."""
 
 from __future__ import annotations

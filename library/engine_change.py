@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: an activation's change of one engine host, in one call."""
 
 from __future__ import annotations

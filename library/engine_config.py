@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the model configuration the engine must run, given its unit's files."""
 
 from __future__ import annotations

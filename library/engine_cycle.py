@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: stop + start the engine's unit (never restart) and record the new invocation."""
 
 from __future__ import annotations

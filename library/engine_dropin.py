@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: install or remove one systemd drop-in of the engine's unit, its names and
 values validated, in one round trip (no daemon-reload)."""
 

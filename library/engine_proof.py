@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: prove from its journal what one start of the engine runs."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the emergency rollback of one engine host, in one call."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: report what the AI engine on a host is really running (read-only)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: change keys of the engine's EnvironmentFile in place, every other byte kept,
 with a diff that shows only the changed keys and never a secret."""
 

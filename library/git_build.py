@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the git build deployed in the engine's checkout (read-only)."""
 
 from __future__ import annotations

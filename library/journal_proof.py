@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: prove lines are (and others are not) in one invocation's journal."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: prove a model's role (voting or shadow) from telemetry and the trade log."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the hard blockers of a promotion on the host's own telemetry, and its decision
 log (read-only)."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the model quality gate over the engine's live telemetry (read-only)."""
 
 from __future__ import annotations

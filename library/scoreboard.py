@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: GO / WAIT / NO-GO per model over the engine's live telemetry (read-only)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# SPDX-License-Identifier: MIT
 """Ansible module: the activation gates of a shadow model on live telemetry (read-only)."""
 
 from __future__ import annotations

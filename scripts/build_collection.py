@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Build the Ansible collection qsc.model_safety from the checkout's own sources.
+
+The collection is assembled in a temporary directory, never edited by hand: library/ becomes
+plugins/modules/, module_utils/model_safety plugins/module_utils/model_safety, filter_plugins/
+plugins/filter/, doc_fragments/ plugins/doc_fragments/, and roles/ and playbooks/ are copied.
+Inside a collection, Ansible finds module_utils, doc fragments and filters only by their fully
+qualified names, so the copies are rewritten on the way (imports, extends_documentation_fragment
+entries, filter calls in YAML); the sources keep working from the checkout as they are.
+galaxy.yml is generated here with the version and license of pyproject.toml, so neither is
+written down twice. `ansible-galaxy collection build` then writes the tarball.
+
+Usage: build_collection.py [--output-dir DIR]   (prints the tarball's path)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import yaml
+
+# qsc = Quantum Safety Controls, the product's owner; model_safety = the package it ships.
+NAMESPACE = "qsc"
+NAME = "model_safety"
+FQCN_PREFIX = f"{NAMESPACE}.{NAME}."
+COLLECTION_MODULE_UTILS = (
+    f"ansible_collections.{NAMESPACE}.{NAME}.plugins.module_utils.model_safety"
+)
+REPO = Path(__file__).resolve().parent.parent
+
+# The modules import ansible.module_utils.model_safety (Ansible's legacy module_utils path);
+# the filters import model_safety (the package installed on the controller). Only import
+# statements are matched, at the start of a line, so documentation text mentioning the package
+# stays as it is.
+_IMPORT_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<keyword>from|import)[ \t]+"
+    r"(?:ansible\.module_utils\.)?model_safety(?P<rest>(?:\.|[ \t]).*)?$",
+    re.MULTILINE,
+)
+
+
+def rewrite_imports(source: str) -> str:
+    """Point every import of model_safety (either spelling) at the collection's module_utils."""
+
+    def collection_import(match: re.Match[str]) -> str:
+        return f"{match['indent']}{match['keyword']} {COLLECTION_MODULE_UTILS}{match['rest'] or ''}"
+
+    return _IMPORT_LINE.sub(collection_import, source)
+
+
+def rewrite_doc_fragments(source: str, fragment_names: set[str]) -> str:
+    """Qualify the entries of extends_documentation_fragment that name this project's fragments.
+
+    A fragment is listed as `  - name` or `  - name.variable`; builtin fragments
+    (action_common_attributes) are left unqualified, as ansible-core resolves those itself.
+    """
+    pattern = re.compile(
+        r"^(?P<item>[ \t]*-[ \t]+)(?P<name>"
+        + "|".join(map(re.escape, sorted(fragment_names)))
+        + r")(?P<rest>(?:\.\w+)?[ \t]*)$",
+        re.MULTILINE,
+    )
+    return pattern.sub(lambda m: f"{m['item']}{FQCN_PREFIX}{m['name']}{m['rest']}", source)
+
+
+def rewrite_filter_calls(text: str, filter_names: set[str]) -> str:
+    """Qualify calls of this project's filters (`| name`) in a role's or playbook's YAML.
+
+    Ansible resolves unqualified filters only among the builtin ones, even inside a collection.
+    """
+    pattern = re.compile(
+        r"(?P<pipe>\|[ \t]*)(?P<name>" + "|".join(map(re.escape, sorted(filter_names))) + r")\b"
+    )
+    return pattern.sub(lambda m: f"{m['pipe']}{FQCN_PREFIX}{m['name']}", text)
+
+
+def project_metadata(pyproject: Path) -> dict:
+    """The [project] table of pyproject.toml; its version and license are the collection's."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    if not isinstance(project.get("license"), str) or not project["license"]:
+        raise SystemExit(f"{pyproject}: [project] license must be an SPDX expression")
+    return project
+
+
+def galaxy_manifest(project: dict) -> dict:
+    return {
+        "namespace": NAMESPACE,
+        "name": NAME,
+        "version": project["version"],
+        "readme": "README.md",
+        "authors": ["Quantum Safety Controls"],
+        "description": project["description"],
+        "license": [project["license"]],
+        "tags": ["ai", "models", "canary", "safety", "systemd"],
+        "dependencies": {},
+        "build_ignore": ["**/__pycache__", "*.pyc"],
+    }
+
+
+def filter_names(filter_dir: Path) -> set[str]:
+    """The filters' names, from their documentation files (one <name>.yml per filter)."""
+    return {path.stem for path in filter_dir.glob("*.yml")}
+
+
+def _copy_rewritten(source: Path, target: Path, rewrite) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(rewrite(source.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def assemble(repo: Path, root: Path) -> None:
+    """Lay the collection out in root (an empty directory) from the checkout at repo."""
+    fragments = {path.stem for path in (repo / "doc_fragments").glob("*.py")}
+    filters = filter_names(repo / "filter_plugins")
+    plugins = root / "plugins"
+    for module in sorted((repo / "library").glob("*.py")):
+        _copy_rewritten(
+            module,
+            plugins / "modules" / module.name,
+            lambda text: rewrite_doc_fragments(rewrite_imports(text), fragments),
+        )
+    for source in sorted((repo / "module_utils" / "model_safety").rglob("*.py")):
+        relative = source.relative_to(repo / "module_utils")
+        _copy_rewritten(source, plugins / "module_utils" / relative, rewrite_imports)
+    for source in sorted((repo / "filter_plugins").iterdir()):
+        if source.suffix in (".py", ".yml"):
+            _copy_rewritten(source, plugins / "filter" / source.name, rewrite_imports)
+    shutil.copytree(
+        repo / "doc_fragments",
+        plugins / "doc_fragments",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for tree in ("roles", "playbooks"):
+        for source in sorted((repo / tree).rglob("*")):
+            if source.is_dir() or "__pycache__" in source.parts:
+                continue
+            target = root / source.relative_to(repo)
+            if source.suffix in (".yml", ".yaml"):
+                _copy_rewritten(source, target, lambda text: rewrite_filter_calls(text, filters))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+    project = project_metadata(repo / "pyproject.toml")
+    (root / "galaxy.yml").write_text(
+        yaml.safe_dump(galaxy_manifest(project), sort_keys=False), encoding="utf-8"
+    )
+    (root / "meta").mkdir()
+    (root / "meta" / "runtime.yml").write_text(
+        yaml.safe_dump({"requires_ansible": ">=2.19"}), encoding="utf-8"
+    )
+    shutil.copy2(repo / "README.md", root / "README.md")
+
+
+def build(repo: Path, output_dir: Path) -> Path:
+    """Assemble and build the collection; returns the tarball's path in output_dir."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="qsc-collection-") as temporary:
+        root = Path(temporary) / NAME
+        root.mkdir()
+        assemble(repo, root)
+        version = yaml.safe_load((root / "galaxy.yml").read_text(encoding="utf-8"))["version"]
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-galaxy"),
+                "collection",
+                "build",
+                "--force",
+                "--output-path",
+                str(output_dir),
+                str(root),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return output_dir / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output-dir", type=Path, default=REPO / "dist", help="where the tarball goes (dist/)"
+    )
+    args = parser.parse_args(argv)
+    print(build(REPO, args.output_dir.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The collection qsc.model_safety: its assembly's rewrites, one license, and the built tarball
+installed into a temporary collections path and used by its fully qualified names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import build_collection as bc
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+UTILS = "ansible_collections.qsc.model_safety.plugins.module_utils.model_safety"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "from ansible.module_utils.model_safety.engine.commands import EngineStateError",
+            f"from {UTILS}.engine.commands import EngineStateError",
+        ),
+        (
+            "    from ansible.module_utils.model_safety.judgement.run import (",
+            f"    from {UTILS}.judgement.run import (",
+        ),
+        ("from model_safety.engine import weights", f"from {UTILS}.engine import weights"),
+        ("from model_safety import names", f"from {UTILS} import names"),
+        ("import model_safety.names as names", f"import {UTILS}.names as names"),
+    ],
+)
+def test_rewrite_imports_points_model_safety_at_the_collection(line, expected):
+    assert bc.rewrite_imports(f"x = 1\n{line}\ny = 2\n") == f"x = 1\n{expected}\ny = 2\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from ansible.module_utils.basic import AnsibleModule",
+        "from model_safety_extra import thing",
+        "  - A thin wrapper over C(model_safety.judgement.run.run_gate).",
+        "# from model_safety.engine import weights",
+        "x = 'from model_safety import names'",
+    ],
+)
+def test_rewrite_imports_leaves_other_lines_alone(line):
+    assert bc.rewrite_imports(line + "\n") == line + "\n"
+
+
+def test_rewrite_doc_fragments_qualifies_only_the_projects_fragments():
+    source = (
+        "extends_documentation_fragment:\n"
+        "  - action_common_attributes\n"
+        "  - model_safety_redis.window\n"
+        "  - model_safety_attributes\n"
+        "  - model_safety_attributes_extra\n"
+    )
+    assert bc.rewrite_doc_fragments(source, {"model_safety_redis", "model_safety_attributes"}) == (
+        "extends_documentation_fragment:\n"
+        "  - action_common_attributes\n"
+        "  - qsc.model_safety.model_safety_redis.window\n"
+        "  - qsc.model_safety.model_safety_attributes\n"
+        "  - model_safety_attributes_extra\n"
+    )
+
+
+def test_rewrite_filter_calls_qualifies_only_piped_project_filters():
+    text = (
+        "serial: \"{{ n | default(1) | model_safety_rollout_batches('canary_serial') }}\"\n"
+        "name: model_safety_rollout_batches is documented\n"
+        'x: "{{ y |model_safety_rollout_batches_v2 }}"\n'
+    )
+    assert bc.rewrite_filter_calls(text, {"model_safety_rollout_batches"}) == (
+        'serial: "{{ n | default(1) | qsc.model_safety.model_safety_rollout_batches('
+        "'canary_serial') }}\"\n"
+        "name: model_safety_rollout_batches is documented\n"
+        'x: "{{ y |model_safety_rollout_batches_v2 }}"\n'
+    )
+
+
+def test_project_metadata_refuses_a_pyproject_without_a_license(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\nversion = "1.0.0"\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match="license must be an SPDX expression"):
+        bc.project_metadata(pyproject)
+
+
+def test_one_license_everywhere():
+    license_ = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "license"
+    ]
+    project = bc.project_metadata(REPO / "pyproject.toml")
+    assert bc.galaxy_manifest(project)["license"] == [license_]
+    for module in sorted((REPO / "library").glob("*.py")):
+        header = module.read_text(encoding="utf-8").splitlines()[:3]
+        assert f"# SPDX-License-Identifier: {license_}" in header, module.name
+    for meta in sorted((REPO / "roles").glob("*/meta/main.yml")):
+        galaxy_info = yaml.safe_load(meta.read_text(encoding="utf-8"))["galaxy_info"]
+        assert galaxy_info["license"] == license_, meta
+
+
+def _collection_env(collections: Path) -> dict[str, str]:
+    """Ansible seeing only the installed collection: not the checkout's ansible.cfg and paths."""
+    config = collections / "ansible.cfg"
+    config.write_text("[defaults]\n", encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_CONFIG=str(config),
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
+    started = time.monotonic()
+    tarball = bc.build(REPO, tmp_path / "dist")
+    build_seconds = time.monotonic() - started
+    assert (
+        tarball.name
+        == "qsc-model_safety-" + bc.project_metadata(REPO / "pyproject.toml")["version"] + ".tar.gz"
+    )
+    assert build_seconds < 10, f"building took {build_seconds:.1f} s"
+
+    collections = tmp_path / "collections"
+    env = _collection_env(tmp_path)
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+    installed = _run(
+        [
+            str(BIN / "ansible-galaxy"),
+            "collection",
+            "install",
+            "-p",
+            str(collections),
+            str(tarball),
+        ],
+        env,
+        tmp_path,
+    )
+    assert installed.returncode == 0, installed.stderr
+    root = collections / "ansible_collections" / "qsc" / "model_safety"
+
+    # Every built module, module_utils file and filter compiles with its rewritten imports, and
+    # none still imports through the checkout's paths.
+    for source in sorted((root / "plugins").rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        compile(text, str(source), "exec")
+        assert bc.rewrite_imports(text) == text, source
+
+    doc = _run(
+        [str(BIN / "ansible-doc"), "-t", "module", "qsc.model_safety.quality_gate"], env, tmp_path
+    )
+    assert doc.returncode == 0, doc.stderr
+    assert "qsc.model_safety.quality_gate" in doc.stdout
+    assert "redis_url" in doc.stdout  # from the qualified doc fragment
+
+    for playbook in ("qsc.model_safety.canary", "qsc.model_safety.rollback"):
+        checked = _run(
+            [str(BIN / "ansible-playbook"), "-i", "localhost,", "--syntax-check", playbook],
+            env,
+            tmp_path,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    log = tmp_path / "activation.log"
+    playbook = root / "playbooks" / "test_local_fqcn.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "The collection's module and filter by their FQCN",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Append a record in check mode",
+                            "qsc.model_safety.activation_log": {
+                                "path": str(log),
+                                "record": {"event": "activation", "model": "patchtst"},
+                            },
+                            "check_mode": True,
+                            "register": "logged",
+                        },
+                        {
+                            "name": "Refuse a bad record",
+                            "qsc.model_safety.activation_log": {
+                                "path": str(log),
+                                "record": {"event": "no_such_event"},
+                            },
+                            "check_mode": True,
+                            "register": "refused",
+                            "ignore_errors": True,
+                        },
+                        {
+                            "name": "Report",
+                            "ansible.builtin.debug": {
+                                "msg": "ACTION={{ logged.record.action }} "
+                                "REFUSED={{ refused.failed }} "
+                                "BATCHES={{ 2 | qsc.model_safety.model_safety_rollout_batches("
+                                "'canary_serial') }}"
+                            },
+                        },
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    ran = _run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-e",
+            # The targets' interpreter (Debian's python3), not the controller's venv.
+            "ansible_python_interpreter=/usr/bin/python3",
+            "qsc.model_safety.test_local_fqcn",
+        ],
+        env,
+        tmp_path,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "ACTION=canary_activated REFUSED=True BATCHES=[2]" in ran.stdout
+    assert not log.exists()  # check mode wrote nothing
