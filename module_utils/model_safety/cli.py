@@ -140,6 +140,12 @@ def _add_window_options(
             help=f"where the Markdown and JSON reports go (default {DEFAULT_REPORT_DIR})",
         )
         output.add_argument("--no-report", action="store_true", help="write no report files")
+        output.add_argument(
+            "--html",
+            action="store_true",
+            help="also write a self-contained HTML report with charts (gate, scoreboard and "
+            "shadow-report only; matplotlib, about 1 s more)",
+        )
     output.add_argument(
         "--json", action="store_true", help="print the full result as one JSON object"
     )
@@ -317,13 +323,16 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], kind: str, code: i
 
     A report that cannot be written turns a would-be 0 into 2: no proof, no pass.
     """
-    from .judgement.reports import dumps, write_reports
+    from .judgement.reports import HTML_KINDS, dumps, write_reports
 
     paths: dict[str, str] = {}
     report_error = None
+    html = args.html and kind in HTML_KINDS
+    if args.html and not html:
+        print(f"model-safety: no HTML report for {kind} yet (Markdown, JSON)", file=sys.stderr)
     if not args.no_report:
         try:
-            paths = write_reports(result, kind, args.report_dir)
+            paths = write_reports(result, kind, args.report_dir, html=html)
         except OSError as exc:
             report_error = f"cannot write the reports to {args.report_dir}: {exc}"
             code = EXIT_FAIL if code == EXIT_PASS else code
@@ -338,6 +347,8 @@ def _finish(args: argparse.Namespace, result: dict[str, Any], kind: str, code: i
         lines = SUMMARIES[kind](result)
         if paths:
             lines.append(f"report: {paths['markdown']} (+ .json)")
+            if "html" in paths:
+                lines.append(f"html report: {paths['html']}")
         print("\n".join(lines))
     if report_error:
         print(f"model-safety: {report_error}", file=sys.stderr)

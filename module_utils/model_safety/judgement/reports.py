@@ -39,6 +39,8 @@ KINDS = (
     "compare",
     "damage",
 )
+HTML_KINDS = ("quality_gate", "scoreboard", "shadow_report")
+"""The kinds judgement.html_report renders as a page (the others: Markdown and JSON only)."""
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -88,6 +90,14 @@ def render_markdown(result: Mapping[str, Any], kind: str, now: datetime | None =
     if kind not in RENDERERS:
         raise ValueError(f"unknown report kind {kind!r} (one of {', '.join(KINDS)})")
     return RENDERERS[kind](result, now or datetime.now(UTC))
+
+
+def _render_html(result: Mapping[str, Any], kind: str, now: datetime) -> str:
+    # Imported here, not above: it loads matplotlib, which only the controller has (the
+    # modules on the targets write Markdown and JSON through this file too).
+    from .html_report import render_html
+
+    return render_html(result, kind, now)
 
 
 # --------------------------------------------------------------------------- files
@@ -153,14 +163,19 @@ def write_reports(
     kind: str,
     report_dir: str = DEFAULT_REPORT_DIR,
     now: datetime | None = None,
+    *,
+    html: bool = False,
 ) -> dict[str, str]:
     """Write the Markdown and JSON reports of ``result``; return their paths.
 
-    Returns ``{"markdown": path, "json": path}``, plus ``"latest"`` for the scoreboard.
-    Raises OSError when the directory or a file cannot be written.
+    Returns ``{"markdown": path, "json": path}``, plus ``"latest"`` for the scoreboard and
+    ``"html"`` with ``html`` (the page of judgement.html_report, beside the other two; only
+    for its HTML_KINDS, ValueError for another kind). Raises OSError when the directory or a
+    file cannot be written.
     """
     now = now or datetime.now(UTC)
     markdown = render_markdown(result, kind, now)
+    page = _render_html(result, kind, now) if html else None
     document = dumps(result, indent=2) + "\n"
     _make_report_dir(report_dir)
     base = os.path.join(report_dir, f"{kind}_{md.stamp(now)}")
@@ -172,6 +187,9 @@ def write_reports(
             continue
         atomic_write(stem + ".json", document)
         paths = {"markdown": stem + ".md", "json": stem + ".json"}
+        if page is not None:
+            atomic_write(stem + ".html", page)
+            paths["html"] = stem + ".html"
         break
     else:
         raise FileExistsError(f"no free report name for {base}")
