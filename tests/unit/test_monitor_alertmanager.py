@@ -1,20 +1,16 @@
-"""Unit tests for the monitor's Alertmanager webhook payloads (model_safety.monitor.alertmanager),
-their delivery by the Webhook to a real HTTP server on 127.0.0.1, and ``--webhook-format`` /
-``webhook_format`` of ``model-safety monitor``."""
+"""Unit tests for the monitor's Alertmanager webhook payloads (model_safety.monitor.alertmanager)
+and their delivery by the Webhook to a real HTTP server on 127.0.0.1 (``--webhook-format`` is
+tested with the other options in test_monitor_cli)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from model_safety.cli import main
-from model_safety.monitor import loop as monitor_loop
 from model_safety.monitor.alertmanager import NOT_ENDED, alertmanager_payload
-from model_safety.monitor.settings import MonitorOptions
 from model_safety.monitor.store import MonitorIOError, Webhook
 from tests.unit.test_monitor_store import Outcomes, Recorder
 
@@ -123,52 +119,3 @@ def test_each_format_reaches_a_real_http_server(server: Recorder, payload_format
     else:
         assert set(body) == PAYLOAD_KEYS
         assert [a["labels"]["rule"] for a in body["alerts"]] == [v["rule"] for v in VIOLATIONS]
-
-
-# -- model-safety monitor --webhook-format / webhook_format --------------------------------------
-
-
-@pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> list[MonitorOptions]:
-    """The MonitorOptions run_monitor built, instead of a run (which exits 0)."""
-    options: list[MonitorOptions] = []
-
-    class FakeMonitor:
-        def __init__(self, made: MonitorOptions, **_kwargs: Any) -> None:
-            options.append(made)
-
-        def run(self) -> int:
-            return 0
-
-    monkeypatch.setattr(monitor_loop, "Monitor", FakeMonitor)
-    return options
-
-
-def test_the_default_format_is_the_monitors_own(captured: list[MonitorOptions]) -> None:
-    assert main(["monitor", "--model", "patchtst"]) == 0
-    assert captured[0].webhook_format == "monitor"
-
-
-def test_the_format_comes_from_the_config_file_and_the_command_line_wins(
-    tmp_path: Path, captured: list[MonitorOptions]
-) -> None:
-    config = tmp_path / "monitor.yml"
-    config.write_text("model: patchtst\nwebhook_format: alertmanager\n")
-    assert main(["monitor", "--config", str(config)]) == 0
-    argv = ["monitor", "--config", str(config), "--webhook-format", "monitor"]
-    assert main(argv) == 0
-    assert [options.webhook_format for options in captured] == ["alertmanager", "monitor"]
-
-
-def test_an_unknown_format_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], captured: list[MonitorOptions]
-) -> None:
-    assert main(["monitor", "--model", "patchtst", "--webhook-format", "slack"]) == 2
-    assert "invalid choice: 'slack'" in capsys.readouterr().err
-    config = tmp_path / "monitor.yml"
-    config.write_text("model: patchtst\nwebhook_format: slack\n")
-    assert main(["monitor", "--config", str(config)]) == 2
-    assert "webhook_format: webhook format must be one of monitor, alertmanager" in (
-        capsys.readouterr().err
-    )
-    assert captured == []

@@ -658,3 +658,34 @@ def test_an_unusable_saved_state_is_refused(tmp_path: Path, inventory: str) -> N
     assert line.startswith(f"model-safety monitor: cannot read the monitor state {state_dir}")
     assert line.endswith("remove it to start a new window")
     HostLocks(str(state_dir)).acquire(["e1"], "patchtst")  # released after the refusal
+
+
+# -- the webhook's payload format -------------------------------------------------------------
+
+
+def test_the_default_format_is_the_monitors_own(captured: list[MonitorOptions]) -> None:
+    assert main(["monitor", "--model", "patchtst"]) == 0
+    assert captured[0].webhook_format == "monitor"
+
+
+def test_the_format_comes_from_the_config_file_and_the_command_line_wins(
+    tmp_path: Path, captured: list[MonitorOptions]
+) -> None:
+    config = config_file(tmp_path, "model: patchtst\nwebhook_format: alertmanager\n")
+    assert main(["monitor", "--config", config]) == 0
+    argv = ["monitor", "--config", config, "--webhook-format", "monitor"]
+    assert main(argv) == 0
+    assert [options.webhook_format for options in captured] == ["alertmanager", "monitor"]
+
+
+def test_an_unknown_format_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], captured: list[MonitorOptions]
+) -> None:
+    assert main(["monitor", "--model", "patchtst", "--webhook-format", "slack"]) == 2
+    assert "invalid choice: 'slack'" in capsys.readouterr().err
+    config = config_file(tmp_path, "model: patchtst\nwebhook_format: slack\n")
+    assert main(["monitor", "--config", config]) == 2
+    assert "webhook_format: webhook format must be one of monitor, alertmanager" in (
+        capsys.readouterr().err
+    )
+    assert captured == []
