@@ -8,7 +8,8 @@ Inside a collection, Ansible finds module_utils, doc fragments and filters only 
 qualified names, so the copies are rewritten on the way (imports, extends_documentation_fragment
 entries, filter calls in YAML); the sources keep working from the checkout as they are.
 galaxy.yml is generated here with the version and license of pyproject.toml, so neither is
-written down twice. `ansible-galaxy collection build` then writes the tarball.
+written down twice. `ansible-galaxy collection build` then writes the tarball, and next to it an
+execution-environment.yml (ansible-builder's schema 3) that installs that very tarball.
 
 Usage: build_collection.py [--output-dir DIR]   (prints the tarball's path)
 """
@@ -34,6 +35,12 @@ COLLECTION_MODULE_UTILS = (
     f"ansible_collections.{NAMESPACE}.{NAME}.plugins.module_utils.model_safety"
 )
 REPO = Path(__file__).resolve().parent.parent
+# What the collection needs on the controller (or in an execution environment): its filters
+# import model_safety.activation.plan, which uses numpy. A range, not the venv's pin: 1.24 is
+# Debian bookworm's, the oldest the code supports. The modules run on the targets, with
+# Debian's python3-numpy and python3-redis; nothing else is needed there.
+CONTROLLER_REQUIREMENTS = ["numpy>=1.24"]
+ANSIBLE_CORE_REQUIREMENT = "ansible-core>=2.19,<2.20"
 
 # The modules import ansible.module_utils.model_safety (Ansible's legacy module_utils path);
 # the filters import model_safety (the package installed on the controller). Only import
@@ -104,6 +111,30 @@ def galaxy_manifest(project: dict) -> dict:
     }
 
 
+def execution_environment(tarball_name: str) -> dict:
+    """ansible-builder's execution-environment.yml (version 3) for the tarball next to it.
+
+    The collection's own meta/execution-environment.yml declares its Python requirements, which
+    ansible-builder collects when it installs the collection.
+    """
+    return {
+        "version": 3,
+        "images": {"base_image": {"name": "quay.io/fedora/fedora:41"}},
+        "dependencies": {
+            "python_interpreter": {
+                "package_system": "python3.11",
+                "python_path": "/usr/bin/python3.11",
+            },
+            "ansible_core": {"package_pip": ANSIBLE_CORE_REQUIREMENT},
+            "ansible_runner": {"package_pip": "ansible-runner>=2.4,<2.5"},
+            "galaxy": {
+                "collections": [{"name": f"/build/collections/{tarball_name}", "type": "file"}]
+            },
+        },
+        "additional_build_files": [{"src": tarball_name, "dest": "collections"}],
+    }
+
+
 def filter_names(filter_dir: Path) -> set[str]:
     """The filters' names, from their documentation files (one <name>.yml per filter)."""
     return {path.stem for path in filter_dir.glob("*.yml")}
@@ -154,6 +185,13 @@ def assemble(repo: Path, root: Path) -> None:
     (root / "meta" / "runtime.yml").write_text(
         yaml.safe_dump({"requires_ansible": ">=2.19"}), encoding="utf-8"
     )
+    (root / "requirements.txt").write_text(
+        "".join(f"{requirement}\n" for requirement in CONTROLLER_REQUIREMENTS), encoding="utf-8"
+    )
+    (root / "meta" / "execution-environment.yml").write_text(
+        yaml.safe_dump({"version": 1, "dependencies": {"python": "requirements.txt"}}),
+        encoding="utf-8",
+    )
     shutil.copy2(repo / "README.md", root / "README.md")
 
 
@@ -178,7 +216,11 @@ def build(repo: Path, output_dir: Path) -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    return output_dir / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
+    tarball = output_dir / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
+    (output_dir / "execution-environment.yml").write_text(
+        yaml.safe_dump(execution_environment(tarball.name), sort_keys=False), encoding="utf-8"
+    )
+    return tarball
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,26 @@ def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     )
     assert build_seconds < 10, f"building took {build_seconds:.1f} s"
 
+    # The execution environment next to the tarball: ansible-builder writes its build context
+    # (no container engine here), with the tarball in it and installed from there.
+    context = tmp_path / "context"
+    created = _run(
+        [
+            str(BIN / "ansible-builder"),
+            "create",
+            "-f",
+            "execution-environment.yml",
+            "-c",
+            str(context),
+        ],
+        os.environ.copy(),
+        tarball.parent,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert (context / "_build" / "collections" / tarball.name).is_file()
+    galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
+    assert galaxy["collections"] == [{"name": f"/build/collections/{tarball.name}", "type": "file"}]
+
     collections = tmp_path / "collections"
     env = _collection_env(tmp_path)
     env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
@@ -151,6 +171,11 @@ def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     )
     assert installed.returncode == 0, installed.stderr
     root = collections / "ansible_collections" / "qsc" / "model_safety"
+
+    # ansible-builder's introspection reads the collection's controller requirements from here.
+    ee_meta = yaml.safe_load((root / "meta" / "execution-environment.yml").read_text("utf-8"))
+    assert ee_meta["dependencies"]["python"] == "requirements.txt"
+    assert (root / "requirements.txt").read_text("utf-8").split() == bc.CONTROLLER_REQUIREMENTS
 
     # Every built module, module_utils file and filter compiles with its rewritten imports, and
     # none still imports through the checkout's paths.
