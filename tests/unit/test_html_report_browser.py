@@ -1,0 +1,59 @@
+"""The HTML report as headless Debian Chromium draws it (installed by `make setup`): the key
+elements in its DOM, no console errors, a screenshot that is not blank. About 3 s."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+import numpy as np
+from matplotlib.image import imread
+
+from model_safety.judgement.html_report import render_html
+
+from .test_reports import gate_result
+
+NOW = datetime(2026, 1, 10, 12, 0, 5, tzinfo=UTC)
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Debian chromium, offline and with a throw-away profile."""
+    binary = shutil.which("chromium")
+    assert binary, "chromium is missing: `make setup` installs Debian's chromium package"
+    argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr", "--v=0", "--window-size=1200,900", *args]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+
+
+def console_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The page's console messages chromium logged (``--enable-logging=stderr --v=0``)."""
+    return [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_console_errors_are_seen(tmp_path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    (line,) = console_lines(chromium(tmp_path, "--dump-dom", page.as_uri()))
+    assert "Uncaught ReferenceError: undefinedFunction is not defined" in line
+
+
+def test_chromium_draws_the_page_without_console_errors(tmp_path) -> None:
+    page = tmp_path / "gate.html"
+    page.write_text(render_html(gate_result(), "quality_gate", NOW), encoding="utf-8")
+    url = page.as_uri()
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert 'id="verdict"' in dom.stdout and ">FAIL<" in dom.stdout
+    for section in ("actions", "confidence", "agreement", "models"):
+        assert f'id="{section}"' in dom.stdout
+    assert len(re.findall(r"<svg[ >]", dom.stdout)) == 3
+    shot = tmp_path / "shot.png"
+    drawn = chromium(tmp_path, f"--screenshot={shot}", url)
+    assert console_lines(dom) == [] and console_lines(drawn) == []
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (900, 1200)
+    colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
+    assert len(colours) > 10  # text, bars, bands: far from a blank page
