@@ -145,10 +145,13 @@ def _copy_rewritten(source: Path, target: Path, rewrite) -> None:
     target.write_text(rewrite(source.read_text(encoding="utf-8")), encoding="utf-8")
 
 
-def assemble(repo: Path, root: Path) -> None:
-    """Lay the collection out in root (an empty directory) from the checkout at repo."""
+def assemble_plugins(repo: Path, root: Path) -> None:
+    """Lay the collection's plugins out in root from the checkout at repo.
+
+    The rewrites keep every line where it was, so a finding on a copy (check_module_docs.py
+    runs validate-modules over these) has the line number of its source.
+    """
     fragments = {path.stem for path in (repo / "doc_fragments").glob("*.py")}
-    filters = filter_names(repo / "filter_plugins")
     plugins = root / "plugins"
     for module in sorted((repo / "library").glob("*.py")):
         _copy_rewritten(
@@ -167,6 +170,12 @@ def assemble(repo: Path, root: Path) -> None:
         plugins / "doc_fragments",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+
+
+def assemble(repo: Path, root: Path) -> None:
+    """Lay the whole collection out in root (an empty directory) from the checkout at repo."""
+    assemble_plugins(repo, root)
+    filters = filter_names(repo / "filter_plugins")
     for tree in ("roles", "playbooks"):
         for source in sorted((repo / tree).rglob("*")):
             if source.is_dir() or "__pycache__" in source.parts:

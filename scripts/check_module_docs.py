@@ -32,8 +32,6 @@ import importlib.util
 import inspect
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,13 +46,12 @@ import ansible_test
 import yaml
 from antsibull_docs_parser import dom
 from antsibull_docs_parser.parser import Context, parse
+from build_collection import NAME, NAMESPACE, assemble_plugins
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VALIDATE_MODULES = (
     Path(ansible_test.__file__).parent / "_util/controller/sanity/validate-modules/validate.py"
 )
-# The collection the plugins are assembled into for validate-modules (any valid name works).
-NAMESPACE, COLLECTION = "model_safety", "ops"
 # How this project's docs name its own plugins: they are not in a collection.
 OWN_FQCN_PREFIX = "ansible.legacy."
 TOOL_TIMEOUT = 300
@@ -126,28 +123,10 @@ class Tree:
 
 
 def assemble_collection(root: Path, dest: Path) -> Path:
-    """Copy the plugins of the checkout ``root`` into a collection under ``dest``.
-
-    Modules import their shared code as ``ansible.module_utils.<package>`` (found through
-    ansible.cfg's module_utils path); in a collection that code is
-    ``ansible_collections.<ns>.<name>.plugins.module_utils.<package>``, so the copies' imports
-    are rewritten (on the same lines: reported line numbers stay right).
-    """
-    collection = dest / "ansible_collections" / NAMESPACE / COLLECTION
-    plugins = collection / "plugins"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(root / "module_utils", plugins / "module_utils", ignore=ignore)
-    shutil.copytree(root / "doc_fragments", plugins / "doc_fragments", ignore=ignore)
-    shutil.copytree(root / "filter_plugins", plugins / "filter", ignore=ignore)
-    packages = sorted(
-        p.stem for p in (root / "module_utils").iterdir() if p.is_dir() or p.suffix == ".py"
-    )
-    pattern = re.compile(rf"\bansible\.module_utils\.({'|'.join(map(re.escape, packages))})\b")
-    in_collection = f"ansible_collections.{NAMESPACE}.{COLLECTION}.plugins.module_utils."
-    (plugins / "modules").mkdir()
-    for module in (root / "library").glob("*.py"):
-        text = pattern.sub(lambda m: in_collection + m.group(1), module.read_text())
-        (plugins / "modules" / module.name).write_text(text)
+    """The plugins of the checkout ``root`` under ``dest``, as `make collection` assembles them
+    (imports and doc fragment names rewritten on the same lines: line numbers stay right)."""
+    collection = dest / "ansible_collections" / NAMESPACE / NAME
+    assemble_plugins(root, collection)
     return collection
 
 
@@ -477,8 +456,6 @@ def check(root: Path) -> tuple[list[Problem], int, int]:
             {
                 "ANSIBLE_CONFIG": str(empty_config),
                 "ANSIBLE_COLLECTIONS_PATH": str(temp_dir),
-                # The modules name their fragment as the project does (not by a collection).
-                "ANSIBLE_DOC_FRAGMENT_PLUGINS": str(tree.collection / "plugins" / "doc_fragments"),
             }
         )
         doc_env = tool_env(
