@@ -17,6 +17,8 @@ exit code (DESIGN.md "Modes and exit codes"):
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
+* ``completion bash|zsh|fish``: 0 printed the shell's completion hook, 2 without argcomplete
+  (imported by that command and by a shell's completion request only).
 
 Usage errors exit 2 as well (fail-closed). The checks import numpy and redis only when they
 run, so ``model-safety version`` stays quick and works without them.
@@ -25,7 +27,9 @@ run, so ``model-safety version`` stays quick and works without them.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +53,8 @@ from .site_defaults import (
 Handler = Callable[[argparse.Namespace], int]
 
 EXIT_PASS, EXIT_FAIL, EXIT_COLLECTION = 0, 2, 3
+PROG = "model-safety"
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
 DEFAULT_REPORT_DIR = "reports/safety"
 DEFAULT_PAGE_SIZE = 2000
 DEFAULT_TIMEOUT_S = 10.0
@@ -77,11 +83,37 @@ def _dependency_versions() -> dict[str, str]:
     return versions
 
 
-def _cmd_version(_args: argparse.Namespace) -> int:
+def _cmd_version(args: argparse.Namespace) -> int:
+    versions = _dependency_versions()
+    if args.json:
+        print(json.dumps({"model_safety": __version__, "runtime": versions}))
+        return 0
     print(f"model-safety {__version__}")
-    for name, version in _dependency_versions().items():
+    for name, version in versions.items():
         print(f"  {name} {version}")
     return 0
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    """Print the shell's completion hook; argcomplete is imported here only, so the rest of
+    the command line runs without it."""
+    try:
+        import argcomplete
+    except ImportError:
+        print("model-safety: completion needs the argcomplete package", file=sys.stderr)
+        return EXIT_FAIL
+    print(argcomplete.shellcode([PROG], shell=args.shell))
+    return 0
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request (the hook sets _ARGCOMPLETE) and exit; without
+    argcomplete installed, return and let the command run as usual."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -571,14 +603,25 @@ def _add_damage(subparsers: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="model-safety",
+        prog=PROG,
         description="Fail-closed model lifecycle checks for the AI engine.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _register(
+    version = _register(
         subparsers, "version", _cmd_version, "print the versions of this tool and its runtime"
     )
+    version.add_argument(
+        "--json", action="store_true", help="print the versions as one JSON object"
+    )
+    completion = _register(
+        subparsers,
+        "completion",
+        _cmd_completion,
+        'print the shell completion hook: eval "$(model-safety completion bash)" (needs '
+        "argcomplete)",
+    )
+    completion.add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in")
     gate = _register(
         subparsers,
         "gate",
@@ -682,6 +725,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:
+        _complete(parser)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

@@ -18,7 +18,7 @@ import time
 from typing import TextIO
 
 from ..argtypes import positive_int, share
-from ..judgement.reports import DEFAULT_REPORT_DIR
+from ..judgement.reports import DEFAULT_REPORT_DIR, dumps
 from ..site_defaults import DEFAULT_TRADE_LOG
 
 DEFAULT_LOOKBACK = 64
@@ -83,13 +83,29 @@ def _cmd_build(args: argparse.Namespace) -> int:
             progress=_ProgressPrinter(sys.stderr),
         )
     except DatasetError as exc:
-        print(f"model-safety: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return _failed(args, str(exc))
     except OSError as exc:
-        print(f"model-safety: cannot write the dataset or its report: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    print("\n".join(summary_lines(result.metadata, result.dataset_path, result.report_path)))
+        return _failed(args, f"cannot write the dataset or its report: {exc}")
+    if args.json:
+        built = {
+            "dry_run": args.dry_run,
+            "dataset": result.dataset_path,
+            "report": result.report_path,
+            "metadata": result.metadata,
+            "exit_code": EXIT_OK,
+        }
+        print(dumps(built))
+    else:
+        print("\n".join(summary_lines(result.metadata, result.dataset_path, result.report_path)))
     return EXIT_OK
+
+
+def _failed(args: argparse.Namespace, reason: str) -> int:
+    """The one stderr line of a failed build, and with --json its result (exit 2)."""
+    print(f"model-safety: {reason}", file=sys.stderr)
+    if args.json:
+        print(dumps({"error": reason, "exit_code": EXIT_FAIL}))
+    return EXIT_FAIL
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -154,4 +170,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     output.add_argument(
         "--dry-run", action="store_true", help="check and count, print the counts, write nothing"
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result (the paths and the dataset's metadata) as one JSON object",
     )
