@@ -80,6 +80,12 @@ def test_every_string_of_the_result_is_escaped() -> None:
     assert "<script" not in page.lower()
 
 
+def test_a_model_name_is_no_mathtext() -> None:
+    result = gate_result()
+    result["models"] = {r"$\frac{$": result["models"]["xgb"]}  # malformed TeX: would raise
+    assert svg_count(render_html(result, "quality_gate", NOW)) == 3
+
+
 def test_a_result_without_models_or_percentiles_still_renders() -> None:
     empty = render_html({"verdict": "FAIL", "error": "redis down"}, "quality_gate", NOW)
     assert "No model figures in this result." in empty and svg_count(empty) == 0

@@ -94,6 +94,12 @@ def _figure(count: int) -> tuple[Figure, Any]:
     return figure, figure.add_subplot()
 
 
+def _plain_text() -> Any:
+    """Text as written: a model name from the stream with ``$`` in it is no mathtext (a
+    malformed one would fail the page). Read when a text is made, so it wraps the charts."""
+    return matplotlib.rc_context({"text.parse_math": False})
+
+
 def action_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> str:
     """Stacked action-share bars per model with the max_action_share line."""
     names = list(rows)
@@ -241,13 +247,17 @@ def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = Non
         items = "".join(f"<li>{html.escape(str(b))}</li>" for b in blockers)
         parts.append(f'<h2>Blockers</h2><ul class="blockers">{items}</ul>')
     if rows:
+        with _plain_text():
+            charts = [
+                chart(rows, limits) for chart in (action_chart, confidence_chart, agreement_chart)
+            ]
         parts += [
             '<section class="chart" id="actions"><h2>Action shares</h2>',
-            action_chart(rows, limits),
+            charts[0],
             '</section><section class="chart" id="confidence"><h2>Confidence spread</h2>',
-            confidence_chart(rows, limits),
+            charts[1],
             '</section><section class="chart" id="agreement"><h2>Agreement</h2>',
-            agreement_chart(rows, limits),
+            charts[2],
             '</section><h2>Models</h2><div id="models">',
             _table(rows),
             "</div>",
