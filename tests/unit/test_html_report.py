@@ -95,8 +95,8 @@ def test_a_result_without_models_or_percentiles_still_renders() -> None:
 
 
 def test_other_kinds_have_no_page() -> None:
-    with pytest.raises(ValueError, match="no HTML report for 'damage'"):
-        render_html({}, "damage", NOW)
+    with pytest.raises(ValueError, match="no HTML report for 'feature_sanity'"):
+        render_html({}, "feature_sanity", NOW)
 
 
 # --------------------------------------------------------------------------- files, CLI
@@ -112,9 +112,9 @@ def test_write_reports_adds_the_page_beside_the_markdown(tmp_path) -> None:
 
 
 def test_write_reports_refuses_html_for_another_kind_before_writing(tmp_path) -> None:
-    assert "damage" not in HTML_KINDS
+    assert "feature_sanity" not in HTML_KINDS
     with pytest.raises(ValueError):
-        write_reports({"model": "xgb"}, "damage", str(tmp_path / "r"), NOW, html=True)
+        write_reports({"model": "xgb"}, "feature_sanity", str(tmp_path / "r"), NOW, html=True)
     assert not (tmp_path / "r").exists()
 
 

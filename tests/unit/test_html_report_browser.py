@@ -13,6 +13,7 @@ from matplotlib.image import imread
 
 from model_safety.judgement.html_report import render_html
 
+from .test_compare_reports import compared
 from .test_reports import gate_result
 
 NOW = datetime(2026, 1, 10, 12, 0, 5, tzinfo=UTC)
@@ -57,3 +58,14 @@ def test_chromium_draws_the_page_without_console_errors(tmp_path) -> None:
     assert pixels.shape[:2] == (900, 1200)
     colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
     assert len(colours) > 10  # text, bars, bands: far from a blank page
+
+
+def test_chromium_draws_the_compare_page_without_console_errors(tmp_path) -> None:
+    page = tmp_path / "compare.html"
+    page.write_text(render_html(compared(), "compare", NOW), encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert ">DECIDED<" in dom.stdout
+    for section in ("accuracy", "paired", "calibration"):
+        assert f'id="{section}"' in dom.stdout
+    assert len(re.findall(r"<svg[ >]", dom.stdout)) == 2
+    assert console_lines(dom) == []

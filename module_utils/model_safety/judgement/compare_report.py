@@ -14,7 +14,7 @@ def _interval(stats: Mapping[str, Any]) -> str:
     return f"{pct(bounds[0])} - {pct(bounds[1])}" if bounds else "-"
 
 
-def _p(value: Any) -> str:
+def p_value(value: Any) -> str:
     """A p-value with 3 significant digits, small ones in exponent form (4.9e-05)."""
     return "-" if value is None else f"{value:.3g}"
 
@@ -109,8 +109,8 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
                     c["paired_calls"],
                     c["b"],
                     c["c"],
-                    _p(c["p_two_sided"]),
-                    _p(c["p_canary_worse"]),
+                    p_value(c["p_two_sided"]),
+                    p_value(c["p_canary_worse"]),
                     num(c["effect_size"], 3),
                     pct(c["accuracy_difference"]),
                     num(c["canary_worse"]),
@@ -171,7 +171,7 @@ def compare_summary(result: Mapping[str, Any], loss: Mapping[str, Any] | None) -
     return (
         f"{line}; against {loss['against']}: wrong in {loss['c']} of {loss['disagreements']} "
         f"disagreements ({pct(loss['loss_share'])}, allowed {pct(loss['max_loss_share'])}), "
-        f"p {_p(loss['p_loss'])}: {verdict}"
+        f"p {p_value(loss['p_loss'])}: {verdict}"
     )
 
 

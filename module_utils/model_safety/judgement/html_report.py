@@ -1,4 +1,4 @@
-"""The HTML report of a gate, scoreboard or shadow result: one self-contained page to look at.
+"""The HTML report of a gate, scoreboard, shadow, compare or damage result: one page to look at.
 
 ``render_html(result, kind, now)`` returns one HTML document with inline CSS and the charts as
 inline SVG (matplotlib, text drawn as paths), so it opens offline, needs no JavaScript and
@@ -8,7 +8,11 @@ references nothing outside itself. It shows, per model:
 - the confidence spread: p10 to p90 with the median, the hold-collapse median band and the
   ``min_spread`` the gate asks of p90 - p10 (the results carry the percentiles, not every
   confidence, so the percentiles are the markers);
-- agreement and hard disagreement with the scoreboard's GO limits.
+- agreement and hard disagreement with the scoreboard's GO limits;
+- for ``compare``: accuracy per model with its Wilson 95 % interval as error bars, the paired
+  (McNemar) tests as a table and the calibration per confidence bucket as a chart;
+- for ``damage``: the rows the model took part in and decided by symbol and side as bars,
+  with their summed forward returns.
 
 Controller only: matplotlib is imported here, and this module is imported only when an HTML
 report is asked for, so the modules on the targets (bookworm, no matplotlib) never load it.
@@ -26,6 +30,7 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure  # not pyplot: no global figures, no display backend
 
+from . import compare_report as cr
 from . import markdown as md
 from .reports import HTML_KINDS
 from .thresholds import Thresholds
@@ -37,6 +42,8 @@ _TITLES = {
     "quality_gate": "Quality gate",
     "scoreboard": "Scoreboard",
     "shadow_report": "Shadow report",
+    "compare": "Comparison",
+    "damage": "Damage report",
 }
 _CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1100px; }
@@ -185,36 +192,245 @@ def agreement_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, 
     return _svg(figure, "agreement")
 
 
+def _table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    body = []
+    for name, row in rows.items():
+        actions = row.get("actions") or {}
+        status = row.get("status") or ("PASS" if row.get("passed") else "FAIL")
+        body.append(
+            [
+                name,
+                md.num(row.get("n")),
+                *(md.pct(actions.get(a)) for a in ACTIONS),
+                md.num(row.get("p10")),
+                md.num(row.get("p90")),
+                md.pct(row.get("agreement")),
+                md.pct(row.get("hard_disagree")),
+                status,
+            ]
+        )
+    header = ["model", "n", *ACTIONS, "p10", "p90", "agreement", "hard disagree", "status"]
+    return _cells_table(header, body)
+
+
+def compare_accuracy_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """Directional accuracy per model with its Wilson 95 % interval as error bars."""
+    names = [n for n in rows if rows[n].get("accuracy") is not None]
+    figure, axes = _figure(len(names))
+    for index, name in enumerate(names):
+        accuracy = float(rows[name]["accuracy"])
+        low, high = rows[name].get("wilson95") or (accuracy, accuracy)
+        axes.errorbar(
+            [accuracy],
+            [index],
+            xerr=[[accuracy - low], [high - accuracy]],
+            fmt="o",
+            color="#1565c0",
+            capsize=6,
+        )
+    axes.axvline(0.5, color="black", linestyle="--", label="coin toss 50%")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_ylim(len(names) - 0.5, -0.5)
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("directional accuracy with the Wilson 95% interval")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _svg(figure, "accuracy")
+
+
+def calibration_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """Accuracy per confidence bucket per model (buckets with calls) against the diagonal."""
+    figure = Figure(figsize=(8, 4))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="#999", linestyle=":", label="calibrated")
+    for name, stats in rows.items():
+        buckets = [b for b in stats.get("calibration") or [] if b.get("calls")]
+        if buckets:
+            axes.plot(
+                [(b["bucket"][0] + b["bucket"][1]) / 2 for b in buckets],
+                [b["accuracy"] for b in buckets],
+                "o-",
+                label=name,
+            )
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence bucket (middle)")
+    axes.set_ylabel("accuracy")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _svg(figure, "calibration")
+
+
+def damage_chart(view: Mapping[str, Any], salt: str, value: str, label: str) -> str:
+    """One bar per symbol and side of a damage view: ``value`` of each group."""
+    groups = view.get("groups") or []
+    names = [f"{g['symbol']} {g['side']}" for g in groups]
+    figure, axes = _figure(len(names))
+    values = [float(g.get(value) or 0.0) for g in groups]
+    colours = [_ACTION_COLOURS.get(str(g["side"]), "#607d8b") for g in groups]
+    axes.barh(range(len(names)), values, color=colours)
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_ylim(len(names) - 0.5, -0.5)
+    axes.set_xlabel(label)
+    return _svg(figure, salt)
+
+
+def _cells_table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _chart_section(section_id: str, heading: str, content: str) -> list[str]:
+    return [f'<section class="chart" id="{section_id}"><h2>{heading}</h2>', content, "</section>"]
+
+
+def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
+    rows = model_rows(result, kind)
+    if not rows:
+        return ["<p>No model figures in this result.</p>"]
+    limits = _thresholds(result)
+    with _plain_text():
+        charts = [
+            chart(rows, limits) for chart in (action_chart, confidence_chart, agreement_chart)
+        ]
+    return [
+        *_chart_section("actions", "Action shares", charts[0]),
+        *_chart_section("confidence", "Confidence spread", charts[1]),
+        *_chart_section("agreement", "Agreement", charts[2]),
+        '<h2>Models</h2><div id="models">',
+        _table(rows),
+        "</div>",
+    ]
+
+
+def _compare_body(result: Mapping[str, Any], kind: str) -> list[str]:
+    if not result.get("decided"):
+        why = result.get("reason") or result.get("error") or "nothing compared"
+        return [f"<p>Not decided: {html.escape(str(why))}.</p>"]
+    model = result.get("model")
+    rows = dict(result.get("models") or {})
+    rows["ensemble (published)"] = result.get("ensemble") or {}
+    rows[f"ensemble without {model}"] = result.get("ensemble_without_canary") or {}
+    with _plain_text():
+        accuracy = compare_accuracy_chart(rows)
+        calibration = calibration_chart(
+            {n: s for n, s in rows.items() if n != f"ensemble without {model}"}
+        )
+    tests = [
+        [
+            c["other"],
+            c["paired_calls"],
+            c["b"],
+            c["c"],
+            cr.p_value(c["p_two_sided"]),
+            cr.p_value(c["p_canary_worse"]),
+            md.num(c["effect_size"], 3),
+            md.pct(c["accuracy_difference"]),
+            md.num(c["canary_worse"]),
+        ]
+        for c in result.get("comparisons") or []
+    ]
+    return [
+        *_chart_section("accuracy", "Directional accuracy", accuracy),
+        f"<h2>Paired tests (McNemar, canary worse when one-sided p &lt; "
+        f"{html.escape(md.plain(result.get('alpha')))})</h2>",
+        '<div id="paired">',
+        _cells_table(
+            [
+                "against",
+                "paired calls",
+                "canary only right (b)",
+                "other only right (c)",
+                "p two-sided",
+                "p canary worse",
+                "effect (b-c)/(b+c)",
+                "accuracy difference",
+                "canary worse",
+            ],
+            tests,
+        ),
+        "</div>",
+        *_chart_section("calibration", "Calibration (accuracy by confidence)", calibration),
+    ]
+
+
+def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
+    if "participated" not in result:
+        return [f"<p>Error: {html.escape(str(result.get('error') or 'no damage reported'))}</p>"]
+    parts = (
+        []
+        if result.get("decided")
+        else [f"<p>Not decided yet: {html.escape(str(result.get('reason')))}.</p>"]
+    )
+    header = ["symbol", "side", "rows", "with return", "no price", "return sum %", "net sum %"]
+    for view_name, heading in (("participated", "took part in"), ("decisive", "decided")):
+        view = result[view_name]
+        title = f"Rows {result.get('model')} {heading} ({view.get('rows')})"
+        if not view.get("groups"):
+            parts.append(f"<h2>{html.escape(title)}</h2><p>No rows.</p>")
+            continue
+        with _plain_text():
+            counts = damage_chart(view, f"{view_name}-rows", "rows", "rows")
+            returns = damage_chart(
+                view, f"{view_name}-returns", "return_pct_sum", "summed forward return (%)"
+            )
+        rows = [
+            [
+                g["symbol"],
+                g["side"],
+                g["rows"],
+                g["with_return"],
+                g["no_price"],
+                md.num(g.get("return_pct_sum"), 3),
+                md.num(g.get("net_pct_sum"), 3),
+            ]
+            for g in view.get("groups") or []
+        ]
+        parts += [
+            *_chart_section(f"{view_name}-rows", html.escape(title), counts),
+            *_chart_section(f"{view_name}-returns", "Summed forward return", returns),
+            f'<div id="{view_name}">',
+            _cells_table(header, rows),
+            "</div>",
+        ]
+    return parts
+
+
+_BODIES = {
+    "quality_gate": _judgement_body,
+    "scoreboard": _judgement_body,
+    "shadow_report": _judgement_body,
+    "compare": _compare_body,
+    "damage": _damage_body,
+}
+
+
 def _verdict(result: Mapping[str, Any], kind: str) -> str:
     if kind == "quality_gate":
         return str(result.get("verdict") or "-")
     if kind == "shadow_report":
         return str(result.get("status") or "-")
+    if kind in ("compare", "damage"):
+        return (
+            "ERROR"
+            if result.get("error")
+            else "DECIDED"
+            if result.get("decided")
+            else "NOT DECIDED"
+        )
     counts = result.get("counts") or {}
     return ", ".join(f"{status} {count}" for status, count in counts.items()) or "-"
 
 
-def _table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("model", "n", *ACTIONS, "p10", "p90", "agreement", "hard disagree", "status")
+def _count(result: Mapping[str, Any], kind: str) -> str:
+    """The meta line's size of what was judged: events, or a damage report's rows."""
+    if kind == "damage":
+        return f"{md.num(result.get('rows'))} rows"
+    return (
+        f"{md.num(result.get('events') if kind == 'compare' else result.get('event_count'))} events"
     )
-    body = []
-    for name, row in rows.items():
-        actions = row.get("actions") or {}
-        status = row.get("status") or ("PASS" if row.get("passed") else "FAIL")
-        cells = [
-            name,
-            md.num(row.get("n")),
-            *(md.pct(actions.get(a)) for a in ACTIONS),
-            md.num(row.get("p10")),
-            md.num(row.get("p90")),
-            md.pct(row.get("agreement")),
-            md.pct(row.get("hard_disagree")),
-            status,
-        ]
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = None) -> str:
@@ -222,11 +438,13 @@ def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = Non
     if kind not in HTML_KINDS:
         raise ValueError(f"no HTML report for {kind!r} (one of {', '.join(HTML_KINDS)})")
     now = now or datetime.now(UTC)
-    rows = model_rows(result, kind)
-    limits = _thresholds(result)
     verdict = _verdict(result, kind)
     verdict_class = (
-        "pass" if verdict in _PASSING else "fail" if verdict in {"FAIL", "NO-GO"} else "other"
+        "pass"
+        if verdict in _PASSING
+        else "fail"
+        if verdict in {"FAIL", "NO-GO", "ERROR"}
+        else "other"
     )
     title = f"{_TITLES[kind]}: {result.get('model') or 'all models'}"
     mode = result.get("mode")
@@ -238,7 +456,7 @@ def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = Non
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(md.iso(now))}'
         + (f" &middot; mode {html.escape(str(mode))}" if mode else "")
-        + f" &middot; {html.escape(md.num(result.get('event_count')))} events</p>",
+        + f" &middot; {html.escape(_count(result, kind))}</p>",
         f'<p id="verdict" class="verdict {verdict_class}">{html.escape(verdict)}</p>',
     ]
     if result.get("error"):
@@ -246,23 +464,6 @@ def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = Non
     if blockers:
         items = "".join(f"<li>{html.escape(str(b))}</li>" for b in blockers)
         parts.append(f'<h2>Blockers</h2><ul class="blockers">{items}</ul>')
-    if rows:
-        with _plain_text():
-            charts = [
-                chart(rows, limits) for chart in (action_chart, confidence_chart, agreement_chart)
-            ]
-        parts += [
-            '<section class="chart" id="actions"><h2>Action shares</h2>',
-            charts[0],
-            '</section><section class="chart" id="confidence"><h2>Confidence spread</h2>',
-            charts[1],
-            '</section><section class="chart" id="agreement"><h2>Agreement</h2>',
-            charts[2],
-            '</section><h2>Models</h2><div id="models">',
-            _table(rows),
-            "</div>",
-        ]
-    else:
-        parts.append("<p>No model figures in this result.</p>")
+    parts += _BODIES[kind](result, kind)
     parts.append("</body></html>\n")
     return "\n".join(parts)

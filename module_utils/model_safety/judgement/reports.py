@@ -39,7 +39,7 @@ KINDS = (
     "compare",
     "damage",
 )
-HTML_KINDS = ("quality_gate", "scoreboard", "shadow_report")
+HTML_KINDS = ("quality_gate", "scoreboard", "shadow_report", "compare", "damage")
 """The kinds judgement.html_report renders as a page (the others: Markdown and JSON only)."""
 DEFAULT_REPORT_DIR = "reports/safety"
 FILE_MODE = 0o640
