@@ -67,6 +67,7 @@ def test_damage_page_has_rows_and_returns_by_symbol_and_side(tmp_path: Path) -> 
     assert "<td>BTCUSDT</td><td>BUY</td><td>2</td>" in page  # took part: decisive + agreeing
     assert "<td>ETHUSDT</td><td>SELL</td><td>1</td>" in page
     assert "3 rows" in page
+    assert page.count("<th>net sum %</th>") == 1  # the decided rows' table alone
 
 
 def test_damage_page_without_rows_or_with_an_error(tmp_path: Path) -> None:

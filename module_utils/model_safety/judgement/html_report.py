@@ -231,7 +231,7 @@ def compare_accuracy_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
     axes.axvline(0.5, color="black", linestyle="--", label="coin toss 50%")
     axes.set_yticks(range(len(names)), names)
     axes.set_ylim(len(names) - 0.5, -0.5)
-    axes.set_xlim(0, 1)
+    axes.set_xlim(-0.02, 1.02)  # a model always right or wrong: its marker is not cut in half
     axes.set_xlabel("directional accuracy with the Wilson 95% interval")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return _svg(figure, "accuracy")
@@ -251,8 +251,8 @@ def calibration_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
                 "o-",
                 label=name,
             )
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.02, 1.02)
     axes.set_xlabel("confidence bucket (middle)")
     axes.set_ylabel("accuracy")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
@@ -364,7 +364,7 @@ def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
         if result.get("decided")
         else [f"<p>Not decided yet: {html.escape(str(result.get('reason')))}.</p>"]
     )
-    header = ["symbol", "side", "rows", "with return", "no price", "return sum %", "net sum %"]
+    header = ["symbol", "side", "rows", "with return", "no price", "return sum %"]
     for view_name, heading in (("participated", "took part in"), ("decisive", "decided")):
         view = result[view_name]
         title = f"Rows {result.get('model')} {heading} ({view.get('rows')})"
@@ -384,7 +384,8 @@ def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
                 g["with_return"],
                 g["no_price"],
                 md.num(g.get("return_pct_sum"), 3),
-                md.num(g.get("net_pct_sum"), 3),
+                # with the model against without it: a decided row's own question
+                *([md.num(g.get("net_pct_sum"), 3)] if view_name == "decisive" else []),
             ]
             for g in view.get("groups") or []
         ]
@@ -392,7 +393,7 @@ def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
             *_chart_section(f"{view_name}-rows", html.escape(title), counts),
             *_chart_section(f"{view_name}-returns", "Summed forward return", returns),
             f'<div id="{view_name}">',
-            _cells_table(header, rows),
+            _cells_table(header + (["net sum %"] if view_name == "decisive" else []), rows),
             "</div>",
         ]
     return parts
