@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -117,12 +118,22 @@ def _owner_ids(root: Path, user: str) -> tuple[int, int]:
 
 
 def _write(path: Path, content: str | bytes, mode: int, owner: tuple[int, int] = (0, 0)) -> None:
+    """Replace ``path`` atomically: every lane's SSH reads the lab's known_hosts while another
+    lane's lab-up rewrites it, and a truncated file in between fails host key checking."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, str):
         content = content.encode()
-    path.write_bytes(content)
-    os.chown(path, *owner)
-    path.chmod(mode)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chown(temp, *owner)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
 
 
 def _make_dir(path: Path, mode: int, owner: tuple[int, int] = (0, 0)) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,19 @@ def test_a_host_that_stays_degraded_is_refused_with_the_units_journal(monkeypatc
     with pytest.raises(LabError, match=r"systemd-tmpfiles-setup-dev\.service") as failure:
         hosts.wait_ready(load_config({}), record)
     assert "journal line" in str(failure.value)
+
+
+def test_lab_files_are_replaced_never_rewritten_in_place(tmp_path) -> None:
+    """known_hosts is read by every lane's SSH while another lane's lab-up rewrites it: a
+    reader must see the old file or the new one, never a truncated one (a CI run failed on
+    'No ED25519 host key is known' so)."""
+    from labctl import hosts
+
+    path = tmp_path / "known_hosts"
+    hosts._write(path, "old key\n", 0o600, (os.getuid(), os.getgid()))
+    with path.open("rb") as reader:
+        hosts._write(path, "new key\n", 0o600, (os.getuid(), os.getgid()))
+        assert reader.read() == b"old key\n"
+    assert path.read_bytes() == b"new key\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["known_hosts"]
