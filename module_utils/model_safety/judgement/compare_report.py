@@ -47,6 +47,38 @@ def _calibration_rows(name: str, stats: Mapping[str, Any]) -> list[list[Any]]:
     ]
 
 
+PAIRED_TEST_HEADERS = (
+    "against",
+    "paired calls",
+    "canary only right (b)",
+    "other only right (c)",
+    "p two-sided",
+    "p canary worse",
+    "effect (b-c)/(b+c)",
+    "accuracy difference",
+    "canary worse",
+)
+"""The paired-test table's columns, in the Markdown and the HTML page alike."""
+
+
+def paired_test_rows(comparisons: Any) -> list[list[Any]]:
+    """One row of :data:`PAIRED_TEST_HEADERS` per paired test of the canary."""
+    return [
+        [
+            c["other"],
+            c["paired_calls"],
+            c["b"],
+            c["c"],
+            p_value(c["p_two_sided"]),
+            p_value(c["p_canary_worse"]),
+            num(c["effect_size"], 3),
+            pct(c["accuracy_difference"]),
+            num(c["canary_worse"]),
+        ]
+        for c in comparisons or []
+    ]
+
+
 def compare_section(result: Mapping[str, Any]) -> list[str]:
     """Markdown lines: what was compared, accuracy per model, the paired tests, the decisions
     the canary changed and the calibration tables."""
@@ -91,33 +123,7 @@ def compare_section(result: Mapping[str, Any]) -> list[str]:
         "",
         f"### Paired tests (McNemar, canary worse when one-sided p < {plain(result['alpha'])})",
         "",
-        *table(
-            [
-                "against",
-                "paired calls",
-                "canary only right (b)",
-                "other only right (c)",
-                "p two-sided",
-                "p canary worse",
-                "effect (b-c)/(b+c)",
-                "accuracy difference",
-                "canary worse",
-            ],
-            [
-                [
-                    c["other"],
-                    c["paired_calls"],
-                    c["b"],
-                    c["c"],
-                    p_value(c["p_two_sided"]),
-                    p_value(c["p_canary_worse"]),
-                    num(c["effect_size"], 3),
-                    pct(c["accuracy_difference"]),
-                    num(c["canary_worse"]),
-                ]
-                for c in result["comparisons"]
-            ],
-        ),
+        *table(PAIRED_TEST_HEADERS, paired_test_rows(result["comparisons"])),
         "",
     ]
     changes = result["counterfactual"]

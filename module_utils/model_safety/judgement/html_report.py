@@ -318,39 +318,13 @@ def _compare_body(result: Mapping[str, Any], kind: str) -> list[str]:
         calibration = calibration_chart(
             {n: s for n, s in rows.items() if n != f"ensemble without {model}"}
         )
-    tests = [
-        [
-            c["other"],
-            c["paired_calls"],
-            c["b"],
-            c["c"],
-            cr.p_value(c["p_two_sided"]),
-            cr.p_value(c["p_canary_worse"]),
-            md.num(c["effect_size"], 3),
-            md.pct(c["accuracy_difference"]),
-            md.num(c["canary_worse"]),
-        ]
-        for c in result.get("comparisons") or []
-    ]
+    tests = cr.paired_test_rows(result.get("comparisons"))
     return [
         *_chart_section("accuracy", "Directional accuracy", accuracy),
         f"<h2>Paired tests (McNemar, canary worse when one-sided p &lt; "
         f"{html.escape(md.plain(result.get('alpha')))})</h2>",
         '<div id="paired">',
-        _cells_table(
-            [
-                "against",
-                "paired calls",
-                "canary only right (b)",
-                "other only right (c)",
-                "p two-sided",
-                "p canary worse",
-                "effect (b-c)/(b+c)",
-                "accuracy difference",
-                "canary worse",
-            ],
-            tests,
-        ),
+        _cells_table(list(cr.PAIRED_TEST_HEADERS), tests),
         "</div>",
         *_chart_section("calibration", "Calibration (accuracy by confidence)", calibration),
     ]
