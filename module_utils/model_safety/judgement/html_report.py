@@ -86,7 +86,7 @@ def model_rows(result: Mapping[str, Any], kind: str) -> dict[str, Mapping[str, A
     return dict(result.get("models") or {})
 
 
-def _svg(figure: Figure, salt: str) -> str:
+def figure_svg(figure: Figure, salt: str) -> str:
     """``figure`` as an inline ``<svg>`` element (no XML prolog); ``salt`` keeps the element
     ids of two charts on one page apart and the output reproducible."""
     buffer = io.StringIO()
@@ -101,7 +101,7 @@ def _figure(count: int) -> tuple[Figure, Any]:
     return figure, figure.add_subplot()
 
 
-def _plain_text() -> Any:
+def plain_text() -> Any:
     """Text as written: a model name from the stream with ``$`` in it is no mathtext (a
     malformed one would fail the page). Read when a text is made, so it wraps the charts."""
     return matplotlib.rc_context({"text.parse_math": False})
@@ -122,7 +122,7 @@ def action_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, flo
     axes.set_xlabel("share of the model's active events")
     axes.invert_yaxis()
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return _svg(figure, "actions")
+    return figure_svg(figure, "actions")
 
 
 def confidence_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> str:
@@ -158,7 +158,7 @@ def confidence_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str,
     axes.set_xlim(0, 1)
     axes.set_xlabel("confidence: p10 | median o | p90")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return _svg(figure, "confidence")
+    return figure_svg(figure, "confidence")
 
 
 def agreement_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> str:
@@ -189,7 +189,7 @@ def agreement_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, 
     axes.set_xlim(0, 1)
     axes.set_xlabel("share of the events")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return _svg(figure, "agreement")
+    return figure_svg(figure, "agreement")
 
 
 def _table(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -210,7 +210,7 @@ def _table(rows: Mapping[str, Mapping[str, Any]]) -> str:
             ]
         )
     header = ["model", "n", *ACTIONS, "p10", "p90", "agreement", "hard disagree", "status"]
-    return _cells_table(header, body)
+    return cells_table(header, body)
 
 
 def compare_accuracy_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -234,7 +234,7 @@ def compare_accuracy_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
     axes.set_xlim(-0.02, 1.02)  # a model always right or wrong: its marker is not cut in half
     axes.set_xlabel("directional accuracy with the Wilson 95% interval")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return _svg(figure, "accuracy")
+    return figure_svg(figure, "accuracy")
 
 
 def calibration_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -256,7 +256,7 @@ def calibration_chart(rows: Mapping[str, Mapping[str, Any]]) -> str:
     axes.set_xlabel("confidence bucket (middle)")
     axes.set_ylabel("accuracy")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return _svg(figure, "calibration")
+    return figure_svg(figure, "calibration")
 
 
 def damage_chart(view: Mapping[str, Any], salt: str, value: str, label: str) -> str:
@@ -271,10 +271,10 @@ def damage_chart(view: Mapping[str, Any], salt: str, value: str, label: str) -> 
     axes.set_yticks(range(len(names)), names)
     axes.set_ylim(len(names) - 0.5, -0.5)
     axes.set_xlabel(label)
-    return _svg(figure, salt)
+    return figure_svg(figure, salt)
 
 
-def _cells_table(header: list[str], rows: list[list[Any]]) -> str:
+def cells_table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
@@ -282,7 +282,7 @@ def _cells_table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _chart_section(section_id: str, heading: str, content: str) -> list[str]:
+def chart_section(section_id: str, heading: str, content: str) -> list[str]:
     return [f'<section class="chart" id="{section_id}"><h2>{heading}</h2>', content, "</section>"]
 
 
@@ -291,14 +291,14 @@ def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
     if not rows:
         return ["<p>No model figures in this result.</p>"]
     limits = _thresholds(result)
-    with _plain_text():
+    with plain_text():
         charts = [
             chart(rows, limits) for chart in (action_chart, confidence_chart, agreement_chart)
         ]
     return [
-        *_chart_section("actions", "Action shares", charts[0]),
-        *_chart_section("confidence", "Confidence spread", charts[1]),
-        *_chart_section("agreement", "Agreement", charts[2]),
+        *chart_section("actions", "Action shares", charts[0]),
+        *chart_section("confidence", "Confidence spread", charts[1]),
+        *chart_section("agreement", "Agreement", charts[2]),
         '<h2>Models</h2><div id="models">',
         _table(rows),
         "</div>",
@@ -313,20 +313,20 @@ def _compare_body(result: Mapping[str, Any], kind: str) -> list[str]:
     rows = dict(result.get("models") or {})
     rows["ensemble (published)"] = result.get("ensemble") or {}
     rows[f"ensemble without {model}"] = result.get("ensemble_without_canary") or {}
-    with _plain_text():
+    with plain_text():
         accuracy = compare_accuracy_chart(rows)
         calibration = calibration_chart(
             {n: s for n, s in rows.items() if n != f"ensemble without {model}"}
         )
     tests = cr.paired_test_rows(result.get("comparisons"))
     return [
-        *_chart_section("accuracy", "Directional accuracy", accuracy),
+        *chart_section("accuracy", "Directional accuracy", accuracy),
         f"<h2>Paired tests (McNemar, canary worse when one-sided p &lt; "
         f"{html.escape(md.plain(result.get('alpha')))})</h2>",
         '<div id="paired">',
-        _cells_table(list(cr.PAIRED_TEST_HEADERS), tests),
+        cells_table(list(cr.PAIRED_TEST_HEADERS), tests),
         "</div>",
-        *_chart_section("calibration", "Calibration (accuracy by confidence)", calibration),
+        *chart_section("calibration", "Calibration (accuracy by confidence)", calibration),
     ]
 
 
@@ -345,7 +345,7 @@ def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
         if not view.get("groups"):
             parts.append(f"<h2>{html.escape(title)}</h2><p>No rows.</p>")
             continue
-        with _plain_text():
+        with plain_text():
             counts = damage_chart(view, f"{view_name}-rows", "rows", "rows")
             returns = damage_chart(
                 view, f"{view_name}-returns", "return_pct_sum", "summed forward return (%)"
@@ -364,10 +364,10 @@ def _damage_body(result: Mapping[str, Any], kind: str) -> list[str]:
             for g in view.get("groups") or []
         ]
         parts += [
-            *_chart_section(f"{view_name}-rows", html.escape(title), counts),
-            *_chart_section(f"{view_name}-returns", "Summed forward return", returns),
+            *chart_section(f"{view_name}-rows", html.escape(title), counts),
+            *chart_section(f"{view_name}-returns", "Summed forward return", returns),
             f'<div id="{view_name}">',
-            _cells_table(header + (["net sum %"] if view_name == "decisive" else []), rows),
+            cells_table(header + (["net sum %"] if view_name == "decisive" else []), rows),
             "</div>",
         ]
     return parts
@@ -424,21 +424,30 @@ def render_html(result: Mapping[str, Any], kind: str, now: datetime | None = Non
     title = f"{_TITLES[kind]}: {result.get('model') or 'all models'}"
     mode = result.get("mode")
     blockers = result.get("blockers") or []
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{html.escape(md.iso(now))}'
-        + (f" &middot; mode {html.escape(str(mode))}" if mode else "")
-        + f" &middot; {html.escape(_count(result, kind))}</p>",
-        f'<p id="verdict" class="verdict {verdict_class}">{html.escape(verdict)}</p>',
-    ]
+    parts = []
     if result.get("error"):
         parts.append(f'<p class="blockers">Error: {html.escape(str(result["error"]))}</p>')
     if blockers:
         items = "".join(f"<li>{html.escape(str(b))}</li>" for b in blockers)
         parts.append(f'<h2>Blockers</h2><ul class="blockers">{items}</ul>')
     parts += _BODIES[kind](result, kind)
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    meta = [md.iso(now), *([f"mode {mode}"] if mode else []), _count(result, kind)]
+    return page(title, meta, verdict, verdict_class, parts)
+
+
+def page(title: str, meta: list[str], verdict: str, verdict_class: str, body: list[str]) -> str:
+    """The page skeleton every HTML report shares: ``title``, the ``meta`` line's items and
+    the ``verdict`` (plain text, escaped here) in its ``verdict_class`` (pass, fail or other)
+    over ``body`` (HTML whose maker escaped what it took from a result)."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            f'<p class="meta">{" &middot; ".join(html.escape(str(item)) for item in meta)}</p>',
+            f'<p id="verdict" class="verdict {verdict_class}">{html.escape(verdict)}</p>',
+            *body,
+            "</body></html>\n",
+        ]
+    )
