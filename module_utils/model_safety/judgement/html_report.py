@@ -36,7 +36,7 @@ from .reports import HTML_KINDS
 from .thresholds import Thresholds
 
 ACTIONS = ("BUY", "SELL", "HOLD")
-_ACTION_COLOURS = {"BUY": "#2e7d32", "SELL": "#c62828", "HOLD": "#607d8b"}
+ACTION_COLOURS = {"BUY": "#2e7d32", "SELL": "#c62828", "HOLD": "#607d8b"}
 _DEFAULTS = Thresholds()
 _TITLES = {
     "quality_gate": "Quality gate",
@@ -114,7 +114,7 @@ def action_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, flo
     left = [0.0] * len(names)
     for action in ACTIONS:
         shares = [float((rows[n].get("actions") or {}).get(action) or 0.0) for n in names]
-        axes.barh(names, shares, left=left, color=_ACTION_COLOURS[action], label=action)
+        axes.barh(names, shares, left=left, color=ACTION_COLOURS[action], label=action)
         left = [a + b for a, b in zip(left, shares, strict=True)]
     limit = limits["max_action_share"]
     axes.axvline(limit, color="black", linestyle="--", label=f"max share {limit:.0%}")
@@ -265,7 +265,7 @@ def damage_chart(view: Mapping[str, Any], salt: str, value: str, label: str) -> 
     names = [f"{g['symbol']} {g['side']}" for g in groups]
     figure, axes = _figure(len(names))
     values = [float(g.get(value) or 0.0) for g in groups]
-    colours = [_ACTION_COLOURS.get(str(g["side"]), "#607d8b") for g in groups]
+    colours = [ACTION_COLOURS.get(str(g["side"]), "#607d8b") for g in groups]
     axes.barh(range(len(names)), values, color=colours)
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_yticks(range(len(names)), names)
