@@ -35,11 +35,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
 	@touch $@
 
-lint: setup ## ruff, ansible-lint (production profile), module/filter docs, task data flow, doc links
+lint: setup ## ruff, ansible-lint (production profile), module/filter docs, ansible-test sanity on the collection, task data flow, doc links
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/check_module_docs.py
+	$(BIN)/python scripts/collection_sanity.py
 	$(BIN)/python scripts/check_registered_vars.py
 	$(BIN)/python scripts/check_doc_links.py
 

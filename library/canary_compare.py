@@ -118,7 +118,8 @@ seealso:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
-  - model_safety_redis.window_without_thresholds
+  - model_safety_redis
+  - model_safety_redis.window
 """
 
 EXAMPLES = r"""

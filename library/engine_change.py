@@ -137,6 +137,7 @@ notes:
     the task is always changed.
 extends_documentation_fragment:
   - model_safety_restart
+  - model_safety_restart.proof
   - action_common_attributes
   - model_safety_attributes
   - model_safety_unit

@@ -186,6 +186,7 @@ notes:
     configuration.
 extends_documentation_fragment:
   - model_safety_restart
+  - model_safety_restart.proof
   - action_common_attributes
   - model_safety_attributes
   - model_safety_unit

@@ -151,7 +151,9 @@ seealso:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
+  - model_safety_redis
   - model_safety_redis.window
+  - model_safety_redis.thresholds
 """
 
 EXAMPLES = r"""

@@ -98,7 +98,9 @@ seealso:
 extends_documentation_fragment:
   - action_common_attributes
   - model_safety_attributes
+  - model_safety_redis
   - model_safety_redis.window
+  - model_safety_redis.thresholds
   - model_safety_drift
 """
 
@@ -280,6 +282,38 @@ models:
         - Its events published under a confidence cap (C(QSC_CANARY_CONF_CAP)); the rules judged
           their C(raw_confidence), the model's own.
       type: int
+    confidence_histogram:
+      description:
+        - Its confidences (over its active events) counted in 20 equal bins over [0, 1], for
+          the HTML report's histogram.
+      type: dict
+      contains:
+        bin_width:
+          description: The width of a bin, 0.05; bin k holds k/20 <= confidence < (k+1)/20, the
+            last one 1.0 too.
+          type: float
+        counts:
+          description: Events per bin, lowest confidences first; they sum to RV(models.n).
+          type: list
+          elements: int
+    over_time:
+      description:
+        - Its agreement and hard disagreement over time, for the HTML report. The window's
+          span (stream id times, first to last valid event) cut into at most 12 equal bins
+          that start on a round step (1 ms to 12 h, then whole days); the same bins for every
+          model. No bins for an empty window.
+      type: dict
+      contains:
+        bin_seconds:
+          description: The width of a bin in seconds (null for an empty window).
+          type: float
+        bins:
+          description:
+            - Oldest first, each with C(start) (ISO-8601 UTC), C(n) (its active events in the
+              bin), C(agreement) and C(hard_disagree) as above over those events (null where
+              C(n) is 0).
+          type: list
+          elements: dict
     blockers:
       description: This model's blockers.
       type: list

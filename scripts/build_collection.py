@@ -8,7 +8,9 @@ Inside a collection, Ansible finds module_utils, doc fragments and filters only 
 qualified names, so the copies are rewritten on the way (imports, extends_documentation_fragment
 entries, filter calls in YAML); the sources keep working from the checkout as they are.
 galaxy.yml is generated here with the version and license of pyproject.toml, so neither is
-written down twice. `ansible-galaxy collection build` then writes the tarball, and next to it an
+written down twice, and so is tests/sanity/ignore-X.Y.txt (SANITY_IGNORES: each finding of
+ansible-test sanity that is not a defect, with its reason; collection_sanity.py runs it).
+`ansible-galaxy collection build` then writes the tarball, and next to it an
 execution-environment.yml (ansible-builder's schema 3) that installs that very tarball.
 
 Usage: build_collection.py [--output-dir DIR]   (prints the tarball's path)
@@ -26,6 +28,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from ansible.release import __version__ as ansible_version
 
 # qsc = Quantum Safety Controls, the product's owner; model_safety = the package it ships.
 NAMESPACE = "qsc"
@@ -41,6 +44,42 @@ REPO = Path(__file__).resolve().parent.parent
 # Debian's python3-numpy and python3-redis; nothing else is needed there.
 CONTROLLER_REQUIREMENTS = ["numpy>=1.24"]
 ANSIBLE_CORE_REQUIREMENT = "ansible-core>=2.19,<2.20"
+# Sanity findings that are not defects, written into the collection's tests/sanity/ignore file
+# (ansible-test sanity reads it; check_module_docs.py applies the same entries, to the message):
+# (test:code, glob of collection paths, start of the message, why).
+SANITY_IGNORES = (
+    (
+        "validate-modules:missing-gplv3-license",
+        "plugins/modules/*.py",
+        "",
+        "the collection is MIT; the GPLv3 header rule is for GPL content",
+    ),
+    (
+        "validate-modules:import-before-documentation",
+        "plugins/modules/*.py",
+        "",
+        "ruff (E402) keeps imports at the top; ansible-doc reads the docs from the AST",
+    ),
+    (
+        "validate-modules:invalid-documentation",
+        "plugins/modules/*.py",
+        "DOCUMENTATION.author: Invalid author",
+        "the author is the project's team, which has no GitHub handle",
+    ),
+    (
+        "replace-urlopen",
+        "plugins/module_utils/model_safety/monitor/store.py",
+        "",
+        "the monitor's webhook runs in the model-safety CLI on the controller, never in a module",
+    ),
+)
+# Where each kind of collection file comes from in the checkout.
+CHECKOUT_DIRS = (
+    ("plugins/modules/", "library/"),
+    ("plugins/filter/", "filter_plugins/"),
+    ("plugins/module_utils/", "module_utils/"),
+    ("plugins/doc_fragments/", "doc_fragments/"),
+)
 
 # The modules import ansible.module_utils.model_safety (Ansible's legacy module_utils path);
 # the filters import model_safety (the package installed on the controller). Only import
@@ -86,6 +125,25 @@ def rewrite_filter_calls(text: str, filter_names: set[str]) -> str:
         r"(?P<pipe>\|[ \t]*)(?P<name>" + "|".join(map(re.escape, sorted(filter_names))) + r")\b"
     )
     return pattern.sub(lambda m: f"{m['pipe']}{FQCN_PREFIX}{m['name']}", text)
+
+
+def checkout_path(collection_path: str) -> str:
+    """The checkout path of a file of the assembled collection (roles/ and playbooks/ keep
+    theirs)."""
+    for collection_dir, checkout_dir in CHECKOUT_DIRS:
+        if collection_path.startswith(collection_dir):
+            return checkout_dir + collection_path.removeprefix(collection_dir)
+    return collection_path
+
+
+def sanity_ignore_lines(root: Path) -> list[str]:
+    """tests/sanity/ignore-X.Y.txt of the collection laid out in root: one line per file and
+    finding of SANITY_IGNORES, with its reason."""
+    return [
+        f"{path.relative_to(root).as_posix()} {test}  # {reason}\n"
+        for test, pattern, _message, reason in SANITY_IGNORES
+        for path in sorted(root.glob(pattern))
+    ]
 
 
 def project_metadata(pyproject: Path) -> dict:
@@ -202,6 +260,11 @@ def assemble(repo: Path, root: Path) -> None:
         encoding="utf-8",
     )
     shutil.copy2(repo / "README.md", root / "README.md")
+    core = ".".join(ansible_version.split(".")[:2])
+    (root / "tests" / "sanity").mkdir(parents=True)
+    (root / "tests" / "sanity" / f"ignore-{core}.txt").write_text(
+        "".join(sanity_ignore_lines(root)), encoding="utf-8"
+    )
 
 
 def build(repo: Path, output_dir: Path) -> Path:

@@ -46,7 +46,7 @@ import ansible_test
 import yaml
 from antsibull_docs_parser import dom
 from antsibull_docs_parser.parser import Context, parse
-from build_collection import NAME, NAMESPACE, assemble_plugins
+from build_collection import NAME, NAMESPACE, SANITY_IGNORES, assemble_plugins, checkout_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VALIDATE_MODULES = (
@@ -87,15 +87,17 @@ class Ignore:
         )
 
 
+# The collection's sanity ignores (build_collection.SANITY_IGNORES, each with its reason) that
+# are validate-modules findings, matched to their message here; and the licence header of the
+# filters' YAML docs, which validate-modules asks for when run on them directly (ansible-test
+# does not, so the collection's ignore file has no such entry).
 IGNORES = (
-    # A licence header is a rule for GPL content published on Galaxy; this project is not.
-    Ignore("*", "missing-gplv3-license"),
-    # ruff (E402) keeps imports at the top of a module; ansible-doc reads the docs from the
-    # module's AST, so where they stand does not matter.
-    Ignore("library/*", "import-before-documentation"),
-    # Galaxy wants authors as "Name (@github-handle)"; the author here is the project's team,
-    # which has no GitHub handle.
-    Ignore("library/*", "invalid-documentation", "DOCUMENTATION.author: Invalid author"),
+    *(
+        Ignore(checkout_path(pattern), test.removeprefix("validate-modules:"), message_start)
+        for test, pattern, message_start, _reason in SANITY_IGNORES
+        if test.startswith("validate-modules:")
+    ),
+    Ignore("filter_plugins/*.yml", "missing-gplv3-license"),
 )
 
 
@@ -110,16 +112,6 @@ class Tree:
     def modules(self) -> list[str]:
         """The module names (library/*.py)."""
         return sorted(p.stem for p in (self.root / "library").glob("*.py") if p.stem != "__init__")
-
-    def checkout_path(self, collection_path: str) -> str:
-        """The checkout path of a file of the assembled collection."""
-        for plugin_dir, source_dir in (
-            ("plugins/modules/", "library/"),
-            ("plugins/filter/", "filter_plugins/"),
-        ):
-            if collection_path.startswith(plugin_dir):
-                return source_dir + collection_path.removeprefix(plugin_dir)
-        return collection_path
 
 
 def assemble_collection(root: Path, dest: Path) -> Path:
@@ -162,7 +154,7 @@ def validate_modules(tree: Tree, env: Mapping[str, str], plugin_type: str, paths
     if result.stderr or result.returncode not in (0, 3):
         raise ToolError(f"validate-modules failed ({result.returncode}):\n{result.stderr}")
     return [
-        Problem(tree.checkout_path(path), int(error.get("line", 0)), error["code"], error["msg"])
+        Problem(checkout_path(path), int(error.get("line", 0)), error["code"], error["msg"])
         for path, found in json.loads(result.stdout).items()
         for error in found["errors"]
     ]

@@ -35,7 +35,6 @@ from ..engine.weights import (
     format_weights,
     validate_weight,
 )
-from ..judgement.promotion import ROLES
 
 __all__ = [
     "KINDS",
@@ -53,6 +52,7 @@ PROMOTED = 1.0
 STEP_TOLERANCE = 1e-6
 """Two weights within this are the same step (the engine's weights sum to 1 within 1e-6)."""
 SHADOW = "shadow"
+VOTING = "voting"
 RECORD_EVENTS = {"canary": "activation", "shadow": "shadow", "promotion": "promotion"}
 """The activation log's event per kind (a failure logs ``<event>_failed``)."""
 
@@ -240,7 +240,7 @@ def activation_plan(
                 "canary": False,
                 "conf_cap": None,
             },
-            "restore_role": ROLES[1] if voting_before else SHADOW,
+            "restore_role": VOTING if voting_before else SHADOW,
             "record": {"event": event, "model": model, "model_path": model_path or None},
         }
     if kind == "canary":
@@ -279,12 +279,12 @@ def activation_plan(
             "environment": canary_dropin(model, weights, plan["conf_cap"]) if canary else {},
         },
         "prove": {
-            "role": ROLES[1],
+            "role": VOTING,
             "weight": weights[model],
             "weights": weights,
             "canary": canary,
             "conf_cap": plan["conf_cap"],
         },
-        "restore_role": SHADOW if plan["from"] == 0.0 else ROLES[1],
+        "restore_role": SHADOW if plan["from"] == 0.0 else VOTING,
         "record": record,
     }
