@@ -5,10 +5,13 @@ inline SVG (matplotlib, text drawn as paths), so it opens offline, needs no Java
 references nothing outside itself. It shows, per model:
 
 - the action shares (BUY, SELL, HOLD) as bars with the ``max_action_share`` line (70 %);
-- the confidence spread: p10 to p90 with the median, the hold-collapse median band and the
-  ``min_spread`` the gate asks of p90 - p10 (the results carry the percentiles, not every
-  confidence, so the percentiles are the markers);
-- agreement and hard disagreement with the scoreboard's GO limits;
+- the confidence histogram (the metrics' ``confidence_histogram``) with p10 and p90 as lines,
+  the ``min_spread`` the gate asks of p90 - p10 as a bracket from p10 and the hold-collapse
+  median band; a result without histograms (an older JSON file) gets the percentiles as
+  markers instead: p10 to p90 with the median;
+- agreement and hard disagreement over time (the metrics' ``over_time`` bins: a point per
+  bin with events, a gap where there were none) with the scoreboard's GO band and its hard
+  disagreement limit (20 %); without ``over_time``, one bar each per model;
 - for ``compare``: accuracy per model with its Wilson 95 % interval as error bars, the paired
   (McNemar) tests as a table and the calibration per confidence bucket as a chart;
 - for ``damage``: the rows the model took part in and decided by symbol and side as bars,
@@ -24,11 +27,13 @@ from __future__ import annotations
 import html
 import io
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import matplotlib
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure  # not pyplot: no global figures, no display backend
+from matplotlib.ticker import MaxNLocator
 
 from . import compare_report as cr
 from . import markdown as md
@@ -161,6 +166,21 @@ def confidence_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str,
     return figure_svg(figure, "confidence")
 
 
+def _go_limits(axes: Any, limits: Mapping[str, float], vertical: bool) -> None:
+    """The scoreboard's GO agreement band and hard disagreement limit, across the x axis
+    (``vertical``: shares along x) or the y axis (shares along y)."""
+    span, line = (axes.axvspan, axes.axvline) if vertical else (axes.axhspan, axes.axhline)
+    span(
+        limits["go_agreement_low"],
+        limits["go_agreement_high"],
+        color="#c8e6c9",
+        zorder=0,
+        label="GO agreement",
+    )
+    limit = limits["go_max_hard_disagree"]
+    line(limit, color="#c62828", linestyle="--", label=f"max hard disagree {limit:.0%}")
+
+
 def agreement_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> str:
     """Agreement and hard disagreement per model with the scoreboard's GO limits."""
     names = list(rows)
@@ -174,22 +194,141 @@ def agreement_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, 
     axes.barh(
         [p + 0.2 for p in positions], hard, height=0.4, color="#c62828", label="hard disagree"
     )
-    axes.axvspan(
-        limits["go_agreement_low"],
-        limits["go_agreement_high"],
-        color="#c8e6c9",
-        zorder=0,
-        label="GO agreement",
-    )
-    axes.axvline(
-        limits["go_max_hard_disagree"], color="#c62828", linestyle="--", label="max hard disagree"
-    )
+    _go_limits(axes, limits, vertical=True)
     axes.set_yticks(list(positions), names)
     axes.set_ylim(len(names) - 0.5, -0.5)
     axes.set_xlim(0, 1)
     axes.set_xlabel("share of the events")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return figure_svg(figure, "agreement")
+
+
+def _panels(count: int, height: float) -> tuple[Figure, list[Any]]:
+    """A figure of ``count`` panels stacked over one shared x axis, ``height`` inches each."""
+    figure = Figure(figsize=(8, 0.4 + height * max(count, 1)))
+    figure.subplots_adjust(hspace=0.45)
+    return figure, list(figure.subplots(max(count, 1), 1, sharex=True, squeeze=False)[:, 0])
+
+
+def _histogram(row: Mapping[str, Any]) -> list[int] | None:
+    """The row's confidence histogram counts (bins equal over [0, 1]), None without one."""
+    counts = (row.get("confidence_histogram") or {}).get("counts")
+    if isinstance(counts, list) and counts and all(isinstance(c, int) for c in counts):
+        return counts
+    return None
+
+
+def confidence_histogram_chart(
+    rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]
+) -> str:
+    """A panel per model: its confidences per bin, p10 and p90 as lines (red when p90 - p10
+    is under ``min_spread``), ``min_spread`` as a bracket from p10 (p90 inside it: too narrow)
+    and the hold-collapse median band."""
+    names = list(rows)
+    figure, panels = _panels(len(names), 1.4)
+    min_spread = limits["min_spread"]
+    for axes, name in zip(panels, names, strict=True):
+        row = rows[name]
+        counts = _histogram(row) or []
+        axes.axvspan(
+            limits["hold_median_low"],
+            limits["hold_median_high"],
+            color="#fff3c4",
+            label="hold-collapse median band",
+        )
+        axes.stairs(  # one outline for the bins: lighter to draw and to ship than 20 bars
+            counts,
+            [i / len(counts) for i in range(len(counts) + 1)],
+            fill=True,
+            facecolor="#90caf9",
+            edgecolor="#1565c0",
+            linewidth=0.8,
+            label="events per bin",
+        )
+        top = max(counts, default=0) or 1
+        p10, p90 = row.get("p10"), row.get("p90")
+        title = f"{name}: {md.num(row.get('n'))} events"
+        if p10 is not None and p90 is not None:
+            narrow = (p90 - p10) < min_spread
+            colour = "#c62828" if narrow else "#0d47a1"
+            axes.axvline(p10, color=colour, linestyle="--", label="p10, p90")
+            axes.axvline(p90, color=colour, linestyle="--")
+            axes.plot(
+                [p10, p10 + min_spread],
+                [top * 1.1, top * 1.1],
+                color="black",
+                marker="|",
+                markersize=10,
+                label=f"min spread {min_spread:.2f} from p10",
+            )
+            title += f", p90-p10 {p90 - p10:.3f}" + (f" < {min_spread:.2f}" if narrow else "")
+        axes.set_title(title, loc="left", fontsize="small")
+        axes.set_ylim(0, top * 1.25)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylabel("events", fontsize="small")
+    panels[-1].set_xlim(0, 1)
+    panels[-1].set_xlabel("confidence")
+    panels[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return figure_svg(figure, "confidence-histogram")
+
+
+def _bin_points(row: Mapping[str, Any]) -> list[tuple[datetime, float, float]] | None:
+    """The row's ``over_time`` bins as (middle, agreement, hard disagreement), NaN fractions
+    where a bin had no event (a gap in the lines); None when it has no usable bins."""
+    over_time = row.get("over_time") or {}
+    bins, seconds = over_time.get("bins"), over_time.get("bin_seconds")
+    if not bins or not isinstance(seconds, (int, float)):
+        return None
+    half = timedelta(seconds=seconds / 2)
+    points = []
+    for item in bins:
+        try:
+            start = datetime.fromisoformat(str(item["start"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        agreement, hard = item.get("agreement"), item.get("hard_disagree")
+        points.append(
+            (
+                start + half,
+                float("nan") if agreement is None else float(agreement),
+                float("nan") if hard is None else float(hard),
+            )
+        )
+    return points
+
+
+def _duration(seconds: float) -> str:
+    """A time bin's width in its largest whole unit: ``5 min``, ``2 h``, ``500 ms``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g} {unit}"
+    return f"{seconds * 1000:g} ms"
+
+
+def over_time_chart(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> str:
+    """A panel per model: agreement and hard disagreement per time bin (at its middle), with
+    the GO agreement band and the hard disagreement limit."""
+    names = list(rows)
+    figure, panels = _panels(len(names), 1.3)
+    for axes, name in zip(panels, names, strict=True):
+        points = _bin_points(rows[name]) or []
+        times = [p[0] for p in points]
+        _go_limits(axes, limits, vertical=False)
+        axes.plot(times, [p[1] for p in points], "o-", color="#1565c0", label="agreement")
+        axes.plot(times, [p[2] for p in points], "s-", color="#c62828", label="hard disagree")
+        seconds = float(rows[name]["over_time"]["bin_seconds"]) if points else 0.0
+        axes.set_title(
+            f"{name}: {len(points)} bins of {_duration(seconds)}", loc="left", fontsize="small"
+        )
+        axes.set_ylim(-0.02, 1.02)
+        axes.set_yticks([0, 0.5, 1])
+        axes.set_ylabel("share", fontsize="small")
+    locator = AutoDateLocator()
+    panels[-1].xaxis.set_major_locator(locator)
+    panels[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    panels[-1].set_xlabel("time (UTC), a point per bin with events")
+    panels[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return figure_svg(figure, "agreement-over-time")
 
 
 def _table(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -291,14 +430,20 @@ def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
     if not rows:
         return ["<p>No model figures in this result.</p>"]
     limits = _thresholds(result)
+    # The histogram and the over-time chart need the metrics' bins; a result written before
+    # they existed (or one without them for any model) keeps the percentile markers and bars.
+    histograms = all(_histogram(row) is not None for row in rows.values())
+    over_time = all(_bin_points(row) is not None for row in rows.values())
     with plain_text():
-        charts = [
-            chart(rows, limits) for chart in (action_chart, confidence_chart, agreement_chart)
-        ]
+        actions = action_chart(rows, limits)
+        confidence = (confidence_histogram_chart if histograms else confidence_chart)(rows, limits)
+        agreement = (over_time_chart if over_time else agreement_chart)(rows, limits)
     return [
-        *chart_section("actions", "Action shares", charts[0]),
-        *chart_section("confidence", "Confidence spread", charts[1]),
-        *chart_section("agreement", "Agreement", charts[2]),
+        *chart_section("actions", "Action shares", actions),
+        *chart_section(
+            "confidence", "Confidence histogram" if histograms else "Confidence spread", confidence
+        ),
+        *chart_section("agreement", "Agreement over time" if over_time else "Agreement", agreement),
         '<h2>Models</h2><div id="models">',
         _table(rows),
         "</div>",

@@ -15,6 +15,14 @@ Definitions (DESIGN.md "Gate rules" and the ``--json`` result):
   that is not there does not vote either; fail closed).
 * ``shadow``: True when every event that reports the model tags it ``"shadow": true``;
   a model that voted in any event of the window is a voting model.
+* ``confidence_histogram``: ``{bin_width, counts}``, the active confidences counted in
+  :data:`CONFIDENCE_BINS` (20) equal bins over [0, 1]: bin k holds k/20 <= c < (k+1)/20, the
+  last one 1.0 too; the counts sum to ``n``.
+* ``over_time``: ``{bin_seconds, bins}``, the window's span (stream id times, first to last
+  valid event) cut into at most :data:`TIME_BINS` (12) equal bins aligned to a round step
+  (1 ms ... 1 s, 5 s, 1 min, 5 min, 1 h ..., days); each bin ``{start, n, agreement,
+  hard_disagree}`` over the model's active events in it (``start`` ISO-8601 UTC; ``n`` 0 and
+  the fractions None where it had none). The bins are the window's, alike for every model.
 
 Undefined values (no active event, empty window) are ``None``, never NaN, so the result
 stays strict JSON.
@@ -22,13 +30,38 @@ stays strict JSON.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from .events import ACTIONS, BUY, SELL, EventWindow
 
-__all__ = ["ensemble_metrics", "hard_disagreement", "model_metrics", "payload_p95"]
+__all__ = [
+    "CONFIDENCE_BINS",
+    "TIME_BINS",
+    "confidence_histogram",
+    "ensemble_metrics",
+    "hard_disagreement",
+    "model_metrics",
+    "over_time",
+    "payload_p95",
+    "time_bins",
+]
+
+CONFIDENCE_BINS = 20
+"""Bins of the confidence histogram over [0, 1] (0.05 wide)."""
+TIME_BINS = 12
+"""At most this many time bins in ``over_time``."""
+_SECOND_MS, _MINUTE_MS, _HOUR_MS, _DAY_MS = 1000, 60_000, 3_600_000, 86_400_000
+_ROUND_STEPS_MS = (
+    *(1, 2, 5, 10, 20, 50, 100, 200, 500),
+    *(_SECOND_MS * s for s in (1, 2, 5, 10, 15, 30)),
+    *(_MINUTE_MS * m for m in (1, 2, 5, 10, 15, 30)),
+    *(_HOUR_MS * h for h in (1, 2, 3, 6, 12)),
+)
+"""Time bin widths, so that bins start on round clock times (a window's bins read 01:05,
+01:10, ... rather than 01:02:37.4); beyond them, whole days."""
 
 
 def _share(count: int, total: int) -> float | None:
@@ -39,11 +72,72 @@ def hard_disagreement(action: np.ndarray, side: np.ndarray) -> np.ndarray:
     return ((action == BUY) & (side == SELL)) | ((action == SELL) & (side == BUY))
 
 
+def confidence_histogram(confidence: np.ndarray) -> dict[str, Any]:
+    """``{bin_width, counts}``: ``confidence`` (values in [0, 1], as the parser admits them)
+    counted in CONFIDENCE_BINS equal bins, 1.0 in the last one."""
+    # np.histogram works in blocks of 65536 values: on a large window it is faster than one
+    # bincount, whose window-sized temporaries cost more in fresh pages than in arithmetic.
+    counts, _edges = np.histogram(confidence, bins=CONFIDENCE_BINS, range=(0.0, 1.0))
+    return {"bin_width": 1 / CONFIDENCE_BINS, "counts": counts.tolist()}
+
+
+def time_bins(stream_ms: np.ndarray) -> tuple[int, int, int]:
+    """``(first, step, count)`` for events at ``stream_ms`` (ms, at least one): bin i covers
+    [(first + i) * step, (first + i + 1) * step) ms, with the smallest round step that keeps
+    the bins from the first to the last event at most TIME_BINS."""
+    low, high = int(stream_ms.min()), int(stream_ms.max())
+
+    def count(step: int) -> int:
+        return high // step - low // step + 1
+
+    step = next((s for s in _ROUND_STEPS_MS if count(s) <= TIME_BINS), None)
+    if step is None:
+        days = -(-(high - low + 1) // (_DAY_MS * TIME_BINS))  # ceil: the bins cover the span
+        step = _DAY_MS * days
+        if count(step) > TIME_BINS:  # the span reached one day boundary more
+            step += _DAY_MS
+    return low // step, step, count(step)
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def over_time(
+    window: EventWindow, active: np.ndarray, agree: np.ndarray, hard: np.ndarray
+) -> dict[str, Any]:
+    """``{bin_seconds, bins}``: the model's events (``active`` over the window), its agreements
+    and hard disagreements (both over its active events) per time bin of the window."""
+    if window.n == 0:
+        return {"bin_seconds": None, "bins": []}
+    first, step, count = time_bins(window.stream_ms)
+    # One bincount over bin * 3 + outcome (0 other, 1 agrees, 2 hard disagreement: the two
+    # exclude each other): a count per bin and outcome, without a gather per outcome.
+    code = window.stream_ms[active] // step - first
+    code *= 3
+    code += agree.view(np.int8)
+    code += hard.view(np.int8) << 1
+    counts = np.bincount(code, minlength=3 * count).reshape(count, 3)
+    n = counts.sum(axis=1).tolist()
+    agreed, hard_count = counts[:, 1].tolist(), counts[:, 2].tolist()
+    bins = [
+        {
+            "start": _iso_ms((first + i) * step),
+            "n": n[i],
+            "agreement": _share(agreed[i], n[i]),
+            "hard_disagree": _share(hard_count[i], n[i]),
+        }
+        for i in range(count)
+    ]
+    return {"bin_seconds": step / _SECOND_MS, "bins": bins}
+
+
 def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
     """The metrics of model ``name`` over ``window`` (all zero/None when it is absent)."""
     events = window.n
     columns = window.models.get(name)
     if columns is None:
+        nothing = np.zeros(events, dtype=np.bool_)
         return {
             "name": name,
             "in_window": False,
@@ -62,6 +156,8 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
             "median": None,
             "agreement": None,
             "hard_disagree": None,
+            "confidence_histogram": confidence_histogram(np.zeros(0)),
+            "over_time": over_time(window, nothing, nothing[:0], nothing[:0]),
         }
     present = columns.present
     active = present & ~columns.inactive
@@ -89,6 +185,8 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
             median=None,
             agreement=None,
             hard_disagree=None,
+            confidence_histogram=confidence_histogram(np.zeros(0)),
+            over_time=over_time(window, active, active[:0], active[:0]),
         )
         return result
     action = columns.action[active]
@@ -96,6 +194,8 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
     side = window.side[active]
     counts = np.bincount(action.astype(np.intp), minlength=len(ACTIONS))
     p10, median, p90 = (float(v) for v in np.percentile(confidence, [10, 50, 90]))
+    agree = action == side
+    hard = hard_disagreement(action, side)
     result.update(
         actions={a: int(c) / n for a, c in zip(ACTIONS, counts.tolist(), strict=True)},
         conf_std=float(np.std(confidence)),
@@ -103,8 +203,10 @@ def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
         p90=p90,
         spread=p90 - p10,
         median=median,
-        agreement=int(np.count_nonzero(action == side)) / n,
-        hard_disagree=int(np.count_nonzero(hard_disagreement(action, side))) / n,
+        agreement=int(np.count_nonzero(agree)) / n,
+        hard_disagree=int(np.count_nonzero(hard)) / n,
+        confidence_histogram=confidence_histogram(confidence),
+        over_time=over_time(window, active, agree, hard),
     )
     return result
 
