@@ -18,7 +18,7 @@ LABCTL := PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m labctl
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean \
+.PHONY: help setup packages lint unit test lab-up lab-down lab-status lab-ssh demo bench clean lock \
 	bench-fleet bench-monitor quality-gate scoreboard build-patchtst-dataset collection
 
 help: ## list the targets
@@ -29,11 +29,21 @@ setup: packages $(STAMP) ## install everything (Debian packages, .venv); quick w
 packages:
 	@scripts/ensure-debian-packages
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) is required" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	@touch $@
+
+# The newest versions within pyproject.toml's ranges, resolved in a scratch venv; the header
+# (the file's first 3 lines) is kept. Then `make setup` installs them.
+LOCK_VENV := .lock-venv
+lock: ## re-resolve constraints.txt (the .venv's exact pins) within pyproject.toml's ranges
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[dev]'
+	{ head -n 3 constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude model-safety-ops; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 lint: setup ## ruff, ansible-lint (production profile), module/filter docs, ansible-test sanity on the collection, task data flow, doc links
 	$(BIN)/ruff check .

@@ -43,7 +43,6 @@ REPO = Path(__file__).resolve().parent.parent
 # Debian bookworm's, the oldest the code supports. The modules run on the targets, with
 # Debian's python3-numpy and python3-redis; nothing else is needed there.
 CONTROLLER_REQUIREMENTS = ["numpy>=1.24"]
-ANSIBLE_CORE_REQUIREMENT = "ansible-core>=2.19,<2.20"
 # Sanity findings that are not defects, written into the collection's tests/sanity/ignore file
 # (ansible-test sanity reads it; check_module_docs.py applies the same entries, to the message):
 # (test:code, glob of collection paths, start of the message, why).
@@ -169,8 +168,17 @@ def galaxy_manifest(project: dict) -> dict:
     }
 
 
-def execution_environment(tarball_name: str) -> dict:
-    """ansible-builder's execution-environment.yml (version 3) for the tarball next to it.
+def project_requirement(project: dict, name: str) -> str:
+    """The requirement (name and range) of ``name`` among the project's dependencies."""
+    for requirement in project["dependencies"]:
+        if re.match(rf"{re.escape(name)}\b(?!-)", requirement):
+            return requirement
+    raise SystemExit(f"pyproject.toml: no dependency {name}")
+
+
+def execution_environment(tarball_name: str, project: dict) -> dict:
+    """ansible-builder's execution-environment.yml (version 3) for the tarball next to it, with
+    the project's ranges of ansible-core and ansible-runner.
 
     The collection's own meta/execution-environment.yml declares its Python requirements, which
     ansible-builder collects when it installs the collection.
@@ -183,8 +191,8 @@ def execution_environment(tarball_name: str) -> dict:
                 "package_system": "python3.11",
                 "python_path": "/usr/bin/python3.11",
             },
-            "ansible_core": {"package_pip": ANSIBLE_CORE_REQUIREMENT},
-            "ansible_runner": {"package_pip": "ansible-runner>=2.4,<2.5"},
+            "ansible_core": {"package_pip": project_requirement(project, "ansible-core")},
+            "ansible_runner": {"package_pip": project_requirement(project, "ansible-runner")},
             "galaxy": {
                 "collections": [{"name": f"/build/collections/{tarball_name}", "type": "file"}]
             },
@@ -290,7 +298,11 @@ def build(repo: Path, output_dir: Path) -> Path:
         )
     tarball = output_dir / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
     (output_dir / "execution-environment.yml").write_text(
-        yaml.safe_dump(execution_environment(tarball.name), sort_keys=False), encoding="utf-8"
+        yaml.safe_dump(
+            execution_environment(tarball.name, project_metadata(repo / "pyproject.toml")),
+            sort_keys=False,
+        ),
+        encoding="utf-8",
     )
     return tarball
 
