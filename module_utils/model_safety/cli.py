@@ -16,6 +16,8 @@ exit code (DESIGN.md "Modes and exit codes"):
 * ``damage --model M``: 0 reported (decided or not: it informs), 2 on an error.
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
+* ``status --html OUT``: 0 every host healthy, 2 otherwise (the page is still written) or on
+  an error (:mod:`.fleet.cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
 * ``completion bash|zsh|fish``: 0 printed the shell's completion hook, 2 without argcomplete
   (imported by that command and by a shell's completion request only).
@@ -41,6 +43,7 @@ from .activation.log import DEFAULT_LOG_PATH
 from .argtypes import cutover, positive_float, positive_int
 from .dataset import cli as dataset_cli
 from .engine.weights import WeightsError, parse_baseline
+from .fleet import cli as status_cli
 from .judgement import drift_cli
 from .monitor import cli as monitor_cli
 from .site_defaults import (
@@ -700,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_since_activation(paired)
     _add_damage(subparsers)
     monitor_cli.register(subparsers)
+    status_cli.register(subparsers)
     dataset_cli.register(subparsers)
     return parser
 

@@ -248,7 +248,9 @@ def _row(host: str, result: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _host_problems(result: Mapping[str, Any]) -> list[str]:
+def host_problems(result: Mapping[str, Any]) -> list[str]:
+    """The problems of one host's engine_status ``result``; a result without status data (a
+    failed or unreachable task, none at all) is one ``no status`` problem."""
     if "problems" in result and "service" in result:
         return [str(problem) for problem in result["problems"] or []]
     reason = result.get("msg") or ("host unreachable" if result.get("unreachable") else None)
@@ -266,7 +268,7 @@ def format_status_table(results: Mapping[str, Mapping[str, Any] | None]) -> str:
     for host, result in results.items():
         result = result or {}
         rows.append(_row(host, result))
-        problem_lines.extend(f"  {host}: {problem}" for problem in _host_problems(result))
+        problem_lines.extend(f"  {host}: {problem}" for problem in host_problems(result))
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
