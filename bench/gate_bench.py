@@ -11,7 +11,9 @@ with fresh ids and timestamps) up to each size, and then, for each size:
 * gate: ``model-safety gate --count N --json --no-report`` as a process: wall time and peak
   RSS (``wait4``), best of ``--repeat`` (one run for 1M);
 * plain: ``bench/plain_gate.py`` (per event, ``json.loads``, plain Python rules) likewise;
-* in-process split of the gate: ``read_window`` (read + parse) and ``evaluate`` (rules).
+* in-process split of the gate: ``read_window`` (read + parse) and ``evaluate`` (rules),
+  and of the rules what the HTML charts' statistics take: every model's confidence
+  histogram and agreement over time (``bins s``, part of ``rules s``).
 
     make bench      (or: .venv/bin/python bench/gate_bench.py [--sizes 10000,100000,1000000])
 """
@@ -43,6 +45,12 @@ from ai_engine.config import load_config  # noqa: E402
 from ai_engine.engine import Engine  # noqa: E402
 from ai_engine.events import format_timestamp  # noqa: E402
 from model_safety.judgement.gate import evaluate  # noqa: E402
+from model_safety.telemetry.events import EventWindow  # noqa: E402
+from model_safety.telemetry.metrics import (  # noqa: E402
+    confidence_histogram,
+    hard_disagreement,
+    over_time,
+)
 from model_safety.telemetry.stream import read_window  # noqa: E402
 from tests.redis_server import free_port, server_argv  # noqa: E402
 
@@ -164,6 +172,18 @@ def run_process(argv: list[str]) -> tuple[float, float, int, str]:
     return wall, max_rss_kb / 1024.0, code, stdout
 
 
+def chart_statistics(window: EventWindow) -> float:
+    """Seconds for every model's confidence histogram and agreement over time, as
+    ``model_metrics`` computes them (its active-event columns included)."""
+    began = time.perf_counter()
+    for columns in window.models.values():
+        active = columns.active
+        action, side = columns.action[active], window.side[active]
+        confidence_histogram(columns.confidence[active])
+        over_time(window, active, action == side, hard_disagreement(action, side))
+    return time.perf_counter() - began
+
+
 def best(argv: list[str], repeat: int) -> tuple[float, float, dict[str, Any]]:
     runs = [run_process(argv) for _ in range(repeat)]
     wall = min(r[0] for r in runs)
@@ -213,7 +233,7 @@ def main() -> int:
                 f"{'events':>9} {'floor s':>8} {'floor proc s':>12} {'gate s':>7} "
                 f"{'gate/floor':>10} {'gate/floor proc':>15} {'plain s':>8} {'plain/gate':>10} "
                 f"{'events/s':>10} {'peak RSS MB':>11} {'plain RSS MB':>12} "
-                f"{'read+parse s':>12} {'rules s':>7}  verdict (gate/plain)"
+                f"{'read+parse s':>12} {'rules s':>7} {'bins s':>7}  verdict (gate/plain)"
             )
             rows = []
             filled = 0
@@ -236,6 +256,7 @@ def main() -> int:
                 began = time.perf_counter()
                 evaluate(window)
                 rules_s = time.perf_counter() - began
+                bins_s = min(chart_statistics(window) for _ in range(max(1, args.repeat)))
                 del window
                 if gate.get("event_count") != size:
                     raise SystemExit(f"the gate saw {gate.get('event_count')} events, not {size}")
@@ -243,7 +264,7 @@ def main() -> int:
                     f"{size:>9} {floor_s:>8.3f} {floor_proc:>12.3f} {gate_s:>7.3f} "
                     f"{gate_s / floor_s:>10.2f} {gate_s / floor_proc:>15.2f} {plain_s:>8.3f} "
                     f"{plain_s / gate_s:>10.2f} {size / gate_s:>10.0f} {gate_rss:>11.1f} "
-                    f"{plain_rss:>12.1f} {read_s:>12.3f} {rules_s:>7.3f}  "
+                    f"{plain_rss:>12.1f} {read_s:>12.3f} {rules_s:>7.3f} {bins_s:>7.3f}  "
                     f"{gate.get('verdict')}/{plain.get('verdict')}"
                 )
                 print(f"  {size} events measured", flush=True)
