@@ -16,6 +16,8 @@ exit code (DESIGN.md "Modes and exit codes"):
 * ``damage --model M``: 0 reported (decided or not: it informs), 2 on an error.
 * ``monitor --model M``: 0 completed safe, 4 rolled back, 5 completed inconclusive, 2 error
   (:mod:`.monitor_cli`).
+* ``monitor-timeline --check-log PATH --html OUT``: 0 page written, 2 not (an unreadable or
+  empty log, no check of the model/host) (:mod:`.monitor.timeline`).
 * ``status --html OUT``: 0 every host healthy, 2 otherwise (the page is still written) or on
   an error (:mod:`.fleet.cli`).
 * ``build-patchtst-dataset``: 0 built (or a dry run), 2 bad input or error (:mod:`.dataset_cli`).
@@ -46,6 +48,7 @@ from .engine.weights import WeightsError, parse_baseline
 from .fleet import cli as status_cli
 from .judgement import drift_cli
 from .monitor import cli as monitor_cli
+from .monitor import timeline as monitor_timeline
 from .site_defaults import (
     DEFAULT_BASELINE_WEIGHTS,
     DEFAULT_STREAM,
@@ -703,6 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_since_activation(paired)
     _add_damage(subparsers)
     monitor_cli.register(subparsers)
+    monitor_timeline.register(subparsers)
     status_cli.register(subparsers)
     dataset_cli.register(subparsers)
     return parser

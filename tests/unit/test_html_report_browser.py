@@ -12,8 +12,11 @@ import numpy as np
 from matplotlib.image import imread
 
 from model_safety.judgement.html_report import render_html
+from model_safety.monitor.timeline import read_timeline
+from model_safety.monitor.timeline_page import render_timeline
 
 from .test_compare_reports import compared
+from .test_monitor_timeline import watched
 from .test_reports import gate_result
 
 NOW = datetime(2026, 1, 10, 12, 0, 5, tzinfo=UTC)
@@ -69,3 +72,18 @@ def test_chromium_draws_the_compare_page_without_console_errors(tmp_path) -> Non
         assert f'id="{section}"' in dom.stdout
     assert len(re.findall(r"<svg[ >]", dom.stdout)) == 2
     assert console_lines(dom) == []
+
+
+def test_chromium_draws_the_monitor_timeline_without_console_errors(tmp_path, monkeypatch) -> None:
+    timeline = read_timeline(str(watched(tmp_path, monkeypatch)), host="a")
+    page = tmp_path / "timeline.html"
+    page.write_text(render_timeline(timeline), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    run = chromium(tmp_path, "--dump-dom", f"--screenshot={shot}", page.as_uri())  # one start
+    assert ">ROLLED BACK<" in run.stdout
+    for section in ("malformed", "outcome", "host-0", "violations"):
+        assert f'id="{section}"' in run.stdout
+    assert len(re.findall(r"<svg[ >]", run.stdout)) == 1
+    assert console_lines(run) == []
+    pixels = imread(shot)
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 10

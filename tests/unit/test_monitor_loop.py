@@ -177,6 +177,11 @@ class Fleet:
 def fleet(monkeypatch: pytest.MonkeyPatch) -> Fleet:
     """Checks: host a collapses from its first check, b stays healthy (unless a test changes
     the behaviours); every playbook run is recorded with what it was given."""
+    return fake_fleet(monkeypatch)
+
+
+def fake_fleet(monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    """The :func:`fleet` fixture's fakes in place (other tests run the monitor with them)."""
     FakeJob.started = []
     FakeJob.auto = False
     fake = Fleet()

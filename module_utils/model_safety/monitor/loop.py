@@ -9,7 +9,8 @@ recorded (a monitor killed meanwhile runs it again when restarted). A webhook an
 told, the webhook on a background thread so that it never delays the rollback. A host whose
 window ends without a violation completes ``safe``. State changes go to the activation log
 (JSON lines): ``monitoring_started``, ``violation``, ``rollback_executed`` (violations and the
-runner's status) and ``monitoring_completed``; every check to the check log.
+runner's status) and ``monitoring_completed``; every check to the check log, and each of these
+records there too (``{"record": ...}``, for ``model-safety monitor-timeline``).
 
 Exit codes: 0 every host completed safe, 4 at least one host rolled back (and every rollback
 proven), 5 the watch ended without a violation but at least one host is not proven safe
@@ -131,6 +132,8 @@ class Monitor(RollbackRunner):
         """A state change, in the controller's activation log and on its way to the host's."""
         record = {"event": event, "host": host, "model": self.settings.model, **fields}
         append_record(self.options.activation_log, record)
+        # The check log tells the whole watch too: monitor-timeline reads that one file.
+        log_check(self.checks, {"record": record})
         if event != "rollback_executed":  # rollback.yml logs its own on the host
             self.host_records.setdefault(host, []).append(
                 {**record, "source": "model-safety monitor"}
