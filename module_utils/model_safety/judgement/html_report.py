@@ -264,7 +264,7 @@ def confidence_histogram_chart(
             title += f", p90-p10 {p90 - p10:.3f}" + (f" < {min_spread:.2f}" if narrow else "")
         axes.set_title(title, loc="left", fontsize="small")
         axes.set_ylim(0, top * 1.25)
-        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
         axes.set_ylabel("events", fontsize="small")
     panels[-1].set_xlim(0, 1)
     panels[-1].set_xlabel("confidence")
