@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from matplotlib.image import imread
@@ -19,6 +20,7 @@ from model_safety.judgement.scoreboard import scoreboard
 from model_safety.judgement.shadow import shadow_report
 from model_safety.telemetry.events import EventWindow, ModelColumns, parse_window
 from model_safety.telemetry.metrics import TIME_BINS, model_metrics, time_bins
+from tests.unit.test_cli_json_schemas import schema
 from tests.unit.test_gate_rules import entry, event
 from tests.unit.test_html_report_browser import chromium, console_lines
 from tests.unit.test_reports import gate_result
@@ -234,3 +236,23 @@ def test_chromium_draws_the_histogram_page_without_console_errors(tmp_path) -> N
     assert console_lines(drawn) == []
     pixels = imread(shot)
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 10
+
+
+@pytest.mark.parametrize(
+    ("kind", "schema_name"),
+    [("quality_gate", "gate"), ("scoreboard", "scoreboard"), ("shadow_report", "shadow-report")],
+)
+def test_the_schemas_describe_the_keys_and_keep_them_optional(kind: str, schema_name: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema(schema_name))
+    result = measured_result(kind)  # the shadow report's: BLOCKED (nhits is not in shadow)
+    validator.validate(result)
+    rows = result.get("models") or {"m": result["metrics"]}
+    row = next(iter(rows.values()))
+    row["over_time"]["bins"][0]["agreement"] = 1.5
+    assert not validator.is_valid(result)
+    row["over_time"]["bins"][0]["agreement"] = None
+    row["confidence_histogram"]["counts"][0] = -1
+    assert not validator.is_valid(result)
+    for row in rows.values():
+        del row["confidence_histogram"], row["over_time"]
+    validator.validate(result)  # a result of an older version
