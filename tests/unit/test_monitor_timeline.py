@@ -16,18 +16,25 @@ from typing import Any
 import pytest
 
 from model_safety.cli import main
+from model_safety.monitor import rollbacks as monitor_rollbacks
 from model_safety.monitor.loop import EXIT_INCONCLUSIVE, EXIT_SAFE, Monitor
 from model_safety.monitor.store import check_logger, log_check
 from model_safety.monitor.timeline import read_timeline
 from model_safety.monitor.timeline_page import render_timeline
 
-from .test_monitor_loop import FakeJob, Fleet, fake_fleet, healthy, options
+from .test_monitor_loop import FakeJob, Fleet, OneHostFailsJob, fake_fleet, healthy, options
 
 
-def watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **behaviour: Any) -> Path:
+def watched(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rollback_job: type[FakeJob] = FakeJob,
+    **behaviour: Any,
+) -> Path:
     """Run the monitor over the fake fleet (default: a collapses, b stays healthy; rollbacks
-    end at once); its check log."""
+    end at once, as ``rollback_job`` has them); its check log."""
     fleet: Fleet = fake_fleet(monkeypatch)
+    monkeypatch.setattr(monitor_rollbacks, "PlaybookJob", rollback_job)
     if behaviour:
         fleet.behaviour = behaviour
     FakeJob.auto = True
@@ -86,6 +93,13 @@ def test_a_rolled_back_host_beside_a_completed_one(monitored, tmp_path, capsys):
     page_b = render_timeline(read_timeline(str(log), host="b"))
     assert '<p id="verdict" class="verdict pass">COMPLETED</p>' in page_b
     assert "<p>No violation.</p>" in page_b and len(re.findall(r"<svg[ >]", page_b)) == 1
+
+
+def test_a_failed_rollback_is_the_pages_verdict(tmp_path, monkeypatch):
+    log = watched(tmp_path, monkeypatch, OneHostFailsJob)
+    page = text_of(render_timeline(read_timeline(str(log), host="a")))
+    assert '<p id="verdict" class="verdict fail">ROLLBACK FAILED</p>' in page
+    assert re.search(r"<td>a</td><td>rollback failed</td>.*?\(ansible-runner failed, rc 2\)", page)
 
 
 def test_production_rate_checks_mostly_read_nothing(tmp_path, monkeypatch):

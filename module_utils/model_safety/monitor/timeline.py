@@ -332,13 +332,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_timeline(args: argparse.Namespace) -> int:
     """The ``monitor-timeline`` handler: read, render, write atomically."""
     from ..judgement.reports import atomic_write
-    from .timeline_page import render_timeline
 
     if args.model is not None and not is_model_name(args.model):
         print(f"model-safety monitor-timeline: not a model name: {args.model!r}", file=sys.stderr)
         return EXIT_ERROR
     try:
         timeline = read_timeline(args.check_log, args.model, args.host, args.since)
+        # Only now: matplotlib takes a while to load, a log with nothing to show is told first.
+        from .timeline_page import render_timeline
+
         page = render_timeline(timeline)
         atomic_write(os.path.abspath(args.html), page)
     except (TimelineError, OSError) as exc:
