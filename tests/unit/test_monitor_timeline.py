@@ -211,6 +211,9 @@ def test_nothing_to_show_exits_2_and_writes_nothing(monitored, tmp_path, capsys)
     assert timeline_cli("--check-log", str(log), "--html", str(out), "--since", "yesterday") == 2
     assert "not an ISO-8601 time" in capsys.readouterr().err
     assert os.listdir(out.parent) == []
+    before = log.read_bytes()
+    assert timeline_cli("--check-log", str(log), "--html", str(log)) == 2
+    assert "is the check log" in capsys.readouterr().err and log.read_bytes() == before
     # A directory that cannot take the page: exit 2, the message says why.
     assert timeline_cli("--check-log", str(log), "--html", str(tmp_path / "no" / "p.html")) == 2
     assert "No such file or directory" in capsys.readouterr().err

@@ -336,6 +336,10 @@ def run_timeline(args: argparse.Namespace) -> int:
     if args.model is not None and not is_model_name(args.model):
         print(f"model-safety monitor-timeline: not a model name: {args.model!r}", file=sys.stderr)
         return EXIT_ERROR
+    out = os.path.realpath(args.html)
+    if any(os.path.realpath(name) == out for name in log_files(args.check_log)):
+        print(f"model-safety monitor-timeline: {args.html} is the check log", file=sys.stderr)
+        return EXIT_ERROR
     try:
         timeline = read_timeline(args.check_log, args.model, args.host, args.since)
         # Only now: matplotlib takes a while to load, a log with nothing to show is told first.
