@@ -14,6 +14,7 @@ from pathlib import Path
 
 from labctl.config import REPO_ROOT
 from labctl.remote import DROPIN_DIR, ENV_FILE, LabHost
+from tests.installed_collection import InstalledCollection
 
 ANSIBLE_BIN = Path(sys.executable).parent
 LOG = "/var/log/quantum/qsc_canary.jsonl"
@@ -43,15 +44,31 @@ class Run:
     seconds: float
 
 
-def playbook(name: str, *args: str, timeout: float = 600) -> Run:
-    """ansible-playbook playbooks/NAME ARGS from the checkout, as an operator runs it."""
+def controller(
+    collection: InstalledCollection | None = None,
+) -> tuple[list[str], Path, dict[str, str]]:
+    """How Ansible is run: the argv prefix, directory and environment. From the checkout with its
+    ansible.cfg, as an operator of the checkout runs it; with ``collection``, from outside the
+    checkout on the lab's inventory, seeing only the installed collection."""
+    if collection is None:
+        return [], REPO_ROOT, {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
+    return ["-i", str(REPO_ROOT / "inventory" / "lab")], collection.cwd, collection.env
+
+
+def playbook(
+    name: str, *args: str, timeout: float = 600, collection: InstalledCollection | None = None
+) -> Run:
+    """ansible-playbook playbooks/NAME ARGS from the checkout, as an operator runs it; with
+    ``collection``, the installed collection's playbook of that name by its FQCN."""
+    prefix, cwd, env = controller(collection)
+    target = f"playbooks/{name}" if collection is None else collection.fqcn(Path(name).stem)
     started = time.monotonic()
     result = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", *SETTLED, *args],
+        [str(ANSIBLE_BIN / "ansible-playbook"), *prefix, target, *SETTLED, *args],
         capture_output=True,
         text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        cwd=cwd,
+        env=env,
         timeout=timeout,
         check=False,
     )
@@ -70,24 +87,30 @@ def canary_after(cutover: str, *args: str) -> Run:
 def start_playbook(name: str, *args: str) -> subprocess.Popen[str]:
     """ansible-playbook playbooks/NAME ARGS started in its own session (so a test can kill it
     whole), its output (stderr included) readable line by line from ``stdout``."""
+    _, cwd, env = controller()
     return subprocess.Popen(
         [str(ANSIBLE_BIN / "ansible-playbook"), f"playbooks/{name}", *SETTLED, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        cwd=cwd,
+        env=env,
         start_new_session=True,
     )
 
 
-def ansible_module(host: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
+def ansible_module(
+    host: str, module: str, args: dict, collection: InstalledCollection | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The checkout's MODULE on ``host``; with ``collection``, the collection's by its FQCN."""
+    prefix, cwd, env = controller(collection)
+    name = module if collection is None else collection.fqcn(module)
     return subprocess.run(
-        [str(ANSIBLE_BIN / "ansible"), host, "-m", module, "-a", json.dumps(args)],
+        [str(ANSIBLE_BIN / "ansible"), *prefix, host, "-m", name, "-a", json.dumps(args)],
         capture_output=True,
         text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        cwd=cwd,
+        env=env,
         timeout=120,
         check=False,
     )

@@ -2,7 +2,9 @@
 
 A canary is activated with canary.yml, then rolled back; every test compares the host's files
 byte for byte with what they were before the canary, and reads the engine's journal and new
-events to see the old config run again.
+events to see the old config run again. The first test does so through the installed collection
+(qsc.model_safety.canary and .rollback) instead of the checkout: the others and
+test_canary_playbook.py run the checkout's playbooks.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from labctl.config import REPO_ROOT
 from labctl.remote import DROPIN_DIR, ENV_FILE
 from model_safety.activation.since import start_time
+from tests.installed_collection import InstalledCollection, build_and_install
 from tests.integration.lab_activation import (
     BACKUPS,
     CANARY_DROPIN,
@@ -34,12 +39,12 @@ from tests.integration.lab_activation import (
 pytestmark = pytest.mark.lab
 
 
-def rollback(*args: str) -> Run:
-    return playbook("rollback.yml", *args)
+def rollback(*args: str, collection: InstalledCollection | None = None) -> Run:
+    return playbook("rollback.yml", *args, collection=collection)
 
 
-def canary(*args: str) -> Run:
-    run = playbook("canary.yml", "-e", "model=patchtst", *args)
+def canary(*args: str, collection: InstalledCollection | None = None) -> Run:
+    run = playbook("canary.yml", "-e", "model=patchtst", *args, collection=collection)
     assert run.returncode == 0, run.output
     return run
 
@@ -55,13 +60,33 @@ def shadow_events_since(host, invocation: str, minimum: int = 20) -> list[dict]:
     return host.wait_events(cutover, minimum, timeout=30)
 
 
-def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
+def test_the_collections_canary_then_rollback_restore_the_files_and_the_old_config(hosts, tmp_path):
+    collection = build_and_install(tmp_path)
     host = hosts[0]
     before = fresh(host)
-    canary("--limit", host.name)
+    # -vvv names the file of every module run: the collection's, or ansible-core's own.
+    activation = canary("--limit", host.name, "-vvv", collection=collection)
     activated = snapshot(host)
 
-    checked = rollback("--limit", host.name, "--check", "--diff")
+    modules = set(re.findall(r"Using module file (\S+)", activation.output))
+    ours = {Path(m).name for m in modules if Path(m).is_relative_to(collection.root)}
+    assert {"quality_gate.py", "activation_backup.py", "engine_change.py"} <= ours
+    assert {Path(m).name for m in modules} - ours <= {"stat.py", "async_status.py"}
+    assert "TASK [qsc.model_safety.model_activation : " in activation.output
+    for checkout_path in ("library", "module_utils", "filter_plugins", "roles", "playbooks"):
+        assert str(REPO_ROOT / checkout_path) not in activation.output
+    # The gate's report is fetched to reports/safety under the directory the playbook ran in,
+    # never into the installed collection; the way back names the collection's rollback.
+    (record,) = log_records(host)
+    gate_report = record["gate"]["reports"][0].rsplit("/", 1)[-1]
+    assert (collection.cwd / "reports" / "safety" / host.name / gate_report).is_file()
+    assert not (collection.root / "reports").exists()
+    inventory = REPO_ROOT / "inventory" / "lab"
+    rollback_command = f"ansible-playbook -i {inventory} qsc.model_safety.rollback"
+    assert record["rollback_command"] == f"{rollback_command} --limit {host.name}"
+    assert f"roll back: {rollback_command} --limit {host.name}" in activation.output
+
+    checked = rollback("--limit", host.name, "--check", "--diff", collection=collection)
 
     assert checked.returncode == 0, checked.output
     assert f"{ENV_FILE} (sha256" in checked.output  # the diff names files, never contents
@@ -74,9 +99,10 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
         host.name,
         "activation_lock",
         {"path": LEASE, "owner": "alice", "purpose": "promotion patchtst", "ttl": 600},
+        collection=collection,
     )
     assert held.returncode == 0, held.stdout + held.stderr
-    refused = rollback("--limit", host.name)
+    refused = rollback("--limit", host.name, collection=collection)
     assert refused.returncode != 0
     assert "held by alice for promotion patchtst" in refused.output
     assert {k: v for k, v in snapshot(host).items() if k not in ("log", "lease")} == {
@@ -86,13 +112,18 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
     assert failed["event"] == "rollback_failed" and "held by alice" in failed["failure"]
     token = json.loads(host.read_file(LEASE))["token"]
     released = ansible_module(
-        host.name, "activation_lock", {"path": LEASE, "state": "released", "token": token}
+        host.name,
+        "activation_lock",
+        {"path": LEASE, "state": "released", "token": token},
+        collection=collection,
     )
     assert released.returncode == 0, released.stdout + released.stderr
 
     # A reason of many lines and far longer than a lease's purpose is never a refusal.
     reason = "lost money\n\tsee the desk's note: " + "x" * 300
-    run = rollback("--limit", host.name, "-e", json.dumps({"reason": reason}))
+    run = rollback(
+        "--limit", host.name, "-e", json.dumps({"reason": reason}), collection=collection
+    )
 
     assert run.returncode == 0, run.output
     after = snapshot(host)
@@ -140,7 +171,7 @@ def test_canary_then_rollback_restores_the_files_and_the_old_config(hosts):
         f"took {made_in.group(1)} s"
     )
 
-    again = rollback("--limit", host.name, "-e", "reason=again")
+    again = rollback("--limit", host.name, "-e", "reason=again", collection=collection)
 
     assert again.returncode == 0, again.output
     assert "nothing to change: the engine was not restarted" in again.output

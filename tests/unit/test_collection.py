@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from scripts import build_collection as bc
+from tests.installed_collection import build_and_install
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -106,33 +107,29 @@ def test_one_license_everywhere():
         assert galaxy_info["license"] == license_, meta
 
 
-def _collection_env(collections: Path) -> dict[str, str]:
-    """Ansible seeing only the installed collection: not the checkout's ansible.cfg and paths."""
-    config = collections / "ansible.cfg"
-    config.write_text("[defaults]\n", encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(
-        ANSIBLE_CONFIG=str(config),
-        ANSIBLE_COLLECTIONS_PATH=str(collections),
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    return env
-
-
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     started = time.monotonic()
-    tarball = bc.build(REPO, tmp_path / "dist")
-    build_seconds = time.monotonic() - started
+    collection = build_and_install(tmp_path)
+    install_seconds = time.monotonic() - started
+    tarball, root, env = collection.tarball, collection.root, collection.env
     assert (
         tarball.name
         == "qsc-model_safety-" + bc.project_metadata(REPO / "pyproject.toml")["version"] + ".tar.gz"
     )
-    assert build_seconds < 10, f"building took {build_seconds:.1f} s"
+    assert install_seconds < 15, f"building and installing took {install_seconds:.1f} s"
+    # Ansible runs with the checkout's settings but none of its paths.
+    assert set(collection.dropped_settings) == {
+        "inventory",
+        "library",
+        "module_utils",
+        "filter_plugins",
+        "doc_fragment_plugins",
+        "roles_path",
+    }
 
     # The execution environment next to the tarball: ansible-builder writes its build context
     # (no container engine here), with the tarball in it and installed from there.
@@ -153,24 +150,6 @@ def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     assert (context / "_build" / "collections" / tarball.name).is_file()
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
     assert galaxy["collections"] == [{"name": f"/build/collections/{tarball.name}", "type": "file"}]
-
-    collections = tmp_path / "collections"
-    env = _collection_env(tmp_path)
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
-    installed = _run(
-        [
-            str(BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "-p",
-            str(collections),
-            str(tarball),
-        ],
-        env,
-        tmp_path,
-    )
-    assert installed.returncode == 0, installed.stderr
-    root = collections / "ansible_collections" / "qsc" / "model_safety"
 
     # ansible-builder's introspection reads the collection's controller requirements from here.
     ee_meta = yaml.safe_load((root / "meta" / "execution-environment.yml").read_text("utf-8"))
