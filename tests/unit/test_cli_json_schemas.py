@@ -53,6 +53,8 @@ def outputs(capsys, tmp_path, redis_server, redis_client, redis_stream) -> list[
         ("compare", ("compare", "--model", "patchtst", "--horizon", "5", *window)),
         ("compare", ("compare", "--model", "patchtst", *missing)),
         ("version", ("version",)),
+        # The monitor's stream is tested line by line in test_monitor_json; here its refusal.
+        ("monitor", ("monitor", "--model", "Not-A-Model", "--state-dir", "/nonexistent/state")),
     ]
     reference = str(tmp_path / "reference.json")
     runs += [

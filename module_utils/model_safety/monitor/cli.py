@@ -9,6 +9,7 @@ proven safe), 2 error.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -77,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="M", help="the canary model (required)")
     parser.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern within 'engine'")
     parser.add_argument("-i", "--inventory", metavar="PATH", help="default: ansible.cfg's")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="stream the check log's records to stdout as they are written, one JSON object a "
+        "line (the progress lines go to stderr); an error before the watch is one "
+        '{"error", "exit_code": 2}',
+    )
     rules = parser.add_argument_group("window and rules")
     rules.add_argument("--duration", type=parse_duration, metavar="D", help="default 6h")
     rules.add_argument("--interval", type=parse_duration, metavar="D", help="default 30s")
@@ -194,7 +202,7 @@ def run_monitor(args: argparse.Namespace) -> int:
     """The ``monitor`` handler: build the options and run the loop."""
     from .loop import Monitor, default_inventory
     from .settings import MonitorError, MonitorOptions, MonitorSettings
-    from .store import MonitorIOError
+    from .store import MonitorIOError, stream_checks
 
     try:
         config = load_config(args.config) if args.config else {}
@@ -234,8 +242,13 @@ def run_monitor(args: argparse.Namespace) -> int:
             webhook_retries=_option(args, config, "webhook_retries", 2),
             webhook_format=_option(args, config, "webhook_format", MONITOR_FORMAT),
         )
-        monitor = Monitor(options, out=lambda line: print(line, flush=True))
+        progress = sys.stderr if args.json else sys.stdout
+        monitor = Monitor(options, out=lambda line: print(line, file=progress, flush=True))
     except (ValueError, OSError, MonitorError, MonitorIOError) as exc:
         print(f"model-safety monitor: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": str(exc), "exit_code": 2}), flush=True)
         return 2
+    if args.json:
+        stream_checks(monitor.checks, sys.stdout)
     return monitor.run()

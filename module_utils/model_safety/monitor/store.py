@@ -148,6 +148,14 @@ def check_logger(path: str) -> logging.Logger:
     return logger
 
 
+def stream_checks(logger: logging.Logger, stream: Any) -> None:
+    """Also write every record of the check ``logger`` to ``stream`` (``monitor --json``), the
+    same JSON line as in the file, flushed at once."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+
+
 def log_check(logger: logging.Logger, record: Mapping[str, Any]) -> None:
     """Append ``record`` (with ``ts``) as one JSON line."""
     logger.info(json.dumps({"ts": iso_ms(time.time()), **record}, sort_keys=True, default=str))
