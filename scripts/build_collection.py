@@ -38,11 +38,11 @@ COLLECTION_MODULE_UTILS = (
     f"ansible_collections.{NAMESPACE}.{NAME}.plugins.module_utils.model_safety"
 )
 REPO = Path(__file__).resolve().parent.parent
-# What the collection needs on the controller (or in an execution environment): its filters
-# import model_safety.activation.plan, which uses numpy. A range, not the venv's pin: 1.24 is
-# Debian bookworm's, the oldest the code supports. The modules run on the targets, with
-# Debian's python3-numpy and python3-redis; nothing else is needed there.
-CONTROLLER_REQUIREMENTS = ["numpy>=1.24"]
+# On the controller (or in an execution environment) the collection needs ansible-core alone:
+# its filters and the one module it runs there (status_page) use the standard library only
+# (tests/unit/test_collection.py imports every filter with numpy and redis blocked). The
+# modules that need numpy and redis run on the targets, with Debian's python3-numpy and
+# python3-redis (their docs' requirements).
 # Sanity findings that are not defects, written into the collection's tests/sanity/ignore file
 # (ansible-test sanity reads it; check_module_docs.py applies the same entries, to the message):
 # (test:code, glob of collection paths, start of the message, why).
@@ -178,11 +178,8 @@ def project_requirement(project: dict, name: str) -> str:
 
 def execution_environment(tarball_name: str, project: dict) -> dict:
     """ansible-builder's execution-environment.yml (version 3) for the tarball next to it, with
-    the project's ranges of ansible-core and ansible-runner.
-
-    The collection's own meta/execution-environment.yml declares its Python requirements, which
-    ansible-builder collects when it installs the collection.
-    """
+    the project's ranges of ansible-core and ansible-runner (the collection needs nothing
+    else on the controller)."""
     return {
         "version": 3,
         "images": {"base_image": {"name": "quay.io/fedora/fedora:41"}},
@@ -259,13 +256,6 @@ def assemble(repo: Path, root: Path) -> None:
     (root / "meta").mkdir()
     (root / "meta" / "runtime.yml").write_text(
         yaml.safe_dump({"requires_ansible": ">=2.19"}), encoding="utf-8"
-    )
-    (root / "requirements.txt").write_text(
-        "".join(f"{requirement}\n" for requirement in CONTROLLER_REQUIREMENTS), encoding="utf-8"
-    )
-    (root / "meta" / "execution-environment.yml").write_text(
-        yaml.safe_dump({"version": 1, "dependencies": {"python": "requirements.txt"}}),
-        encoding="utf-8",
     )
     shutil.copy2(repo / "README.md", root / "README.md")
     core = ".".join(ansible_version.split(".")[:2])

@@ -151,10 +151,9 @@ def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
     assert galaxy["collections"] == [{"name": f"/build/collections/{tarball.name}", "type": "file"}]
 
-    # ansible-builder's introspection reads the collection's controller requirements from here.
-    ee_meta = yaml.safe_load((root / "meta" / "execution-environment.yml").read_text("utf-8"))
-    assert ee_meta["dependencies"]["python"] == "requirements.txt"
-    assert (root / "requirements.txt").read_text("utf-8").split() == bc.CONTROLLER_REQUIREMENTS
+    # Nothing but ansible-core on the controller: no Python requirements for ansible-builder.
+    assert not (root / "requirements.txt").exists()
+    assert not (root / "meta" / "execution-environment.yml").exists()
 
     # Every built module, module_utils file and filter compiles with its rewritten imports, and
     # none still imports through the checkout's paths.
@@ -239,3 +238,23 @@ def test_built_collection_installs_documents_and_runs_by_fqcn(tmp_path):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "ACTION=canary_activated REFUSED=True BATCHES=[2]" in ran.stdout
     assert not log.exists()  # check mode wrote nothing
+
+
+def test_the_filters_need_no_numpy_or_redis_on_the_controller():
+    """The collection declares no controller requirement: every filter plugin imports with
+    numpy and redis unavailable (a None entry in sys.modules makes their import fail)."""
+    code = (
+        "import importlib.util, pathlib, sys\n"
+        "sys.modules.update(numpy=None, redis=None)\n"
+        "for path in sorted(pathlib.Path('filter_plugins').glob('*.py')):\n"
+        "    spec = importlib.util.spec_from_file_location(path.stem, path)\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "    assert module.FilterModule().filters(), path\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "module_utils")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
