@@ -4,6 +4,8 @@ them, from a seeded generator."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,3 +68,14 @@ def constant_rows(
 
 def inactive_rows(n: int, *, start_ms: int = T0_MS, step_ms: int = 1000) -> Rows:
     return [[start_ms + i * step_ms, INACTIVE, None, BUY] for i in range(n)]
+
+
+def close_check_loggers(directory: Path) -> None:
+    """Close the monitor's check loggers of logs under ``directory``: they are process-wide
+    (one per path), and a test's would otherwise hold its file open for the next test."""
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("model_safety.monitor.checks.") and str(directory) in name:
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                handler.close()
+                logger.removeHandler(handler)

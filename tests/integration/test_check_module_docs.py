@@ -6,12 +6,13 @@ locally: no root, no lab, no network."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.checkout_copy import copy_checkout, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "scripts" / "check_module_docs.py"
@@ -28,13 +29,6 @@ def run_check(root: Path) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    """Replace the first ``old`` in ``path`` (which must contain it) with ``new``."""
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def break_tree(root: Path) -> None:
@@ -71,13 +65,7 @@ def break_tree(root: Path) -> None:
 @pytest.fixture(scope="module")
 def broken_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str]]:
     """The check's exit status and problem lines over a broken copy of the checkout."""
-    root = tmp_path_factory.mktemp("checkout")
-    for name in TREE:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
+    root = copy_checkout(tmp_path_factory.mktemp("checkout"), TREE)
     break_tree(root)
     result = run_check(root)
     return result.returncode, result.stdout.splitlines()

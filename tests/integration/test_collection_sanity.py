@@ -8,12 +8,14 @@ package index; no root, no lab."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from scripts.build_collection import SANITY_IGNORES, sanity_ignore_lines
+from tests.checkout_copy import copy_checkout, edit
 
 ROOT = Path(__file__).resolve().parents[2]
 SANITY = ROOT / "scripts" / "collection_sanity.py"
@@ -28,28 +30,12 @@ TREE = (
     "pyproject.toml",
     "README.md",
 )
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from build_collection import SANITY_IGNORES, sanity_ignore_lines  # noqa: E402
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    """Replace the first ``old`` in ``path`` (which must contain it) with ``new``."""
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 @pytest.fixture(scope="module")
 def broken_sanity(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str]]:
     """The script's exit status and finding lines over a broken copy of the checkout."""
-    root = tmp_path_factory.mktemp("checkout")
-    for name in TREE:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
+    root = copy_checkout(tmp_path_factory.mktemp("checkout"), TREE)
     # An option the docs do not mention (validate-modules).
     edit(
         root / "library/git_build.py",

@@ -19,6 +19,7 @@ from model_safety.monitor.cli import PROJECT_ENV, WEBHOOK_ENV, load_config, pars
 from model_safety.monitor.loop import Monitor, default_inventory, resolve_hosts
 from model_safety.monitor.settings import MonitorOptions, MonitorSettings
 from model_safety.monitor.store import HostLocks
+from tests.monitor_events import close_check_loggers
 
 INVENTORY = """\
 all:
@@ -42,15 +43,8 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _close_check_loggers(tmp_path: Path) -> Iterator[None]:
     """Monitor opens a process-wide check logger per path: close the ones under tmp_path."""
-    import logging
-
     yield
-    for name in list(logging.Logger.manager.loggerDict):
-        if name.startswith("model_safety.monitor.checks.") and str(tmp_path) in name:
-            logger = logging.getLogger(name)
-            for handler in list(logger.handlers):
-                handler.close()
-                logger.removeHandler(handler)
+    close_check_loggers(tmp_path)
 
 
 @pytest.fixture

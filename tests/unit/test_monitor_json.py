@@ -6,7 +6,6 @@ the watch is one {error, exit_code: 2}. The loop runs with the fake fleet of tes
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from model_safety.cli import main
 from model_safety.monitor.cli import PROJECT_ENV, WEBHOOK_ENV
+from tests.monitor_events import close_check_loggers
 from tests.unit.test_monitor_loop import MODEL, FakeJob, collapsed, fake_fleet, healthy, options
 
 SCHEMA = json.loads(
@@ -27,12 +27,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.delenv(WEBHOOK_ENV, raising=False)
     monkeypatch.delenv(PROJECT_ENV, raising=False)
     yield
-    for name in list(logging.Logger.manager.loggerDict):
-        if name.startswith("model_safety.monitor.checks.") and str(tmp_path) in name:
-            logger = logging.getLogger(name)
-            for handler in list(logger.handlers):
-                handler.close()
-                logger.removeHandler(handler)
+    close_check_loggers(tmp_path)
 
 
 def monitor_argv(tmp_path: Path) -> list[str]:

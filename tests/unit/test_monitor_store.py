@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import logging
 import os
 import re
 import socket
@@ -26,6 +25,7 @@ from model_safety import fileio
 from model_safety.monitor import store as monitor_io
 from model_safety.monitor.report import prometheus_text
 from model_safety.monitor.settings import MonitorSettings, new_state
+from tests.monitor_events import close_check_loggers
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "module_utils"
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -234,13 +234,7 @@ def test_state_store_refuses_bad_host_names(tmp_path: Path) -> None:
 def close_loggers(tmp_path: Path) -> Iterator[None]:
     """Close the check loggers a test opened under tmp_path (they are process-wide)."""
     yield
-    prefix = "model_safety.monitor.checks."
-    for name in list(logging.Logger.manager.loggerDict):
-        if name.startswith(prefix) and str(tmp_path) in name:
-            logger = logging.getLogger(name)
-            for handler in list(logger.handlers):
-                handler.close()
-                logger.removeHandler(handler)
+    close_check_loggers(tmp_path)
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
