@@ -79,7 +79,8 @@ lab-ssh: setup ## a shell on a lab host: make lab-ssh HOST=qlab1
 
 demo: setup lab-up ## set-up, lab-up, then the main job: gate and canary of patchtst on the lab
 	$(LABCTL) reset
-	$(BIN)/ansible-playbook playbooks/status.yml
+	mkdir -p reports
+	$(BIN)/ansible-playbook playbooks/status.yml -e status_html=$(CURDIR)/reports/fleet.html
 	$(BIN)/ansible-playbook playbooks/quality_gate.yml -e gate_model=patchtst -e gate_since_start=true -e gate_wait=90
 	$(BIN)/ansible-playbook playbooks/canary.yml -e model=patchtst
 
