@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from ..activation.log import ACTIONS, ActivationLogError, read_records
 from ..engine.commands import Runner
 from ..engine.config import EngineConfigError, config_differences, unit_expected_config
+from ..judgement.report_names import LATEST_NAME_RE, REPORT_NAME_RE
+from ..judgement.report_names import stamp_time as report_time
 from ..utctime import iso_s
 
 ACTIVATION_EVENTS = (
@@ -60,12 +60,6 @@ _TEXT = 200
 _LISTED = 5
 """How many of the gate's blockers and the monitor's violations are kept."""
 
-REPORT_NAME_RE = re.compile(
-    r"(?P<kind>[a-z][a-z0-9_]*?)_(?P<stamp>\d{8}T\d{6}Z)(?:_(?P<suffix>\d{1,4}))?"
-    r"\.(?P<ext>md|html|json)"
-)
-"""A report judgement.reports wrote: ``<kind>_<UTC %Y%m%dT%H%M%SZ>[_<n>].<ext>``."""
-LATEST_NAME_RE = re.compile(r"[a-z][a-z0-9_]*_latest\.md")
 LINKED_EXTENSIONS = ("md", "html")
 """The reports people read; the JSON beside them is for programs (the gate's is read here)."""
 _EVENT_OF_ACTION = {action: event for event, action in ACTIONS.items()}
@@ -237,7 +231,7 @@ def read_history(activation_log: str) -> tuple[dict[str, Any] | None, list[str]]
 
 def stamp_time(stamp: str) -> str:
     """A report name's stamp (``20261204T193406Z``) as ``2026-12-04T19:34:06Z``."""
-    return iso_s(datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+    return iso_s(report_time(stamp))
 
 
 def _report_files(report_dir: str) -> list[os.DirEntry]:

@@ -31,8 +31,9 @@ from urllib.parse import quote
 
 from ..engine.status import host_problems
 from ..fileio import absolute_path_problem, ensure_directory, write_atomic
+from ..judgement.report_names import LATEST_NAME_RE, REPORT_NAME_RE
 from ..utctime import iso_s
-from .details import LATEST_NAME_RE, REPORT_NAME_RE, model_roles
+from .details import model_roles
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750

@@ -54,12 +54,6 @@ def bullets(items: Sequence[Any], empty: str = "none") -> list[str]:
     return [f"- {item}" for item in items] if items else [f"- {empty}"]
 
 
-def stamp(now: datetime) -> str:
-    if now.tzinfo is None:
-        raise ValueError("report time must be timezone-aware")
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def iso(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -23,12 +23,12 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import markdown as md
 from .analytics_report import render_feature_sanity, render_scoreboard, render_shadow_report
 from .compare_report import render_compare
 from .damage_report import render_damage
 from .gate_report import render_quality_gate
 from .promotion_report import render_promotion_decision
+from .report_names import stamp
 
 KINDS = (
     "quality_gate",
@@ -178,7 +178,7 @@ def write_reports(
     page = _render_html(result, kind, now) if html else None
     document = dumps(result, indent=2) + "\n"
     _make_report_dir(report_dir)
-    base = os.path.join(report_dir, f"{kind}_{md.stamp(now)}")
+    base = os.path.join(report_dir, f"{kind}_{stamp(now)}")
     for attempt in range(_MAX_SUFFIX):
         stem = base if attempt == 0 else f"{base}_{attempt}"
         try:
