@@ -1,7 +1,7 @@
 """scripts/collection_sanity.py (run by `make lint`): ansible-test sanity itself over the
 collection assembled from a checkout. A copy of the checkout with one defect of each of several
 sanity tests fails, each finding named with its checkout path; the collection's ignore file has
-one line per file and reason.
+one line per file and reason. The import test imports every module with ansible-core alone.
 
 Real ansible-test, real virtual environments (cached under ~/.ansible/test), pip from the
 package index; no root, no lab."""
@@ -52,6 +52,12 @@ def broken_sanity(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[s
         '\nmodel_activation_model: ""',
         '\nmodel_activation_model: ""\nmodel_activation_model: ""',
     )
+    # A module that needs numpy to be imported at all (import).
+    edit(
+        root / "library/activation_lock.py",
+        "from __future__ import annotations\n",
+        "from __future__ import annotations\n\nimport numpy\n",
+    )
     result = subprocess.run(
         [sys.executable, str(SANITY), "--root", str(root)],
         capture_output=True,
@@ -85,6 +91,10 @@ def test_defects_fail_with_checkout_paths(broken_sanity):
         line.startswith("roles/model_activation/defaults/main.yml:") and "duplicat" in line
         for line in lines
     ), lines
+    assert any(
+        line.startswith("library/activation_lock.py:") and "No module named 'numpy'" in line
+        for line in lines
+    ), lines
 
 
 def test_only_the_defects_are_reported(broken_sanity):
@@ -95,6 +105,7 @@ def test_only_the_defects_are_reported(broken_sanity):
         "module_utils/model_safety/utctime.py",
         "library/journal_proof.py",
         "roles/model_activation/defaults/main.yml",
+        "library/activation_lock.py",
     }, lines
 
 
