@@ -256,6 +256,14 @@ models:
       C(right), C(accuracy), C(mean_confidence)).
   returned: when decided
   type: dict
+window_models:
+  description:
+    - Per model in the window, the quality gate's figures of the same events, as in
+      RV(ansible.legacy.quality_gate#module:models) (action shares, confidence percentiles,
+      agreement, C(confidence_histogram) and C(over_time)), which the comparison's HTML page
+      draws.
+  returned: when the window was read
+  type: dict
 ensemble:
   description: The published side's accuracy, as a RV(models) entry.
   returned: when decided

@@ -125,6 +125,9 @@ def test_real_outputs_validate_and_changed_contracts_do_not(outputs) -> None:
     ):
         assert not jsonschema.Draft202012Validator(schema("gate")).is_valid(broken)
     compare = next(output for command, output in outputs if command == "compare")
+    # the gate's per-model figures of the same events, for the comparison's page
+    assert set(compare["window_models"]) == set(compare["models"])
+    assert compare["window_models"]["patchtst"]["confidence_histogram"]["counts"]
     assert not jsonschema.Draft202012Validator(schema("compare")).is_valid(
         {k: v for k, v in compare.items() if k != "decided"}
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from model_safety.judgement.compare import compare
 from model_safety.judgement.reports import KINDS, render_markdown, write_reports
+from model_safety.telemetry.metrics import window_models
 from tests.unit.test_compare import WEIGHTS, rising
 
 NOW = datetime(2026, 1, 10, 13, 0, 0, tzinfo=UTC)
@@ -16,9 +17,12 @@ WRONG_CANARY = {"xgb": ("BUY", 0.7), "lgbm": ("BUY", 0.6), "patchtst": ("SELL", 
 
 
 def compared() -> dict:
+    """A comparison as run_compare returns it (with the window's per-model figures)."""
     from tests.unit.test_compare import window
 
-    result = compare(window(rising(30, 60, WRONG_CANARY)), "patchtst", WEIGHTS, horizon_s=60)
+    events = window(rising(30, 60, WRONG_CANARY))
+    result = compare(events, "patchtst", WEIGHTS, horizon_s=60)
+    result["window_models"] = window_models(events)
     result["source"] = {"redis": "redis://127.0.0.1:6379/0", "stream": "s", "count": None,
                         "after": "2026-01-10T12:00:00Z"}  # fmt: skip
     return result

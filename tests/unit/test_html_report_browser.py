@@ -68,9 +68,9 @@ def test_chromium_draws_the_compare_page_without_console_errors(tmp_path) -> Non
     page.write_text(render_html(compared(), "compare", NOW), encoding="utf-8")
     dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert ">DECIDED<" in dom.stdout
-    for section in ("accuracy", "paired", "calibration"):
+    for section in ("accuracy", "paired", "calibration", "actions", "confidence", "agreement"):
         assert f'id="{section}"' in dom.stdout
-    assert len(re.findall(r"<svg[ >]", dom.stdout)) == 2
+    assert len(re.findall(r"<svg[ >]", dom.stdout)) == 5
     assert console_lines(dom) == []
 
 

@@ -31,7 +31,14 @@ def test_compare_page_has_accuracy_with_intervals_paired_tests_and_calibration()
     assert '<p id="verdict" class="verdict other">DECIDED</p>' in page
     assert '<section class="chart" id="accuracy">' in page
     assert '<section class="chart" id="calibration">' in page
-    assert svg_count(page) == 2
+    # and the same events' per-model figures, as on the gate's page
+    assert set(result["window_models"]) == set(result["models"])
+    for section in ("actions", "confidence", "agreement"):
+        assert f'<section class="chart" id="{section}">' in page
+    assert "Confidence histogram" in page and "Agreement over time" in page
+    assert svg_count(page) == 5
+    older = {key: value for key, value in result.items() if key != "window_models"}
+    assert svg_count(render_html(older, "compare", NOW)) == 2  # a result from before them
     other = result["comparisons"][0]
     assert f"<td>{other['other']}</td><td>{other['paired_calls']}</td>" in page
     assert f"{result['events']} events" in page

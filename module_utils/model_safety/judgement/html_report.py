@@ -425,11 +425,9 @@ def chart_section(section_id: str, heading: str, content: str) -> list[str]:
     return [f'<section class="chart" id="{section_id}"><h2>{heading}</h2>', content, "</section>"]
 
 
-def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
-    rows = model_rows(result, kind)
-    if not rows:
-        return ["<p>No model figures in this result.</p>"]
-    limits = _thresholds(result)
+def model_charts(rows: Mapping[str, Mapping[str, Any]], limits: Mapping[str, float]) -> list[str]:
+    """The sections every page of per-model figures has: action shares, confidences and
+    agreement (the gate's, scoreboard's, shadow report's and comparison's)."""
     # The histogram and the over-time chart need the metrics' bins; a result written before
     # they existed (or one without them for any model) keeps the percentile markers and bars.
     histograms = all(_histogram(row) is not None for row in rows.values())
@@ -444,6 +442,15 @@ def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
             "confidence", "Confidence histogram" if histograms else "Confidence spread", confidence
         ),
         *chart_section("agreement", "Agreement over time" if over_time else "Agreement", agreement),
+    ]
+
+
+def _judgement_body(result: Mapping[str, Any], kind: str) -> list[str]:
+    rows = model_rows(result, kind)
+    if not rows:
+        return ["<p>No model figures in this result.</p>"]
+    return [
+        *model_charts(rows, _thresholds(result)),
         '<h2>Models</h2><div id="models">',
         _table(rows),
         "</div>",
@@ -464,6 +471,8 @@ def _compare_body(result: Mapping[str, Any], kind: str) -> list[str]:
             {n: s for n, s in rows.items() if n != f"ensemble without {model}"}
         )
     tests = cr.paired_test_rows(result.get("comparisons"))
+    # The same events' per-model figures (results written before they were added have none).
+    window_models = dict(result.get("window_models") or {})
     return [
         *chart_section("accuracy", "Directional accuracy", accuracy),
         f"<h2>Paired tests (McNemar, canary worse when one-sided p &lt; "
@@ -472,6 +481,7 @@ def _compare_body(result: Mapping[str, Any], kind: str) -> list[str]:
         cells_table(list(cr.PAIRED_TEST_HEADERS), tests),
         "</div>",
         *chart_section("calibration", "Calibration (accuracy by confidence)", calibration),
+        *(model_charts(window_models, _thresholds(result)) if window_models else []),
     ]
 
 

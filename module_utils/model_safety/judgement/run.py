@@ -36,6 +36,7 @@ from ..redis_client import (
 )
 from ..site_defaults import DEFAULT_BASELINE_WEIGHTS, DEFAULT_STREAM
 from ..telemetry.features import feature_sanity
+from ..telemetry.metrics import window_models
 from ..telemetry.stream import DEFAULT_COUNT, DEFAULT_PAGE_SIZE, read_window, read_window_before
 from .compare import DEFAULT_ALPHA, DEFAULT_HORIZON_S, compare, gate_comparison
 from .drift import (
@@ -531,9 +532,14 @@ def run_compare(
         client_or_url,
         stream,
         window,
-        lambda events, _: compare(
-            events, model, weights, horizon_s=horizon_s, alpha=alpha, max_lag_s=max_lag_s
-        ),
+        # With the gate's per-model figures of the same events, which the comparison's page
+        # draws (not in compare() itself: the gate's and the monitor's reports embed that).
+        lambda events, _: {
+            **compare(
+                events, model, weights, horizon_s=horizon_s, alpha=alpha, max_lag_s=max_lag_s
+            ),
+            "window_models": window_models(events),
+        },
         lambda reason, _: _error_result(
             reason, model=model if is_model_name(model) else None, decided=False
         ),

@@ -132,6 +132,11 @@ def over_time(
     return {"bin_seconds": step / _SECOND_MS, "bins": bins}
 
 
+def window_models(window: EventWindow) -> dict[str, dict[str, Any]]:
+    """:func:`model_metrics` of every model in ``window``."""
+    return {name: model_metrics(window, name) for name in window.models}
+
+
 def model_metrics(window: EventWindow, name: str) -> dict[str, Any]:
     """The metrics of model ``name`` over ``window`` (all zero/None when it is absent)."""
     events = window.n
