@@ -27,21 +27,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..activation.log import ACTIONS, ActivationLogError, read_records
+from ..activation.plan import RECORD_EVENTS
 from ..engine.commands import Runner
 from ..engine.config import EngineConfigError, config_differences, unit_expected_config
-from ..judgement.report_names import LATEST_NAME_RE, REPORT_NAME_RE
-from ..judgement.report_names import stamp_time as report_time
+from ..judgement.report_names import LATEST_NAME_RE, REPORT_NAME_RE, stamp_time
 from ..utctime import iso_s
 
 ACTIVATION_EVENTS = (
-    "activation",
-    "shadow",
-    "promotion",
-    "activation_failed",
-    "shadow_failed",
-    "promotion_failed",
+    *RECORD_EVENTS.values(),
+    *(f"{event}_failed" for event in RECORD_EVENTS.values()),
 )
-"""The records of a change of a model's role, failed or not."""
+"""The records of a change of a model's role (the activation plan's), failed or not."""
 ROLLBACK_EVENTS = ("rollback_executed", "rollback_failed")
 MONITOR_EVENTS = ("monitoring_started", "violation", "monitoring_completed")
 MONITOR_STATES = {
@@ -229,11 +225,6 @@ def read_history(activation_log: str) -> tuple[dict[str, Any] | None, list[str]]
 # --------------------------------------------------------------------------- reports
 
 
-def stamp_time(stamp: str) -> str:
-    """A report name's stamp (``20261204T193406Z``) as ``2026-12-04T19:34:06Z``."""
-    return iso_s(report_time(stamp))
-
-
 def _report_files(report_dir: str) -> list[os.DirEntry]:
     """The regular files of ``report_dir`` (never a symbolic link); none when it is missing."""
     try:
@@ -279,7 +270,7 @@ def _report(entry: os.DirEntry, kind: str, stamp: str | None, include_text: bool
     report = {
         "kind": kind,
         "name": entry.name,
-        "time": None if stamp is None else stamp_time(stamp),
+        "time": None if stamp is None else iso_s(stamp_time(stamp)),
         "size": status.st_size,
         "modified": iso_s(status.st_mtime),
         "text": None,
@@ -339,7 +330,7 @@ def last_gate(entry: os.DirEntry | None) -> tuple[dict[str, Any] | None, list[st
         "model": _line(result.get("model")),
         "event_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
         "blockers": [text for text in (_line(item) for item in blockers[:_LISTED]) if text],
-        "time": stamp_time(REPORT_NAME_RE.fullmatch(entry.name)["stamp"]),
+        "time": iso_s(stamp_time(REPORT_NAME_RE.fullmatch(entry.name)["stamp"])),
         "report": entry.name,
     }, problems
 

@@ -30,11 +30,11 @@ stays strict JSON.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from ..utctime import iso_ms
 from .events import ACTIONS, BUY, SELL, EventWindow
 
 __all__ = [
@@ -99,10 +99,6 @@ def time_bins(stream_ms: np.ndarray) -> tuple[int, int, int]:
     return low // step, step, count(step)
 
 
-def _iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
 def over_time(
     window: EventWindow, active: np.ndarray, agree: np.ndarray, hard: np.ndarray
 ) -> dict[str, Any]:
@@ -122,7 +118,7 @@ def over_time(
     agreed, hard_count = counts[:, 1].tolist(), counts[:, 2].tolist()
     bins = [
         {
-            "start": _iso_ms((first + i) * step),
+            "start": iso_ms((first + i) * step / _SECOND_MS),
             "n": n[i],
             "agreement": _share(agreed[i], n[i]),
             "hard_disagree": _share(hard_count[i], n[i]),
